@@ -1,0 +1,21 @@
+//! Drivers shipped inside the `ashlar` binary, so the default config needs no files.
+
+/// A driver bundled with the host: its component and its manifest.
+pub struct Bundled {
+    pub name: &'static str,
+    pub wasm: &'static [u8],
+    pub manifest: &'static str,
+}
+
+pub const BUNDLED: &[Bundled] = &[Bundled {
+    name: "nfs",
+    wasm: include_bytes!(concat!(env!("OUT_DIR"), "/nfs.wasm")),
+    manifest: include_str!(concat!(env!("OUT_DIR"), "/nfs.toml")),
+}];
+
+pub fn find(name: &str) -> Option<&'static Bundled> {
+    BUNDLED.iter().find(|b| b.name == name)
+}
+
+/// Where the test fixtures were built (never shipped; for tests and benchmarks).
+pub const FIXTURES_DIR: &str = env!("ASHLAR_FIXTURES_DIR");

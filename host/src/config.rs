@@ -1,0 +1,297 @@
+//! The operator's configuration (`ashlar.toml`). Every field has a default, so
+//! `ashlar serve` with no file runs one backend, `local`, on the bundled nfs driver with
+//! sparse raw files under the data directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::capabilities::Grants;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config is not valid: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the Block Storage API listens on. Default `127.0.0.1:8776`, Cinder's port.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the database, the compiled-component cache and the default share live.
+    /// Default `./ashlar-data`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Database URL. Default: a SQLite file `ashlar.db` in the data directory.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// This host's name, the `host` in `host@backend#pool`. Default `ashlar`.
+    #[serde(default = "default_host_name")]
+    pub host_name: String,
+    /// Availability zone volumes land in when the request names none. Default `nova`.
+    #[serde(default = "default_availability_zone")]
+    pub default_availability_zone: String,
+    /// Seconds between `get_volume_stats` polls of each backend. Default 60.
+    #[serde(default = "default_stats_interval")]
+    pub stats_interval_secs: u64,
+    /// Scheduler settings.
+    #[serde(default)]
+    pub scheduler: SchedulerSection,
+    /// Volume types created at start-up if missing (name → extra specs).
+    #[serde(default)]
+    pub volume_types: BTreeMap<String, BTreeMap<String, String>>,
+    /// The storage backends, by name. Default: one backend `local` (see [`Config::default_backend`]).
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSection {
+    /// Cinder's `capacity_weight_multiplier`: positive spreads volumes over the pool with
+    /// most free space, negative stacks them. Default 1.0.
+    #[serde(default = "default_capacity_weight_multiplier")]
+    pub capacity_weight_multiplier: f64,
+}
+
+impl Default for SchedulerSection {
+    fn default() -> Self {
+        SchedulerSection { capacity_weight_multiplier: default_capacity_weight_multiplier() }
+    }
+}
+
+/// One backend: which driver component runs it, what it may touch, and its own settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// A bundled driver by name (`nfs`), or a path to a `.wasm` component whose
+    /// `plugin.toml` sits beside it (same stem, `.toml`) or is given as `manifest`.
+    pub driver: String,
+    /// The component's manifest when it is not beside the `.wasm`.
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+    /// Availability zone of this backend. Default: `default_availability_zone`.
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    /// What the operator allows this backend's driver to touch. Default: nothing.
+    #[serde(default)]
+    pub grants: Grants,
+    /// Sandbox limits for calls into the driver.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The driver's own settings, given to it through the `config` host call.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Named secrets the host adds to the driver's HTTP requests; the driver names one and
+    /// never sees its value.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Credential>,
+}
+
+/// A secret for a backend's management endpoint.
+#[derive(Clone, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Credential {
+    /// HTTP basic auth.
+    Basic { username: String, password: String },
+    /// A bearer token.
+    Bearer { token: String },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Credential::Bearer { .. } => write!(f, "Bearer(<redacted>)"),
+        }
+    }
+}
+
+/// Per-backend sandbox limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock deadline for one driver call, in milliseconds. Default 120000.
+    #[serde(default = "default_call_deadline_ms")]
+    pub call_deadline_ms: u64,
+    /// Linear memory ceiling for one driver instance, in MiB. Default 256.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// Driver instances kept per backend (calls beyond that wait). Default 4.
+    #[serde(default = "default_instances")]
+    pub instances: u32,
+    /// Longest a granted program may run, in milliseconds. Default 600000.
+    #[serde(default = "default_exec_timeout_ms")]
+    pub exec_timeout_ms: u64,
+    /// Largest stdout or stderr kept from a granted program, in bytes. Default 1 MiB.
+    #[serde(default = "default_exec_output_bytes")]
+    pub exec_output_bytes: usize,
+    /// Largest HTTP response body accepted, in bytes. Default 16 MiB.
+    #[serde(default = "default_http_response_bytes")]
+    pub http_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_deadline_ms: default_call_deadline_ms(),
+            memory_mib: default_memory_mib(),
+            instances: default_instances(),
+            exec_timeout_ms: default_exec_timeout_ms(),
+            exec_output_bytes: default_exec_output_bytes(),
+            http_response_bytes: default_http_response_bytes(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8776".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("ashlar-data")
+}
+fn default_host_name() -> String {
+    "ashlar".into()
+}
+fn default_availability_zone() -> String {
+    "nova".into()
+}
+fn default_stats_interval() -> u64 {
+    60
+}
+fn default_capacity_weight_multiplier() -> f64 {
+    1.0
+}
+fn default_call_deadline_ms() -> u64 {
+    120_000
+}
+fn default_memory_mib() -> u64 {
+    256
+}
+fn default_instances() -> u32 {
+    4
+}
+fn default_exec_timeout_ms() -> u64 {
+    600_000
+}
+fn default_exec_output_bytes() -> usize {
+    1 << 20
+}
+fn default_http_response_bytes() -> usize {
+    16 << 20
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str("").expect("an empty config is valid")
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else { return Ok(Config::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// Fills in what depends on the data directory, and the default backend when the
+    /// config names none. Call after command-line overrides are applied.
+    pub fn finish(&mut self) -> Result<(), ConfigError> {
+        if self.data_dir.is_relative() {
+            let cwd = std::env::current_dir()
+                .map_err(|e| ConfigError::Invalid(format!("cannot read the current directory: {e}")))?;
+            self.data_dir = cwd.join(&self.data_dir);
+        }
+        if self.backends.is_empty() {
+            self.backends.insert("local".into(), Config::default_backend(&self.data_dir));
+        }
+        for (name, backend) in &self.backends {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(ConfigError::Invalid(format!(
+                    "backend name `{name}` may only use letters, digits, `-` and `_`"
+                )));
+            }
+            if backend.limits.instances == 0 {
+                return Err(ConfigError::Invalid(format!("backend {name}: limits.instances must be at least 1")));
+            }
+            if backend.limits.memory_mib == 0 || backend.limits.call_deadline_ms == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "backend {name}: limits.memory_mib and limits.call_deadline_ms must be above 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The embedded default: the nfs driver on a local directory, sparse raw files, with
+    /// exactly the grants the driver's manifest asks for.
+    pub fn default_backend(data_dir: &Path) -> BackendConfig {
+        let share = data_dir.join("volumes");
+        let share = share.to_string_lossy().into_owned();
+        let grants: Grants = toml::from_str(&format!(
+            "exec = [\"qemu-img\", \"rm\", \"df\", \"du\"]\nblock = [{share:?}]\n"
+        ))
+        .expect("default grants are valid");
+        BackendConfig {
+            driver: "nfs".into(),
+            manifest: None,
+            availability_zone: None,
+            grants,
+            limits: Limits::default(),
+            credentials: BTreeMap::new(),
+            settings: BTreeMap::from([
+                ("share_path".to_string(), share),
+                ("volume_format".to_string(), "raw".to_string()),
+                ("sparse_volumes".to_string(), "true".to_string()),
+            ]),
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("ashlar.db").display())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gives_the_local_backend() {
+        let mut c = Config::default();
+        c.data_dir = PathBuf::from("/tmp/x");
+        c.finish().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8776");
+        let local = &c.backends["local"];
+        assert_eq!(local.driver, "nfs");
+        assert_eq!(local.settings["share_path"], "/tmp/x/volumes");
+        assert_eq!(c.database_url(), "sqlite:///tmp/x/ashlar.db?mode=rwc");
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = toml::from_str::<Config>("listn = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn bad_backend_name_and_limits_refused() {
+        let mut c: Config = toml::from_str("[backends.\"a b\"]\ndriver = \"nfs\"\n").unwrap();
+        assert!(c.finish().unwrap_err().to_string().contains("a b"));
+        let mut c: Config = toml::from_str("[backends.x]\ndriver = \"nfs\"\nlimits.instances = 0\n").unwrap();
+        assert!(c.finish().unwrap_err().to_string().contains("instances"));
+    }
+}

@@ -1,0 +1,12 @@
+//! Ashlar: a block-storage service in the mould of OpenStack Cinder whose vendor drivers
+//! are sandboxed WebAssembly components.
+
+pub mod api;
+pub mod bundled;
+pub mod capabilities;
+pub mod config;
+pub mod db;
+pub mod runtime;
+pub mod scheduler;
+pub mod server;
+pub mod volume;

@@ -1,0 +1,454 @@
+//! The plugin runtime: one wasmtime [`Engine`] (pooling allocator, epoch interruption),
+//! compiled components cached on disk, and a small pool of instances per backend.
+//!
+//! Lifecycle, in order: [`Runtime::new`] makes the engine and linker once; [`Runtime::load`]
+//! checks a component (contract version, world, manifest against grants) and prepares it;
+//! [`DriverPool::call`] runs one driver call on an instance under a deadline and a memory
+//! ceiling. A trap, a missed deadline or running out of memory fails that call only: the
+//! instance is thrown away and the next call gets a fresh one.
+
+pub mod host_calls;
+pub mod since_v0_1_0;
+
+/// The newest contract version; the rest of the host speaks its types.
+pub use since_v0_1_0 as latest;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use crate::capabilities::{self, CapabilityError, Manifest, World};
+use crate::config::{Credential, Limits};
+use host_calls::{BackendContext, HostState, PluginIdentity};
+use latest::ashlar::driver::types::DriverError;
+
+/// The custom section the SDK stamps with the contract version.
+pub const CONTRACT_SECTION: &str = "ashlar:contract-version";
+
+/// How often the epoch advances; call deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Largest memory any backend may configure (each pool slot reserves this much address
+/// space, not memory).
+const MAX_MEMORY_BYTES: usize = 4 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{what} carries no `{CONTRACT_SECTION}` section, so it was not built with the Ashlar SDK; rebuild it against ashlar-sdk"
+    )]
+    NoContractVersion { what: String },
+    #[error(
+        "{what} was built against contract {found}, but this host serves {served}; use a driver built for {served} or upgrade Ashlar"
+    )]
+    UnsupportedContract { what: String, found: String, served: String },
+    #[error("{what} is not a valid component: {message}")]
+    Compile { what: String, message: String },
+    #[error(
+        "{what} declares world `{declared}` in its plugin.toml, but this host can only run `volume-driver` components as backends so far"
+    )]
+    WorldNotServed { what: String, declared: String },
+    #[error("{what} does not fit contract {version}: {message}")]
+    Contract { what: String, version: String, message: String },
+    #[error(transparent)]
+    Capability(#[from] CapabilityError),
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// Why a call into a driver failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The driver answered with an error of its own.
+    #[error("{0}")]
+    Driver(DriverFailure),
+    /// The sandbox stopped the driver: the instance is gone, the host is fine.
+    #[error("{identity}: {operation} {kind}: {message}")]
+    Sandbox { identity: PluginIdentity, operation: &'static str, kind: SandboxFailure, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxFailure {
+    DeadlineExceeded,
+    OutOfMemory,
+    Trapped,
+    InstantiationFailed,
+}
+
+impl std::fmt::Display for SandboxFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SandboxFailure::DeadlineExceeded => "exceeded its deadline",
+            SandboxFailure::OutOfMemory => "ran out of memory",
+            SandboxFailure::Trapped => "trapped",
+            SandboxFailure::InstantiationFailed => "could not be instantiated",
+        })
+    }
+}
+
+/// A driver's own error, independent of the contract version it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverFailure {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("not supported: {0}")]
+    NotSupported(String),
+    #[error("capacity exceeded: {0}")]
+    CapacityExceeded(String),
+    #[error("backend unavailable: {0}")]
+    BackendUnavailable(String),
+    #[error("driver error: {0}")]
+    Internal(String),
+}
+
+impl From<DriverError> for DriverFailure {
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::NotFound(m) => DriverFailure::NotFound(m),
+            DriverError::InvalidArgument(m) => DriverFailure::InvalidArgument(m),
+            DriverError::NotSupported(m) => DriverFailure::NotSupported(m),
+            DriverError::CapacityExceeded(m) => DriverFailure::CapacityExceeded(m),
+            DriverError::BackendUnavailable(m) => DriverFailure::BackendUnavailable(m),
+            DriverError::Internal(m) => DriverFailure::Internal(m),
+        }
+    }
+}
+
+/// Reads the contract version the SDK stamped into a component.
+pub fn contract_version(bytes: &[u8]) -> Result<Option<semver::Version>, String> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| e.to_string())?;
+        if let wasmparser::Payload::CustomSection(reader) = payload
+            && reader.name() == CONTRACT_SECTION
+        {
+            let text = std::str::from_utf8(reader.data()).map_err(|e| format!("{CONTRACT_SECTION}: {e}"))?;
+            return semver::Version::parse(text.trim_end_matches('\0'))
+                .map(Some)
+                .map_err(|e| format!("{CONTRACT_SECTION} `{text}`: {e}"));
+        }
+    }
+    Ok(None)
+}
+
+/// Everything needed to run one backend's driver.
+pub struct DriverSpec {
+    pub backend: String,
+    /// Where the component came from, for messages.
+    pub origin: String,
+    pub wasm: Arc<[u8]>,
+    pub manifest: Manifest,
+    pub grants: capabilities::Grants,
+    pub settings: BTreeMap<String, String>,
+    pub credentials: BTreeMap<String, Credential>,
+    pub limits: Limits,
+    pub host_name: String,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    http: reqwest::Client,
+}
+
+impl Runtime {
+    /// Makes the engine, the linker with every host import, and the epoch ticker.
+    /// Compiled components are cached under `cache_dir` when given.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Runtime>, LoadError> {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(256)
+            .total_core_instances(2048)
+            .total_memories(512)
+            .total_tables(1024)
+            .total_stacks(256)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(8)
+            .max_tables_per_component(16)
+            .max_memory_size(MAX_MEMORY_BYTES);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("cannot make the wasm engine: {e}")))?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
+        latest::VolumeDriver::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+
+        // The ticker holds the engine weakly: it stops when the last pool using it is gone.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir).map_err(|source| LoadError::Read { path: dir.clone(), source })?;
+        }
+        let http = reqwest::Client::builder()
+            // A redirect could lead to a host the operator never granted.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| LoadError::Engine(format!("cannot make the HTTP client: {e}")))?;
+        Ok(Arc::new(Runtime { engine, linker, cache_dir, http }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles `bytes`, or loads the precompiled artifact cached for the same bytes and
+    /// engine.
+    pub fn compile(&self, what: &str, bytes: &[u8]) -> Result<Component, LoadError> {
+        let compile_err = |e: wasmtime::Error| LoadError::Compile { what: what.to_string(), message: format!("{e:#}") };
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes).map_err(compile_err);
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(bytes);
+        {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.engine.precompile_compatibility_hash().hash(&mut h);
+            hasher.update(h.finish().to_le_bytes());
+        }
+        let key: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("{key}.cwasm"));
+        if path.exists() {
+            // SAFETY: the cache directory is the host's own, written only below from
+            // `Component::serialize` by this engine configuration (the key covers it).
+            #[allow(unsafe_code)]
+            let cached = unsafe { Component::deserialize_file(&self.engine, &path) };
+            match cached {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached component: {e}"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(compile_err)?;
+        if let Ok(serialized) = component.serialize() {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, serialized).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(path = %path.display(), "could not cache the compiled component");
+            }
+        }
+        Ok(component)
+    }
+
+    /// Checks and prepares a backend's driver: contract version, manifest against the
+    /// operator's grants, world, then one instance that must pass do-setup.
+    pub fn load(self: &Arc<Self>, spec: DriverSpec) -> Result<Arc<DriverPool>, LoadError> {
+        let identity = PluginIdentity {
+            name: spec.manifest.name.clone(),
+            version: spec.manifest.version.clone(),
+            backend: spec.backend.clone(),
+        };
+        let what = format!("plugin {} {} ({})", identity.name, identity.version, spec.origin);
+        let served = latest::VERSION;
+        match contract_version(&spec.wasm).map_err(|m| LoadError::Compile { what: what.clone(), message: m })? {
+            None => return Err(LoadError::NoContractVersion { what }),
+            Some(v) if v.major != served.major || v.minor != served.minor => {
+                return Err(LoadError::UnsupportedContract { what, found: v.to_string(), served: served.to_string() });
+            }
+            Some(_) => {}
+        }
+        if spec.manifest.world != World::VolumeDriver {
+            return Err(LoadError::WorldNotServed { what, declared: spec.manifest.world.to_string() });
+        }
+        let capabilities = capabilities::grant(&spec.manifest, &spec.backend, &spec.settings, &spec.grants)?;
+        let component = self.compile(&what, &spec.wasm)?;
+        let contract_err = |e: wasmtime::Error| LoadError::Contract {
+            what: what.clone(),
+            version: served.to_string(),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(contract_err)?;
+        let pre = latest::VolumeDriverPre::new(instance_pre).map_err(contract_err)?;
+        let ctx = Arc::new(BackendContext {
+            identity: identity.clone(),
+            capabilities,
+            settings: spec.settings,
+            credentials: spec.credentials,
+            host_name: spec.host_name,
+            limits: spec.limits.clone(),
+            http: self.http.clone(),
+            runtime: tokio::runtime::Handle::try_current()
+                .map_err(|_| LoadError::Engine("the runtime must be loaded inside tokio".into()))?,
+        });
+        Ok(Arc::new(DriverPool {
+            identity,
+            engine: self.engine.clone(),
+            ctx,
+            pre,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(spec.limits.instances as usize)),
+            metrics: PoolMetrics::default(),
+        }))
+    }
+}
+
+/// One live instance with its store.
+struct Instance {
+    store: Store<HostState>,
+    driver: latest::VolumeDriver,
+}
+
+/// Counters per backend driver.
+#[derive(Default, Debug)]
+pub struct PoolMetrics {
+    pub calls: AtomicU64,
+    pub driver_errors: AtomicU64,
+    pub sandbox_failures: AtomicU64,
+    pub instances_created: AtomicU64,
+}
+
+/// A backend's driver: a bounded pool of instances of one component.
+pub struct DriverPool {
+    pub identity: PluginIdentity,
+    engine: Engine,
+    ctx: Arc<BackendContext>,
+    pre: latest::VolumeDriverPre<HostState>,
+    idle: Mutex<Vec<Instance>>,
+    permits: Arc<tokio::sync::Semaphore>,
+    pub metrics: PoolMetrics,
+}
+
+/// The guest calls a driver operation makes, given the store and the bindings.
+pub type GuestCall<R> =
+    dyn FnOnce(&mut Store<HostState>, &latest::VolumeDriver) -> wasmtime::Result<Result<R, DriverError>> + Send;
+
+impl DriverPool {
+    pub fn limits(&self) -> &Limits {
+        &self.ctx.limits
+    }
+
+    /// Runs one driver call on a pooled instance, on a blocking thread, waiting for a free
+    /// instance first when all are busy.
+    pub async fn call<R: Send + 'static>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        f: impl FnOnce(&mut Store<HostState>, &latest::VolumeDriver) -> wasmtime::Result<Result<R, DriverError>>
+        + Send
+        + 'static,
+    ) -> Result<R, CallError> {
+        let permit = self.permits.clone().acquire_owned().await.expect("the pool's semaphore is never closed");
+        let pool = self.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pool.call_blocking(operation, f)
+        })
+        .await;
+        joined.unwrap_or_else(|e| {
+            Err(CallError::Sandbox {
+                identity: self.identity.clone(),
+                operation,
+                kind: SandboxFailure::Trapped,
+                message: format!("host thread failed: {e}"),
+            })
+        })
+    }
+
+    /// The same as [`DriverPool::call`] for callers already on a blocking thread (and for
+    /// benchmarks); does not wait for a permit.
+    pub fn call_blocking<R>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut Store<HostState>, &latest::VolumeDriver) -> wasmtime::Result<Result<R, DriverError>>,
+    ) -> Result<R, CallError> {
+        self.metrics.calls.fetch_add(1, Ordering::Relaxed);
+        let idle = self.idle.lock().expect("idle list lock").pop();
+        let mut instance = match idle {
+            Some(i) => i,
+            None => self.instantiate(operation)?,
+        };
+        self.arm(&mut instance.store);
+        let result = f(&mut instance.store, &instance.driver);
+        match result {
+            Ok(Ok(r)) => {
+                self.idle.lock().expect("idle list lock").push(instance);
+                Ok(r)
+            }
+            Ok(Err(e)) => {
+                self.idle.lock().expect("idle list lock").push(instance);
+                self.metrics.driver_errors.fetch_add(1, Ordering::Relaxed);
+                Err(CallError::Driver(e.into()))
+            }
+            // The instance may be in any state after a trap: drop it with its store.
+            Err(e) => Err(self.sandbox_failure(operation, e)),
+        }
+    }
+
+    /// Gives the store a fresh deadline for one call.
+    fn arm(&self, store: &mut Store<HostState>) {
+        let deadline = Duration::from_millis(self.ctx.limits.call_deadline_ms);
+        store.data_mut().deadline = Instant::now() + deadline;
+        let ticks = deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+    }
+
+    fn instantiate(&self, operation: &'static str) -> Result<Instance, CallError> {
+        let mut store = Store::new(&self.engine, HostState::new(self.ctx.clone()));
+        store.limiter(host_calls::limiter);
+        store.epoch_deadline_trap();
+        self.arm(&mut store);
+        let driver = self.pre.instantiate(&mut store).map_err(|e| {
+            let mut err = self.sandbox_failure(operation, e);
+            if let CallError::Sandbox { kind, .. } = &mut err
+                && *kind == SandboxFailure::Trapped
+            {
+                *kind = SandboxFailure::InstantiationFailed;
+            }
+            err
+        })?;
+        self.metrics.instances_created.fetch_add(1, Ordering::Relaxed);
+        let mut instance = Instance { store, driver };
+        // Cinder calls do_setup once per driver object; here, once per instance.
+        match instance.driver.ashlar_driver_volume_driver_core().call_do_setup(&mut instance.store) {
+            Ok(Ok(())) => Ok(instance),
+            Ok(Err(e)) => Err(CallError::Driver(DriverFailure::from(e))),
+            Err(e) => Err(self.sandbox_failure("do-setup", e)),
+        }
+    }
+
+    fn sandbox_failure(&self, operation: &'static str, e: wasmtime::Error) -> CallError {
+        self.metrics.sandbox_failures.fetch_add(1, Ordering::Relaxed);
+        let text = format!("{e:?}");
+        let (kind, message) = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+            || e.downcast_ref::<host_calls::SleptPastDeadline>().is_some()
+        {
+            (
+                SandboxFailure::DeadlineExceeded,
+                format!("stopped after {} ms (limits.call_deadline_ms)", self.ctx.limits.call_deadline_ms),
+            )
+        } else if text.contains("forcing trap when growing memory") {
+            (
+                SandboxFailure::OutOfMemory,
+                format!("tried to grow past its {} MiB memory ceiling (limits.memory_mib)", self.ctx.limits.memory_mib),
+            )
+        } else {
+            let first = text.lines().next().unwrap_or("").to_string();
+            (SandboxFailure::Trapped, first)
+        };
+        tracing::error!(plugin = %self.identity.name, version = %self.identity.version,
+            backend = %self.identity.backend, operation, "driver {kind}: {message}; instance replaced");
+        CallError::Sandbox { identity: self.identity.clone(), operation, kind, message }
+    }
+}

@@ -1,0 +1,330 @@
+//! The volume manager: runs durable jobs against backend drivers, each operation a flow of
+//! tasks that revert in reverse order on failure, and keeps every backend's pool stats
+//! fresh for the scheduler.
+
+pub mod flow;
+mod ops;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::db::{Db, Job, Message, time};
+use crate::runtime::{CallError, DriverPool, latest};
+use crate::scheduler::{self, CapValue, PoolState, SchedulerConfig};
+
+/// One configured backend and its driver.
+pub struct Backend {
+    pub name: String,
+    pub availability_zone: String,
+    pub driver: Arc<DriverPool>,
+}
+
+/// The last stats a backend reported, or why it could not.
+#[derive(Clone, Debug)]
+pub struct BackendStats {
+    pub pools: Vec<PoolState>,
+    pub updated_at: SystemTime,
+    pub error: Option<String>,
+    pub vendor_name: String,
+    pub driver_version: String,
+    pub storage_protocol: String,
+}
+
+pub struct VolumeManager {
+    pub db: Db,
+    pub host_name: String,
+    pub backends: BTreeMap<String, Backend>,
+    stats: RwLock<BTreeMap<String, BackendStats>>,
+    scheduler: SchedulerConfig,
+    jobs: mpsc::UnboundedSender<String>,
+}
+
+/// Why an operation failed, in words a user of the API can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("{0}")]
+    NoValidBackend(String),
+    #[error("{0}")]
+    Driver(#[from] CallError),
+    #[error("{0}")]
+    Db(#[from] crate::db::DbError),
+    #[error("{0}")]
+    Gone(String),
+}
+
+impl VolumeManager {
+    /// Makes the manager and the receiver its job loop reads from.
+    pub fn new(
+        db: Db,
+        host_name: String,
+        backends: BTreeMap<String, Backend>,
+        scheduler: SchedulerConfig,
+    ) -> (Arc<VolumeManager>, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let m = VolumeManager { db, host_name, backends, stats: RwLock::new(BTreeMap::new()), scheduler, jobs: tx };
+        (Arc::new(m), rx)
+    }
+
+    /// `host@backend`.
+    pub fn backend_host(&self, backend: &str) -> String {
+        format!("{}@{backend}", self.host_name)
+    }
+
+    /// Hands a committed job to the job loop.
+    pub fn submit(&self, job_id: &str) {
+        let _ = self.jobs.send(job_id.to_string());
+    }
+
+    /// Runs submitted jobs, each on its own task, until the channel closes.
+    pub async fn run_jobs(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<String>) {
+        while let Some(id) = rx.recv().await {
+            let me = self.clone();
+            tokio::spawn(async move { me.run_job(&id).await });
+        }
+    }
+
+    async fn run_job(&self, id: &str) {
+        match self.db.claim_job(id, &self.host_name).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(job = id, "cannot claim job: {e}");
+                return;
+            }
+        }
+        let job = match self.db.get_job(id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(job = id, "cannot read job: {e}");
+                return;
+            }
+        };
+        let result = self.execute(&job, false).await;
+        let (state, error) = match &result {
+            Ok(()) => ("done", None),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        if let Err(e) = self.db.finish_job(&job.id, state, error.as_deref()).await {
+            tracing::error!(job = id, "cannot record job outcome: {e}");
+        }
+    }
+
+    /// Finds the work a previous run left: pending jobs run now; jobs that were running
+    /// when the host died are finished (deletes, extends) or reverted (creates).
+    pub async fn recover(&self) -> Result<usize, crate::db::DbError> {
+        let jobs = self.db.unfinished_jobs().await?;
+        let n = jobs.len();
+        for job in jobs {
+            if job.state == "pending" {
+                self.submit(&job.id);
+                continue;
+            }
+            tracing::warn!(job = %job.id, kind = %job.kind, resource = %job.resource_id, "recovering job interrupted by a restart");
+            let result = self.execute(&job, true).await;
+            let (state, error) = match &result {
+                Ok(()) => ("done", None),
+                Err(e) => ("failed", Some(e.to_string())),
+            };
+            self.db.finish_job(&job.id, state, error.as_deref()).await?;
+        }
+        Ok(n)
+    }
+
+    async fn execute(&self, job: &Job, recovering: bool) -> Result<(), OpError> {
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
+        let request_id = payload.get("request_id").and_then(|v| v.as_str()).map(str::to_string);
+        let span = tracing::info_span!("job", kind = %job.kind, resource = %job.resource_id, request_id = request_id.as_deref().unwrap_or(""));
+        let _enter = span.enter();
+        match job.kind.as_str() {
+            "create_volume" => ops::create_volume(self, &job.resource_id, request_id, recovering).await,
+            "delete_volume" => ops::delete_volume(self, &job.resource_id, request_id).await,
+            "extend_volume" => {
+                let new_size = payload.get("new_size").and_then(|v| v.as_i64()).unwrap_or(0);
+                ops::extend_volume(self, &job.resource_id, new_size, request_id).await
+            }
+            "create_snapshot" => ops::create_snapshot(self, &job.resource_id, request_id, recovering).await,
+            "delete_snapshot" => ops::delete_snapshot(self, &job.resource_id, request_id).await,
+            other => {
+                tracing::error!("unknown job kind {other}");
+                Err(OpError::Gone(format!("unknown job kind {other}")))
+            }
+        }
+    }
+
+    /// Records a user message (Cinder's messages API) about a failed operation.
+    pub async fn user_message(
+        &self,
+        project_id: &str,
+        request_id: Option<String>,
+        resource_type: &str,
+        resource_uuid: &str,
+        event_id: &str,
+        text: String,
+    ) {
+        let m = Message {
+            id: uuid::Uuid::new_v4().to_string(),
+            project_id: project_id.to_string(),
+            request_id,
+            resource_type: resource_type.to_string(),
+            resource_uuid: Some(resource_uuid.to_string()),
+            event_id: event_id.to_string(),
+            message_level: "ERROR".into(),
+            user_message: text,
+            created_at: time::now(),
+            expires_at: time::after(Duration::from_secs(30 * 86_400)),
+        };
+        if let Err(e) = self.db.insert_message(&m).await {
+            tracing::error!("cannot record user message: {e}");
+        }
+    }
+
+    // ---- stats --------------------------------------------------------------------
+
+    /// Asks every backend for its stats once.
+    pub async fn poll_stats(&self) {
+        for (name, backend) in &self.backends {
+            let result = backend
+                .driver
+                .call("get-volume-stats", |s, d| d.ashlar_driver_volume_driver_core().call_get_volume_stats(s, true))
+                .await;
+            let entry = match result {
+                Ok(stats) => self.to_backend_stats(backend, stats),
+                Err(e) => {
+                    tracing::warn!(backend = %name, "get_volume_stats failed: {e}");
+                    BackendStats {
+                        pools: Vec::new(),
+                        updated_at: SystemTime::now(),
+                        error: Some(e.to_string()),
+                        vendor_name: String::new(),
+                        driver_version: String::new(),
+                        storage_protocol: String::new(),
+                    }
+                }
+            };
+            self.stats.write().expect("stats lock").insert(name.clone(), entry);
+        }
+    }
+
+    /// Polls stats every `interval` forever.
+    pub async fn run_stats(self: Arc<Self>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.poll_stats().await;
+        }
+    }
+
+    fn to_backend_stats(&self, backend: &Backend, stats: latest::ashlar::driver::types::VolumeStats) -> BackendStats {
+        let host = self.backend_host(&backend.name);
+        let standard = [
+            ("volume_backend_name", CapValue::Text(stats.volume_backend_name.clone())),
+            ("vendor_name", CapValue::Text(stats.vendor_name.clone())),
+            ("driver_version", CapValue::Text(stats.driver_version.clone())),
+            ("storage_protocol", CapValue::Text(stats.storage_protocol.clone())),
+        ];
+        let pools = stats
+            .pools
+            .into_iter()
+            .map(|p| {
+                let mut capabilities: BTreeMap<String, CapValue> =
+                    standard.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                for (k, v) in p.capabilities {
+                    capabilities.insert(k, cap_value(v));
+                }
+                PoolState {
+                    backend: host.clone(),
+                    pool: p.pool_name,
+                    availability_zone: backend.availability_zone.clone(),
+                    total_capacity_gb: p.total_capacity_gb,
+                    free_capacity_gb: p.free_capacity_gb,
+                    provisioned_capacity_gb: p.provisioned_capacity_gb.or(p.allocated_capacity_gb).unwrap_or(0.0),
+                    allocated_capacity_gb: p.allocated_capacity_gb.unwrap_or(0.0),
+                    reserved_percentage: p.reserved_percentage,
+                    max_over_subscription_ratio: p.max_over_subscription_ratio,
+                    thin_provisioning_support: p.thin_provisioning_support,
+                    thick_provisioning_support: p.thick_provisioning_support,
+                    multiattach: p.multiattach,
+                    capabilities,
+                }
+            })
+            .collect();
+        BackendStats {
+            pools,
+            updated_at: SystemTime::now(),
+            error: None,
+            vendor_name: stats.vendor_name,
+            driver_version: stats.driver_version,
+            storage_protocol: stats.storage_protocol,
+        }
+    }
+
+    /// Every backend's last stats, for `scheduler-stats/get_pools`.
+    pub fn stats(&self) -> BTreeMap<String, BackendStats> {
+        self.stats.read().expect("stats lock").clone()
+    }
+
+    /// Picks a pool, restricted to `only_backend` when the volume must live beside its
+    /// source; consumes the size from the chosen pool's cached stats so a burst of
+    /// creates spreads as the weigher intends (Cinder's `consume_from_volume`).
+    pub fn schedule(
+        &self,
+        spec: &scheduler::RequestSpec,
+        only_backend: Option<&str>,
+    ) -> Result<scheduler::Placement, String> {
+        let mut stats = self.stats.write().expect("stats lock");
+        let mut pools = Vec::new();
+        let mut unavailable = Vec::new();
+        for (name, s) in stats.iter() {
+            if only_backend.is_some_and(|b| b != name) {
+                continue;
+            }
+            if let Some(err) = &s.error {
+                unavailable.push(format!("{}: stats unavailable ({err})", self.backend_host(name)));
+            }
+            pools.extend(s.pools.iter().cloned());
+        }
+        match scheduler::schedule(&pools, spec, &self.scheduler) {
+            Ok(placement) => {
+                if let Some(s) = stats.values_mut().flat_map(|s| s.pools.iter_mut()).find(|p| {
+                    p.backend == placement.backend && p.pool == placement.pool
+                }) {
+                    s.free_capacity_gb -= spec.size_gib as f64;
+                    s.provisioned_capacity_gb += spec.size_gib as f64;
+                    s.allocated_capacity_gb += spec.size_gib as f64;
+                }
+                Ok(placement)
+            }
+            Err(e) => {
+                let mut msg = e.to_string();
+                if !unavailable.is_empty() {
+                    msg.push_str(&format!(" Backends without stats: {}.", unavailable.join("; ")));
+                }
+                Err(msg)
+            }
+        }
+    }
+
+    /// The backend a placed volume lives on.
+    pub fn backend_of(&self, host: Option<&str>) -> Option<&Backend> {
+        let host = host?;
+        let backend = host.split_once('@')?.1;
+        let backend = backend.split_once('#').map_or(backend, |(b, _)| b);
+        self.backends.get(backend)
+    }
+}
+
+fn cap_value(v: latest::ashlar::driver::types::Value) -> CapValue {
+    use latest::ashlar::driver::types::Value;
+    match v {
+        Value::Text(s) => CapValue::Text(s),
+        Value::Integer(i) => CapValue::Integer(i),
+        Value::Number(n) => CapValue::Number(n),
+        Value::Flag(b) => CapValue::Flag(b),
+        Value::Texts(t) => CapValue::Texts(t),
+    }
+}
