@@ -430,7 +430,7 @@ impl DriverPool {
 
     fn sandbox_failure(&self, operation: &'static str, e: wasmtime::Error) -> CallError {
         self.metrics.sandbox_failures.fetch_add(1, Ordering::Relaxed);
-        let text = format!("{e:?}");
+        let grew_too_far = e.chain().any(|c| c.to_string().contains("forcing trap when growing memory"));
         let (kind, message) = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
             || e.downcast_ref::<host_calls::SleptPastDeadline>().is_some()
         {
@@ -438,14 +438,15 @@ impl DriverPool {
                 SandboxFailure::DeadlineExceeded,
                 format!("stopped after {} ms (limits.call_deadline_ms)", self.ctx.limits.call_deadline_ms),
             )
-        } else if text.contains("forcing trap when growing memory") {
+        } else if grew_too_far {
             (
                 SandboxFailure::OutOfMemory,
                 format!("tried to grow past its {} MiB memory ceiling (limits.memory_mib)", self.ctx.limits.memory_mib),
             )
+        } else if let Some(trap) = e.downcast_ref::<Trap>() {
+            (SandboxFailure::Trapped, trap.to_string())
         } else {
-            let first = text.lines().next().unwrap_or("").to_string();
-            (SandboxFailure::Trapped, first)
+            (SandboxFailure::Trapped, e.root_cause().to_string())
         };
         tracing::error!(plugin = %self.identity.name, version = %self.identity.version,
             backend = %self.identity.backend, operation, "driver {kind}: {message}; instance replaced");

@@ -212,7 +212,11 @@ mod adapter;
 #[macro_export]
 macro_rules! register_volume_driver {
     ($driver:ty) => {
+        // Exports exist only in the component; natively the driver is plain Rust that
+        // tests and benchmarks call directly.
+        #[cfg(target_arch = "wasm32")]
         type __AshlarVolumeDriver = $crate::VolumeDriverAdapter<$driver>;
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_volume_driver!(__AshlarVolumeDriver with_types_in $crate::bindings);
     };
 }

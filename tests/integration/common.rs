@@ -1,0 +1,267 @@
+//! A real `ashlar serve` in a temp dir, and a small Cinder API client.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Where the build script put the fixture components.
+pub const FIXTURES_DIR: &str = ashlar::bundled::FIXTURES_DIR;
+
+pub struct Server {
+    pub base: String,
+    pub dir: PathBuf,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts a server with `config` (TOML, may be empty) in a fresh temp dir.
+    pub fn start(config: &str) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in(&dir, config);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data dir (to restart after a crash).
+    pub fn start_in(dir: &Path, config: &str) -> Server {
+        let config = config.replace("@DIR@", dir.to_str().unwrap()).replace("@FIXTURES@", FIXTURES_DIR);
+        std::fs::create_dir_all(dir.join("badshare")).unwrap();
+        let config_path = dir.join("ashlar.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ashlar"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("ASHLAR_LOG", "info,ashlar=debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ashlar");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("ashlar listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("ashlar did not start; its log:\n{}", log.lock().unwrap().join("\n"));
+            }
+        };
+        Server { base, dir: dir.to_path_buf(), child, log, _tmp: None }
+    }
+
+    pub fn share(&self) -> PathBuf {
+        self.dir.join("data/volumes")
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill9(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = self.dir.clone();
+        // Keep the temp dir alive for the restart: leak it deliberately.
+        if let Some(tmp) = self._tmp.take() {
+            let _ = tmp.keep();
+        }
+        dir
+    }
+
+    pub fn client(&self, token: &str) -> Client {
+        let project = token.split(':').nth(1).unwrap_or(token).to_string();
+        Client { base: self.base.clone(), token: token.to_string(), project, http: reqwest::Client::new(), version: None }
+    }
+}
+
+pub struct Client {
+    pub base: String,
+    pub token: String,
+    pub project: String,
+    http: reqwest::Client,
+    pub version: Option<String>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    /// The message of a Cinder error body, whatever its kind key.
+    pub fn error_message(&self) -> String {
+        self.body
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.get("message"))
+            .and_then(|m| m.as_str())
+            .unwrap_or_else(|| panic!("not a Cinder error body: {}", self.body))
+            .to_string()
+    }
+}
+
+impl Client {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/v3/{}/{path}", self.base, self.project)
+    }
+
+    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Resp {
+        let mut req = self.http.request(method, self.url(path)).header("X-Auth-Token", &self.token);
+        if let Some(v) = &self.version {
+            req = req.header("OpenStack-API-Version", format!("volume {v}"));
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+        Resp { status, body, headers }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.raw(reqwest::Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.raw(reqwest::Method::POST, path, Some(body.to_string().into_bytes())).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.raw(reqwest::Method::PUT, path, Some(body.to_string().into_bytes())).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.raw(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Creates a volume and returns its id (the request must be accepted).
+    pub async fn create_volume(&self, body: Value) -> String {
+        let r = self.post("volumes", json!({ "volume": body })).await;
+        assert_eq!(r.status, 202, "create volume: {}", r.body);
+        r.body["volume"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Waits until the resource's status is not a transient one; returns its view.
+    pub async fn wait(&self, kind: &str, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let singular = kind.trim_end_matches('s');
+        loop {
+            let r = self.get(&format!("{kind}/{id}")).await;
+            if r.status == 404 {
+                return Value::Null;
+            }
+            assert_eq!(r.status, 200, "show {kind}/{id}: {}", r.body);
+            let status = r.body[singular]["status"].as_str().unwrap().to_string();
+            if !["creating", "deleting", "extending"].contains(&status.as_str()) {
+                return r.body[singular].clone();
+            }
+            assert!(Instant::now() < deadline, "{kind}/{id} still {status} after 120 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a volume to reach `want`, failing with its messages if it does not.
+    pub async fn wait_status(&self, kind: &str, id: &str, want: &str) -> Value {
+        let v = self.wait(kind, id).await;
+        if v["status"] != want {
+            let msgs = self.messages_for(id).await;
+            panic!("{kind}/{id} is {} not {want}; messages: {msgs:?}", v["status"]);
+        }
+        v
+    }
+
+    /// User messages about a resource (messages API, microversion 3.3).
+    pub async fn messages_for(&self, id: &str) -> Vec<String> {
+        let c = Client { base: self.base.clone(), token: self.token.clone(), project: self.project.clone(), http: self.http.clone(), version: Some("3.3".into()) };
+        let r = c.get(&format!("messages?resource_uuid={id}")).await;
+        assert_eq!(r.status, 200, "messages: {}", r.body);
+        r.body["messages"].as_array().unwrap().iter().map(|m| m["user_message"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// Creates a public volume type (admin) and returns its id.
+    pub async fn create_type(&self, name: &str, specs: Value) -> String {
+        let r = self.post("types", json!({"volume_type": {"name": name, "extra_specs": specs}})).await;
+        assert_eq!(r.status, 200, "create type: {}", r.body);
+        r.body["volume_type"]["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// Config with the default local nfs backend plus the misbehaving fixture as backend `bad`,
+/// reachable through volume type `bad`.
+pub fn config_with_fixture(deadline_ms: u64, memory_mib: u64) -> String {
+    format!(
+        r#"
+[volume_types.bad]
+volume_backend_name = "bad"
+
+[volume_types.local]
+volume_backend_name = "local"
+
+[backends.local]
+driver = "nfs"
+grants.exec = ["qemu-img", "rm", "df", "du"]
+grants.block = ["@DIR@/data/volumes"]
+settings.share_path = "@DIR@/data/volumes"
+
+[backends.bad]
+driver = "@FIXTURES@/misbehave.wasm"
+grants.exec = ["true"]
+grants.block = ["@DIR@/badshare"]
+settings.share_path = "@DIR@/badshare"
+limits.call_deadline_ms = {deadline_ms}
+limits.memory_mib = {memory_mib}
+limits.instances = 2
+"#
+    )
+}
+
+/// File length and the first bytes at `offset`.
+pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, offset).unwrap();
+    buf
+}
+
+pub fn write_at(path: &Path, offset: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(data, offset).unwrap();
+}
+
+/// The virtual size `qemu-img info` reports for an image.
+pub fn virtual_size(path: &Path) -> u64 {
+    let out = Command::new("qemu-img").args(["info", "--force-share", "--output=json"]).arg(path).output().expect("qemu-img");
+    assert!(out.status.success(), "qemu-img info {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["virtual-size"].as_u64().unwrap()
+}

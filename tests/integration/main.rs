@@ -1,0 +1,11 @@
+//! Integration tests: each starts real `ashlar serve` processes on loopback, with the
+//! bundled nfs driver on a local share and, where a test needs one, the misbehaving
+//! fixture driver (tests/fixtures/misbehave, never shipped).
+
+mod common;
+
+mod api_errors;
+mod crash;
+mod hostile;
+mod scheduling;
+mod volumes;
