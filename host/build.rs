@@ -14,12 +14,20 @@ const COMPONENTS: &[(&str, &str)] = &[
 ];
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     for dir in ["plugins", "tests/fixtures"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.join("Cargo.toml").exists() {
-                let rel = path.strip_prefix(&root).unwrap().to_str().unwrap().to_string();
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
                 assert!(
                     COMPONENTS.iter().any(|(_, d)| *d == rel),
                     "{rel} is a component this build script does not know; add it to COMPONENTS"
@@ -38,16 +46,30 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for (package, _) in COMPONENTS {
         cmd.args(["-p", package]);
     }
     // The outer build's flags are for the host, not for wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_MAKEFLAGS", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_MAKEFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("run cargo to build the wasm components");
+    let status = cmd
+        .status()
+        .expect("run cargo to build the wasm components");
     assert!(
         status.success(),
         "building the wasm components failed; is the target installed? `rustup target add wasm32-wasip2`"
@@ -59,11 +81,16 @@ fn main() {
     for (package, dir) in COMPONENTS {
         let wasm = built.join(format!("{}.wasm", package.replace('-', "_")));
         let name = Path::new(dir).file_name().unwrap().to_str().unwrap();
-        let dest = if dir.starts_with("plugins/") { out_dir.join(format!("{name}.wasm")) } else { fixtures.join(format!("{name}.wasm")) };
+        let dest = if dir.starts_with("plugins/") {
+            out_dir.join(format!("{name}.wasm"))
+        } else {
+            fixtures.join(format!("{name}.wasm"))
+        };
         std::fs::copy(&wasm, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
         let manifest = root.join(dir).join("plugin.toml");
         let dest_manifest = dest.with_extension("toml");
-        std::fs::copy(&manifest, &dest_manifest).unwrap_or_else(|e| panic!("copy {}: {e}", manifest.display()));
+        std::fs::copy(&manifest, &dest_manifest)
+            .unwrap_or_else(|e| panic!("copy {}: {e}", manifest.display()));
     }
     println!("cargo:rustc-env=ASHLAR_FIXTURES_DIR={}", fixtures.display());
 }

@@ -1,1 +1,191 @@
-fn main() {}
+//! Figures for the README and the release notes, each against a baseline measured in the
+//! same run (these machines are noisy, ratios travel better than absolute numbers):
+//!
+//! 1. a trivial driver call through the sandbox versus the same driver code compiled
+//!    natively;
+//! 2. volume create+delete per second through the HTTP API on the bundled nfs driver,
+//!    versus running the same `qemu-img create` + `rm` directly.
+//!
+//! Run with `cargo bench -p ashlar`; `ASHLAR_BENCH_QUICK=1` shortens it.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ashlar::capabilities::{Grants, Manifest};
+use ashlar::config::Limits;
+use ashlar::runtime::{DriverSpec, Runtime};
+use ashlar_sdk::VolumeDriver;
+
+fn quick() -> bool {
+    std::env::var_os("ASHLAR_BENCH_QUICK").is_some()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    trivial_call(&rt);
+    api_create_delete(&rt);
+}
+
+fn trivial_call(rt: &tokio::runtime::Runtime) {
+    let share = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(ashlar::bundled::FIXTURES_DIR);
+    let wasm: Arc<[u8]> = std::fs::read(fixtures.join("misbehave.wasm")).unwrap().into();
+    let manifest = Manifest::load(fixtures.join("misbehave.toml")).unwrap();
+    let grants: Grants = toml::from_str(&format!("exec = [\"true\"]\nblock = [{:?}]", share.path())).unwrap();
+    let settings = BTreeMap::from([("share_path".to_string(), share.path().display().to_string())]);
+    let runtime = Runtime::new(None).unwrap();
+    let pool = {
+        let _enter = rt.enter();
+        let spec = DriverSpec {
+            backend: "bench".into(),
+            origin: "fixture".into(),
+            wasm,
+            manifest,
+            grants,
+            settings,
+            credentials: BTreeMap::new(),
+            limits: Limits::default(),
+            host_name: "bench".into(),
+        };
+        runtime.load(spec).unwrap()
+    };
+    let call = || {
+        pool.call_blocking("check-for-setup-error", |s, d| {
+            d.ashlar_driver_volume_driver_core().call_check_for_setup_error(s)
+        })
+        .unwrap()
+    };
+    call(); // instantiate and warm up
+    let n: u32 = if quick() { 20_000 } else { 200_000 };
+
+    let mut native = ashlar_fixture_misbehave::Misbehave::new();
+    let started = Instant::now();
+    for _ in 0..n {
+        black_box(&mut native).check_for_setup_error().unwrap();
+    }
+    let native_ns = started.elapsed().as_nanos() as f64 / f64::from(n);
+
+    let started = Instant::now();
+    for _ in 0..n {
+        call();
+    }
+    let sandboxed_ns = started.elapsed().as_nanos() as f64 / f64::from(n);
+    println!("trivial driver call (check-for-setup-error), {n} calls:");
+    println!("  native:    {native_ns:>10.1} ns/call");
+    println!("  sandboxed: {sandboxed_ns:>10.1} ns/call  (pool checkout, deadline, call, return)");
+    println!("  ratio sandboxed/native: {:.0}x", sandboxed_ns / native_ns.max(0.001));
+}
+
+struct Server {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ashlar"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("ASHLAR_LOG", "warn,ashlar::server=info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(addr) = line.split("ashlar listening on ").nth(1) {
+            break addr.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+async fn wait_for(http: &reqwest::Client, url: &str, done: impl Fn(u16, &serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = http.get(url).header("X-Auth-Token", "bench:bench").send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        if done(status, &body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting on {url}: {body}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn one_create_delete(http: &reqwest::Client, base: &str) {
+    let r = http
+        .post(format!("{base}/v3/bench/volumes"))
+        .header("X-Auth-Token", "bench:bench")
+        .json(&serde_json::json!({"volume": {"size": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let id = body["volume"]["id"].as_str().unwrap().to_string();
+    let url = format!("{base}/v3/bench/volumes/{id}");
+    wait_for(http, &url, |_, b| b["volume"]["status"] == "available").await;
+    let r = http.delete(&url).header("X-Auth-Token", "bench:bench").send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    wait_for(http, &url, |s, _| s == 404).await;
+}
+
+fn api_create_delete(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let n: usize = if quick() { 20 } else { 100 };
+
+    // Baseline: the same storage work without the service.
+    let share = dir.path().join("baseline");
+    std::fs::create_dir_all(&share).unwrap();
+    let started = Instant::now();
+    for i in 0..n {
+        let f = share.join(format!("volume-{i}"));
+        let ok = Command::new("qemu-img").args(["create", "-f", "raw"]).arg(&f).arg("1073741824").stdout(Stdio::null()).status().unwrap();
+        assert!(ok.success());
+        let ok = Command::new("rm").arg("-f").arg(&f).status().unwrap();
+        assert!(ok.success());
+    }
+    let baseline = n as f64 / started.elapsed().as_secs_f64();
+
+    let server = start_server(&dir.path().join("data"));
+    let http = reqwest::Client::new();
+    let (sequential, concurrent) = rt.block_on(async {
+        one_create_delete(&http, &server.base).await; // warm up
+        let started = Instant::now();
+        for _ in 0..n {
+            one_create_delete(&http, &server.base).await;
+        }
+        let sequential = n as f64 / started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (http, base) = (http.clone(), server.base.clone());
+                tokio::spawn(async move { one_create_delete(&http, &base).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        (sequential, n as f64 / started.elapsed().as_secs_f64())
+    });
+    println!("volume create+delete through the API (nfs driver, 1 GiB sparse raw), {n} each:");
+    println!("  baseline qemu-img create + rm directly:  {baseline:>8.1} /s");
+    println!("  API, one at a time:                      {sequential:>8.1} /s  ({:.2} of baseline)", sequential / baseline);
+    println!("  API, {n} at once:                        {concurrent:>8.1} /s  ({:.2} of baseline)", concurrent / baseline);
+}

@@ -31,7 +31,15 @@ pub const MIN_VERSION: Microversion = Microversion(3, 0);
 pub const MAX_VERSION: Microversion = Microversion(3, 67);
 
 /// Path segments that name a resource; anything else right after `/v3/` is a project id.
-const RESOURCES: &[&str] = &["volumes", "snapshots", "types", "scheduler-stats", "messages", "os-availability-zone", "limits"];
+const RESOURCES: &[&str] = &[
+    "volumes",
+    "snapshots",
+    "types",
+    "scheduler-stats",
+    "messages",
+    "os-availability-zone",
+    "limits",
+];
 
 pub struct AppState {
     pub db: Db,
@@ -54,11 +62,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(messages::routes())
         .fallback(not_found)
         .with_state(state);
-    Router::new().fallback_service(v3).layer(middleware::from_fn(strip_project)).layer(middleware::from_fn(request_id))
+    Router::new()
+        .fallback_service(v3)
+        .layer(middleware::from_fn(strip_project))
+        .layer(middleware::from_fn(request_id))
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!("The resource could not be found: {} {}", req.method(), req.uri().path()))
+    ApiError::not_found(format!(
+        "The resource could not be found: {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 /// Every response carries `x-openstack-request-id`.
@@ -119,7 +134,10 @@ impl Microversion {
 
     /// Reads `OpenStack-API-Version: volume 3.N` (or `latest`); absent means 3.0.
     fn from_headers(headers: &HeaderMap) -> Result<Microversion, ApiError> {
-        let Some(raw) = headers.get("openstack-api-version").and_then(|v| v.to_str().ok()) else {
+        let Some(raw) = headers
+            .get("openstack-api-version")
+            .and_then(|v| v.to_str().ok())
+        else {
             return Ok(MIN_VERSION);
         };
         let Some(value) = raw
@@ -139,7 +157,9 @@ impl Microversion {
         if parsed < MIN_VERSION || parsed > MAX_VERSION {
             return Err(ApiError::new(
                 StatusCode::NOT_ACCEPTABLE,
-                format!("Version {parsed} is not supported by the API. Minimum is {MIN_VERSION} and maximum is {MAX_VERSION}."),
+                format!(
+                    "Version {parsed} is not supported by the API. Minimum is {MIN_VERSION} and maximum is {MAX_VERSION}."
+                ),
             ));
         }
         Ok(parsed)
@@ -164,7 +184,10 @@ impl Ctx {
         if self.is_admin {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, format!("Policy doesn't allow {action} to be performed.")))
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("Policy doesn't allow {action} to be performed."),
+            ))
         }
     }
 
@@ -187,12 +210,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "Authentication required: send an X-Auth-Token header (noauth: `user:project`)".to_string(),
+                    "Authentication required: send an X-Auth-Token header (noauth: `user:project`)"
+                        .to_string(),
                 )
             })?;
         let (user_id, project_id) = match token.split_once(':') {
             Some((u, p)) if !u.is_empty() && !p.is_empty() => (u.to_string(), p.to_string()),
-            Some(_) => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "X-Auth-Token must be `user:project`".to_string())),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "X-Auth-Token must be `user:project`".to_string(),
+                ));
+            }
             None => (token.to_string(), token.to_string()),
         };
         if let Some(UrlProject(url_project)) = parts.extensions.get::<UrlProject>()
@@ -202,9 +231,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
                 "Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id '{project_id}'"
             )));
         }
-        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        Ok(Ctx { is_admin: user_id == "admin", user_id, project_id, version, request_id, base: format!("http://{host}") })
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let host = parts
+            .headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        Ok(Ctx {
+            is_admin: user_id == "admin",
+            user_id,
+            project_id,
+            version,
+            request_id,
+            base: format!("http://{host}"),
+        })
     }
 }
 
@@ -217,7 +261,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -235,7 +282,9 @@ impl ApiError {
             Value::Null => "None".into(),
             other => other.to_string(),
         };
-        Self::bad_request(format!("Invalid input for field/attribute {field}. Value: {shown}. {why}"))
+        Self::bad_request(format!(
+            "Invalid input for field/attribute {field}. Value: {shown}. {why}"
+        ))
     }
     fn kind(&self) -> &'static str {
         match self.status.as_u16() {
@@ -256,7 +305,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ self.kind(): { "code": self.status.as_u16(), "message": self.message } });
+        let body =
+            json!({ self.kind(): { "code": self.status.as_u16(), "message": self.message } });
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -267,7 +317,10 @@ impl From<crate::db::DbError> for ApiError {
             crate::db::DbError::Conflict(m) => ApiError::conflict(m),
             other => {
                 tracing::error!("database error: {other}");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "The server has either erred or is incapable of performing the requested operation.")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The server has either erred or is incapable of performing the requested operation.",
+                )
             }
         }
     }
@@ -285,23 +338,34 @@ impl From<crate::db::ListError> for ApiError {
 /// A JSON response that also says which microversion answered.
 /// A `Value::Null` body means no body at all (as Cinder's 202 for deletes and actions).
 pub fn reply(ctx: &Ctx, status: StatusCode, body: Value) -> Response {
-    let mut resp = if body.is_null() { status.into_response() } else { (status, axum::Json(body)).into_response() };
+    let mut resp = if body.is_null() {
+        status.into_response()
+    } else {
+        (status, axum::Json(body)).into_response()
+    };
     if let Ok(v) = HeaderValue::from_str(&format!("volume {}", ctx.version)) {
         resp.headers_mut().insert("openstack-api-version", v);
     }
-    resp.headers_mut().insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
+    resp.headers_mut()
+        .insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
     resp
 }
 
 /// Parses a request body as a JSON object, with Cinder's messages for what is wrong.
 pub fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("The request body is empty; send a JSON object."));
+        return Err(ApiError::bad_request(
+            "The request body is empty; send a JSON object.",
+        ));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request("The request body must be a JSON object.")),
-        Err(e) => Err(ApiError::bad_request(format!("Malformed request body: {e}"))),
+        Ok(_) => Err(ApiError::bad_request(
+            "The request body must be a JSON object.",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "Malformed request body: {e}"
+        ))),
     }
 }
 
@@ -310,35 +374,68 @@ pub fn body_element(body: &Bytes, key: &str) -> Result<serde_json::Map<String, V
     let mut map = parse_body(body)?;
     match map.remove(key) {
         Some(Value::Object(inner)) => Ok(inner),
-        Some(other) => Err(ApiError::invalid_field(key, &other, format!("{other} is not of type 'object'"))),
-        None => Err(ApiError::bad_request(format!("Missing required element '{key}' in request body."))),
+        Some(other) => Err(ApiError::invalid_field(
+            key,
+            &other,
+            format!("{other} is not of type 'object'"),
+        )),
+        None => Err(ApiError::bad_request(format!(
+            "Missing required element '{key}' in request body."
+        ))),
     }
 }
 
 /// An optional string field of at most 255 characters.
-pub fn opt_string(obj: &serde_json::Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+pub fn opt_string(
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= 255 => Ok(Some(s.clone())),
-        Some(v @ Value::String(_)) => Err(ApiError::invalid_field(field, v, "It is longer than 255 characters.")),
-        Some(v) => Err(ApiError::invalid_field(field, v, format!("{v} is not of type 'string'"))),
+        Some(v @ Value::String(_)) => Err(ApiError::invalid_field(
+            field,
+            v,
+            "It is longer than 255 characters.",
+        )),
+        Some(v) => Err(ApiError::invalid_field(
+            field,
+            v,
+            format!("{v} is not of type 'string'"),
+        )),
     }
 }
 
 /// A `{"key": "value"}` map of strings (metadata, extra specs).
 pub fn string_map(field: &str, v: &Value) -> Result<Vec<(String, String)>, ApiError> {
     let Value::Object(map) = v else {
-        return Err(ApiError::invalid_field(field, v, format!("{v} is not of type 'object'")));
+        return Err(ApiError::invalid_field(
+            field,
+            v,
+            format!("{v} is not of type 'object'"),
+        ));
     };
     map.iter()
         .map(|(k, val)| {
             if k.is_empty() || k.chars().count() > 255 {
-                return Err(ApiError::invalid_field(field, v, format!("key `{k}` must be 1 to 255 characters")));
+                return Err(ApiError::invalid_field(
+                    field,
+                    v,
+                    format!("key `{k}` must be 1 to 255 characters"),
+                ));
             }
             match val {
                 Value::String(s) if s.chars().count() <= 255 => Ok((k.clone(), s.clone())),
-                Value::String(_) => Err(ApiError::invalid_field(field, val, format!("the value of `{k}` is longer than 255 characters"))),
-                other => Err(ApiError::invalid_field(field, other, format!("the value of `{k}` must be a string"))),
+                Value::String(_) => Err(ApiError::invalid_field(
+                    field,
+                    val,
+                    format!("the value of `{k}` is longer than 255 characters"),
+                )),
+                other => Err(ApiError::invalid_field(
+                    field,
+                    other,
+                    format!("the value of `{k}` must be a string"),
+                )),
             }
         })
         .collect()
@@ -353,12 +450,18 @@ pub fn parse_bool(field: &str, v: &Value) -> Result<bool, ApiError> {
             "false" | "0" | "no" | "n" | "off" | "f" => Ok(false),
             _ => Err(ApiError::invalid_field(field, v, "It must be a boolean.")),
         },
-        other => Err(ApiError::invalid_field(field, other, format!("{other} is not of type 'boolean'"))),
+        other => Err(ApiError::invalid_field(
+            field,
+            other,
+            format!("{other} is not of type 'boolean'"),
+        )),
     }
 }
 
 /// Paging and sorting from a query string (`limit`, `marker`, `sort`, `sort_key`, `sort_dir`).
-pub fn page_from_query(q: &std::collections::HashMap<String, String>) -> Result<crate::db::Page, ApiError> {
+pub fn page_from_query(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<crate::db::Page, ApiError> {
     let limit = match q.get("limit") {
         None => None,
         Some(l) => Some(l.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -368,14 +471,25 @@ pub fn page_from_query(q: &std::collections::HashMap<String, String>) -> Result<
     let (mut sort_key, mut sort_dir) = (q.get("sort_key").cloned(), q.get("sort_dir").cloned());
     if let Some(sort) = q.get("sort") {
         let first = sort.split(',').next().unwrap_or_default();
-        let (k, d) = first.split_once(':').map_or((first, None), |(k, d)| (k, Some(d)));
+        let (k, d) = first
+            .split_once(':')
+            .map_or((first, None), |(k, d)| (k, Some(d)));
         sort_key = Some(k.to_string());
         sort_dir = d.map(str::to_string).or(sort_dir);
     }
     let sort_desc = match sort_dir.as_deref().unwrap_or("desc") {
         "desc" => true,
         "asc" => false,
-        other => return Err(ApiError::bad_request(format!("Invalid sort direction `{other}`: use asc or desc"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid sort direction `{other}`: use asc or desc"
+            )));
+        }
     };
-    Ok(crate::db::Page { limit, marker: q.get("marker").cloned(), sort_key, sort_desc })
+    Ok(crate::db::Page {
+        limit,
+        marker: q.get("marker").cloned(),
+        sort_key,
+        sort_desc,
+    })
 }

@@ -12,7 +12,10 @@ use crate::capabilities::Grants;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config is not valid: {0}")]
@@ -64,7 +67,9 @@ pub struct SchedulerSection {
 
 impl Default for SchedulerSection {
     fn default() -> Self {
-        SchedulerSection { capacity_weight_multiplier: default_capacity_weight_multiplier() }
+        SchedulerSection {
+            capacity_weight_multiplier: default_capacity_weight_multiplier(),
+        }
     }
 }
 
@@ -198,32 +203,46 @@ impl Default for Config {
 impl Config {
     /// Reads `path`, or the defaults when there is none.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let Some(path) = path else { return Ok(Config::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     /// Fills in what depends on the data directory, and the default backend when the
     /// config names none. Call after command-line overrides are applied.
     pub fn finish(&mut self) -> Result<(), ConfigError> {
         if self.data_dir.is_relative() {
-            let cwd = std::env::current_dir()
-                .map_err(|e| ConfigError::Invalid(format!("cannot read the current directory: {e}")))?;
+            let cwd = std::env::current_dir().map_err(|e| {
+                ConfigError::Invalid(format!("cannot read the current directory: {e}"))
+            })?;
             self.data_dir = cwd.join(&self.data_dir);
         }
         if self.backends.is_empty() {
-            self.backends.insert("local".into(), Config::default_backend(&self.data_dir));
+            self.backends
+                .insert("local".into(), Config::default_backend(&self.data_dir));
         }
         for (name, backend) in &self.backends {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(ConfigError::Invalid(format!(
                     "backend name `{name}` may only use letters, digits, `-` and `_`"
                 )));
             }
             if backend.limits.instances == 0 {
-                return Err(ConfigError::Invalid(format!("backend {name}: limits.instances must be at least 1")));
+                return Err(ConfigError::Invalid(format!(
+                    "backend {name}: limits.instances must be at least 1"
+                )));
             }
             if backend.limits.memory_mib == 0 || backend.limits.call_deadline_ms == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -260,7 +279,10 @@ impl Config {
 
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("ashlar.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("ashlar.db").display()
+            )
         })
     }
 }
@@ -271,8 +293,10 @@ mod tests {
 
     #[test]
     fn empty_config_gives_the_local_backend() {
-        let mut c = Config::default();
-        c.data_dir = PathBuf::from("/tmp/x");
+        let mut c = Config {
+            data_dir: PathBuf::from("/tmp/x"),
+            ..Config::default()
+        };
         c.finish().unwrap();
         assert_eq!(c.listen, "127.0.0.1:8776");
         let local = &c.backends["local"];
@@ -283,7 +307,9 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named() {
-        let err = toml::from_str::<Config>("listn = \"x\"").unwrap_err().to_string();
+        let err = toml::from_str::<Config>("listn = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("listn"), "{err}");
     }
 
@@ -291,7 +317,8 @@ mod tests {
     fn bad_backend_name_and_limits_refused() {
         let mut c: Config = toml::from_str("[backends.\"a b\"]\ndriver = \"nfs\"\n").unwrap();
         assert!(c.finish().unwrap_err().to_string().contains("a b"));
-        let mut c: Config = toml::from_str("[backends.x]\ndriver = \"nfs\"\nlimits.instances = 0\n").unwrap();
+        let mut c: Config =
+            toml::from_str("[backends.x]\ndriver = \"nfs\"\nlimits.instances = 0\n").unwrap();
         assert!(c.finish().unwrap_err().to_string().contains("instances"));
     }
 }

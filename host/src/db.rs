@@ -15,7 +15,10 @@ use sqlx::{Row, SqlitePool};
 pub use rows::{Job, Message, SnapshotRow, VolumeRow, VolumeType};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial",
+    include_str!("../migrations/0001_initial.sql"),
+)];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -34,7 +37,10 @@ pub struct Db {
 
 /// `status IN ($a, $b, …)` placeholders starting at parameter `first`.
 fn in_list(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Sort keys a client may name (Cinder's `sort_key`), mapped to columns.
@@ -63,7 +69,9 @@ impl Page {
     /// Validates the sort key, naming the bad one.
     pub fn order_by(&self) -> Result<String, String> {
         let key = self.sort_key.as_deref().unwrap_or("created_at");
-        let col = sort_column(key).ok_or_else(|| format!("sort_key `{key}` is not one of created_at, updated_at, id, name, size, status"))?;
+        let col = sort_column(key).ok_or_else(|| {
+            format!("sort_key `{key}` is not one of created_at, updated_at, id, name, size, status")
+        })?;
         let dir = if self.sort_desc { "DESC" } else { "ASC" };
         Ok(format!("{col} {dir}, id {dir}"))
     }
@@ -78,10 +86,20 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         let db = Db { pool };
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// A write transaction. SQLite's default deferred transaction fails with "database
+    /// is locked" when it upgrades from a read while another writer is active; taking the
+    /// write lock up front makes concurrent writers queue on the busy timeout instead.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -89,17 +107,21 @@ impl Db {
             .execute(&self.pool)
             .await?;
         for (name, sql) in MIGRATIONS {
-            let done: Option<String> = sqlx::query_scalar("SELECT name FROM schema_migrations WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+            let done: Option<String> =
+                sqlx::query_scalar("SELECT name FROM schema_migrations WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
             if done.is_some() {
                 continue;
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                let statement: String =
-                    statement.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+                let statement: String = statement
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 if !statement.trim().is_empty() {
                     sqlx::query(&statement).execute(&mut *tx).await?;
                 }
@@ -117,9 +139,15 @@ impl Db {
 
     // ---- volume types -------------------------------------------------------------
 
-    pub async fn create_volume_type(&self, name: &str, description: Option<&str>, is_public: bool, extra_specs: &[(String, String)]) -> Result<VolumeType> {
+    pub async fn create_volume_type(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        is_public: bool,
+        extra_specs: &[(String, String)],
+    ) -> Result<VolumeType> {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let inserted = sqlx::query("INSERT INTO volume_types (id, name, description, is_public, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
             .bind(name)
@@ -131,7 +159,9 @@ impl Db {
         if let Err(sqlx::Error::Database(e)) = &inserted
             && e.is_unique_violation()
         {
-            return Err(DbError::Conflict(format!("Volume Type {name} already exists.")));
+            return Err(DbError::Conflict(format!(
+                "Volume Type {name} already exists."
+            )));
         }
         inserted?;
         for (k, v) in extra_specs {
@@ -148,10 +178,12 @@ impl Db {
 
     /// A type by id or by name.
     pub async fn get_volume_type(&self, id_or_name: &str) -> Result<Option<VolumeType>> {
-        let row = sqlx::query("SELECT * FROM volume_types WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
-            .bind(id_or_name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT * FROM volume_types WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1",
+        )
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             None => Ok(None),
             Some(row) => {
@@ -163,10 +195,11 @@ impl Db {
     }
 
     pub async fn list_volume_types(&self, include_private: bool) -> Result<Vec<VolumeType>> {
-        let rows = sqlx::query("SELECT * FROM volume_types WHERE is_public = 1 OR $1 = 1 ORDER BY name")
-            .bind(include_private as i64)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM volume_types WHERE is_public = 1 OR $1 = 1 ORDER BY name")
+                .bind(include_private as i64)
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut t = VolumeType::from_row(&row)?;
@@ -176,7 +209,13 @@ impl Db {
         Ok(out)
     }
 
-    pub async fn update_volume_type(&self, id: &str, name: Option<&str>, description: Option<&str>, is_public: Option<bool>) -> Result<()> {
+    pub async fn update_volume_type(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+        is_public: Option<bool>,
+    ) -> Result<()> {
         let res = sqlx::query(
             "UPDATE volume_types SET name = COALESCE($2, name), description = COALESCE($3, description), is_public = COALESCE($4, is_public) WHERE id = $1",
         )
@@ -189,7 +228,10 @@ impl Db {
         if let Err(sqlx::Error::Database(e)) = &res
             && e.is_unique_violation()
         {
-            return Err(DbError::Conflict(format!("Volume Type {} already exists.", name.unwrap_or_default())));
+            return Err(DbError::Conflict(format!(
+                "Volume Type {} already exists.",
+                name.unwrap_or_default()
+            )));
         }
         res?;
         Ok(())
@@ -197,29 +239,38 @@ impl Db {
 
     /// Deletes a type unless a volume still uses it.
     pub async fn delete_volume_type(&self, id: &str) -> Result<bool> {
-        let in_use: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM volumes WHERE volume_type_id = $1 AND deleted = 0")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
+        let in_use: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM volumes WHERE volume_type_id = $1 AND deleted = 0",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
         if in_use > 0 {
             return Err(DbError::Conflict(format!(
                 "Target volume type is still in use: {in_use} volume(s) have type {id}; delete or retype them first."
             )));
         }
-        let res = sqlx::query("DELETE FROM volume_types WHERE id = $1").bind(id).execute(&self.pool).await?;
+        let res = sqlx::query("DELETE FROM volume_types WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(res.rows_affected() > 0)
     }
 
     pub async fn extra_specs(&self, type_id: &str) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT key, value FROM volume_type_extra_specs WHERE volume_type_id = $1 ORDER BY key")
-            .bind(type_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
+        let rows = sqlx::query(
+            "SELECT key, value FROM volume_type_extra_specs WHERE volume_type_id = $1 ORDER BY key",
+        )
+        .bind(type_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
     }
 
     pub async fn set_extra_specs(&self, type_id: &str, specs: &[(String, String)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (k, v) in specs {
             sqlx::query(
                 "INSERT INTO volume_type_extra_specs (volume_type_id, key, value) VALUES ($1, $2, $3) \
@@ -236,19 +287,26 @@ impl Db {
     }
 
     pub async fn delete_extra_spec(&self, type_id: &str, key: &str) -> Result<bool> {
-        let res = sqlx::query("DELETE FROM volume_type_extra_specs WHERE volume_type_id = $1 AND key = $2")
-            .bind(type_id)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        let res = sqlx::query(
+            "DELETE FROM volume_type_extra_specs WHERE volume_type_id = $1 AND key = $2",
+        )
+        .bind(type_id)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
         Ok(res.rows_affected() > 0)
     }
 
     // ---- volumes ------------------------------------------------------------------
 
     /// Inserts a volume (status `creating`) and its job in one transaction.
-    pub async fn insert_volume_with_job(&self, v: &VolumeRow, metadata: &[(String, String)], job: &Job) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn insert_volume_with_job(
+        &self,
+        v: &VolumeRow,
+        metadata: &[(String, String)],
+        job: &Job,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, availability_zone, \
              volume_type_id, host, snapshot_id, source_volid, bootable, multiattach, created_at, updated_at) \
@@ -286,7 +344,10 @@ impl Db {
     }
 
     pub async fn get_volume(&self, id: &str) -> Result<Option<VolumeRow>> {
-        let row = sqlx::query("SELECT * FROM volumes WHERE id = $1 AND deleted = 0").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM volumes WHERE id = $1 AND deleted = 0")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             None => Ok(None),
             Some(row) => {
@@ -298,7 +359,12 @@ impl Db {
     }
 
     /// Volumes of `project` (all projects when `None`), filtered and paged.
-    pub async fn list_volumes(&self, project: Option<&str>, filters: &[(&str, String)], page: &Page) -> Result<Vec<VolumeRow>, ListError> {
+    pub async fn list_volumes(
+        &self,
+        project: Option<&str>,
+        filters: &[(&str, String)],
+        page: &Page,
+    ) -> Result<Vec<VolumeRow>, ListError> {
         let order = page.order_by().map_err(ListError::Invalid)?;
         let mut sql = String::from("SELECT * FROM volumes WHERE deleted = 0");
         let mut binds: Vec<String> = Vec::new();
@@ -324,7 +390,9 @@ impl Db {
                 b = binds.len()
             ));
             if page.sort_key.as_deref().is_some_and(|k| k != "created_at") {
-                return Err(ListError::Invalid("marker can only be combined with sort_key=created_at".into()));
+                return Err(ListError::Invalid(
+                    "marker can only be combined with sort_key=created_at".into(),
+                ));
             }
         }
         sql.push_str(&format!(" ORDER BY {order}"));
@@ -335,7 +403,10 @@ impl Db {
         for b in &binds {
             q = q.bind(b);
         }
-        let rows = q.fetch_all(&self.pool).await.map_err(|e| ListError::Db(e.into()))?;
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| ListError::Db(e.into()))?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut v = VolumeRow::from_row(&row).map_err(|e| ListError::Db(e.into()))?;
@@ -360,17 +431,24 @@ impl Db {
 
     /// Records where a volume was placed while it is still `creating`.
     pub async fn set_volume_host(&self, id: &str, host: &str) -> Result<bool> {
-        let res = sqlx::query("UPDATE volumes SET host = $1, updated_at = $2 WHERE id = $3 AND status = 'creating'")
-            .bind(host)
-            .bind(time::now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let res = sqlx::query(
+            "UPDATE volumes SET host = $1, updated_at = $2 WHERE id = $3 AND status = 'creating'",
+        )
+        .bind(host)
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(res.rows_affected() == 1)
     }
 
     /// `creating` → `available` with the driver's model update.
-    pub async fn finish_create(&self, id: &str, provider_location: Option<&str>, provider_auth: Option<&str>) -> Result<bool> {
+    pub async fn finish_create(
+        &self,
+        id: &str,
+        provider_location: Option<&str>,
+        provider_auth: Option<&str>,
+    ) -> Result<bool> {
         let now = time::now();
         let res = sqlx::query(
             "UPDATE volumes SET status = 'available', provider_location = $1, provider_auth = $2, launched_at = $3, updated_at = $3 \
@@ -399,7 +477,7 @@ impl Db {
     /// `deleting` → gone (soft-deleted, as Cinder keeps the row).
     pub async fn finish_delete_volume(&self, id: &str) -> Result<bool> {
         let now = time::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let res = sqlx::query(
             "UPDATE volumes SET status = 'deleted', deleted = 1, deleted_at = $1, updated_at = $1 WHERE id = $2 AND status = 'deleting'",
         )
@@ -407,12 +485,20 @@ impl Db {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM volume_metadata WHERE volume_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM volume_metadata WHERE volume_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(res.rows_affected() == 1)
     }
 
-    pub async fn update_volume_info(&self, id: &str, name: Option<&str>, description: Option<&str>) -> Result<()> {
+    pub async fn update_volume_info(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<()> {
         sqlx::query("UPDATE volumes SET name = COALESCE($1, name), description = COALESCE($2, description), updated_at = $3 WHERE id = $4")
             .bind(name)
             .bind(description)
@@ -424,8 +510,14 @@ impl Db {
     }
 
     /// Starts a volume operation: status `from` → `to` and the job, atomically.
-    pub async fn transition_volume_with_job(&self, id: &str, from: &[&str], to: &str, job: &Job) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn transition_volume_with_job(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        job: &Job,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
         let sql = format!(
             "UPDATE volumes SET status = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status IN ({})",
             in_list(4, from.len())
@@ -444,12 +536,19 @@ impl Db {
 
     /// Starts a volume delete: refused while snapshots exist, checked in the same
     /// transaction as the status change so a racing snapshot create cannot slip in.
-    pub async fn begin_delete_volume(&self, id: &str, from: &[&str], job: &Job) -> Result<Result<(), DeleteRefused>> {
-        let mut tx = self.pool.begin().await?;
-        let snaps: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+    pub async fn begin_delete_volume(
+        &self,
+        id: &str,
+        from: &[&str],
+        job: &Job,
+    ) -> Result<Result<(), DeleteRefused>> {
+        let mut tx = self.write_tx().await?;
+        let snaps: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
         if snaps > 0 {
             return Ok(Err(DeleteRefused::HasSnapshots(snaps)));
         }
@@ -470,18 +569,29 @@ impl Db {
     }
 
     pub async fn volume_metadata(&self, id: &str) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT key, value FROM volume_metadata WHERE volume_id = $1 ORDER BY key")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
+        let rows =
+            sqlx::query("SELECT key, value FROM volume_metadata WHERE volume_id = $1 ORDER BY key")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
     }
 
     /// Merges (or, with `replace`, replaces) a volume's metadata.
-    pub async fn set_volume_metadata(&self, id: &str, items: &[(String, String)], replace: bool) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn set_volume_metadata(
+        &self,
+        id: &str,
+        items: &[(String, String)],
+        replace: bool,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         if replace {
-            sqlx::query("DELETE FROM volume_metadata WHERE volume_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM volume_metadata WHERE volume_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         for (k, v) in items {
             sqlx::query(
@@ -494,7 +604,11 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE volumes SET updated_at = $1 WHERE id = $2").bind(time::now()).bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE volumes SET updated_at = $1 WHERE id = $2")
+            .bind(time::now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -510,10 +624,11 @@ impl Db {
 
     /// Volumes whose host is on `backend` (`host@backend`), with their allocated sizes.
     pub async fn allocated_gib(&self, backend: &str) -> Result<i64> {
-        let total: Option<i64> = sqlx::query_scalar("SELECT SUM(size) FROM volumes WHERE deleted = 0 AND host LIKE $1")
-            .bind(format!("{backend}#%"))
-            .fetch_one(&self.pool)
-            .await?;
+        let total: Option<i64> =
+            sqlx::query_scalar("SELECT SUM(size) FROM volumes WHERE deleted = 0 AND host LIKE $1")
+                .bind(format!("{backend}#%"))
+                .fetch_one(&self.pool)
+                .await?;
         Ok(total.unwrap_or(0))
     }
 
@@ -521,8 +636,13 @@ impl Db {
 
     /// Inserts a snapshot (status `creating`) with its job, if the volume is in one of
     /// `volume_states`.
-    pub async fn insert_snapshot_with_job(&self, s: &SnapshotRow, volume_states: &[&str], job: &Job) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn insert_snapshot_with_job(
+        &self,
+        s: &SnapshotRow,
+        volume_states: &[&str],
+        job: &Job,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
         let sql = format!(
             "SELECT COUNT(*) FROM volumes WHERE id = $1 AND deleted = 0 AND status IN ({})",
             in_list(2, volume_states.len())
@@ -557,11 +677,19 @@ impl Db {
     }
 
     pub async fn get_snapshot(&self, id: &str) -> Result<Option<SnapshotRow>> {
-        let row = sqlx::query("SELECT * FROM snapshots WHERE id = $1 AND deleted = 0").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM snapshots WHERE id = $1 AND deleted = 0")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| SnapshotRow::from_row(&r)).transpose()?)
     }
 
-    pub async fn list_snapshots(&self, project: Option<&str>, filters: &[(&str, String)], page: &Page) -> Result<Vec<SnapshotRow>, ListError> {
+    pub async fn list_snapshots(
+        &self,
+        project: Option<&str>,
+        filters: &[(&str, String)],
+        page: &Page,
+    ) -> Result<Vec<SnapshotRow>, ListError> {
         let order = page.order_by().map_err(ListError::Invalid)?;
         let mut sql = String::from("SELECT * FROM snapshots WHERE deleted = 0");
         let mut binds: Vec<String> = Vec::new();
@@ -594,8 +722,13 @@ impl Db {
         for b in &binds {
             q = q.bind(b);
         }
-        let rows = q.fetch_all(&self.pool).await.map_err(|e| ListError::Db(e.into()))?;
-        rows.iter().map(|r| SnapshotRow::from_row(r).map_err(|e| ListError::Db(e.into()))).collect()
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| ListError::Db(e.into()))?;
+        rows.iter()
+            .map(|r| SnapshotRow::from_row(r).map_err(|e| ListError::Db(e.into())))
+            .collect()
     }
 
     pub async fn transition_snapshot(&self, id: &str, from: &[&str], to: &str) -> Result<bool> {
@@ -610,8 +743,14 @@ impl Db {
         Ok(q.execute(&self.pool).await?.rows_affected() == 1)
     }
 
-    pub async fn transition_snapshot_with_job(&self, id: &str, from: &[&str], to: &str, job: &Job) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn transition_snapshot_with_job(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        job: &Job,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
         let sql = format!(
             "UPDATE snapshots SET status = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status IN ({})",
             in_list(4, from.len())
@@ -628,7 +767,11 @@ impl Db {
         Ok(true)
     }
 
-    pub async fn finish_create_snapshot(&self, id: &str, provider_location: Option<&str>) -> Result<bool> {
+    pub async fn finish_create_snapshot(
+        &self,
+        id: &str,
+        provider_location: Option<&str>,
+    ) -> Result<bool> {
         let res = sqlx::query(
             "UPDATE snapshots SET status = 'available', progress = '100%', provider_location = $1, updated_at = $2 WHERE id = $3 AND status = 'creating'",
         )
@@ -652,7 +795,13 @@ impl Db {
         Ok(res.rows_affected() == 1)
     }
 
-    pub async fn update_snapshot_info(&self, id: &str, name: Option<&str>, description: Option<&str>, metadata: Option<&std::collections::BTreeMap<String, String>>) -> Result<()> {
+    pub async fn update_snapshot_info(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+        metadata: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE snapshots SET name = COALESCE($1, name), description = COALESCE($2, description), metadata = COALESCE($3, metadata), updated_at = $4 WHERE id = $5",
         )
@@ -694,14 +843,21 @@ impl Db {
 
     /// Jobs not finished: pending ones to run, running ones interrupted by a crash.
     pub async fn unfinished_jobs(&self) -> Result<Vec<Job>> {
-        let rows = sqlx::query("SELECT * FROM jobs WHERE state IN ('pending', 'running') ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Job::from_row(r).map_err(Into::into)).collect()
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE state IN ('pending', 'running') ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Job::from_row(r).map_err(Into::into))
+            .collect()
     }
 
     pub async fn get_job(&self, id: &str) -> Result<Option<Job>> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| Job::from_row(&r)).transpose()?)
     }
 
@@ -727,7 +883,11 @@ impl Db {
         Ok(())
     }
 
-    pub async fn list_messages(&self, project: Option<&str>, resource_uuid: Option<&str>) -> Result<Vec<Message>> {
+    pub async fn list_messages(
+        &self,
+        project: Option<&str>,
+        resource_uuid: Option<&str>,
+    ) -> Result<Vec<Message>> {
         let rows = sqlx::query(
             "SELECT * FROM messages WHERE ($1 IS NULL OR project_id = $1) AND ($2 IS NULL OR resource_uuid = $2) ORDER BY created_at, id",
         )
@@ -735,16 +895,26 @@ impl Db {
         .bind(resource_uuid)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Message::from_row(r).map_err(Into::into)).collect()
+        rows.iter()
+            .map(|r| Message::from_row(r).map_err(Into::into))
+            .collect()
     }
 
     pub async fn get_message(&self, id: &str) -> Result<Option<Message>> {
-        let row = sqlx::query("SELECT * FROM messages WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| Message::from_row(&r)).transpose()?)
     }
 
     pub async fn delete_message(&self, id: &str) -> Result<bool> {
-        Ok(sqlx::query("DELETE FROM messages WHERE id = $1").bind(id).execute(&self.pool).await?.rows_affected() > 0)
+        Ok(sqlx::query("DELETE FROM messages WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
     }
 }
 

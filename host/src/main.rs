@@ -6,7 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ashlar", version, about = "Block storage with sandboxed WebAssembly drivers")]
+#[command(
+    name = "ashlar",
+    version,
+    about = "Block storage with sandboxed WebAssembly drivers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,13 +35,18 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASHLAR_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ASHLAR_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen, data_dir } => {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
             let mut cfg = ashlar::config::Config::load(config.as_deref())?;
             if let Some(listen) = listen {
                 cfg.listen = listen;

@@ -41,7 +41,10 @@ const MAX_MEMORY_BYTES: usize = 4 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "{what} carries no `{CONTRACT_SECTION}` section, so it was not built with the Ashlar SDK; rebuild it against ashlar-sdk"
     )]
@@ -49,7 +52,11 @@ pub enum LoadError {
     #[error(
         "{what} was built against contract {found}, but this host serves {served}; use a driver built for {served} or upgrade Ashlar"
     )]
-    UnsupportedContract { what: String, found: String, served: String },
+    UnsupportedContract {
+        what: String,
+        found: String,
+        served: String,
+    },
     #[error("{what} is not a valid component: {message}")]
     Compile { what: String, message: String },
     #[error(
@@ -57,9 +64,13 @@ pub enum LoadError {
     )]
     WorldNotServed { what: String, declared: String },
     #[error("{what} does not fit contract {version}: {message}")]
-    Contract { what: String, version: String, message: String },
+    Contract {
+        what: String,
+        version: String,
+        message: String,
+    },
     #[error(transparent)]
-    Capability(#[from] CapabilityError),
+    Capability(Box<CapabilityError>),
     #[error("{0}")]
     Engine(String),
 }
@@ -72,7 +83,12 @@ pub enum CallError {
     Driver(DriverFailure),
     /// The sandbox stopped the driver: the instance is gone, the host is fine.
     #[error("{identity}: {operation} {kind}: {message}")]
-    Sandbox { identity: PluginIdentity, operation: &'static str, kind: SandboxFailure, message: String },
+    Sandbox {
+        identity: PluginIdentity,
+        operation: &'static str,
+        kind: SandboxFailure,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +147,8 @@ pub fn contract_version(bytes: &[u8]) -> Result<Option<semver::Version>, String>
         if let wasmparser::Payload::CustomSection(reader) = payload
             && reader.name() == CONTRACT_SECTION
         {
-            let text = std::str::from_utf8(reader.data()).map_err(|e| format!("{CONTRACT_SECTION}: {e}"))?;
+            let text = std::str::from_utf8(reader.data())
+                .map_err(|e| format!("{CONTRACT_SECTION}: {e}"))?;
             return semver::Version::parse(text.trim_end_matches('\0'))
                 .map(Some)
                 .map_err(|e| format!("{CONTRACT_SECTION} `{text}`: {e}"));
@@ -180,10 +197,12 @@ impl Runtime {
         config
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("cannot make the wasm engine: {e}")))?;
+        let engine = Engine::new(&config)
+            .map_err(|e| LoadError::Engine(format!("cannot make the wasm engine: {e}")))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
         latest::VolumeDriver::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
 
@@ -201,14 +220,22 @@ impl Runtime {
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
 
         if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir).map_err(|source| LoadError::Read { path: dir.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| LoadError::Read {
+                path: dir.clone(),
+                source,
+            })?;
         }
         let http = reqwest::Client::builder()
             // A redirect could lead to a host the operator never granted.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| LoadError::Engine(format!("cannot make the HTTP client: {e}")))?;
-        Ok(Arc::new(Runtime { engine, linker, cache_dir, http }))
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            http,
+        }))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -218,7 +245,10 @@ impl Runtime {
     /// Compiles `bytes`, or loads the precompiled artifact cached for the same bytes and
     /// engine.
     pub fn compile(&self, what: &str, bytes: &[u8]) -> Result<Component, LoadError> {
-        let compile_err = |e: wasmtime::Error| LoadError::Compile { what: what.to_string(), message: format!("{e:#}") };
+        let compile_err = |e: wasmtime::Error| LoadError::Compile {
+            what: what.to_string(),
+            message: format!("{e:#}"),
+        };
         let Some(dir) = &self.cache_dir else {
             return Component::new(&self.engine, bytes).map_err(compile_err);
         };
@@ -230,7 +260,11 @@ impl Runtime {
             self.engine.precompile_compatibility_hash().hash(&mut h);
             hasher.update(h.finish().to_le_bytes());
         }
-        let key: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let key: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let path = dir.join(format!("{key}.cwasm"));
         if path.exists() {
             // SAFETY: the cache directory is the host's own, written only below from
@@ -239,13 +273,18 @@ impl Runtime {
             let cached = unsafe { Component::deserialize_file(&self.engine, &path) };
             match cached {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached component: {e}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached component: {e}")
+                }
             }
         }
         let component = Component::new(&self.engine, bytes).map_err(compile_err)?;
         if let Ok(serialized) = component.serialize() {
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            if std::fs::write(&tmp, serialized).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+            if std::fs::write(&tmp, serialized)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .is_err()
+            {
                 let _ = std::fs::remove_file(&tmp);
                 tracing::warn!(path = %path.display(), "could not cache the compiled component");
             }
@@ -261,26 +300,44 @@ impl Runtime {
             version: spec.manifest.version.clone(),
             backend: spec.backend.clone(),
         };
-        let what = format!("plugin {} {} ({})", identity.name, identity.version, spec.origin);
+        let what = format!(
+            "plugin {} {} ({})",
+            identity.name, identity.version, spec.origin
+        );
         let served = latest::VERSION;
-        match contract_version(&spec.wasm).map_err(|m| LoadError::Compile { what: what.clone(), message: m })? {
+        match contract_version(&spec.wasm).map_err(|m| LoadError::Compile {
+            what: what.clone(),
+            message: m,
+        })? {
             None => return Err(LoadError::NoContractVersion { what }),
             Some(v) if v.major != served.major || v.minor != served.minor => {
-                return Err(LoadError::UnsupportedContract { what, found: v.to_string(), served: served.to_string() });
+                return Err(LoadError::UnsupportedContract {
+                    what,
+                    found: v.to_string(),
+                    served: served.to_string(),
+                });
             }
             Some(_) => {}
         }
         if spec.manifest.world != World::VolumeDriver {
-            return Err(LoadError::WorldNotServed { what, declared: spec.manifest.world.to_string() });
+            return Err(LoadError::WorldNotServed {
+                what,
+                declared: spec.manifest.world.to_string(),
+            });
         }
-        let capabilities = capabilities::grant(&spec.manifest, &spec.backend, &spec.settings, &spec.grants)?;
+        let capabilities =
+            capabilities::grant(&spec.manifest, &spec.backend, &spec.settings, &spec.grants)
+                .map_err(|e| LoadError::Capability(Box::new(e)))?;
         let component = self.compile(&what, &spec.wasm)?;
         let contract_err = |e: wasmtime::Error| LoadError::Contract {
             what: what.clone(),
             version: served.to_string(),
             message: format!("{e:#}"),
         };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(contract_err)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(contract_err)?;
         let pre = latest::VolumeDriverPre::new(instance_pre).map_err(contract_err)?;
         let ctx = Arc::new(BackendContext {
             identity: identity.clone(),
@@ -332,8 +389,8 @@ pub struct DriverPool {
 }
 
 /// The guest calls a driver operation makes, given the store and the bindings.
-pub type GuestCall<R> =
-    dyn FnOnce(&mut Store<HostState>, &latest::VolumeDriver) -> wasmtime::Result<Result<R, DriverError>> + Send;
+pub type GuestCall<R> = dyn FnOnce(&mut Store<HostState>, &latest::VolumeDriver) -> wasmtime::Result<Result<R, DriverError>>
+    + Send;
 
 impl DriverPool {
     pub fn limits(&self) -> &Limits {
@@ -345,11 +402,19 @@ impl DriverPool {
     pub async fn call<R: Send + 'static>(
         self: &Arc<Self>,
         operation: &'static str,
-        f: impl FnOnce(&mut Store<HostState>, &latest::VolumeDriver) -> wasmtime::Result<Result<R, DriverError>>
+        f: impl FnOnce(
+            &mut Store<HostState>,
+            &latest::VolumeDriver,
+        ) -> wasmtime::Result<Result<R, DriverError>>
         + Send
         + 'static,
     ) -> Result<R, CallError> {
-        let permit = self.permits.clone().acquire_owned().await.expect("the pool's semaphore is never closed");
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the pool's semaphore is never closed");
         let pool = self.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -371,7 +436,10 @@ impl DriverPool {
     pub fn call_blocking<R>(
         &self,
         operation: &'static str,
-        f: impl FnOnce(&mut Store<HostState>, &latest::VolumeDriver) -> wasmtime::Result<Result<R, DriverError>>,
+        f: impl FnOnce(
+            &mut Store<HostState>,
+            &latest::VolumeDriver,
+        ) -> wasmtime::Result<Result<R, DriverError>>,
     ) -> Result<R, CallError> {
         self.metrics.calls.fetch_add(1, Ordering::Relaxed);
         let idle = self.idle.lock().expect("idle list lock").pop();
@@ -418,10 +486,16 @@ impl DriverPool {
             }
             err
         })?;
-        self.metrics.instances_created.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .instances_created
+            .fetch_add(1, Ordering::Relaxed);
         let mut instance = Instance { store, driver };
         // Cinder calls do_setup once per driver object; here, once per instance.
-        match instance.driver.ashlar_driver_volume_driver_core().call_do_setup(&mut instance.store) {
+        match instance
+            .driver
+            .ashlar_driver_volume_driver_core()
+            .call_do_setup(&mut instance.store)
+        {
             Ok(Ok(())) => Ok(instance),
             Ok(Err(e)) => Err(CallError::Driver(DriverFailure::from(e))),
             Err(e) => Err(self.sandbox_failure("do-setup", e)),
@@ -429,19 +503,29 @@ impl DriverPool {
     }
 
     fn sandbox_failure(&self, operation: &'static str, e: wasmtime::Error) -> CallError {
-        self.metrics.sandbox_failures.fetch_add(1, Ordering::Relaxed);
-        let grew_too_far = e.chain().any(|c| c.to_string().contains("forcing trap when growing memory"));
+        self.metrics
+            .sandbox_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let grew_too_far = e
+            .chain()
+            .any(|c| c.to_string().contains("forcing trap when growing memory"));
         let (kind, message) = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
             || e.downcast_ref::<host_calls::SleptPastDeadline>().is_some()
         {
             (
                 SandboxFailure::DeadlineExceeded,
-                format!("stopped after {} ms (limits.call_deadline_ms)", self.ctx.limits.call_deadline_ms),
+                format!(
+                    "stopped after {} ms (limits.call_deadline_ms)",
+                    self.ctx.limits.call_deadline_ms
+                ),
             )
         } else if grew_too_far {
             (
                 SandboxFailure::OutOfMemory,
-                format!("tried to grow past its {} MiB memory ceiling (limits.memory_mib)", self.ctx.limits.memory_mib),
+                format!(
+                    "tried to grow past its {} MiB memory ceiling (limits.memory_mib)",
+                    self.ctx.limits.memory_mib
+                ),
             )
         } else if let Some(trap) = e.downcast_ref::<Trap>() {
             (SandboxFailure::Trapped, trap.to_string())
@@ -450,6 +534,11 @@ impl DriverPool {
         };
         tracing::error!(plugin = %self.identity.name, version = %self.identity.version,
             backend = %self.identity.backend, operation, "driver {kind}: {message}; instance replaced");
-        CallError::Sandbox { identity: self.identity.clone(), operation, kind, message }
+        CallError::Sandbox {
+            identity: self.identity.clone(),
+            operation,
+            kind,
+            message,
+        }
     }
 }

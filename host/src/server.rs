@@ -19,28 +19,52 @@ use crate::volume::{Backend, VolumeManager};
 pub const DEFAULT_VOLUME_TYPE: &str = "__DEFAULT__";
 
 /// Reads a backend's component and manifest: bundled by name, or from files.
-pub fn driver_source(name: &str, backend: &BackendConfig) -> anyhow::Result<(String, Arc<[u8]>, Manifest)> {
+pub fn driver_source(
+    name: &str,
+    backend: &BackendConfig,
+) -> anyhow::Result<(String, Arc<[u8]>, Manifest)> {
     if let Some(b) = bundled::find(&backend.driver) {
         let manifest = Manifest::from_toml_str(b.manifest).context("bundled manifest")?;
-        return Ok((format!("bundled driver {}", b.name), Arc::from(b.wasm), manifest));
+        return Ok((
+            format!("bundled driver {}", b.name),
+            Arc::from(b.wasm),
+            manifest,
+        ));
     }
     let path = std::path::PathBuf::from(&backend.driver);
     if path.extension().is_none_or(|e| e != "wasm") {
         anyhow::bail!(
             "backend {name}: driver `{}` is neither a bundled driver ({}) nor a path to a .wasm component",
             backend.driver,
-            bundled::BUNDLED.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+            bundled::BUNDLED
+                .iter()
+                .map(|b| b.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    let wasm = std::fs::read(&path).with_context(|| format!("backend {name}: reading {}", path.display()))?;
-    let manifest_path = backend.manifest.clone().unwrap_or_else(|| path.with_extension("toml"));
-    let manifest = Manifest::load(&manifest_path)
-        .with_context(|| format!("backend {name}: the component's plugin.toml is expected at {}", manifest_path.display()))?;
+    let wasm = std::fs::read(&path)
+        .with_context(|| format!("backend {name}: reading {}", path.display()))?;
+    let manifest_path = backend
+        .manifest
+        .clone()
+        .unwrap_or_else(|| path.with_extension("toml"));
+    let manifest = Manifest::load(&manifest_path).with_context(|| {
+        format!(
+            "backend {name}: the component's plugin.toml is expected at {}",
+            manifest_path.display()
+        )
+    })?;
     Ok((path.display().to_string(), Arc::from(wasm), manifest))
 }
 
 /// Loads one backend's driver through the runtime and checks it can serve.
-pub async fn load_backend(runtime: &Arc<Runtime>, cfg: &Config, name: &str, backend: &BackendConfig) -> anyhow::Result<Arc<DriverPool>> {
+pub async fn load_backend(
+    runtime: &Arc<Runtime>,
+    cfg: &Config,
+    name: &str,
+    backend: &BackendConfig,
+) -> anyhow::Result<Arc<DriverPool>> {
     let (origin, wasm, manifest) = driver_source(name, backend)?;
     let spec = DriverSpec {
         backend: name.to_string(),
@@ -53,9 +77,14 @@ pub async fn load_backend(runtime: &Arc<Runtime>, cfg: &Config, name: &str, back
         limits: backend.limits.clone(),
         host_name: cfg.host_name.clone(),
     };
-    let pool = runtime.load(spec).with_context(|| format!("backend {name}: loading its driver"))?;
+    let pool = runtime
+        .load(spec)
+        .with_context(|| format!("backend {name}: loading its driver"))?;
     let check = pool
-        .call("check-for-setup-error", |s, d| d.ashlar_driver_volume_driver_core().call_check_for_setup_error(s))
+        .call("check-for-setup-error", |s, d| {
+            d.ashlar_driver_volume_driver_core()
+                .call_check_for_setup_error(s)
+        })
         .await;
     if let Err(e) = check {
         // A backend that fails its check stays configured but reports no pools, as
@@ -70,25 +99,40 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
     tracing::info!(data_dir = %cfg.data_dir.display(), "data directory ready");
 
-    let db = Db::open(&cfg.database_url()).await.context("opening the database")?;
+    let db = Db::open(&cfg.database_url())
+        .await
+        .context("opening the database")?;
     tracing::info!(url = %cfg.database_url(), "database open");
 
-    let runtime = Runtime::new(Some(cfg.data_dir.join("cache"))).context("starting the plugin runtime")?;
+    let runtime =
+        Runtime::new(Some(cfg.data_dir.join("cache"))).context("starting the plugin runtime")?;
     tracing::info!("plugin runtime ready");
 
     let mut backends = BTreeMap::new();
     for (name, backend) in &cfg.backends {
         let driver = load_backend(&runtime, &cfg, name, backend).await?;
         tracing::info!(backend = %name, plugin = %driver.identity.name, version = %driver.identity.version, "backend loaded");
-        let availability_zone = backend.availability_zone.clone().unwrap_or_else(|| cfg.default_availability_zone.clone());
-        backends.insert(name.clone(), Backend { name: name.clone(), availability_zone, driver });
+        let availability_zone = backend
+            .availability_zone
+            .clone()
+            .unwrap_or_else(|| cfg.default_availability_zone.clone());
+        backends.insert(
+            name.clone(),
+            Backend {
+                name: name.clone(),
+                availability_zone,
+                driver,
+            },
+        );
     }
 
     if db.get_volume_type(DEFAULT_VOLUME_TYPE).await?.is_none() {
-        db.create_volume_type(DEFAULT_VOLUME_TYPE, Some("Default Volume Type"), true, &[]).await?;
+        db.create_volume_type(DEFAULT_VOLUME_TYPE, Some("Default Volume Type"), true, &[])
+            .await?;
     }
     for (name, specs) in &cfg.volume_types {
-        let specs: Vec<(String, String)> = specs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let specs: Vec<(String, String)> =
+            specs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         match db.get_volume_type(name).await? {
             Some(t) => db.set_extra_specs(&t.id, &specs).await?,
             None => {
@@ -98,26 +142,45 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!(types = cfg.volume_types.len() + 1, "volume types ready");
 
-    let scheduler = SchedulerConfig { capacity_weight_multiplier: cfg.scheduler.capacity_weight_multiplier };
-    let (manager, jobs) = VolumeManager::new(db.clone(), cfg.host_name.clone(), backends, scheduler);
+    let scheduler = SchedulerConfig {
+        capacity_weight_multiplier: cfg.scheduler.capacity_weight_multiplier,
+    };
+    let (manager, jobs) =
+        VolumeManager::new(db.clone(), cfg.host_name.clone(), backends, scheduler);
     manager.poll_stats().await;
     tracing::info!("backend stats collected");
     tokio::spawn(manager.clone().run_jobs(jobs));
-    let recovered = manager.recover().await.context("recovering unfinished jobs")?;
+    let recovered = manager
+        .recover()
+        .await
+        .context("recovering unfinished jobs")?;
     tracing::info!(jobs = recovered, "unfinished jobs recovered");
-    tokio::spawn(manager.clone().run_stats(Duration::from_secs(cfg.stats_interval_secs.max(1))));
+    tokio::spawn(
+        manager
+            .clone()
+            .run_stats(Duration::from_secs(cfg.stats_interval_secs.max(1))),
+    );
 
-    let state = Arc::new(AppState { db, manager, default_availability_zone: cfg.default_availability_zone.clone() });
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
+    let state = Arc::new(AppState {
+        db,
+        manager,
+        default_availability_zone: cfg.default_availability_zone.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!("ashlar listening on http://{addr}");
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},

@@ -64,7 +64,14 @@ impl VolumeManager {
         scheduler: SchedulerConfig,
     ) -> (Arc<VolumeManager>, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let m = VolumeManager { db, host_name, backends, stats: RwLock::new(BTreeMap::new()), scheduler, jobs: tx };
+        let m = VolumeManager {
+            db,
+            host_name,
+            backends,
+            stats: RwLock::new(BTreeMap::new()),
+            scheduler,
+            jobs: tx,
+        };
         (Arc::new(m), rx)
     }
 
@@ -136,17 +143,27 @@ impl VolumeManager {
 
     async fn execute(&self, job: &Job, recovering: bool) -> Result<(), OpError> {
         let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
-        let request_id = payload.get("request_id").and_then(|v| v.as_str()).map(str::to_string);
+        let request_id = payload
+            .get("request_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         let span = tracing::info_span!("job", kind = %job.kind, resource = %job.resource_id, request_id = request_id.as_deref().unwrap_or(""));
         let _enter = span.enter();
         match job.kind.as_str() {
-            "create_volume" => ops::create_volume(self, &job.resource_id, request_id, recovering).await,
+            "create_volume" => {
+                ops::create_volume(self, &job.resource_id, request_id, recovering).await
+            }
             "delete_volume" => ops::delete_volume(self, &job.resource_id, request_id).await,
             "extend_volume" => {
-                let new_size = payload.get("new_size").and_then(|v| v.as_i64()).unwrap_or(0);
+                let new_size = payload
+                    .get("new_size")
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(0);
                 ops::extend_volume(self, &job.resource_id, new_size, request_id).await
             }
-            "create_snapshot" => ops::create_snapshot(self, &job.resource_id, request_id, recovering).await,
+            "create_snapshot" => {
+                ops::create_snapshot(self, &job.resource_id, request_id, recovering).await
+            }
             "delete_snapshot" => ops::delete_snapshot(self, &job.resource_id, request_id).await,
             other => {
                 tracing::error!("unknown job kind {other}");
@@ -189,7 +206,10 @@ impl VolumeManager {
         for (name, backend) in &self.backends {
             let result = backend
                 .driver
-                .call("get-volume-stats", |s, d| d.ashlar_driver_volume_driver_core().call_get_volume_stats(s, true))
+                .call("get-volume-stats", |s, d| {
+                    d.ashlar_driver_volume_driver_core()
+                        .call_get_volume_stats(s, true)
+                })
                 .await;
             let entry = match result {
                 Ok(stats) => self.to_backend_stats(backend, stats),
@@ -205,7 +225,10 @@ impl VolumeManager {
                     }
                 }
             };
-            self.stats.write().expect("stats lock").insert(name.clone(), entry);
+            self.stats
+                .write()
+                .expect("stats lock")
+                .insert(name.clone(), entry);
         }
     }
 
@@ -219,20 +242,35 @@ impl VolumeManager {
         }
     }
 
-    fn to_backend_stats(&self, backend: &Backend, stats: latest::ashlar::driver::types::VolumeStats) -> BackendStats {
+    fn to_backend_stats(
+        &self,
+        backend: &Backend,
+        stats: latest::ashlar::driver::types::VolumeStats,
+    ) -> BackendStats {
         let host = self.backend_host(&backend.name);
         let standard = [
-            ("volume_backend_name", CapValue::Text(stats.volume_backend_name.clone())),
+            (
+                "volume_backend_name",
+                CapValue::Text(stats.volume_backend_name.clone()),
+            ),
             ("vendor_name", CapValue::Text(stats.vendor_name.clone())),
-            ("driver_version", CapValue::Text(stats.driver_version.clone())),
-            ("storage_protocol", CapValue::Text(stats.storage_protocol.clone())),
+            (
+                "driver_version",
+                CapValue::Text(stats.driver_version.clone()),
+            ),
+            (
+                "storage_protocol",
+                CapValue::Text(stats.storage_protocol.clone()),
+            ),
         ];
         let pools = stats
             .pools
             .into_iter()
             .map(|p| {
-                let mut capabilities: BTreeMap<String, CapValue> =
-                    standard.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                let mut capabilities: BTreeMap<String, CapValue> = standard
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect();
                 for (k, v) in p.capabilities {
                     capabilities.insert(k, cap_value(v));
                 }
@@ -242,7 +280,10 @@ impl VolumeManager {
                     availability_zone: backend.availability_zone.clone(),
                     total_capacity_gb: p.total_capacity_gb,
                     free_capacity_gb: p.free_capacity_gb,
-                    provisioned_capacity_gb: p.provisioned_capacity_gb.or(p.allocated_capacity_gb).unwrap_or(0.0),
+                    provisioned_capacity_gb: p
+                        .provisioned_capacity_gb
+                        .or(p.allocated_capacity_gb)
+                        .unwrap_or(0.0),
                     allocated_capacity_gb: p.allocated_capacity_gb.unwrap_or(0.0),
                     reserved_percentage: p.reserved_percentage,
                     max_over_subscription_ratio: p.max_over_subscription_ratio,
@@ -284,15 +325,20 @@ impl VolumeManager {
                 continue;
             }
             if let Some(err) = &s.error {
-                unavailable.push(format!("{}: stats unavailable ({err})", self.backend_host(name)));
+                unavailable.push(format!(
+                    "{}: stats unavailable ({err})",
+                    self.backend_host(name)
+                ));
             }
             pools.extend(s.pools.iter().cloned());
         }
         match scheduler::schedule(&pools, spec, &self.scheduler) {
             Ok(placement) => {
-                if let Some(s) = stats.values_mut().flat_map(|s| s.pools.iter_mut()).find(|p| {
-                    p.backend == placement.backend && p.pool == placement.pool
-                }) {
+                if let Some(s) = stats
+                    .values_mut()
+                    .flat_map(|s| s.pools.iter_mut())
+                    .find(|p| p.backend == placement.backend && p.pool == placement.pool)
+                {
                     s.free_capacity_gb -= spec.size_gib as f64;
                     s.provisioned_capacity_gb += spec.size_gib as f64;
                     s.allocated_capacity_gb += spec.size_gib as f64;
@@ -302,7 +348,10 @@ impl VolumeManager {
             Err(e) => {
                 let mut msg = e.to_string();
                 if !unavailable.is_empty() {
-                    msg.push_str(&format!(" Backends without stats: {}.", unavailable.join("; ")));
+                    msg.push_str(&format!(
+                        " Backends without stats: {}.",
+                        unavailable.join("; ")
+                    ));
                 }
                 Err(msg)
             }

@@ -69,7 +69,11 @@ impl<T: VolumeDriver> volume_driver_extras::Guest for VolumeDriverAdapter<T> {
     fn get_manageable_volumes() -> R<Vec<ManageableVolume>> {
         with_driver::<T, _>(|d| d.get_manageable_volumes())
     }
-    fn retype(volume: Volume, new_type_name: String, new_extra_specs: Vec<(String, String)>) -> R<bool> {
+    fn retype(
+        volume: Volume,
+        new_type_name: String,
+        new_extra_specs: Vec<(String, String)>,
+    ) -> R<bool> {
         with_driver::<T, _>(|d| d.retype(volume, new_type_name, new_extra_specs))
     }
 }

@@ -3,8 +3,8 @@
 
 /// Run granted programs, without a shell.
 pub mod exec {
-    pub use crate::bindings::ashlar::driver::exec::{ExecError, Output};
     use crate::DriverError;
+    pub use crate::bindings::ashlar::driver::exec::{ExecError, Output};
 
     /// Runs `program` with `args`; the host's timeout applies.
     pub fn run(program: &str, args: &[&str]) -> Result<Output, ExecError> {
@@ -31,9 +31,15 @@ pub mod exec {
     /// Maps a refused or failed exec to the driver error an operator should see.
     pub fn from_exec_error(program: &str, e: ExecError) -> DriverError {
         match e {
-            ExecError::Denied(m) => DriverError::BackendUnavailable(format!("exec of {program} refused: {m}")),
-            ExecError::NotInstalled(m) => DriverError::BackendUnavailable(format!("{program} is not installed: {m}")),
-            ExecError::TimedOut(m) => DriverError::BackendUnavailable(format!("{program} timed out: {m}")),
+            ExecError::Denied(m) => {
+                DriverError::BackendUnavailable(format!("exec of {program} refused: {m}"))
+            }
+            ExecError::NotInstalled(m) => {
+                DriverError::BackendUnavailable(format!("{program} is not installed: {m}"))
+            }
+            ExecError::TimedOut(m) => {
+                DriverError::BackendUnavailable(format!("{program} timed out: {m}"))
+            }
             ExecError::Failed(m) => DriverError::Internal(format!("{program} failed: {m}")),
         }
     }
@@ -41,13 +47,15 @@ pub mod exec {
 
 /// Byte access to granted devices and files.
 pub mod block {
-    pub use crate::bindings::ashlar::driver::block::{Handle, IoError, OpenMode, copy, open};
     use crate::DriverError;
+    pub use crate::bindings::ashlar::driver::block::{Handle, IoError, OpenMode, copy, open};
 
     impl From<IoError> for DriverError {
         fn from(e: IoError) -> Self {
             match e {
-                IoError::Denied(m) => DriverError::BackendUnavailable(format!("block access refused: {m}")),
+                IoError::Denied(m) => {
+                    DriverError::BackendUnavailable(format!("block access refused: {m}"))
+                }
                 IoError::NotFound(m) => DriverError::NotFound(m),
                 IoError::InvalidArgument(m) => DriverError::InvalidArgument(m),
                 IoError::Io(m) => DriverError::Internal(m),
@@ -82,8 +90,8 @@ pub mod log {
 
 /// The backend's settings from the operator's config.
 pub mod config {
-    pub use crate::bindings::ashlar::driver::config::{all, backend_name, get, host_name};
     use crate::DriverError;
+    pub use crate::bindings::ashlar::driver::config::{all, backend_name, get, host_name};
 
     /// A setting that must be present; the error names the key.
     pub fn require(key: &str) -> Result<String, DriverError> {

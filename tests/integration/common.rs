@@ -38,7 +38,9 @@ impl Server {
 
     /// Starts a server on an existing data dir (to restart after a crash).
     pub fn start_in(dir: &Path, config: &str) -> Server {
-        let config = config.replace("@DIR@", dir.to_str().unwrap()).replace("@FIXTURES@", FIXTURES_DIR);
+        let config = config
+            .replace("@DIR@", dir.to_str().unwrap())
+            .replace("@FIXTURES@", FIXTURES_DIR);
         std::fs::create_dir_all(dir.join("badshare")).unwrap();
         let config_path = dir.join("ashlar.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -69,10 +71,19 @@ impl Server {
             Ok(b) => b,
             Err(_) => {
                 let _ = child.kill();
-                panic!("ashlar did not start; its log:\n{}", log.lock().unwrap().join("\n"));
+                panic!(
+                    "ashlar did not start; its log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
             }
         };
-        Server { base, dir: dir.to_path_buf(), child, log, _tmp: None }
+        Server {
+            base,
+            dir: dir.to_path_buf(),
+            child,
+            log,
+            _tmp: None,
+        }
     }
 
     pub fn share(&self) -> PathBuf {
@@ -97,7 +108,13 @@ impl Server {
 
     pub fn client(&self, token: &str) -> Client {
         let project = token.split(':').nth(1).unwrap_or(token).to_string();
-        Client { base: self.base.clone(), token: token.to_string(), project, http: reqwest::Client::new(), version: None }
+        Client {
+            base: self.base.clone(),
+            token: token.to_string(),
+            project,
+            http: reqwest::Client::new(),
+            version: None,
+        }
     }
 }
 
@@ -134,7 +151,10 @@ impl Client {
     }
 
     pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Resp {
-        let mut req = self.http.request(method, self.url(path)).header("X-Auth-Token", &self.token);
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("X-Auth-Token", &self.token);
         if let Some(v) = &self.version {
             req = req.header("OpenStack-API-Version", format!("volume {v}"));
         }
@@ -145,18 +165,37 @@ impl Client {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
-        Resp { status, body, headers }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Resp {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
         self.raw(reqwest::Method::GET, path, None).await
     }
     pub async fn post(&self, path: &str, body: Value) -> Resp {
-        self.raw(reqwest::Method::POST, path, Some(body.to_string().into_bytes())).await
+        self.raw(
+            reqwest::Method::POST,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
     pub async fn put(&self, path: &str, body: Value) -> Resp {
-        self.raw(reqwest::Method::PUT, path, Some(body.to_string().into_bytes())).await
+        self.raw(
+            reqwest::Method::PUT,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
     pub async fn delete(&self, path: &str) -> Resp {
         self.raw(reqwest::Method::DELETE, path, None).await
@@ -183,7 +222,10 @@ impl Client {
             if !["creating", "deleting", "extending"].contains(&status.as_str()) {
                 return r.body[singular].clone();
             }
-            assert!(Instant::now() < deadline, "{kind}/{id} still {status} after 120 s");
+            assert!(
+                Instant::now() < deadline,
+                "{kind}/{id} still {status} after 120 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -193,22 +235,41 @@ impl Client {
         let v = self.wait(kind, id).await;
         if v["status"] != want {
             let msgs = self.messages_for(id).await;
-            panic!("{kind}/{id} is {} not {want}; messages: {msgs:?}", v["status"]);
+            panic!(
+                "{kind}/{id} is {} not {want}; messages: {msgs:?}",
+                v["status"]
+            );
         }
         v
     }
 
     /// User messages about a resource (messages API, microversion 3.3).
     pub async fn messages_for(&self, id: &str) -> Vec<String> {
-        let c = Client { base: self.base.clone(), token: self.token.clone(), project: self.project.clone(), http: self.http.clone(), version: Some("3.3".into()) };
+        let c = Client {
+            base: self.base.clone(),
+            token: self.token.clone(),
+            project: self.project.clone(),
+            http: self.http.clone(),
+            version: Some("3.3".into()),
+        };
         let r = c.get(&format!("messages?resource_uuid={id}")).await;
         assert_eq!(r.status, 200, "messages: {}", r.body);
-        r.body["messages"].as_array().unwrap().iter().map(|m| m["user_message"].as_str().unwrap().to_string()).collect()
+        r.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["user_message"].as_str().unwrap().to_string())
+            .collect()
     }
 
     /// Creates a public volume type (admin) and returns its id.
     pub async fn create_type(&self, name: &str, specs: Value) -> String {
-        let r = self.post("types", json!({"volume_type": {"name": name, "extra_specs": specs}})).await;
+        let r = self
+            .post(
+                "types",
+                json!({"volume_type": {"name": name, "extra_specs": specs}}),
+            )
+            .await;
         assert_eq!(r.status, 200, "create type: {}", r.body);
         r.body["volume_type"]["id"].as_str().unwrap().to_string()
     }
@@ -260,8 +321,17 @@ pub fn write_at(path: &Path, offset: u64, data: &[u8]) {
 
 /// The virtual size `qemu-img info` reports for an image.
 pub fn virtual_size(path: &Path) -> u64 {
-    let out = Command::new("qemu-img").args(["info", "--force-share", "--output=json"]).arg(path).output().expect("qemu-img");
-    assert!(out.status.success(), "qemu-img info {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("qemu-img")
+        .args(["info", "--force-share", "--output=json"])
+        .arg(path)
+        .output()
+        .expect("qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img info {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["virtual-size"].as_u64().unwrap()
 }

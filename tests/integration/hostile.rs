@@ -23,10 +23,15 @@ async fn misbehaving_driver_fails_one_operation_never_the_host() {
     ];
     let mut ids = Vec::new();
     for (name, _) in &cases {
-        ids.push(c.create_volume(json!({"size": 1, "name": name, "volume_type": "bad"})).await);
+        ids.push(
+            c.create_volume(json!({"size": 1, "name": name, "volume_type": "bad"}))
+                .await,
+        );
     }
     // While those run (the loop takes the full deadline), the local backend serves.
-    let good = c.create_volume(json!({"size": 1, "volume_type": "local"})).await;
+    let good = c
+        .create_volume(json!({"size": 1, "volume_type": "local"}))
+        .await;
     c.wait_status("volumes", &good, "available").await;
 
     for ((name, want), id) in cases.iter().zip(&ids) {
@@ -34,21 +39,40 @@ async fn misbehaving_driver_fails_one_operation_never_the_host() {
         assert_eq!(v["status"], "error", "{name}: {v}");
         let msgs = c.messages_for(id).await;
         assert_eq!(msgs.len(), 1, "{name}: {msgs:?}");
-        assert!(msgs[0].contains(want), "{name}: expected `{want}` in {:?}", msgs[0]);
+        assert!(
+            msgs[0].contains(want),
+            "{name}: expected `{want}` in {:?}",
+            msgs[0]
+        );
         if ["loop", "hog", "trap"].contains(name) {
-            assert!(msgs[0].contains("plugin misbehave 0.1.0"), "{name}: names the plugin: {}", msgs[0]);
+            assert!(
+                msgs[0].contains("plugin misbehave 0.1.0"),
+                "{name}: names the plugin: {}",
+                msgs[0]
+            );
         }
     }
-    assert!(msgs_mention(&c, &ids[3], "refused").await, "escape is refused, not merely missing");
+    assert!(
+        msgs_mention(&c, &ids[3], "refused").await,
+        "escape is refused, not merely missing"
+    );
 
     // The same backend still works: trapped instances were replaced.
-    let after = c.create_volume(json!({"size": 1, "name": "fine", "volume_type": "bad"})).await;
+    let after = c
+        .create_volume(json!({"size": 1, "name": "fine", "volume_type": "bad"}))
+        .await;
     c.wait_status("volumes", &after, "available").await;
     // And the host still answers the API.
     assert_eq!(c.get("volumes").await.status, 200);
     let log = server.log();
-    assert!(log.contains("instance replaced"), "sandbox failures are logged");
-    assert!(log.contains("plugin=misbehave"), "log lines carry the plugin's name");
+    assert!(
+        log.contains("instance replaced"),
+        "sandbox failures are logged"
+    );
+    assert!(
+        log.contains("plugin=misbehave"),
+        "log lines carry the plugin's name"
+    );
 }
 
 async fn msgs_mention(c: &crate::common::Client, id: &str, word: &str) -> bool {

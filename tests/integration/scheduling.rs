@@ -9,33 +9,59 @@ use crate::common::Server;
 async fn unsatisfiable_extra_spec_errors_with_a_reason() {
     let server = Server::start("");
     let admin = server.client("admin:proj-a");
-    admin.create_type("fast", json!({"capabilities:storage_protocol": "<in> iSCSI"})).await;
-    admin.create_type("huge-thick", json!({"provisioning:type": "thick"})).await;
+    admin
+        .create_type(
+            "fast",
+            json!({"capabilities:storage_protocol": "<in> iSCSI"}),
+        )
+        .await;
+    admin
+        .create_type("huge-thick", json!({"provisioning:type": "thick"}))
+        .await;
     admin.create_type("nfs-raw", json!({"volume_backend_name": "local", "volume_format": "raw", "sparse_volumes": "<is> True"})).await;
 
     let c = server.client("alice:proj-a");
-    let vol = c.create_volume(json!({"size": 1, "volume_type": "fast"})).await;
+    let vol = c
+        .create_volume(json!({"size": 1, "volume_type": "fast"}))
+        .await;
     let v = c.wait("volumes", &vol).await;
     assert_eq!(v["status"], "error");
     let msgs = c.messages_for(&vol).await;
     assert_eq!(msgs.len(), 1, "{msgs:?}");
     assert!(msgs[0].contains("No valid backend"), "{}", msgs[0]);
-    assert!(msgs[0].contains("storage_protocol"), "the reason names the capability: {}", msgs[0]);
-    assert!(msgs[0].contains("ashlar@local#"), "the reason names the pool: {}", msgs[0]);
+    assert!(
+        msgs[0].contains("storage_protocol"),
+        "the reason names the capability: {}",
+        msgs[0]
+    );
+    assert!(
+        msgs[0].contains("ashlar@local#"),
+        "the reason names the pool: {}",
+        msgs[0]
+    );
     // Nothing was made on the share.
     assert!(!server.share().join(format!("volume-{vol}")).exists());
 
     // A thick request on a thin-only share is refused by the capacity filter.
-    let vol = c.create_volume(json!({"size": 1, "volume_type": "huge-thick"})).await;
+    let vol = c
+        .create_volume(json!({"size": 1, "volume_type": "huge-thick"}))
+        .await;
     assert_eq!(c.wait("volumes", &vol).await["status"], "error");
     let msgs = c.messages_for(&vol).await;
     assert!(msgs[0].contains("thick"), "{}", msgs[0]);
 
     // A satisfiable type lands on the named backend.
-    let vol = c.create_volume(json!({"size": 1, "volume_type": "nfs-raw"})).await;
+    let vol = c
+        .create_volume(json!({"size": 1, "volume_type": "nfs-raw"}))
+        .await;
     c.wait_status("volumes", &vol, "available").await;
     let shown = admin.get(&format!("volumes/{vol}")).await;
-    assert!(shown.body["volume"]["os-vol-host-attr:host"].as_str().unwrap().starts_with("ashlar@local#"));
+    assert!(
+        shown.body["volume"]["os-vol-host-attr:host"]
+            .as_str()
+            .unwrap()
+            .starts_with("ashlar@local#")
+    );
 
     // An error volume can be deleted.
     let errored = msgs_volume(&c).await;
@@ -45,5 +71,8 @@ async fn unsatisfiable_extra_spec_errors_with_a_reason() {
 
 async fn msgs_volume(c: &crate::common::Client) -> String {
     let r = c.get("volumes/detail?status=error").await;
-    r.body["volumes"][0]["id"].as_str().expect("an error volume").to_string()
+    r.body["volumes"][0]["id"]
+        .as_str()
+        .expect("an error volume")
+        .to_string()
 }

@@ -19,16 +19,29 @@ async fn volume_lifecycle_on_the_default_nfs_backend() {
     assert_eq!(v["volume_type"], "__DEFAULT__");
     let file = server.share().join(format!("volume-{vol}"));
     assert_eq!(virtual_size(&file), GIB);
-    assert_eq!(std::fs::metadata(&file).unwrap().len(), GIB, "raw file of the volume's size");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        GIB,
+        "raw file of the volume's size"
+    );
 
     // Known bytes at the start, the middle and the last block.
-    let marks: [(u64, &[u8]); 3] = [(0, b"ashlar-start"), (GIB / 2 + 7, b"middle-bytes"), (GIB - 4096, b"last-block")];
+    let marks: [(u64, &[u8]); 3] = [
+        (0, b"ashlar-start"),
+        (GIB / 2 + 7, b"middle-bytes"),
+        (GIB - 4096, b"last-block"),
+    ];
     for (off, data) in marks {
         write_at(&file, off, data);
     }
 
     // Snapshot, then a volume from it: same bytes.
-    let r = c.post("snapshots", json!({"snapshot": {"volume_id": vol, "name": "s1"}})).await;
+    let r = c
+        .post(
+            "snapshots",
+            json!({"snapshot": {"volume_id": vol, "name": "s1"}}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.body);
     let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
     c.wait_status("snapshots", &snap, "available").await;
@@ -45,14 +58,21 @@ async fn volume_lifecycle_on_the_default_nfs_backend() {
     }
 
     // Clone → same bytes as the source now.
-    let clone = c.create_volume(json!({"source_volid": vol, "size": 1})).await;
+    let clone = c
+        .create_volume(json!({"source_volid": vol, "size": 1}))
+        .await;
     c.wait_status("volumes", &clone, "available").await;
     let clone_file = server.share().join(format!("volume-{clone}"));
     assert_eq!(read_at(&clone_file, 0, 13), b"CHANGED-AFTER");
     assert_eq!(read_at(&clone_file, GIB - 4096, 10), b"last-block");
 
     // Extend to 2 GiB: the file grows, data stays, status back to available.
-    let r = c.post(&format!("volumes/{vol}/action"), json!({"os-extend": {"new_size": 2}})).await;
+    let r = c
+        .post(
+            &format!("volumes/{vol}/action"),
+            json!({"os-extend": {"new_size": 2}}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.body);
     let v = c.wait_status("volumes", &vol, "available").await;
     assert_eq!(v["size"], 2);
@@ -62,15 +82,25 @@ async fn volume_lifecycle_on_the_default_nfs_backend() {
     // Delete: refused while the snapshot exists, then snapshot and volumes go, files too.
     let r = c.delete(&format!("volumes/{vol}")).await;
     assert_eq!(r.status, 400);
-    assert!(r.error_message().contains("dependent snapshots"), "{}", r.error_message());
+    assert!(
+        r.error_message().contains("dependent snapshots"),
+        "{}",
+        r.error_message()
+    );
     assert_eq!(c.delete(&format!("snapshots/{snap}")).await.status, 202);
     assert!(c.wait("snapshots", &snap).await.is_null());
     for id in [&vol, &from_snap, &clone] {
         let r = c.delete(&format!("volumes/{id}")).await;
         assert_eq!(r.status, 202, "{}", r.body);
-        assert!(c.wait("volumes", id).await.is_null(), "volume {id} still listed");
+        assert!(
+            c.wait("volumes", id).await.is_null(),
+            "volume {id} still listed"
+        );
     }
-    let left: Vec<_> = std::fs::read_dir(server.share()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(server.share())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(left.is_empty(), "files left on the share: {left:?}");
     let list = c.get("volumes").await;
     assert_eq!(list.body["volumes"], json!([]));
@@ -80,35 +110,71 @@ async fn volume_lifecycle_on_the_default_nfs_backend() {
 async fn metadata_update_and_listing() {
     let server = Server::start("");
     let c = server.client("bob:proj-b");
-    let a = c.create_volume(json!({"size": 1, "name": "a", "metadata": {"tier": "gold"}})).await;
+    let a = c
+        .create_volume(json!({"size": 1, "name": "a", "metadata": {"tier": "gold"}}))
+        .await;
     let b = c.create_volume(json!({"size": 1, "name": "b"})).await;
     c.wait_status("volumes", &a, "available").await;
     c.wait_status("volumes", &b, "available").await;
 
-    let r = c.post(&format!("volumes/{a}/metadata"), json!({"metadata": {"owner": "ops"}})).await;
+    let r = c
+        .post(
+            &format!("volumes/{a}/metadata"),
+            json!({"metadata": {"owner": "ops"}}),
+        )
+        .await;
     assert_eq!(r.body["metadata"], json!({"tier": "gold", "owner": "ops"}));
-    let r = c.put(&format!("volumes/{a}/metadata/tier"), json!({"meta": {"tier": "silver"}})).await;
+    let r = c
+        .put(
+            &format!("volumes/{a}/metadata/tier"),
+            json!({"meta": {"tier": "silver"}}),
+        )
+        .await;
     assert_eq!(r.body["meta"], json!({"tier": "silver"}));
-    let r = c.put(&format!("volumes/{a}/metadata/tier"), json!({"meta": {"other": "x"}})).await;
+    let r = c
+        .put(
+            &format!("volumes/{a}/metadata/tier"),
+            json!({"meta": {"other": "x"}}),
+        )
+        .await;
     assert_eq!(r.status, 400);
-    assert_eq!(c.delete(&format!("volumes/{a}/metadata/owner")).await.status, 200);
+    assert_eq!(
+        c.delete(&format!("volumes/{a}/metadata/owner"))
+            .await
+            .status,
+        200
+    );
     let r = c.get(&format!("volumes/{a}/metadata")).await;
     assert_eq!(r.body["metadata"], json!({"tier": "silver"}));
 
-    let r = c.put(&format!("volumes/{a}"), json!({"volume": {"name": "renamed", "description": "d"}})).await;
+    let r = c
+        .put(
+            &format!("volumes/{a}"),
+            json!({"volume": {"name": "renamed", "description": "d"}}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["volume"]["name"], "renamed");
 
     // Filters, sorting and paging.
     let r = c.get("volumes/detail?name=b").await;
-    let names: Vec<_> = r.body["volumes"].as_array().unwrap().iter().map(|v| v["name"].clone()).collect();
+    let names: Vec<_> = r.body["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].clone())
+        .collect();
     assert_eq!(names, vec![json!("b")]);
     let r = c.get("volumes?limit=1&sort=created_at:asc").await;
     assert_eq!(r.body["volumes"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["volumes"][0]["id"], a.as_str());
-    let next = r.body["volumes_links"][0]["href"].as_str().expect("next link");
+    let next = r.body["volumes_links"][0]["href"]
+        .as_str()
+        .expect("next link");
     assert!(next.contains(&format!("marker={a}")), "{next}");
-    let r = c.get(&format!("volumes?limit=5&sort=created_at:asc&marker={a}")).await;
+    let r = c
+        .get(&format!("volumes?limit=5&sort=created_at:asc&marker={a}"))
+        .await;
     assert_eq!(r.body["volumes"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["volumes"][0]["id"], b.as_str());
 

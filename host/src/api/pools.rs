@@ -17,7 +17,11 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/v3/os-availability-zone", get(availability_zones))
 }
 
-async fn get_pools(axum::extract::State(state): State, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+async fn get_pools(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     ctx.require_admin("scheduler_extension:scheduler_stats:get_pools")?;
     let detail = match q.get("detail") {
         Some(d) => parse_bool("detail", &json!(d))?,
@@ -29,20 +33,44 @@ async fn get_pools(axum::extract::State(state): State, ctx: Ctx, Query(q): Query
             let mut entry = Map::new();
             entry.insert("name".into(), json!(p.name()));
             if detail {
-                let mut caps: Map<String, Value> =
-                    p.capabilities.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
+                let mut caps: Map<String, Value> = p
+                    .capabilities
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
+                    .collect();
                 caps.insert("pool_name".into(), json!(p.pool));
                 caps.insert("total_capacity_gb".into(), json!(p.total_capacity_gb));
                 caps.insert("free_capacity_gb".into(), json!(p.free_capacity_gb));
-                caps.insert("provisioned_capacity_gb".into(), json!(p.provisioned_capacity_gb));
-                caps.insert("allocated_capacity_gb".into(), json!(p.allocated_capacity_gb));
+                caps.insert(
+                    "provisioned_capacity_gb".into(),
+                    json!(p.provisioned_capacity_gb),
+                );
+                caps.insert(
+                    "allocated_capacity_gb".into(),
+                    json!(p.allocated_capacity_gb),
+                );
                 caps.insert("reserved_percentage".into(), json!(p.reserved_percentage));
-                caps.insert("max_over_subscription_ratio".into(), json!(p.max_over_subscription_ratio));
-                caps.insert("thin_provisioning_support".into(), json!(p.thin_provisioning_support));
-                caps.insert("thick_provisioning_support".into(), json!(p.thick_provisioning_support));
+                caps.insert(
+                    "max_over_subscription_ratio".into(),
+                    json!(p.max_over_subscription_ratio),
+                );
+                caps.insert(
+                    "thin_provisioning_support".into(),
+                    json!(p.thin_provisioning_support),
+                );
+                caps.insert(
+                    "thick_provisioning_support".into(),
+                    json!(p.thick_provisioning_support),
+                );
                 caps.insert("multiattach".into(), json!(p.multiattach));
-                caps.insert("timestamp".into(), json!(crate::db::time::format(stats.updated_at)));
-                caps.insert("backend_state".into(), json!(if stats.error.is_some() { "down" } else { "up" }));
+                caps.insert(
+                    "timestamp".into(),
+                    json!(crate::db::time::format(stats.updated_at)),
+                );
+                caps.insert(
+                    "backend_state".into(),
+                    json!(if stats.error.is_some() { "down" } else { "up" }),
+                );
                 let _ = &backend;
                 entry.insert("capabilities".into(), Value::Object(caps));
             }
@@ -52,10 +80,25 @@ async fn get_pools(axum::extract::State(state): State, ctx: Ctx, Query(q): Query
     Ok(reply(&ctx, StatusCode::OK, json!({ "pools": pools })))
 }
 
-async fn availability_zones(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    let mut zones: Vec<&str> = state.manager.backends.values().map(|b| b.availability_zone.as_str()).collect();
+async fn availability_zones(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+) -> Result<Response, ApiError> {
+    let mut zones: Vec<&str> = state
+        .manager
+        .backends
+        .values()
+        .map(|b| b.availability_zone.as_str())
+        .collect();
     zones.sort();
     zones.dedup();
-    let info: Vec<Value> = zones.iter().map(|z| json!({"zoneName": z, "zoneState": {"available": true}})).collect();
-    Ok(reply(&ctx, StatusCode::OK, json!({ "availabilityZoneInfo": info })))
+    let info: Vec<Value> = zones
+        .iter()
+        .map(|z| json!({"zoneName": z, "zoneState": {"available": true}}))
+        .collect();
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "availabilityZoneInfo": info }),
+    ))
 }

@@ -19,40 +19,83 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/v3/types", get(list).post(create))
         .route("/v3/types/default", get(default_type))
         .route("/v3/types/{id}", get(show).put(update).delete(delete))
-        .route("/v3/types/{id}/extra_specs", get(specs_list).post(specs_set))
-        .route("/v3/types/{id}/extra_specs/{key}", get(spec_show).put(spec_put).delete(spec_delete))
+        .route(
+            "/v3/types/{id}/extra_specs",
+            get(specs_list).post(specs_set),
+        )
+        .route(
+            "/v3/types/{id}/extra_specs/{key}",
+            get(spec_show).put(spec_put).delete(spec_delete),
+        )
 }
 
 async fn find(state: &super::AppState, ctx: &Ctx, id: &str) -> Result<VolumeType, ApiError> {
     match state.db.get_volume_type(id).await? {
         Some(t) if t.is_public || ctx.is_admin => Ok(t),
-        _ => Err(ApiError::not_found(format!("Volume type {id} could not be found."))),
+        _ => Err(ApiError::not_found(format!(
+            "Volume type {id} could not be found."
+        ))),
     }
 }
 
 async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    let items: Vec<Value> = state.db.list_volume_types(ctx.is_admin).await?.iter().map(|t| views::volume_type(&ctx, t)).collect();
-    Ok(reply(&ctx, StatusCode::OK, json!({ "volume_types": items })))
+    let items: Vec<Value> = state
+        .db
+        .list_volume_types(ctx.is_admin)
+        .await?
+        .iter()
+        .map(|t| views::volume_type(&ctx, t))
+        .collect();
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume_types": items }),
+    ))
 }
 
 async fn default_type(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
     let t = find(&state, &ctx, crate::server::DEFAULT_VOLUME_TYPE).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "volume_type": views::volume_type(&ctx, &t) })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume_type": views::volume_type(&ctx, &t) }),
+    ))
 }
 
-async fn show(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let t = find(&state, &ctx, &id).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "volume_type": views::volume_type(&ctx, &t) })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume_type": views::volume_type(&ctx, &t) }),
+    ))
 }
 
-async fn create(axum::extract::State(state): State, ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
+async fn create(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     ctx.require_admin(MANAGE)?;
     let t = body_element(&body, "volume_type")?;
-    let name = opt_string(&t, "name")?.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
-        ApiError::invalid_field("name", t.get("name").unwrap_or(&Value::Null), "A volume type needs a non-empty name.")
-    })?;
+    let name = opt_string(&t, "name")?
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "name",
+                t.get("name").unwrap_or(&Value::Null),
+                "A volume type needs a non-empty name.",
+            )
+        })?;
     let description = opt_string(&t, "description")?;
-    let is_public = match t.get("os-volume-type-access:is_public").or(t.get("is_public")) {
+    let is_public = match t
+        .get("os-volume-type-access:is_public")
+        .or(t.get("is_public"))
+    {
         None | Some(Value::Null) => true,
         Some(v) => parse_bool("os-volume-type-access:is_public", v)?,
     };
@@ -60,11 +103,23 @@ async fn create(axum::extract::State(state): State, ctx: Ctx, body: Bytes) -> Re
         None | Some(Value::Null) => Vec::new(),
         Some(v) => string_map("extra_specs", v)?,
     };
-    let created = state.db.create_volume_type(&name, description.as_deref(), is_public, &specs).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "volume_type": views::volume_type(&ctx, &created) })))
+    let created = state
+        .db
+        .create_volume_type(&name, description.as_deref(), is_public, &specs)
+        .await?;
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume_type": views::volume_type(&ctx, &created) }),
+    ))
 }
 
-async fn update(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn update(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     ctx.require_admin(MANAGE)?;
     let existing = find(&state, &ctx, &id).await?;
     let t = body_element(&body, "volume_type")?;
@@ -74,16 +129,34 @@ async fn update(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<Str
         None | Some(Value::Null) => None,
         Some(v) => Some(parse_bool("is_public", v)?),
     };
-    state.db.update_volume_type(&existing.id, name.as_deref(), description.as_deref(), is_public).await?;
+    state
+        .db
+        .update_volume_type(
+            &existing.id,
+            name.as_deref(),
+            description.as_deref(),
+            is_public,
+        )
+        .await?;
     let t = find(&state, &ctx, &existing.id).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "volume_type": views::volume_type(&ctx, &t) })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume_type": views::volume_type(&ctx, &t) }),
+    ))
 }
 
-async fn delete(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn delete(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     ctx.require_admin(MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     if t.name == crate::server::DEFAULT_VOLUME_TYPE {
-        return Err(ApiError::bad_request("The default volume type cannot be deleted."));
+        return Err(ApiError::bad_request(
+            "The default volume type cannot be deleted.",
+        ));
     }
     match state.db.delete_volume_type(&t.id).await {
         Ok(_) => Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null)),
@@ -92,45 +165,90 @@ async fn delete(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<Str
     }
 }
 
-async fn specs_list(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn specs_list(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let t = find(&state, &ctx, &id).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "extra_specs": views::metadata(&t.extra_specs) })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "extra_specs": views::metadata(&t.extra_specs) }),
+    ))
 }
 
-async fn specs_set(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn specs_set(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     ctx.require_admin(SPECS_MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
-    let specs = string_map("extra_specs", map.get("extra_specs").ok_or_else(|| ApiError::bad_request("Missing required element 'extra_specs' in request body."))?)?;
+    let specs = string_map(
+        "extra_specs",
+        map.get("extra_specs").ok_or_else(|| {
+            ApiError::bad_request("Missing required element 'extra_specs' in request body.")
+        })?,
+    )?;
     state.db.set_extra_specs(&t.id, &specs).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "extra_specs": views::metadata(&specs) })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "extra_specs": views::metadata(&specs) }),
+    ))
 }
 
-async fn spec_show(axum::extract::State(state): State, ctx: Ctx, Path((id, key)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn spec_show(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let t = find(&state, &ctx, &id).await?;
     match t.extra_specs.iter().find(|(k, _)| *k == key) {
         Some((k, v)) => Ok(reply(&ctx, StatusCode::OK, json!({ k: v }))),
-        None => Err(ApiError::not_found(format!("Volume Type {id} has no extra specs with key {key}."))),
+        None => Err(ApiError::not_found(format!(
+            "Volume Type {id} has no extra specs with key {key}."
+        ))),
     }
 }
 
-async fn spec_put(axum::extract::State(state): State, ctx: Ctx, Path((id, key)): Path<(String, String)>, body: Bytes) -> Result<Response, ApiError> {
+async fn spec_put(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     ctx.require_admin(SPECS_MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
     let specs = string_map("extra_specs", &Value::Object(map))?;
     if specs.len() != 1 || specs[0].0 != key {
-        return Err(ApiError::bad_request("Request body and URI mismatch: the body must hold exactly the key in the URL."));
+        return Err(ApiError::bad_request(
+            "Request body and URI mismatch: the body must hold exactly the key in the URL.",
+        ));
     }
     state.db.set_extra_specs(&t.id, &specs).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ key: specs[0].1.clone() })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ key: specs[0].1.clone() }),
+    ))
 }
 
-async fn spec_delete(axum::extract::State(state): State, ctx: Ctx, Path((id, key)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn spec_delete(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     ctx.require_admin(SPECS_MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     if !state.db.delete_extra_spec(&t.id, &key).await? {
-        return Err(ApiError::not_found(format!("Volume Type {id} has no extra specs with key {key}.")));
+        return Err(ApiError::not_found(format!(
+            "Volume Type {id} has no extra specs with key {key}."
+        )));
     }
     Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
 }

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 use super::{MAX_VERSION, MIN_VERSION};
 
 fn v3_doc(headers: &HeaderMap) -> Value {
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     json!({
         "id": "v3.0",
         "status": "CURRENT",
@@ -26,10 +29,18 @@ fn v3_doc(headers: &HeaderMap) -> Value {
 
 /// `GET /`: Cinder answers 300 Multiple Choices with every version.
 pub async fn root(headers: HeaderMap) -> Response {
-    (StatusCode::MULTIPLE_CHOICES, axum::Json(json!({ "versions": [v3_doc(&headers)] }))).into_response()
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        axum::Json(json!({ "versions": [v3_doc(&headers)] })),
+    )
+        .into_response()
 }
 
 /// `GET /v3` and `/v3/`.
 pub async fn v3(headers: HeaderMap) -> Response {
-    (StatusCode::OK, axum::Json(json!({ "versions": [v3_doc(&headers)] }))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "versions": [v3_doc(&headers)] })),
+    )
+        .into_response()
 }

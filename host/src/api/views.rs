@@ -13,7 +13,12 @@ fn links(ctx: &Ctx, kind: &str, id: &str) -> Value {
 }
 
 fn metadata_object(items: &[(String, String)]) -> Value {
-    Value::Object(items.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    Value::Object(
+        items
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 /// A volume in a plain list: id, name, links.
@@ -33,7 +38,10 @@ pub fn volume_detail(ctx: &Ctx, v: &VolumeRow, type_name: Option<&str>) -> Value
     o.insert("created_at".into(), json!(v.created_at));
     o.insert("updated_at".into(), json!(v.updated_at));
     o.insert("attachments".into(), json!([]));
-    o.insert("bootable".into(), json!(if v.bootable { "true" } else { "false" }));
+    o.insert(
+        "bootable".into(),
+        json!(if v.bootable { "true" } else { "false" }),
+    );
     o.insert("encrypted".into(), json!(false));
     o.insert("multiattach".into(), json!(v.multiattach));
     o.insert("metadata".into(), metadata_object(&v.metadata));
@@ -84,8 +92,14 @@ pub fn snapshot(ctx: &Ctx, s: &SnapshotRow, detail: bool) -> Value {
     o.insert("size".into(), json!(s.volume_size));
     o.insert("metadata".into(), json!(s.metadata));
     if detail {
-        o.insert("os-extended-snapshot-attributes:progress".into(), json!(s.progress));
-        o.insert("os-extended-snapshot-attributes:project_id".into(), json!(s.project_id));
+        o.insert(
+            "os-extended-snapshot-attributes:progress".into(),
+            json!(s.progress),
+        );
+        o.insert(
+            "os-extended-snapshot-attributes:project_id".into(),
+            json!(s.project_id),
+        );
     }
     if ctx.version.at_least(14) {
         o.insert("group_snapshot_id".into(), Value::Null);

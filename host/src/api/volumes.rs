@@ -10,14 +10,23 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, Ctx, State, body_element, opt_string, page_from_query, parse_bool, reply, string_map, views};
+use super::{
+    ApiError, Ctx, State, body_element, opt_string, page_from_query, parse_bool, reply, string_map,
+    views,
+};
 use crate::db::{DeleteRefused, Job, VolumeRow, time};
 
 /// Largest volume Cinder's schema accepts, in GiB.
 const MAX_SIZE_GIB: i64 = i32::MAX as i64;
 
 /// Statuses a volume may be deleted from (Cinder's list, less what Ashlar cannot reach).
-const DELETABLE: &[&str] = &["available", "error", "error_restoring", "error_extending", "error_managing"];
+const DELETABLE: &[&str] = &[
+    "available",
+    "error",
+    "error_restoring",
+    "error_extending",
+    "error_managing",
+];
 
 pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
@@ -25,15 +34,31 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/v3/volumes/detail", get(list_detail))
         .route("/v3/volumes/{id}", get(show).put(update).delete(delete))
         .route("/v3/volumes/{id}/action", post(action))
-        .route("/v3/volumes/{id}/metadata", get(metadata_show).post(metadata_merge).put(metadata_replace))
-        .route("/v3/volumes/{id}/metadata/{key}", get(metadata_key_show).put(metadata_key_set).delete(metadata_key_delete))
+        .route(
+            "/v3/volumes/{id}/metadata",
+            get(metadata_show)
+                .post(metadata_merge)
+                .put(metadata_replace),
+        )
+        .route(
+            "/v3/volumes/{id}/metadata/{key}",
+            get(metadata_key_show)
+                .put(metadata_key_set)
+                .delete(metadata_key_delete),
+        )
 }
 
 /// A volume of the caller's project (or any project for an admin), else 404.
-pub(super) async fn visible_volume(state: &super::AppState, ctx: &Ctx, id: &str) -> Result<VolumeRow, ApiError> {
+pub(super) async fn visible_volume(
+    state: &super::AppState,
+    ctx: &Ctx,
+    id: &str,
+) -> Result<VolumeRow, ApiError> {
     match state.db.get_volume(id).await? {
         Some(v) if v.project_id == ctx.project_id || ctx.is_admin => Ok(v),
-        _ => Err(ApiError::not_found(format!("Volume {id} could not be found."))),
+        _ => Err(ApiError::not_found(format!(
+            "Volume {id} could not be found."
+        ))),
     }
 }
 
@@ -45,26 +70,52 @@ async fn type_name(state: &super::AppState, v: &VolumeRow) -> Result<Option<Stri
 }
 
 async fn detail(state: &super::AppState, ctx: &Ctx, v: &VolumeRow) -> Result<Value, ApiError> {
-    Ok(views::volume_detail(ctx, v, type_name(state, v).await?.as_deref()))
+    Ok(views::volume_detail(
+        ctx,
+        v,
+        type_name(state, v).await?.as_deref(),
+    ))
 }
 
 /// A size in GiB from JSON: an integer, or a string of digits as Cinder also accepts.
 fn parse_size(field: &str, v: &Value) -> Result<i64, ApiError> {
     let n = match v {
-        Value::Number(n) => n.as_i64().ok_or_else(|| ApiError::invalid_field(field, v, format!("{v} is not of type 'integer'")))?,
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| ApiError::invalid_field(field, v, format!("'{s}' is not of type 'integer'")))?,
-        other => return Err(ApiError::invalid_field(field, other, format!("{other} is not of type 'integer'"))),
+        Value::Number(n) => n.as_i64().ok_or_else(|| {
+            ApiError::invalid_field(field, v, format!("{v} is not of type 'integer'"))
+        })?,
+        Value::String(s) => s.trim().parse::<i64>().map_err(|_| {
+            ApiError::invalid_field(field, v, format!("'{s}' is not of type 'integer'"))
+        })?,
+        other => {
+            return Err(ApiError::invalid_field(
+                field,
+                other,
+                format!("{other} is not of type 'integer'"),
+            ));
+        }
     };
     if n < 1 {
-        return Err(ApiError::invalid_field(field, v, format!("{n} is less than the minimum of 1")));
+        return Err(ApiError::invalid_field(
+            field,
+            v,
+            format!("{n} is less than the minimum of 1"),
+        ));
     }
     if n > MAX_SIZE_GIB {
-        return Err(ApiError::invalid_field(field, v, format!("{n} is greater than the maximum of {MAX_SIZE_GIB}")));
+        return Err(ApiError::invalid_field(
+            field,
+            v,
+            format!("{n} is greater than the maximum of {MAX_SIZE_GIB}"),
+        ));
     }
     Ok(n)
 }
 
-async fn create(axum::extract::State(state): State, ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
+async fn create(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let vol = body_element(&body, "volume")?;
     for unsupported in ["imageRef", "backup_id", "consistencygroup_id", "group_id"] {
         if vol.get(unsupported).is_some_and(|v| !v.is_null()) {
@@ -94,14 +145,26 @@ async fn create(axum::extract::State(state): State, ctx: Ctx, body: Bytes) -> Re
     let snapshot = match opt_string(&vol, "snapshot_id")? {
         None => None,
         Some(id) => {
-            let s = state.db.get_snapshot(&id).await?.filter(|s| s.project_id == ctx.project_id || ctx.is_admin).ok_or_else(|| {
-                ApiError::invalid_field("snapshot_id", &json!(id), format!("Snapshot {id} could not be found."))
-            })?;
+            let s = state
+                .db
+                .get_snapshot(&id)
+                .await?
+                .filter(|s| s.project_id == ctx.project_id || ctx.is_admin)
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "snapshot_id",
+                        &json!(id),
+                        format!("Snapshot {id} could not be found."),
+                    )
+                })?;
             if s.status != "available" {
                 return Err(ApiError::invalid_field(
                     "snapshot_id",
                     &json!(id),
-                    format!("Snapshot {id} is {}; it must be available to create a volume from it.", s.status),
+                    format!(
+                        "Snapshot {id} is {}; it must be available to create a volume from it.",
+                        s.status
+                    ),
                 ));
             }
             Some(s)
@@ -110,26 +173,47 @@ async fn create(axum::extract::State(state): State, ctx: Ctx, body: Bytes) -> Re
     let source = match opt_string(&vol, "source_volid")? {
         None => None,
         Some(id) => {
-            let v = state.db.get_volume(&id).await?.filter(|v| v.project_id == ctx.project_id || ctx.is_admin).ok_or_else(|| {
-                ApiError::invalid_field("source_volid", &json!(id), format!("Volume {id} could not be found."))
-            })?;
+            let v = state
+                .db
+                .get_volume(&id)
+                .await?
+                .filter(|v| v.project_id == ctx.project_id || ctx.is_admin)
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "source_volid",
+                        &json!(id),
+                        format!("Volume {id} could not be found."),
+                    )
+                })?;
             if !["available", "in-use"].contains(&v.status.as_str()) {
                 return Err(ApiError::invalid_field(
                     "source_volid",
                     &json!(id),
-                    format!("Volume {id} is {}; it must be available to clone it.", v.status),
+                    format!(
+                        "Volume {id} is {}; it must be available to clone it.",
+                        v.status
+                    ),
                 ));
             }
             Some(v)
         }
     };
     if snapshot.is_some() && source.is_some() {
-        return Err(ApiError::bad_request("Give at most one of snapshot_id and source_volid."));
+        return Err(ApiError::bad_request(
+            "Give at most one of snapshot_id and source_volid.",
+        ));
     }
-    let source_size = snapshot.as_ref().map(|s| s.volume_size).or(source.as_ref().map(|v| v.size));
+    let source_size = snapshot
+        .as_ref()
+        .map(|s| s.volume_size)
+        .or(source.as_ref().map(|v| v.size));
     let size = match vol.get("size") {
         None | Some(Value::Null) => source_size.ok_or_else(|| {
-            ApiError::invalid_field("size", &Value::Null, "size is required unless the volume is made from a snapshot or another volume.")
+            ApiError::invalid_field(
+                "size",
+                &Value::Null,
+                "size is required unless the volume is made from a snapshot or another volume.",
+            )
         })?,
         Some(v) => parse_size("size", v)?,
     };
@@ -147,30 +231,52 @@ async fn create(axum::extract::State(state): State, ctx: Ctx, body: Bytes) -> Re
     let type_ref = opt_string(&vol, "volume_type")?;
     let volume_type = match &type_ref {
         Some(t) => Some(state.db.get_volume_type(t).await?.ok_or_else(|| {
-            ApiError::invalid_field("volume_type", &json!(t), format!("Volume type {t} could not be found."))
+            ApiError::invalid_field(
+                "volume_type",
+                &json!(t),
+                format!("Volume type {t} could not be found."),
+            )
         })?),
         None => match (&source, &snapshot) {
             (Some(src), _) => match &src.volume_type_id {
                 Some(id) => state.db.get_volume_type(id).await?,
                 None => None,
             },
-            (None, Some(snap)) => match state.db.get_volume(&snap.volume_id).await?.and_then(|v| v.volume_type_id) {
+            (None, Some(snap)) => match state
+                .db
+                .get_volume(&snap.volume_id)
+                .await?
+                .and_then(|v| v.volume_type_id)
+            {
                 Some(id) => state.db.get_volume_type(&id).await?,
                 None => None,
             },
-            (None, None) => state.db.get_volume_type(crate::server::DEFAULT_VOLUME_TYPE).await?,
+            (None, None) => {
+                state
+                    .db
+                    .get_volume_type(crate::server::DEFAULT_VOLUME_TYPE)
+                    .await?
+            }
         },
     };
 
     // Availability zone: named, the source's, or the default.
-    let known_zones: Vec<&str> = state.manager.backends.values().map(|b| b.availability_zone.as_str()).collect();
+    let known_zones: Vec<&str> = state
+        .manager
+        .backends
+        .values()
+        .map(|b| b.availability_zone.as_str())
+        .collect();
     let availability_zone = match opt_string(&vol, "availability_zone")? {
         Some(az) => {
             if !known_zones.contains(&az.as_str()) {
                 return Err(ApiError::invalid_field(
                     "availability_zone",
                     &json!(az),
-                    format!("Availability zone '{az}' is invalid; known zones: {}.", known_zones.join(", ")),
+                    format!(
+                        "Availability zone '{az}' is invalid; known zones: {}.",
+                        known_zones.join(", ")
+                    ),
                 ));
             }
             az
@@ -206,24 +312,48 @@ async fn create(axum::extract::State(state): State, ctx: Ctx, body: Bytes) -> Re
         launched_at: None,
         metadata: metadata.clone(),
     };
-    let job = Job::new("create_volume", &row.id, json!({"request_id": ctx.request_id}));
-    state.db.insert_volume_with_job(&row, &metadata, &job).await?;
+    let job = Job::new(
+        "create_volume",
+        &row.id,
+        json!({"request_id": ctx.request_id}),
+    );
+    state
+        .db
+        .insert_volume_with_job(&row, &metadata, &job)
+        .await?;
     state.manager.submit(&job.id);
     tracing::info!(volume_id = %row.id, size, request_id = %ctx.request_id, "volume create accepted");
     let view = views::volume_detail(&ctx, &row, volume_type.as_ref().map(|t| t.name.as_str()));
     Ok(reply(&ctx, StatusCode::ACCEPTED, json!({ "volume": view })))
 }
 
-async fn list_rows(state: &super::AppState, ctx: &Ctx, q: &HashMap<String, String>) -> Result<Vec<VolumeRow>, ApiError> {
+async fn list_rows(
+    state: &super::AppState,
+    ctx: &Ctx,
+    q: &HashMap<String, String>,
+) -> Result<Vec<VolumeRow>, ApiError> {
     let all = match q.get("all_tenants") {
         Some(v) => parse_bool("all_tenants", &json!(v))? && ctx.is_admin,
         None => false,
     };
-    let project = if all { q.get("project_id").map(String::as_str) } else { Some(ctx.project_id.as_str()) };
+    let project = if all {
+        q.get("project_id").map(String::as_str)
+    } else {
+        Some(ctx.project_id.as_str())
+    };
     let mut filters = Vec::new();
-    for (param, col) in [("name", "name"), ("status", "status"), ("availability_zone", "availability_zone"), ("bootable", "bootable")] {
+    for (param, col) in [
+        ("name", "name"),
+        ("status", "status"),
+        ("availability_zone", "availability_zone"),
+        ("bootable", "bootable"),
+    ] {
         if let Some(v) = q.get(param) {
-            let v = if param == "bootable" { (parse_bool("bootable", &json!(v))? as i64).to_string() } else { v.clone() };
+            let v = if param == "bootable" {
+                (parse_bool("bootable", &json!(v))? as i64).to_string()
+            } else {
+                v.clone()
+            };
             filters.push((col, v));
         }
     }
@@ -231,27 +361,53 @@ async fn list_rows(state: &super::AppState, ctx: &Ctx, q: &HashMap<String, Strin
     Ok(state.db.list_volumes(project, &filters, &page).await?)
 }
 
-fn with_next_link(ctx: &Ctx, mut body: Map<String, Value>, kind: &str, ids: &[String], q: &HashMap<String, String>) -> Value {
-    if let (Some(limit), Some(last)) = (q.get("limit").and_then(|l| l.parse::<usize>().ok()), ids.last())
-        && limit > 0
+fn with_next_link(
+    ctx: &Ctx,
+    mut body: Map<String, Value>,
+    kind: &str,
+    ids: &[String],
+    q: &HashMap<String, String>,
+) -> Value {
+    if let (Some(limit), Some(last)) = (
+        q.get("limit").and_then(|l| l.parse::<usize>().ok()),
+        ids.last(),
+    ) && limit > 0
         && ids.len() == limit
     {
         let href = format!("{}?limit={limit}&marker={last}", ctx.link(kind));
-        body.insert(format!("{kind}_links"), json!([{"href": href, "rel": "next"}]));
+        body.insert(
+            format!("{kind}_links"),
+            json!([{"href": href, "rel": "next"}]),
+        );
     }
     Value::Object(body)
 }
 
-async fn list(axum::extract::State(state): State, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+async fn list(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let rows = list_rows(&state, &ctx, &q).await?;
     let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
-    let items: Vec<Value> = rows.iter().map(|v| views::volume_summary(&ctx, v)).collect();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|v| views::volume_summary(&ctx, v))
+        .collect();
     let mut body = Map::new();
     body.insert("volumes".into(), Value::Array(items));
-    Ok(reply(&ctx, StatusCode::OK, with_next_link(&ctx, body, "volumes", &ids, &q)))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        with_next_link(&ctx, body, "volumes", &ids, &q),
+    ))
 }
 
-async fn list_detail(axum::extract::State(state): State, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+async fn list_detail(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let rows = list_rows(&state, &ctx, &q).await?;
     let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
     let mut items = Vec::with_capacity(rows.len());
@@ -260,15 +416,32 @@ async fn list_detail(axum::extract::State(state): State, ctx: Ctx, Query(q): Que
     }
     let mut body = Map::new();
     body.insert("volumes".into(), Value::Array(items));
-    Ok(reply(&ctx, StatusCode::OK, with_next_link(&ctx, body, "volumes", &ids, &q)))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        with_next_link(&ctx, body, "volumes", &ids, &q),
+    ))
 }
 
-async fn show(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "volume": detail(&state, &ctx, &v).await? })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume": detail(&state, &ctx, &v).await? }),
+    ))
 }
 
-async fn update(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn update(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
     let upd = body_element(&body, "volume")?;
     let name = match opt_string(&upd, "name")? {
@@ -284,24 +457,44 @@ async fn update(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<Str
         Some(m) => Some(string_map("metadata", m)?),
     };
     if name.is_none() && description.is_none() && metadata.is_none() {
-        return Err(ApiError::bad_request("Nothing to update: give name, description or metadata."));
+        return Err(ApiError::bad_request(
+            "Nothing to update: give name, description or metadata.",
+        ));
     }
-    state.db.update_volume_info(&v.id, name.as_deref(), description.as_deref()).await?;
+    state
+        .db
+        .update_volume_info(&v.id, name.as_deref(), description.as_deref())
+        .await?;
     if let Some(m) = metadata {
         state.db.set_volume_metadata(&v.id, &m, true).await?;
     }
     let v = visible_volume(&state, &ctx, &id).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "volume": detail(&state, &ctx, &v).await? })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume": detail(&state, &ctx, &v).await? }),
+    ))
 }
 
-async fn delete(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+async fn delete(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
     if let Some(c) = q.get("cascade")
         && parse_bool("cascade", &json!(c))?
     {
-        return Err(ApiError::bad_request("cascade=true is not supported yet: delete the volume's snapshots first."));
+        return Err(ApiError::bad_request(
+            "cascade=true is not supported yet: delete the volume's snapshots first.",
+        ));
     }
-    let job = Job::new("delete_volume", &v.id, json!({"request_id": ctx.request_id}));
+    let job = Job::new(
+        "delete_volume",
+        &v.id,
+        json!({"request_id": ctx.request_id}),
+    );
     match state.db.begin_delete_volume(&v.id, DELETABLE, &job).await? {
         Ok(()) => {
             state.manager.submit(&job.id);
@@ -311,7 +504,12 @@ async fn delete(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<Str
             "Invalid volume: Volume still has {n} dependent snapshots. Delete the snapshots first."
         ))),
         Err(DeleteRefused::Status) => {
-            let now = state.db.get_volume(&v.id).await?.map(|v| v.status).unwrap_or_else(|| "deleted".into());
+            let now = state
+                .db
+                .get_volume(&v.id)
+                .await?
+                .map(|v| v.status)
+                .unwrap_or_else(|| "deleted".into());
             Err(ApiError::bad_request(format!(
                 "Invalid volume: Volume status must be {} to delete it, but it is {now}.",
                 DELETABLE.join(" or ")
@@ -320,15 +518,26 @@ async fn delete(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<Str
     }
 }
 
-async fn action(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn action(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
     let Some((name, args)) = map.iter().next() else {
-        return Err(ApiError::bad_request("The action body is empty: send e.g. {\"os-extend\": {\"new_size\": 2}}."));
+        return Err(ApiError::bad_request(
+            "The action body is empty: send e.g. {\"os-extend\": {\"new_size\": 2}}.",
+        ));
     };
     match name.as_str() {
         "os-extend" => {
-            let new_size = args.get("new_size").ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute new_size. Value: None. new_size is required"))?;
+            let new_size = args.get("new_size").ok_or_else(|| {
+                ApiError::bad_request(
+                    "Invalid input for field/attribute new_size. Value: None. new_size is required",
+                )
+            })?;
             let new_size = parse_size("new_size", new_size)?;
             if new_size <= v.size {
                 return Err(ApiError::bad_request(format!(
@@ -336,8 +545,16 @@ async fn action(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<Str
                     v.size
                 )));
             }
-            let job = Job::new("extend_volume", &v.id, json!({"new_size": new_size, "request_id": ctx.request_id}));
-            if !state.db.transition_volume_with_job(&v.id, &["available"], "extending", &job).await? {
+            let job = Job::new(
+                "extend_volume",
+                &v.id,
+                json!({"new_size": new_size, "request_id": ctx.request_id}),
+            );
+            if !state
+                .db
+                .transition_volume_with_job(&v.id, &["available"], "extending", &job)
+                .await?
+            {
                 return Err(ApiError::bad_request(format!(
                     "Invalid volume: Volume status must be available to extend, but current status is: {}.",
                     v.status
@@ -346,56 +563,123 @@ async fn action(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<Str
             state.manager.submit(&job.id);
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
-        other => Err(ApiError::bad_request(format!("There is no such action: {other} (Ashlar supports os-extend)."))),
+        other => Err(ApiError::bad_request(format!(
+            "There is no such action: {other} (Ashlar supports os-extend)."
+        ))),
     }
 }
 
-async fn metadata_show(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn metadata_show(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "metadata": views::metadata(&v.metadata) })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "metadata": views::metadata(&v.metadata) }),
+    ))
 }
 
-async fn metadata_write(state: &super::AppState, ctx: &Ctx, id: &str, body: &Bytes, replace: bool) -> Result<Response, ApiError> {
+async fn metadata_write(
+    state: &super::AppState,
+    ctx: &Ctx,
+    id: &str,
+    body: &Bytes,
+    replace: bool,
+) -> Result<Response, ApiError> {
     let v = visible_volume(state, ctx, id).await?;
     let map = super::parse_body(body)?;
-    let items = string_map("metadata", map.get("metadata").ok_or_else(|| ApiError::bad_request("Missing required element 'metadata' in request body."))?)?;
+    let items = string_map(
+        "metadata",
+        map.get("metadata").ok_or_else(|| {
+            ApiError::bad_request("Missing required element 'metadata' in request body.")
+        })?,
+    )?;
     state.db.set_volume_metadata(&v.id, &items, replace).await?;
     let all = state.db.volume_metadata(&v.id).await?;
-    Ok(reply(ctx, StatusCode::OK, json!({ "metadata": views::metadata(&all) })))
+    Ok(reply(
+        ctx,
+        StatusCode::OK,
+        json!({ "metadata": views::metadata(&all) }),
+    ))
 }
 
-async fn metadata_merge(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn metadata_merge(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     metadata_write(&state, &ctx, &id, &body, false).await
 }
 
-async fn metadata_replace(axum::extract::State(state): State, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn metadata_replace(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     metadata_write(&state, &ctx, &id, &body, true).await
 }
 
-async fn metadata_key_show(axum::extract::State(state): State, ctx: Ctx, Path((id, key)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn metadata_key_show(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
-    let value = v.metadata.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+    let value = v
+        .metadata
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.clone());
     match value {
         Some(val) => Ok(reply(&ctx, StatusCode::OK, json!({ "meta": { key: val } }))),
-        None => Err(ApiError::not_found(format!("Volume {id} has no metadata with key {key}."))),
+        None => Err(ApiError::not_found(format!(
+            "Volume {id} has no metadata with key {key}."
+        ))),
     }
 }
 
-async fn metadata_key_set(axum::extract::State(state): State, ctx: Ctx, Path((id, key)): Path<(String, String)>, body: Bytes) -> Result<Response, ApiError> {
+async fn metadata_key_set(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
-    let items = string_map("meta", map.get("meta").ok_or_else(|| ApiError::bad_request("Missing required element 'meta' in request body."))?)?;
+    let items = string_map(
+        "meta",
+        map.get("meta").ok_or_else(|| {
+            ApiError::bad_request("Missing required element 'meta' in request body.")
+        })?,
+    )?;
     if items.len() != 1 || items[0].0 != key {
-        return Err(ApiError::bad_request("Request body and URI mismatch: `meta` must hold exactly the key in the URL."));
+        return Err(ApiError::bad_request(
+            "Request body and URI mismatch: `meta` must hold exactly the key in the URL.",
+        ));
     }
     state.db.set_volume_metadata(&v.id, &items, false).await?;
-    Ok(reply(&ctx, StatusCode::OK, json!({ "meta": { key: items[0].1.clone() } })))
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "meta": { key: items[0].1.clone() } }),
+    ))
 }
 
-async fn metadata_key_delete(axum::extract::State(state): State, ctx: Ctx, Path((id, key)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn metadata_key_delete(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
     if !state.db.delete_volume_metadata(&v.id, &key).await? {
-        return Err(ApiError::not_found(format!("Volume {id} has no metadata with key {key}.")));
+        return Err(ApiError::not_found(format!(
+            "Volume {id} has no metadata with key {key}."
+        )));
     }
     Ok(reply(&ctx, StatusCode::OK, Value::Null))
 }

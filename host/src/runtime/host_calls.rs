@@ -20,7 +20,14 @@ use crate::capabilities::EffectiveCapabilities;
 use crate::config::{Credential, Limits};
 
 /// Where granted programs are looked up; a driver names programs, never paths.
-const PROGRAM_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+const PROGRAM_PATH: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
 
 /// Largest single read a driver may ask for; bulk moves use `block.copy`.
 const MAX_READ: u32 = 16 << 20;
@@ -38,7 +45,11 @@ pub struct PluginIdentity {
 
 impl std::fmt::Display for PluginIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "plugin {} {} (backend {})", self.name, self.version, self.backend)
+        write!(
+            f,
+            "plugin {} {} (backend {})",
+            self.name, self.version, self.backend
+        )
     }
 }
 
@@ -100,7 +111,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -110,7 +124,10 @@ pub fn limiter(state: &mut HostState) -> &mut dyn ResourceLimiter {
 }
 
 fn resolve_program(program: &str) -> Option<PathBuf> {
-    PROGRAM_PATH.iter().map(|dir| PathBuf::from(dir).join(program)).find(|p| p.is_file())
+    PROGRAM_PATH
+        .iter()
+        .map(|dir| PathBuf::from(dir).join(program))
+        .find(|p| p.is_file())
 }
 
 /// Reads a pipe to the end, keeping at most `cap` bytes; returns (bytes, overflowed).
@@ -135,7 +152,12 @@ fn read_capped(mut r: impl Read, cap: usize) -> (Vec<u8>, bool) {
 impl types::Host for HostState {}
 
 impl exec::Host for HostState {
-    fn run(&mut self, program: String, args: Vec<String>, timeout_ms: Option<u32>) -> Result<exec::Output, exec::ExecError> {
+    fn run(
+        &mut self,
+        program: String,
+        args: Vec<String>,
+        timeout_ms: Option<u32>,
+    ) -> Result<exec::Output, exec::ExecError> {
         if let Err(denied) = self.ctx.capabilities.exec_allows(&program, &args) {
             let msg = denied.to_string();
             self.denied("exec", &msg);
@@ -147,7 +169,8 @@ impl exec::Host for HostState {
                 PROGRAM_PATH.join(":")
             )));
         };
-        let mut timeout = Duration::from_millis(self.ctx.limits.exec_timeout_ms).min(self.remaining());
+        let mut timeout =
+            Duration::from_millis(self.ctx.limits.exec_timeout_ms).min(self.remaining());
         if let Some(ms) = timeout_ms {
             timeout = timeout.min(Duration::from_millis(ms.into()));
         }
@@ -162,7 +185,9 @@ impl exec::Host for HostState {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| exec::ExecError::Failed(format!("cannot start {}: {e}", path.display())))?;
+            .map_err(|e| {
+                exec::ExecError::Failed(format!("cannot start {}: {e}", path.display()))
+            })?;
         let cap = self.ctx.limits.exec_output_bytes;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
@@ -186,7 +211,11 @@ impl exec::Host for HostState {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(10));
                 }
-                Err(e) => return Err(exec::ExecError::Failed(format!("waiting for {program}: {e}"))),
+                Err(e) => {
+                    return Err(exec::ExecError::Failed(format!(
+                        "waiting for {program}: {e}"
+                    )));
+                }
             }
         };
         let (stdout, out_over) = out_reader.join().unwrap_or_default();
@@ -196,26 +225,40 @@ impl exec::Host for HostState {
                 "`{program}` wrote more than the {cap}-byte output cap (limits.exec_output_bytes)"
             )));
         }
-        Ok(exec::Output { status: status.code().unwrap_or(-1), stdout, stderr })
+        Ok(exec::Output {
+            status: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        })
     }
 }
 
 fn io_err(path: &std::path::Path, e: std::io::Error) -> block::IoError {
     match e.kind() {
-        std::io::ErrorKind::NotFound => block::IoError::NotFound(format!("{}: {e}", path.display())),
-        std::io::ErrorKind::InvalidInput => block::IoError::InvalidArgument(format!("{}: {e}", path.display())),
+        std::io::ErrorKind::NotFound => {
+            block::IoError::NotFound(format!("{}: {e}", path.display()))
+        }
+        std::io::ErrorKind::InvalidInput => {
+            block::IoError::InvalidArgument(format!("{}: {e}", path.display()))
+        }
         _ => block::IoError::Io(format!("{}: {e}", path.display())),
     }
 }
 
 impl HostState {
     fn handle(&self, h: &Resource<BlockHandle>) -> Result<&BlockHandle, block::IoError> {
-        self.table.get(h).map_err(|e| block::IoError::InvalidArgument(format!("stale block handle: {e}")))
+        self.table
+            .get(h)
+            .map_err(|e| block::IoError::InvalidArgument(format!("stale block handle: {e}")))
     }
 }
 
 impl block::Host for HostState {
-    fn open(&mut self, path: String, mode: block::OpenMode) -> Result<Resource<BlockHandle>, block::IoError> {
+    fn open(
+        &mut self,
+        path: String,
+        mode: block::OpenMode,
+    ) -> Result<Resource<BlockHandle>, block::IoError> {
         let resolved = match self.ctx.capabilities.block_resolve(&path) {
             Ok(p) => p,
             Err(denied) => {
@@ -233,7 +276,11 @@ impl block::Host for HostState {
             .open(&resolved)
             .map_err(|e| io_err(&resolved, e))?;
         self.table
-            .push(BlockHandle { file, path: resolved, writable })
+            .push(BlockHandle {
+                file,
+                path: resolved,
+                writable,
+            })
             .map_err(|e| block::IoError::Io(format!("too many open handles: {e}")))
     }
 
@@ -248,20 +295,30 @@ impl block::Host for HostState {
         let src = self.handle(&src)?;
         let dst = self.handle(&dst)?;
         if !dst.writable {
-            return Err(block::IoError::InvalidArgument(format!("{} is open read-only", dst.path.display())));
+            return Err(block::IoError::InvalidArgument(format!(
+                "{} is open read-only",
+                dst.path.display()
+            )));
         }
         let mut buf = vec![0u8; 1 << 20];
         let mut done = 0u64;
         while done < len {
             if Instant::now() >= self.deadline {
-                return Err(block::IoError::Io(format!("copy stopped at the call's deadline after {done} bytes")));
+                return Err(block::IoError::Io(format!(
+                    "copy stopped at the call's deadline after {done} bytes"
+                )));
             }
             let want = buf.len().min((len - done) as usize);
-            let n = src.file.read_at(&mut buf[..want], src_offset + done).map_err(|e| io_err(&src.path, e))?;
+            let n = src
+                .file
+                .read_at(&mut buf[..want], src_offset + done)
+                .map_err(|e| io_err(&src.path, e))?;
             if n == 0 {
                 break;
             }
-            dst.file.write_all_at(&buf[..n], dst_offset + done).map_err(|e| io_err(&dst.path, e))?;
+            dst.file
+                .write_all_at(&buf[..n], dst_offset + done)
+                .map_err(|e| io_err(&dst.path, e))?;
             done += n as u64;
         }
         Ok(done)
@@ -269,7 +326,12 @@ impl block::Host for HostState {
 }
 
 impl block::HostHandle for HostState {
-    fn read_at(&mut self, h: Resource<BlockHandle>, offset: u64, len: u32) -> Result<Vec<u8>, block::IoError> {
+    fn read_at(
+        &mut self,
+        h: Resource<BlockHandle>,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, block::IoError> {
         if len > MAX_READ {
             return Err(block::IoError::InvalidArgument(format!(
                 "read of {len} bytes is over the {MAX_READ}-byte limit; use block.copy to move bulk data"
@@ -279,7 +341,10 @@ impl block::HostHandle for HostState {
         let mut buf = vec![0u8; len as usize];
         let mut filled = 0;
         while filled < buf.len() {
-            let n = h.file.read_at(&mut buf[filled..], offset + filled as u64).map_err(|e| io_err(&h.path, e))?;
+            let n = h
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+                .map_err(|e| io_err(&h.path, e))?;
             if n == 0 {
                 break;
             }
@@ -289,12 +354,22 @@ impl block::HostHandle for HostState {
         Ok(buf)
     }
 
-    fn write_at(&mut self, h: Resource<BlockHandle>, offset: u64, data: Vec<u8>) -> Result<u32, block::IoError> {
+    fn write_at(
+        &mut self,
+        h: Resource<BlockHandle>,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<u32, block::IoError> {
         let h = self.handle(&h)?;
         if !h.writable {
-            return Err(block::IoError::InvalidArgument(format!("{} is open read-only", h.path.display())));
+            return Err(block::IoError::InvalidArgument(format!(
+                "{} is open read-only",
+                h.path.display()
+            )));
         }
-        h.file.write_all_at(&data, offset).map_err(|e| io_err(&h.path, e))?;
+        h.file
+            .write_all_at(&data, offset)
+            .map_err(|e| io_err(&h.path, e))?;
         Ok(data.len() as u32)
     }
 
@@ -307,17 +382,24 @@ impl block::HostHandle for HostState {
         // A device: its size is where its end is.
         use std::io::Seek;
         let mut f = &h.file;
-        f.seek(std::io::SeekFrom::End(0)).map_err(|e| io_err(&h.path, e))
+        f.seek(std::io::SeekFrom::End(0))
+            .map_err(|e| io_err(&h.path, e))
     }
 
     fn set_size(&mut self, h: Resource<BlockHandle>, size: u64) -> Result<(), block::IoError> {
         let h = self.handle(&h)?;
         if !h.writable {
-            return Err(block::IoError::InvalidArgument(format!("{} is open read-only", h.path.display())));
+            return Err(block::IoError::InvalidArgument(format!(
+                "{} is open read-only",
+                h.path.display()
+            )));
         }
         let meta = h.file.metadata().map_err(|e| io_err(&h.path, e))?;
         if !meta.is_file() {
-            return Err(block::IoError::InvalidArgument(format!("{} is a device; its size is fixed", h.path.display())));
+            return Err(block::IoError::InvalidArgument(format!(
+                "{} is a device; its size is fixed",
+                h.path.display()
+            )));
         }
         h.file.set_len(size).map_err(|e| io_err(&h.path, e))
     }
@@ -327,10 +409,18 @@ impl block::HostHandle for HostState {
         h.file.sync_data().map_err(|e| io_err(&h.path, e))
     }
 
-    fn discard(&mut self, h: Resource<BlockHandle>, offset: u64, len: u64) -> Result<(), block::IoError> {
+    fn discard(
+        &mut self,
+        h: Resource<BlockHandle>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), block::IoError> {
         let h = self.handle(&h)?;
         if !h.writable {
-            return Err(block::IoError::InvalidArgument(format!("{} is open read-only", h.path.display())));
+            return Err(block::IoError::InvalidArgument(format!(
+                "{} is open read-only",
+                h.path.display()
+            )));
         }
         punch_hole(&h.file, offset, len).map_err(|e| io_err(&h.path, e))
     }
@@ -346,13 +436,25 @@ impl block::HostHandle for HostState {
 fn punch_hole(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "range too large"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "range too large",
+        ));
     };
     // SAFETY: plain syscall on an fd we own, no pointers involved.
     let rc = unsafe {
-        libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, off, len)
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            len,
+        )
     };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 impl http::Host for HostState {
@@ -362,13 +464,19 @@ impl http::Host for HostState {
             self.denied("http", &msg);
             return Err(http::HttpError::Denied(msg));
         }
-        let method = reqwest::Method::from_bytes(req.method.as_bytes())
-            .map_err(|_| http::HttpError::InvalidRequest(format!("`{}` is not an HTTP method", req.method)))?;
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
+            http::HttpError::InvalidRequest(format!("`{}` is not an HTTP method", req.method))
+        })?;
         let mut timeout = self.remaining();
         if let Some(ms) = req.timeout_ms {
             timeout = timeout.min(Duration::from_millis(ms.into()));
         }
-        let mut builder = self.ctx.http.request(method, &req.url).timeout(timeout).body(req.body);
+        let mut builder = self
+            .ctx
+            .http
+            .request(method, &req.url)
+            .timeout(timeout)
+            .body(req.body);
         for (k, v) in &req.headers {
             if k.eq_ignore_ascii_case("authorization") {
                 return Err(http::HttpError::InvalidRequest(
@@ -379,7 +487,9 @@ impl http::Host for HostState {
         }
         if let Some(name) = &req.credential {
             match self.ctx.credentials.get(name) {
-                Some(Credential::Basic { username, password }) => builder = builder.basic_auth(username, Some(password)),
+                Some(Credential::Basic { username, password }) => {
+                    builder = builder.basic_auth(username, Some(password))
+                }
                 Some(Credential::Bearer { token }) => builder = builder.bearer_auth(token),
                 None => {
                     return Err(http::HttpError::Denied(format!(
@@ -403,10 +513,19 @@ impl http::Host for HostState {
             let headers = resp
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| http::HttpError::Connection(format!("{url}: {e}")))? {
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| http::HttpError::Connection(format!("{url}: {e}")))?
+            {
                 if body.len() + chunk.len() > cap {
                     return Err(http::HttpError::TooLarge(format!(
                         "{url}: response body over the {cap}-byte cap (limits.http_response_bytes)"
@@ -414,7 +533,11 @@ impl http::Host for HostState {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(http::Response { status, headers, body })
+            Ok(http::Response {
+                status,
+                headers,
+                body,
+            })
         };
         self.ctx.runtime.block_on(fut)
     }
@@ -433,11 +556,21 @@ impl log::Host for HostState {
         }
         let id = &self.ctx.identity;
         match level {
-            log::Level::Trace => tracing::trace!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}"),
-            log::Level::Debug => tracing::debug!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}"),
-            log::Level::Info => tracing::info!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}"),
-            log::Level::Error => tracing::error!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}"),
+            log::Level::Trace => {
+                tracing::trace!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(plugin = %id.name, version = %id.version, backend = %id.backend, "{message}")
+            }
         }
     }
 }
@@ -447,7 +580,11 @@ impl config::Host for HostState {
         self.ctx.settings.get(&key).cloned()
     }
     fn all(&mut self) -> Vec<(String, String)> {
-        self.ctx.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.ctx
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
     fn backend_name(&mut self) -> String {
         self.ctx.identity.backend.clone()

@@ -16,7 +16,11 @@ pub trait Task<C: Send, E>: Send + Sync {
 }
 
 /// Runs `tasks` in order; on the first failure reverts it and those before it.
-pub async fn run<C: Send, E: std::fmt::Display>(flow: &str, tasks: &[&dyn Task<C, E>], ctx: &mut C) -> Result<(), E> {
+pub async fn run<C: Send, E: std::fmt::Display>(
+    flow: &str,
+    tasks: &[&dyn Task<C, E>],
+    ctx: &mut C,
+) -> Result<(), E> {
     for (i, task) in tasks.iter().enumerate() {
         if let Err(e) = task.execute(ctx).await {
             tracing::warn!(flow, task = task.name(), "task failed, reverting: {e}");
@@ -42,7 +46,11 @@ mod tests {
         fn execute<'a>(&'a self, ctx: &'a mut Vec<String>) -> BoxFuture<'a, Result<(), String>> {
             Box::pin(async move {
                 ctx.push(format!("do {}", self.0));
-                if self.1 { Ok(()) } else { Err(format!("{} failed", self.0)) }
+                if self.1 {
+                    Ok(())
+                } else {
+                    Err(format!("{} failed", self.0))
+                }
             })
         }
         fn revert<'a>(&'a self, ctx: &'a mut Vec<String>) -> BoxFuture<'a, ()> {

@@ -72,16 +72,29 @@ impl<'m> Task<CreateCtx<'m>, OpError> for Schedule {
             let m = ctx.m;
             let v = &ctx.volume;
             let source_host = if let Some(snap_id) = &v.snapshot_id {
-                let snap = m.db.get_snapshot(snap_id).await?.ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
-                m.db.get_volume(&snap.volume_id).await?.and_then(|sv| sv.host)
+                let snap =
+                    m.db.get_snapshot(snap_id)
+                        .await?
+                        .ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
+                m.db.get_volume(&snap.volume_id)
+                    .await?
+                    .and_then(|sv| sv.host)
             } else if let Some(src) = &v.source_volid {
                 m.db.get_volume(src).await?.and_then(|sv| sv.host)
             } else {
                 None
             };
-            let only_backend = source_host.as_deref().and_then(|h| m.backend_of(Some(h))).map(|b| b.name.clone());
+            let only_backend = source_host
+                .as_deref()
+                .and_then(|h| m.backend_of(Some(h)))
+                .map(|b| b.name.clone());
             let extra_specs = match &v.volume_type_id {
-                Some(id) => m.db.get_volume_type(id).await?.map(|t| t.extra_specs).unwrap_or_default(),
+                Some(id) => {
+                    m.db.get_volume_type(id)
+                        .await?
+                        .map(|t| t.extra_specs)
+                        .unwrap_or_default()
+                }
                 None => Vec::new(),
             };
             let spec = RequestSpec {
@@ -90,10 +103,15 @@ impl<'m> Task<CreateCtx<'m>, OpError> for Schedule {
                 volume_type: v.volume_type_id.clone(),
                 extra_specs: extra_specs.into_iter().collect(),
             };
-            let placement = m.schedule(&spec, only_backend.as_deref()).map_err(OpError::NoValidBackend)?;
+            let placement = m
+                .schedule(&spec, only_backend.as_deref())
+                .map_err(OpError::NoValidBackend)?;
             let host = format!("{}#{}", placement.backend, placement.pool);
             if !m.db.set_volume_host(&v.id, &host).await? {
-                return Err(OpError::Gone(format!("volume {} is no longer creating", v.id)));
+                return Err(OpError::Gone(format!(
+                    "volume {} is no longer creating",
+                    v.id
+                )));
             }
             tracing::info!(volume_id = %v.id, host = %host, weight = placement.weight, "scheduled");
             ctx.volume.host = Some(host);
@@ -109,30 +127,43 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
     fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let m = ctx.m;
-            let backend = m.backend_of(ctx.volume.host.as_deref()).ok_or_else(|| OpError::Gone("backend is not configured here".into()))?;
+            let backend = m
+                .backend_of(ctx.volume.host.as_deref())
+                .ok_or_else(|| OpError::Gone("backend is not configured here".into()))?;
             let volume = driver_volume(m, &ctx.volume).await?;
             let model = if let Some(snap_id) = &ctx.volume.snapshot_id {
-                let snap = m.db.get_snapshot(snap_id).await?.ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
+                let snap =
+                    m.db.get_snapshot(snap_id)
+                        .await?
+                        .ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
                 let snapshot = driver_snapshot(&snap);
                 backend
                     .driver
                     .call("create-volume-from-snapshot", move |s, d| {
-                        d.ashlar_driver_volume_driver_core().call_create_volume_from_snapshot(s, &volume, &snapshot)
+                        d.ashlar_driver_volume_driver_core()
+                            .call_create_volume_from_snapshot(s, &volume, &snapshot)
                     })
                     .await?
             } else if let Some(src_id) = &ctx.volume.source_volid {
-                let src = m.db.get_volume(src_id).await?.ok_or_else(|| OpError::Gone(format!("volume {src_id} is gone")))?;
+                let src =
+                    m.db.get_volume(src_id)
+                        .await?
+                        .ok_or_else(|| OpError::Gone(format!("volume {src_id} is gone")))?;
                 let source = driver_volume(m, &src).await?;
                 backend
                     .driver
                     .call("create-cloned-volume", move |s, d| {
-                        d.ashlar_driver_volume_driver_core().call_create_cloned_volume(s, &volume, &source)
+                        d.ashlar_driver_volume_driver_core()
+                            .call_create_cloned_volume(s, &volume, &source)
                     })
                     .await?
             } else {
                 backend
                     .driver
-                    .call("create-volume", move |s, d| d.ashlar_driver_volume_driver_core().call_create_volume(s, &volume))
+                    .call("create-volume", move |s, d| {
+                        d.ashlar_driver_volume_driver_core()
+                            .call_create_volume(s, &volume)
+                    })
                     .await?
             };
             ctx.model = Some(model);
@@ -142,11 +173,18 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
     fn revert<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let m = ctx.m;
-            let Some(backend) = m.backend_of(ctx.volume.host.as_deref()) else { return };
-            let Ok(volume) = driver_volume(m, &ctx.volume).await else { return };
+            let Some(backend) = m.backend_of(ctx.volume.host.as_deref()) else {
+                return;
+            };
+            let Ok(volume) = driver_volume(m, &ctx.volume).await else {
+                return;
+            };
             let res = backend
                 .driver
-                .call("delete-volume", move |s, d| d.ashlar_driver_volume_driver_core().call_delete_volume(s, &volume))
+                .call("delete-volume", move |s, d| {
+                    d.ashlar_driver_volume_driver_core()
+                        .call_delete_volume(s, &volume)
+                })
                 .await;
             if let Err(e) = res {
                 tracing::warn!(volume_id = %ctx.volume.id, "revert of create left something behind: {e}");
@@ -161,14 +199,25 @@ impl<'m> Task<CreateCtx<'m>, OpError> for MarkAvailable {
     }
     fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
-            let model = ctx.model.take().unwrap_or(wit::ModelUpdate { provider_location: None, provider_auth: None, metadata: Vec::new() });
+            let model = ctx.model.take().unwrap_or(wit::ModelUpdate {
+                provider_location: None,
+                provider_auth: None,
+                metadata: Vec::new(),
+            });
             let done = ctx
                 .m
                 .db
-                .finish_create(&ctx.volume.id, model.provider_location.as_deref(), model.provider_auth.as_deref())
+                .finish_create(
+                    &ctx.volume.id,
+                    model.provider_location.as_deref(),
+                    model.provider_auth.as_deref(),
+                )
                 .await?;
             if !done {
-                return Err(OpError::Gone(format!("volume {} left `creating` while the driver worked", ctx.volume.id)));
+                return Err(OpError::Gone(format!(
+                    "volume {} left `creating` while the driver worked",
+                    ctx.volume.id
+                )));
             }
             tracing::info!(volume_id = %ctx.volume.id, "volume available");
             Ok(())
@@ -176,39 +225,80 @@ impl<'m> Task<CreateCtx<'m>, OpError> for MarkAvailable {
     }
 }
 
-pub async fn create_volume(m: &VolumeManager, id: &str, request_id: Option<String>, recovering: bool) -> Result<(), OpError> {
-    let Some(volume) = m.db.get_volume(id).await? else { return Ok(()) };
+pub async fn create_volume(
+    m: &VolumeManager,
+    id: &str,
+    request_id: Option<String>,
+    recovering: bool,
+) -> Result<(), OpError> {
+    let Some(volume) = m.db.get_volume(id).await? else {
+        return Ok(());
+    };
     if volume.status != "creating" {
         return Ok(());
     }
     let project = volume.project_id.clone();
     if recovering {
         // The host died mid-create: undo whatever the driver may have made, then error.
-        let mut ctx = CreateCtx { m, volume, model: None };
+        let mut ctx = CreateCtx {
+            m,
+            volume,
+            model: None,
+        };
         CreateOnBackend.revert(&mut ctx).await;
         m.db.transition_volume(id, &["creating"], "error").await?;
         let text = "create volume: the service stopped while the volume was being created; it was cleaned up. Create it again.".to_string();
-        m.user_message(&project, request_id, "VOLUME", id, event::CREATE_INTERRUPTED, text.clone()).await;
+        m.user_message(
+            &project,
+            request_id,
+            "VOLUME",
+            id,
+            event::CREATE_INTERRUPTED,
+            text.clone(),
+        )
+        .await;
         return Err(OpError::Gone(text));
     }
-    let mut ctx = CreateCtx { m, volume, model: None };
-    let result = flow::run("create-volume", &[&Schedule, &CreateOnBackend, &MarkAvailable], &mut ctx).await;
+    let mut ctx = CreateCtx {
+        m,
+        volume,
+        model: None,
+    };
+    let result = flow::run(
+        "create-volume",
+        &[&Schedule, &CreateOnBackend, &MarkAvailable],
+        &mut ctx,
+    )
+    .await;
     if let Err(e) = &result {
         m.db.transition_volume(id, &["creating"], "error").await?;
         let (event, text) = match e {
-            OpError::NoValidBackend(msg) => (event::SCHEDULE_NO_BACKEND, format!("schedule allocate volume: {msg}")),
-            other => (event::CREATE_DRIVER_FAILED, format!("create volume: {other}")),
+            OpError::NoValidBackend(msg) => (
+                event::SCHEDULE_NO_BACKEND,
+                format!("schedule allocate volume: {msg}"),
+            ),
+            other => (
+                event::CREATE_DRIVER_FAILED,
+                format!("create volume: {other}"),
+            ),
         };
         tracing::warn!(volume_id = id, "create failed: {text}");
-        m.user_message(&project, request_id, "VOLUME", id, event, text).await;
+        m.user_message(&project, request_id, "VOLUME", id, event, text)
+            .await;
     }
     result
 }
 
 // ---- delete / extend --------------------------------------------------------------------
 
-pub async fn delete_volume(m: &VolumeManager, id: &str, request_id: Option<String>) -> Result<(), OpError> {
-    let Some(volume) = m.db.get_volume(id).await? else { return Ok(()) };
+pub async fn delete_volume(
+    m: &VolumeManager,
+    id: &str,
+    request_id: Option<String>,
+) -> Result<(), OpError> {
+    let Some(volume) = m.db.get_volume(id).await? else {
+        return Ok(());
+    };
     if volume.status != "deleting" {
         return Ok(());
     }
@@ -216,11 +306,23 @@ pub async fn delete_volume(m: &VolumeManager, id: &str, request_id: Option<Strin
         let v = driver_volume(m, &volume).await?;
         let res = backend
             .driver
-            .call("delete-volume", move |s, d| d.ashlar_driver_volume_driver_core().call_delete_volume(s, &v))
+            .call("delete-volume", move |s, d| {
+                d.ashlar_driver_volume_driver_core()
+                    .call_delete_volume(s, &v)
+            })
             .await;
         if let Err(e) = res {
-            m.db.transition_volume(id, &["deleting"], "error_deleting").await?;
-            m.user_message(&volume.project_id, request_id, "VOLUME", id, event::DELETE_FAILED, format!("delete volume: {e}")).await;
+            m.db.transition_volume(id, &["deleting"], "error_deleting")
+                .await?;
+            m.user_message(
+                &volume.project_id,
+                request_id,
+                "VOLUME",
+                id,
+                event::DELETE_FAILED,
+                format!("delete volume: {e}"),
+            )
+            .await;
             return Err(e.into());
         }
     }
@@ -229,19 +331,31 @@ pub async fn delete_volume(m: &VolumeManager, id: &str, request_id: Option<Strin
     Ok(())
 }
 
-pub async fn extend_volume(m: &VolumeManager, id: &str, new_size: i64, request_id: Option<String>) -> Result<(), OpError> {
-    let Some(volume) = m.db.get_volume(id).await? else { return Ok(()) };
+pub async fn extend_volume(
+    m: &VolumeManager,
+    id: &str,
+    new_size: i64,
+    request_id: Option<String>,
+) -> Result<(), OpError> {
+    let Some(volume) = m.db.get_volume(id).await? else {
+        return Ok(());
+    };
     if volume.status != "extending" {
         return Ok(());
     }
     let backend = m.backend_of(volume.host.as_deref());
     let res = match backend {
-        None => Err(OpError::Gone(format!("volume {id} has no backend on this host"))),
+        None => Err(OpError::Gone(format!(
+            "volume {id} has no backend on this host"
+        ))),
         Some(backend) => {
             let v = driver_volume(m, &volume).await?;
             backend
                 .driver
-                .call("extend-volume", move |s, d| d.ashlar_driver_volume_driver_core().call_extend_volume(s, &v, new_size as u64))
+                .call("extend-volume", move |s, d| {
+                    d.ashlar_driver_volume_driver_core()
+                        .call_extend_volume(s, &v, new_size as u64)
+                })
                 .await
                 .map_err(OpError::from)
         }
@@ -253,8 +367,17 @@ pub async fn extend_volume(m: &VolumeManager, id: &str, new_size: i64, request_i
             Ok(())
         }
         Err(e) => {
-            m.db.transition_volume(id, &["extending"], "error_extending").await?;
-            m.user_message(&volume.project_id, request_id, "VOLUME", id, event::EXTEND_FAILED, format!("extend volume: {e}")).await;
+            m.db.transition_volume(id, &["extending"], "error_extending")
+                .await?;
+            m.user_message(
+                &volume.project_id,
+                request_id,
+                "VOLUME",
+                id,
+                event::EXTEND_FAILED,
+                format!("extend volume: {e}"),
+            )
+            .await;
             Err(e)
         }
     }
@@ -262,8 +385,15 @@ pub async fn extend_volume(m: &VolumeManager, id: &str, new_size: i64, request_i
 
 // ---- snapshots --------------------------------------------------------------------------
 
-pub async fn create_snapshot(m: &VolumeManager, id: &str, request_id: Option<String>, recovering: bool) -> Result<(), OpError> {
-    let Some(snap) = m.db.get_snapshot(id).await? else { return Ok(()) };
+pub async fn create_snapshot(
+    m: &VolumeManager,
+    id: &str,
+    request_id: Option<String>,
+    recovering: bool,
+) -> Result<(), OpError> {
+    let Some(snap) = m.db.get_snapshot(id).await? else {
+        return Ok(());
+    };
     if snap.status != "creating" {
         return Ok(());
     }
@@ -273,7 +403,10 @@ pub async fn create_snapshot(m: &VolumeManager, id: &str, request_id: Option<Str
     };
     let Some(backend) = m.backend_of(volume.host.as_deref()) else {
         m.db.transition_snapshot(id, &["creating"], "error").await?;
-        return Err(OpError::Gone(format!("volume {} has no backend on this host", volume.id)));
+        return Err(OpError::Gone(format!(
+            "volume {} has no backend on this host",
+            volume.id
+        )));
     };
     let v = driver_volume(m, &volume).await?;
     let s = driver_snapshot(&snap);
@@ -281,33 +414,62 @@ pub async fn create_snapshot(m: &VolumeManager, id: &str, request_id: Option<Str
         let (v2, s2) = (v.clone(), s.clone());
         let _ = backend
             .driver
-            .call("delete-snapshot", move |st, d| d.ashlar_driver_volume_driver_core().call_delete_snapshot(st, &s2, &v2))
+            .call("delete-snapshot", move |st, d| {
+                d.ashlar_driver_volume_driver_core()
+                    .call_delete_snapshot(st, &s2, &v2)
+            })
             .await;
         m.db.transition_snapshot(id, &["creating"], "error").await?;
         let text = "create snapshot: the service stopped while the snapshot was being made; it was cleaned up.".to_string();
-        m.user_message(&snap.project_id, request_id, "SNAPSHOT", id, event::SNAPSHOT_CREATE_FAILED, text.clone()).await;
+        m.user_message(
+            &snap.project_id,
+            request_id,
+            "SNAPSHOT",
+            id,
+            event::SNAPSHOT_CREATE_FAILED,
+            text.clone(),
+        )
+        .await;
         return Err(OpError::Gone(text));
     }
     let res = backend
         .driver
-        .call("create-snapshot", move |st, d| d.ashlar_driver_volume_driver_core().call_create_snapshot(st, &s, &v))
+        .call("create-snapshot", move |st, d| {
+            d.ashlar_driver_volume_driver_core()
+                .call_create_snapshot(st, &s, &v)
+        })
         .await;
     match res {
         Ok(model) => {
-            m.db.finish_create_snapshot(id, model.provider_location.as_deref()).await?;
+            m.db.finish_create_snapshot(id, model.provider_location.as_deref())
+                .await?;
             tracing::info!(snapshot_id = id, "snapshot available");
             Ok(())
         }
         Err(e) => {
             m.db.transition_snapshot(id, &["creating"], "error").await?;
-            m.user_message(&snap.project_id, request_id, "SNAPSHOT", id, event::SNAPSHOT_CREATE_FAILED, format!("create snapshot: {e}")).await;
+            m.user_message(
+                &snap.project_id,
+                request_id,
+                "SNAPSHOT",
+                id,
+                event::SNAPSHOT_CREATE_FAILED,
+                format!("create snapshot: {e}"),
+            )
+            .await;
             Err(e.into())
         }
     }
 }
 
-pub async fn delete_snapshot(m: &VolumeManager, id: &str, request_id: Option<String>) -> Result<(), OpError> {
-    let Some(snap) = m.db.get_snapshot(id).await? else { return Ok(()) };
+pub async fn delete_snapshot(
+    m: &VolumeManager,
+    id: &str,
+    request_id: Option<String>,
+) -> Result<(), OpError> {
+    let Some(snap) = m.db.get_snapshot(id).await? else {
+        return Ok(());
+    };
     if snap.status != "deleting" {
         return Ok(());
     }
@@ -318,11 +480,23 @@ pub async fn delete_snapshot(m: &VolumeManager, id: &str, request_id: Option<Str
         let s = driver_snapshot(&snap);
         let res = backend
             .driver
-            .call("delete-snapshot", move |st, d| d.ashlar_driver_volume_driver_core().call_delete_snapshot(st, &s, &v))
+            .call("delete-snapshot", move |st, d| {
+                d.ashlar_driver_volume_driver_core()
+                    .call_delete_snapshot(st, &s, &v)
+            })
             .await;
         if let Err(e) = res {
-            m.db.transition_snapshot(id, &["deleting"], "error_deleting").await?;
-            m.user_message(&snap.project_id, request_id, "SNAPSHOT", id, event::SNAPSHOT_DELETE_FAILED, format!("delete snapshot: {e}")).await;
+            m.db.transition_snapshot(id, &["deleting"], "error_deleting")
+                .await?;
+            m.user_message(
+                &snap.project_id,
+                request_id,
+                "SNAPSHOT",
+                id,
+                event::SNAPSHOT_DELETE_FAILED,
+                format!("delete snapshot: {e}"),
+            )
+            .await;
             return Err(e.into());
         }
     }

@@ -123,10 +123,15 @@ fn parse_bool(key: &str, value: Option<String>, default: bool) -> Result<bool> {
 
 /// Ids become file names: refuse anything that is not a plain UUID-like token.
 fn check_id(kind: &str, id: &str) -> Result<()> {
-    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         Ok(())
     } else {
-        Err(DriverError::invalid_argument(format!("{kind} id `{id}` is not a valid id")))
+        Err(DriverError::invalid_argument(format!(
+            "{kind} id `{id}` is not a valid id"
+        )))
     }
 }
 
@@ -145,7 +150,10 @@ pub fn parse_du(out: &str) -> Option<u64> {
 /// `qemu-img info --output=json` → (format, virtual size in bytes).
 pub fn parse_info(out: &str) -> Option<(String, u64)> {
     let v: serde_json::Value = serde_json::from_str(out).ok()?;
-    Some((v.get("format")?.as_str()?.to_string(), v.get("virtual-size")?.as_u64()?))
+    Some((
+        v.get("format")?.as_str()?.to_string(),
+        v.get("virtual-size")?.as_u64()?,
+    ))
 }
 
 fn text(s: impl Into<String>) -> Value {
@@ -163,7 +171,10 @@ pub fn connection_info(settings: &Settings, volume_id: &str, format: Format) -> 
     if let Some(opts) = &settings.mount_options {
         data.push(("options".to_string(), text(opts.clone())));
     }
-    ConnectionInfo { driver_volume_type: "nfs".into(), data }
+    ConnectionInfo {
+        driver_volume_type: "nfs".into(),
+        data,
+    }
 }
 
 pub struct NfsDriver {
@@ -187,22 +198,32 @@ impl NfsDriver {
                 error_text(&e)
             ))
         })?;
-        parse_df(&out).ok_or_else(|| DriverError::internal(format!("cannot parse df output: {out}")))
+        parse_df(&out)
+            .ok_or_else(|| DriverError::internal(format!("cannot parse df output: {out}")))
     }
 
     fn info(&mut self, path: &str) -> Result<(Format, u64)> {
-        let out = exec::run("qemu-img", &["info", "--force-share", "--output=json", path])
-            .map_err(|e| exec::from_exec_error("qemu-img", e))?;
+        let out = exec::run(
+            "qemu-img",
+            &["info", "--force-share", "--output=json", path],
+        )
+        .map_err(|e| exec::from_exec_error("qemu-img", e))?;
         if out.status != 0 {
             let err = String::from_utf8_lossy(&out.stderr);
             if err.contains("No such file") {
-                return Err(DriverError::not_found(format!("{path} does not exist on the share")));
+                return Err(DriverError::not_found(format!(
+                    "{path} does not exist on the share"
+                )));
             }
-            return Err(DriverError::internal(format!("qemu-img info {path}: {}", err.trim())));
+            return Err(DriverError::internal(format!(
+                "qemu-img info {path}: {}",
+                err.trim()
+            )));
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let (fmt, size) = parse_info(&stdout)
-            .ok_or_else(|| DriverError::internal(format!("cannot parse qemu-img info: {stdout}")))?;
+        let (fmt, size) = parse_info(&stdout).ok_or_else(|| {
+            DriverError::internal(format!("cannot parse qemu-img info: {stdout}"))
+        })?;
         Ok((Format::parse(&fmt)?, size))
     }
 
@@ -223,7 +244,18 @@ impl NfsDriver {
             )));
         }
         let size = (size_gib * GIB).to_string();
-        exec::check("qemu-img", &["create", "-f", s.format.as_str(), "-o", prealloc, path, &size])?;
+        exec::check(
+            "qemu-img",
+            &[
+                "create",
+                "-f",
+                s.format.as_str(),
+                "-o",
+                prealloc,
+                path,
+                &size,
+            ],
+        )?;
         Ok(())
     }
 
@@ -239,13 +271,26 @@ impl NfsDriver {
     }
 
     /// Copies `src` into a new volume file, then grows it to `size_gib` if larger.
-    fn copy_into_volume(&mut self, src: &str, src_format: Format, volume: &Volume) -> Result<ModelUpdate> {
+    fn copy_into_volume(
+        &mut self,
+        src: &str,
+        src_format: Format,
+        volume: &Volume,
+    ) -> Result<ModelUpdate> {
         check_id("volume", &volume.id)?;
         let s = self.settings()?.clone();
         let dst = s.volume_path(&volume.id);
         let result = exec::check(
             "qemu-img",
-            &["convert", "-f", src_format.as_str(), "-O", s.format.as_str(), src, &dst],
+            &[
+                "convert",
+                "-f",
+                src_format.as_str(),
+                "-O",
+                s.format.as_str(),
+                src,
+                &dst,
+            ],
         )
         .and_then(|_| {
             let (_, size) = self.info(&dst)?;
@@ -329,7 +374,10 @@ impl VolumeDriver for NfsDriver {
             let _ = self.remove(&path);
             return Err(e);
         }
-        log::info(&format!("created volume-{} ({} GiB)", volume.id, volume.size_gib));
+        log::info(&format!(
+            "created volume-{} ({} GiB)",
+            volume.id, volume.size_gib
+        ));
         Ok(ModelUpdate::at(self.settings()?.export.clone()))
     }
 
@@ -366,7 +414,10 @@ impl VolumeDriver for NfsDriver {
             }
             Format::Raw => {
                 let snap_path = s.snapshot_path(&snapshot.id);
-                let res = exec::check("qemu-img", &["convert", "-f", "raw", "-O", "raw", &vol_path, &snap_path]);
+                let res = exec::check(
+                    "qemu-img",
+                    &["convert", "-f", "raw", "-O", "raw", &vol_path, &snap_path],
+                );
                 if let Err(e) = res {
                     let _ = self.remove(&snap_path);
                     return Err(e);
@@ -389,7 +440,10 @@ impl VolumeDriver for NfsDriver {
                 let err = String::from_utf8_lossy(&out.stderr);
                 // Already gone is what a delete wants.
                 if out.status != 0 && !err.contains("not found") && !err.contains("Can't find") {
-                    return Err(DriverError::internal(format!("qemu-img snapshot -d: {}", err.trim())));
+                    return Err(DriverError::internal(format!(
+                        "qemu-img snapshot -d: {}",
+                        err.trim()
+                    )));
                 }
                 Ok(())
             }
@@ -397,7 +451,11 @@ impl VolumeDriver for NfsDriver {
         }
     }
 
-    fn create_volume_from_snapshot(&mut self, volume: Volume, snapshot: Snapshot) -> Result<ModelUpdate> {
+    fn create_volume_from_snapshot(
+        &mut self,
+        volume: Volume,
+        snapshot: Snapshot,
+    ) -> Result<ModelUpdate> {
         check_id("snapshot", &snapshot.id)?;
         check_id("volume", &snapshot.volume_id)?;
         check_id("volume", &volume.id)?;
@@ -410,14 +468,19 @@ impl VolumeDriver for NfsDriver {
         // A qcow2 internal snapshot inside the source volume's file.
         let dst = s.volume_path(&volume.id);
         let sel = format!("snapshot.name=snapshot-{}", snapshot.id);
-        let res = exec::check("qemu-img", &["convert", "-f", "qcow2", "-l", &sel, "-O", "qcow2", &src_vol, &dst])
-            .and_then(|_| {
-                let (_, size) = self.info(&dst)?;
-                if size < volume.size_gib * GIB {
-                    self.resize(&dst, Format::Qcow2, volume.size_gib)?;
-                }
-                Ok(())
-            });
+        let res = exec::check(
+            "qemu-img",
+            &[
+                "convert", "-f", "qcow2", "-l", &sel, "-O", "qcow2", &src_vol, &dst,
+            ],
+        )
+        .and_then(|_| {
+            let (_, size) = self.info(&dst)?;
+            if size < volume.size_gib * GIB {
+                self.resize(&dst, Format::Qcow2, volume.size_gib)?;
+            }
+            Ok(())
+        });
         if let Err(e) = res {
             let _ = self.remove(&dst);
             return Err(e);
@@ -432,7 +495,11 @@ impl VolumeDriver for NfsDriver {
         self.copy_into_volume(&src, format, &volume)
     }
 
-    fn initialize_connection(&mut self, volume: Volume, _connector: Connector) -> Result<ConnectionInfo> {
+    fn initialize_connection(
+        &mut self,
+        volume: Volume,
+        _connector: Connector,
+    ) -> Result<ConnectionInfo> {
         check_id("volume", &volume.id)?;
         let path = self.settings()?.volume_path(&volume.id);
         let (format, _) = self.info(&path)?;
@@ -451,7 +518,10 @@ impl VolumeDriver for NfsDriver {
             }
             (Format::Raw, _) => {
                 let snap_path = s.snapshot_path(&snapshot.id);
-                exec::check("qemu-img", &["convert", "-f", "raw", "-O", "raw", &snap_path, &vol_path])?;
+                exec::check(
+                    "qemu-img",
+                    &["convert", "-f", "raw", "-O", "raw", &snap_path, &vol_path],
+                )?;
             }
         }
         Ok(())
@@ -466,8 +536,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings> {
-        let map: BTreeMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_config(|k| map.get(k).cloned())
     }
 
@@ -487,7 +559,9 @@ mod tests {
         let err = settings(&[("share_path", "relative")]).unwrap_err();
         assert!(matches!(err, DriverError::InvalidArgument(m) if m.contains("absolute")));
         let err = settings(&[("share_path", "/s"), ("reserved_percentage", "101")]).unwrap_err();
-        assert!(matches!(err, DriverError::InvalidArgument(m) if m.contains("reserved_percentage")));
+        assert!(
+            matches!(err, DriverError::InvalidArgument(m) if m.contains("reserved_percentage"))
+        );
     }
 
     #[test]
@@ -510,10 +584,20 @@ mod tests {
 
     #[test]
     fn connection_info_is_cinders_shape() {
-        let s = settings(&[("share_path", "/srv"), ("nfs_export", "10.0.0.1:/srv"), ("mount_options", "vers=3")]).unwrap();
+        let s = settings(&[
+            ("share_path", "/srv"),
+            ("nfs_export", "10.0.0.1:/srv"),
+            ("mount_options", "vers=3"),
+        ])
+        .unwrap();
         let ci = connection_info(&s, "v1", Format::Qcow2);
         assert_eq!(ci.driver_volume_type, "nfs");
-        let get = |k: &str| ci.data.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            ci.data
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
         assert_eq!(get("export"), Some(Value::Text("10.0.0.1:/srv".into())));
         assert_eq!(get("name"), Some(Value::Text("volume-v1".into())));
         assert_eq!(get("format"), Some(Value::Text("qcow2".into())));
