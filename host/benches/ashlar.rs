@@ -25,7 +25,10 @@ fn quick() -> bool {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     trivial_call(&rt);
     api_create_delete(&rt);
 }
@@ -33,9 +36,12 @@ fn main() {
 fn trivial_call(rt: &tokio::runtime::Runtime) {
     let share = tempfile::tempdir().unwrap();
     let fixtures = std::path::Path::new(ashlar::bundled::FIXTURES_DIR);
-    let wasm: Arc<[u8]> = std::fs::read(fixtures.join("misbehave.wasm")).unwrap().into();
+    let wasm: Arc<[u8]> = std::fs::read(fixtures.join("misbehave.wasm"))
+        .unwrap()
+        .into();
     let manifest = Manifest::load(fixtures.join("misbehave.toml")).unwrap();
-    let grants: Grants = toml::from_str(&format!("exec = [\"true\"]\nblock = [{:?}]", share.path())).unwrap();
+    let grants: Grants =
+        toml::from_str(&format!("exec = [\"true\"]\nblock = [{:?}]", share.path())).unwrap();
     let settings = BTreeMap::from([("share_path".to_string(), share.path().display().to_string())]);
     let runtime = Runtime::new(None).unwrap();
     let pool = {
@@ -55,7 +61,8 @@ fn trivial_call(rt: &tokio::runtime::Runtime) {
     };
     let call = || {
         pool.call_blocking("check-for-setup-error", |s, d| {
-            d.ashlar_driver_volume_driver_core().call_check_for_setup_error(s)
+            d.ashlar_driver_volume_driver_core()
+                .call_check_for_setup_error(s)
         })
         .unwrap()
     };
@@ -77,7 +84,10 @@ fn trivial_call(rt: &tokio::runtime::Runtime) {
     println!("trivial driver call (check-for-setup-error), {n} calls:");
     println!("  native:    {native_ns:>10.1} ns/call");
     println!("  sandboxed: {sandboxed_ns:>10.1} ns/call  (pool checkout, deadline, call, return)");
-    println!("  ratio sandboxed/native: {:.0}x", sandboxed_ns / native_ns.max(0.001));
+    println!(
+        "  ratio sandboxed/native: {:.0}x",
+        sandboxed_ns / native_ns.max(0.001)
+    );
 }
 
 struct Server {
@@ -114,16 +124,28 @@ fn start_server(dir: &std::path::Path) -> Server {
     Server { child, base }
 }
 
-async fn wait_for(http: &reqwest::Client, url: &str, done: impl Fn(u16, &serde_json::Value) -> bool) {
+async fn wait_for(
+    http: &reqwest::Client,
+    url: &str,
+    done: impl Fn(u16, &serde_json::Value) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = http.get(url).header("X-Auth-Token", "bench:bench").send().await.unwrap();
+        let r = http
+            .get(url)
+            .header("X-Auth-Token", "bench:bench")
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let body: serde_json::Value = r.json().await.unwrap_or_default();
         if done(status, &body) {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting on {url}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting on {url}: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -141,7 +163,12 @@ async fn one_create_delete(http: &reqwest::Client, base: &str) {
     let id = body["volume"]["id"].as_str().unwrap().to_string();
     let url = format!("{base}/v3/bench/volumes/{id}");
     wait_for(http, &url, |_, b| b["volume"]["status"] == "available").await;
-    let r = http.delete(&url).header("X-Auth-Token", "bench:bench").send().await.unwrap();
+    let r = http
+        .delete(&url)
+        .header("X-Auth-Token", "bench:bench")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     wait_for(http, &url, |s, _| s == 404).await;
 }
@@ -156,7 +183,13 @@ fn api_create_delete(rt: &tokio::runtime::Runtime) {
     let started = Instant::now();
     for i in 0..n {
         let f = share.join(format!("volume-{i}"));
-        let ok = Command::new("qemu-img").args(["create", "-f", "raw"]).arg(&f).arg("1073741824").stdout(Stdio::null()).status().unwrap();
+        let ok = Command::new("qemu-img")
+            .args(["create", "-f", "raw"])
+            .arg(&f)
+            .arg("1073741824")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
         assert!(ok.success());
         let ok = Command::new("rm").arg("-f").arg(&f).status().unwrap();
         assert!(ok.success());
@@ -186,6 +219,12 @@ fn api_create_delete(rt: &tokio::runtime::Runtime) {
     });
     println!("volume create+delete through the API (nfs driver, 1 GiB sparse raw), {n} each:");
     println!("  baseline qemu-img create + rm directly:  {baseline:>8.1} /s");
-    println!("  API, one at a time:                      {sequential:>8.1} /s  ({:.2} of baseline)", sequential / baseline);
-    println!("  API, {n} at once:                        {concurrent:>8.1} /s  ({:.2} of baseline)", concurrent / baseline);
+    println!(
+        "  API, one at a time:                      {sequential:>8.1} /s  ({:.2} of baseline)",
+        sequential / baseline
+    );
+    println!(
+        "  API, {n} at once:                        {concurrent:>8.1} /s  ({:.2} of baseline)",
+        concurrent / baseline
+    );
 }

@@ -546,13 +546,13 @@ mod tests {
     }
 
     #[test]
-    fn infinite_pool_counts_as_the_most_free() {
+    fn infinite_pool_always_loses_as_in_cinder() {
         let pools = vec![
             pool("a@lvm#p", 1000.0, 900.0),
             pool("b@ceph#rbd", f64::INFINITY, f64::INFINITY),
         ];
         let spread = schedule(&pools, &spec(10), &SchedulerConfig::default()).unwrap();
-        assert_eq!(spread.name(), "b@ceph#rbd");
+        assert_eq!(spread.name(), "a@lvm#p");
         let stacked = schedule(&pools, &spec(10), &config(-1.0)).unwrap();
         assert_eq!(stacked.name(), "a@lvm#p");
     }

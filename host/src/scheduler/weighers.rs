@@ -46,13 +46,18 @@ impl Weigher for CapacityWeigher {
     ///   `total * max_over_subscription_ratio - provisioned - reserved`
     /// - otherwise: `free - reserved`
     ///
-    /// An infinite or unknown `free` or `total` weighs `f64::INFINITY`,
-    /// i.e. the most free space of all.
+    /// An infinite or unknown `free` or `total` always loses, as in Cinder (a
+    /// partial fix for Cinder bug #1350638, to discourage drivers from reporting
+    /// such capacity): -1 when spreading, `f64::INFINITY` when stacking.
     fn weigh(&self, pool: &PoolState, spec: &RequestSpec) -> f64 {
         let total = pool.total_capacity_gb;
         let free = pool.free_capacity_gb;
         if !total.is_finite() || !free.is_finite() {
-            return f64::INFINITY;
+            return if self.multiplier > 0.0 {
+                -1.0
+            } else {
+                f64::INFINITY
+            };
         }
         let reserved = pool.reserved_gb();
         if pool.provisions_thin(spec) {
@@ -134,12 +139,14 @@ mod tests {
     }
 
     #[test]
-    fn infinite_or_unknown_capacity_weighs_most() {
-        let weigher = CapacityWeigher::default();
+    fn infinite_or_unknown_capacity_weighs_least() {
+        let spread = CapacityWeigher::default();
+        let stack = CapacityWeigher::new(-1.0);
         let infinite = pool("h@ceph#rbd", f64::INFINITY, f64::INFINITY);
-        assert_eq!(weigher.weigh(&infinite, &spec(1)), f64::INFINITY);
+        assert_eq!(spread.weigh(&infinite, &spec(1)), -1.0);
+        assert_eq!(stack.weigh(&infinite, &spec(1)), f64::INFINITY);
         let unknown = pool("h@nfs#share", 100.0, f64::NAN);
-        assert_eq!(weigher.weigh(&unknown, &spec(1)), f64::INFINITY);
+        assert_eq!(spread.weigh(&unknown, &spec(1)), -1.0);
     }
 
     #[test]
