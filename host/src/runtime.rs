@@ -542,3 +542,95 @@ impl DriverPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nfs_bytes() -> Vec<u8> {
+        crate::bundled::find("nfs").unwrap().wasm.to_vec()
+    }
+
+    /// Rewrites `old` to `new` (same length) where it follows the section name.
+    fn patch(mut bytes: Vec<u8>, at: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
+        let pos = bytes
+            .windows(at.len())
+            .position(|w| w == at)
+            .expect("section present");
+        let start = pos + at.len() - old.len();
+        assert_eq!(&bytes[start..start + old.len()], old);
+        bytes[start..start + new.len()].copy_from_slice(new);
+        bytes
+    }
+
+    fn spec(wasm: Vec<u8>) -> DriverSpec {
+        let share = std::env::temp_dir();
+        let b = crate::bundled::find("nfs").unwrap();
+        DriverSpec {
+            backend: "t".into(),
+            origin: "test".into(),
+            wasm: wasm.into(),
+            manifest: Manifest::from_toml_str(b.manifest).unwrap(),
+            grants: toml::from_str(r#"exec = ["qemu-img", "rm", "df", "du"]"#).unwrap(),
+            settings: BTreeMap::from([("share_path".into(), share.display().to_string())]),
+            credentials: BTreeMap::new(),
+            limits: Limits::default(),
+            host_name: "h".into(),
+        }
+    }
+
+    #[test]
+    fn reads_the_version_the_sdk_stamped() {
+        assert_eq!(
+            contract_version(&nfs_bytes()).unwrap(),
+            Some(semver::Version::new(0, 1, 0))
+        );
+        assert_eq!(contract_version(b"\0asm\x01\0\0\0").unwrap(), None);
+        assert!(contract_version(b"not wasm").is_err());
+    }
+
+    #[tokio::test]
+    async fn refuses_a_component_for_another_contract_before_instantiating() {
+        let runtime = Runtime::new(None).unwrap();
+        let newer = patch(
+            nfs_bytes(),
+            b"ashlar:contract-version0.1.0",
+            b"0.1.0",
+            b"0.9.0",
+        );
+        let err = runtime
+            .load(spec(newer))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("built against contract 0.9.0"), "{err}");
+        assert!(err.contains("this host serves 0.1.0"), "{err}");
+        assert!(err.contains("plugin nfs 0.1.0"), "{err}");
+
+        let unstamped = patch(
+            nfs_bytes(),
+            b"ashlar:contract-version",
+            b"version",
+            b"versioX",
+        );
+        let err = runtime
+            .load(spec(unstamped))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("not built with the Ashlar SDK"), "{err}");
+
+        // The real one loads and answers.
+        let pool = runtime.load(spec(nfs_bytes())).unwrap();
+        let stats = pool
+            .call("get-volume-stats", |s, d| {
+                d.ashlar_driver_volume_driver_core()
+                    .call_get_volume_stats(s, true)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stats.storage_protocol, "nfs");
+        assert_eq!(stats.volume_backend_name, "t");
+        assert!(stats.pools[0].total_capacity_gb > 0.0);
+    }
+}

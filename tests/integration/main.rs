@@ -7,5 +7,6 @@ mod common;
 mod api_errors;
 mod crash;
 mod hostile;
+mod loading;
 mod scheduling;
 mod volumes;

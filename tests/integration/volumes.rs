@@ -189,3 +189,83 @@ async fn metadata_update_and_listing() {
     assert_eq!(r.body["volume"]["shared_targets"], false);
     assert!(r.body["volume"].get("consumes_quota").is_none());
 }
+
+#[tokio::test]
+async fn qcow2_volumes_snapshot_inside_the_file() {
+    let server = Server::start(
+        r#"
+[backends.q]
+driver = "nfs"
+grants.exec = ["qemu-img", "rm", "df", "du"]
+settings.share_path = "@DIR@/data/volumes"
+settings.volume_format = "qcow2"
+"#,
+    );
+    let c = server.client("alice:proj-a");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let file = server.share().join(format!("volume-{vol}"));
+    assert_eq!(virtual_size(&file), GIB);
+    assert!(
+        std::fs::metadata(&file).unwrap().len() < 1 << 20,
+        "a fresh qcow2 file is small"
+    );
+
+    let r = c
+        .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
+        .await;
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_status("snapshots", &snap, "available").await;
+    let out = std::process::Command::new("qemu-img")
+        .args(["snapshot", "-U", "-l"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains(&format!("snapshot-{snap}")),
+        "internal snapshot in the file: {listing}"
+    );
+    assert_eq!(
+        std::fs::read_dir(server.share()).unwrap().count(),
+        1,
+        "no snapshot file beside the volume"
+    );
+
+    let from_snap = c
+        .create_volume(json!({"snapshot_id": snap, "size": 2}))
+        .await;
+    c.wait_status("volumes", &from_snap, "available").await;
+    assert_eq!(
+        virtual_size(&server.share().join(format!("volume-{from_snap}"))),
+        2 * GIB
+    );
+    let clone = c.create_volume(json!({"source_volid": vol})).await;
+    c.wait_status("volumes", &clone, "available").await;
+    let r = c
+        .post(
+            &format!("volumes/{vol}/action"),
+            json!({"os-extend": {"new_size": 3}}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    c.wait_status("volumes", &vol, "available").await;
+    assert_eq!(virtual_size(&file), 3 * GIB);
+
+    assert_eq!(c.delete(&format!("snapshots/{snap}")).await.status, 202);
+    assert!(c.wait("snapshots", &snap).await.is_null());
+    let out = std::process::Command::new("qemu-img")
+        .args(["snapshot", "-U", "-l"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&snap),
+        "snapshot removed from the file"
+    );
+    for id in [&vol, &from_snap, &clone] {
+        assert_eq!(c.delete(&format!("volumes/{id}")).await.status, 202);
+        assert!(c.wait("volumes", id).await.is_null());
+    }
+    assert_eq!(std::fs::read_dir(server.share()).unwrap().count(), 0);
+}

@@ -1,0 +1,105 @@
+//! Loading drivers: what a plugin asks for must be granted, and compiled components are
+//! cached on disk.
+
+use std::process::Command;
+
+use crate::common::{FIXTURES_DIR, Server};
+
+/// Runs `ashlar serve` with `config` and returns its failure output (it must fail).
+fn serve_fails(config: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config
+        .replace("@DIR@", dir.path().to_str().unwrap())
+        .replace("@FIXTURES@", FIXTURES_DIR);
+    std::fs::create_dir_all(dir.path().join("share")).unwrap();
+    let path = dir.path().join("ashlar.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ashlar"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "ashlar should refuse this config");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_capability_not_granted_refuses_the_load_naming_both_sides() {
+    let err = serve_fails(
+        r#"
+[backends.local]
+driver = "nfs"
+grants.exec = ["qemu-img", "df", "du"]
+settings.share_path = "@DIR@/share"
+"#,
+    );
+    assert!(err.contains("backend local: loading its driver"), "{err}");
+    assert!(err.contains("plugin nfs 0.1.0"), "{err}");
+    assert!(err.contains("`rm`"), "names the missing program: {err}");
+    assert!(
+        err.contains("\"qemu-img\""),
+        "names what was granted: {err}"
+    );
+
+    let err = serve_fails(
+        r#"
+[backends.local]
+driver = "nfs"
+grants.exec = ["qemu-img", "rm", "df", "du"]
+"#,
+    );
+    assert!(
+        err.contains("share_path"),
+        "a template key missing from the settings is named: {err}"
+    );
+
+    let err = serve_fails(
+        r#"
+[backends.bad]
+driver = "@FIXTURES@/misbehave.wasm"
+grants.exec = ["true"]
+grants.block = ["@DIR@/share/elsewhere"]
+settings.share_path = "@DIR@/share"
+"#,
+    );
+    assert!(err.contains("block"), "{err}");
+    assert!(err.contains("misbehave"), "{err}");
+
+    let err = serve_fails("[backends.x]\ndriver = \"lvm\"\n");
+    assert!(
+        err.contains("neither a bundled driver (nfs) nor a path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compiled_components_are_cached_across_restarts() {
+    let server = Server::start("");
+    let cache = server.dir.join("data/cache");
+    let entries = || -> Vec<_> {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let first = entries();
+    assert_eq!(
+        first.len(),
+        1,
+        "one compiled artifact for the nfs driver: {first:?}"
+    );
+    let modified = std::fs::metadata(&first[0]).unwrap().modified().unwrap();
+    let dir = server.kill9();
+    let server = Server::start_in(&dir, "");
+    assert_eq!(entries(), first, "the restart reused the artifact");
+    assert_eq!(
+        std::fs::metadata(&first[0]).unwrap().modified().unwrap(),
+        modified,
+        "and did not rewrite it"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
