@@ -358,6 +358,26 @@ impl VolumeManager {
         }
     }
 
+    /// Changes a pool's cached stats by `size_gib` (positive consumes, negative gives
+    /// back: a deleted or never-made volume), as [`VolumeManager::schedule`] consumes on
+    /// placement, until the next poll replaces them with the driver's own figures.
+    pub fn adjust_pool(&self, host: &str, size_gib: i64) {
+        let Some((backend, pool)) = host.split_once('#') else {
+            return;
+        };
+        let mut stats = self.stats.write().expect("stats lock");
+        if let Some(p) = stats
+            .values_mut()
+            .flat_map(|s| s.pools.iter_mut())
+            .find(|p| p.backend == backend && p.pool == pool)
+        {
+            let size = size_gib as f64;
+            p.free_capacity_gb = (p.free_capacity_gb - size).min(p.total_capacity_gb);
+            p.provisioned_capacity_gb = (p.provisioned_capacity_gb + size).max(0.0);
+            p.allocated_capacity_gb = (p.allocated_capacity_gb + size).max(0.0);
+        }
+    }
+
     /// The backend a placed volume lives on.
     pub fn backend_of(&self, host: Option<&str>) -> Option<&Backend> {
         let host = host?;

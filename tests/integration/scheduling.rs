@@ -76,3 +76,31 @@ async fn msgs_volume(c: &crate::common::Client) -> String {
         .expect("an error volume")
         .to_string()
 }
+
+#[tokio::test]
+async fn placements_consume_capacity_and_deletes_give_it_back() {
+    // The fixture reports a thick pool of 5 GB; stats are polled only at start here.
+    let config = crate::common::config_with_fixture(10_000, 64).replace(
+        "limits.instances = 2",
+        "limits.instances = 2\nsettings.free_capacity_gb = \"5\"",
+    );
+    let server = Server::start(&config);
+    let c = server.client("alice:proj-a");
+    let first = c
+        .create_volume(json!({"size": 3, "volume_type": "bad"}))
+        .await;
+    c.wait_status("volumes", &first, "available").await;
+    // 5 - 3 leaves 2: a second 3 GB volume does not fit until the first is gone.
+    let second = c
+        .create_volume(json!({"size": 3, "volume_type": "bad"}))
+        .await;
+    assert_eq!(c.wait("volumes", &second).await["status"], "error");
+    let msgs = c.messages_for(&second).await;
+    assert!(msgs[0].contains("Insufficient free space"), "{msgs:?}");
+    assert_eq!(c.delete(&format!("volumes/{first}")).await.status, 202);
+    assert!(c.wait("volumes", &first).await.is_null());
+    let third = c
+        .create_volume(json!({"size": 3, "volume_type": "bad"}))
+        .await;
+    c.wait_status("volumes", &third, "available").await;
+}

@@ -271,6 +271,9 @@ pub async fn create_volume(
     )
     .await;
     if let Err(e) = &result {
+        if let Some(host) = &ctx.volume.host {
+            m.adjust_pool(host, -ctx.volume.size);
+        }
         m.db.transition_volume(id, &["creating"], "error").await?;
         let (event, text) = match e {
             OpError::NoValidBackend(msg) => (
@@ -327,6 +330,9 @@ pub async fn delete_volume(
         }
     }
     m.db.finish_delete_volume(id).await?;
+    if let Some(host) = &volume.host {
+        m.adjust_pool(host, -volume.size);
+    }
     tracing::info!(volume_id = id, "volume deleted");
     Ok(())
 }
@@ -363,6 +369,9 @@ pub async fn extend_volume(
     match res {
         Ok(()) => {
             m.db.finish_extend(id, new_size).await?;
+            if let Some(host) = &volume.host {
+                m.adjust_pool(host, new_size - volume.size);
+            }
             tracing::info!(volume_id = id, new_size, "volume extended");
             Ok(())
         }
