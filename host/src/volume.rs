@@ -334,14 +334,12 @@ impl VolumeManager {
         }
         match scheduler::schedule(&pools, spec, &self.scheduler) {
             Ok(placement) => {
-                if let Some(s) = stats
+                if let Some(p) = stats
                     .values_mut()
                     .flat_map(|s| s.pools.iter_mut())
                     .find(|p| p.backend == placement.backend && p.pool == placement.pool)
                 {
-                    s.free_capacity_gb -= spec.size_gib as f64;
-                    s.provisioned_capacity_gb += spec.size_gib as f64;
-                    s.allocated_capacity_gb += spec.size_gib as f64;
+                    consume(p, spec.size_gib as f64, !p.provisions_thin(spec));
                 }
                 Ok(placement)
             }
@@ -361,6 +359,7 @@ impl VolumeManager {
     /// Changes a pool's cached stats by `size_gib` (positive consumes, negative gives
     /// back: a deleted or never-made volume), as [`VolumeManager::schedule`] consumes on
     /// placement, until the next poll replaces them with the driver's own figures.
+    /// Volumes on a pool without thick support are taken to be thin.
     pub fn adjust_pool(&self, host: &str, size_gib: i64) {
         let Some((backend, pool)) = host.split_once('#') else {
             return;
@@ -371,10 +370,8 @@ impl VolumeManager {
             .flat_map(|s| s.pools.iter_mut())
             .find(|p| p.backend == backend && p.pool == pool)
         {
-            let size = size_gib as f64;
-            p.free_capacity_gb = (p.free_capacity_gb - size).min(p.total_capacity_gb);
-            p.provisioned_capacity_gb = (p.provisioned_capacity_gb + size).max(0.0);
-            p.allocated_capacity_gb = (p.allocated_capacity_gb + size).max(0.0);
+            let thick = p.thick_provisioning_support;
+            consume(p, size_gib as f64, thick);
         }
     }
 
@@ -385,6 +382,18 @@ impl VolumeManager {
         let backend = backend.split_once('#').map_or(backend, |(b, _)| b);
         self.backends.get(backend)
     }
+}
+
+/// Counts `size` GB against a pool's cached stats (negative gives it back). Every volume
+/// adds to provisioned and allocated capacity; only a thick one also takes free space,
+/// since a thin volume takes none until written (Cinder takes it for both, so a burst
+/// of thin creates there can exhaust a pool on paper that has room on disk).
+fn consume(p: &mut PoolState, size: f64, thick: bool) {
+    if thick && p.free_capacity_gb.is_finite() {
+        p.free_capacity_gb = (p.free_capacity_gb - size).min(p.total_capacity_gb);
+    }
+    p.provisioned_capacity_gb = (p.provisioned_capacity_gb + size).max(0.0);
+    p.allocated_capacity_gb = (p.allocated_capacity_gb + size).max(0.0);
 }
 
 fn cap_value(v: latest::ashlar::driver::types::Value) -> CapValue {
