@@ -406,6 +406,22 @@ pub fn opt_string(
     }
 }
 
+/// `name` and `description`, or their v1 spellings `display_name` and
+/// `display_description`, which Cinder still accepts.
+pub fn name_and_description(
+    obj: &serde_json::Map<String, Value>,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    let name = match opt_string(obj, "name")? {
+        Some(n) => Some(n),
+        None => opt_string(obj, "display_name")?,
+    };
+    let description = match opt_string(obj, "description")? {
+        Some(d) => Some(d),
+        None => opt_string(obj, "display_description")?,
+    };
+    Ok((name, description))
+}
+
 /// A `{"key": "value"}` map of strings (metadata, extra specs).
 pub fn string_map(field: &str, v: &Value) -> Result<Vec<(String, String)>, ApiError> {
     let Value::Object(map) = v else {

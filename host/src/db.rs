@@ -358,15 +358,18 @@ impl Db {
         }
     }
 
-    /// Volumes of `project` (all projects when `None`), filtered and paged.
-    pub async fn list_volumes(
+    /// Rows of `table` (volumes or snapshots) of `project` (all projects when `None`),
+    /// filtered by column equality and paged by Cinder's marker: rows after the marker
+    /// in the same order.
+    async fn page_rows(
         &self,
+        table: &str,
         project: Option<&str>,
         filters: &[(&str, String)],
         page: &Page,
-    ) -> Result<Vec<VolumeRow>, ListError> {
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, ListError> {
         let order = page.order_by().map_err(ListError::Invalid)?;
-        let mut sql = String::from("SELECT * FROM volumes WHERE deleted = 0");
+        let mut sql = format!("SELECT * FROM {table} WHERE deleted = 0");
         let mut binds: Vec<String> = Vec::new();
         if let Some(p) = project {
             binds.push(p.to_string());
@@ -377,23 +380,29 @@ impl Db {
             sql.push_str(&format!(" AND {col} = ${}", binds.len()));
         }
         if let Some(marker) = &page.marker {
-            // Rows after the marker in the same order.
-            let Some(m) = self.get_volume(marker).await.map_err(ListError::Db)? else {
-                return Err(ListError::Invalid(format!("marker {marker} not found")));
-            };
-            let op = if page.sort_desc { "<" } else { ">" };
-            binds.push(m.created_at.clone());
-            binds.push(m.id.clone());
-            sql.push_str(&format!(
-                " AND (created_at {op} ${a} OR (created_at = ${a} AND id {op} ${b}))",
-                a = binds.len() - 1,
-                b = binds.len()
-            ));
             if page.sort_key.as_deref().is_some_and(|k| k != "created_at") {
                 return Err(ListError::Invalid(
                     "marker can only be combined with sort_key=created_at".into(),
                 ));
             }
+            let at: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT created_at FROM {table} WHERE id = $1 AND deleted = 0"
+            ))
+            .bind(marker)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| ListError::Db(e.into()))?;
+            let Some(at) = at else {
+                return Err(ListError::Invalid(format!("marker {marker} not found")));
+            };
+            let op = if page.sort_desc { "<" } else { ">" };
+            binds.push(at);
+            binds.push(marker.clone());
+            sql.push_str(&format!(
+                " AND (created_at {op} ${a} OR (created_at = ${a} AND id {op} ${b}))",
+                a = binds.len() - 1,
+                b = binds.len()
+            ));
         }
         sql.push_str(&format!(" ORDER BY {order}"));
         if let Some(limit) = page.limit {
@@ -403,10 +412,19 @@ impl Db {
         for b in &binds {
             q = q.bind(b);
         }
-        let rows = q
-            .fetch_all(&self.pool)
+        q.fetch_all(&self.pool)
             .await
-            .map_err(|e| ListError::Db(e.into()))?;
+            .map_err(|e| ListError::Db(e.into()))
+    }
+
+    /// Volumes of `project` (all projects when `None`), filtered and paged.
+    pub async fn list_volumes(
+        &self,
+        project: Option<&str>,
+        filters: &[(&str, String)],
+        page: &Page,
+    ) -> Result<Vec<VolumeRow>, ListError> {
+        let rows = self.page_rows("volumes", project, filters, page).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut v = VolumeRow::from_row(&row).map_err(|e| ListError::Db(e.into()))?;
@@ -690,42 +708,7 @@ impl Db {
         filters: &[(&str, String)],
         page: &Page,
     ) -> Result<Vec<SnapshotRow>, ListError> {
-        let order = page.order_by().map_err(ListError::Invalid)?;
-        let mut sql = String::from("SELECT * FROM snapshots WHERE deleted = 0");
-        let mut binds: Vec<String> = Vec::new();
-        if let Some(p) = project {
-            binds.push(p.to_string());
-            sql.push_str(&format!(" AND project_id = ${}", binds.len()));
-        }
-        for (col, val) in filters {
-            binds.push(val.clone());
-            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
-        }
-        if let Some(marker) = &page.marker {
-            let Some(m) = self.get_snapshot(marker).await.map_err(ListError::Db)? else {
-                return Err(ListError::Invalid(format!("marker {marker} not found")));
-            };
-            let op = if page.sort_desc { "<" } else { ">" };
-            binds.push(m.created_at.clone());
-            binds.push(m.id.clone());
-            sql.push_str(&format!(
-                " AND (created_at {op} ${a} OR (created_at = ${a} AND id {op} ${b}))",
-                a = binds.len() - 1,
-                b = binds.len()
-            ));
-        }
-        sql.push_str(&format!(" ORDER BY {order}"));
-        if let Some(limit) = page.limit {
-            sql.push_str(&format!(" LIMIT {limit}"));
-        }
-        let mut q = sqlx::query(&sql);
-        for b in &binds {
-            q = q.bind(b);
-        }
-        let rows = q
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| ListError::Db(e.into()))?;
+        let rows = self.page_rows("snapshots", project, filters, page).await?;
         rows.iter()
             .map(|r| SnapshotRow::from_row(r).map_err(|e| ListError::Db(e.into())))
             .collect()

@@ -61,14 +61,7 @@ async fn create(
             "Invalid input for field/attribute force: it may not be true from microversion 3.66.",
         ));
     }
-    let name = match opt_string(&snap, "name")? {
-        Some(n) => Some(n),
-        None => opt_string(&snap, "display_name")?,
-    };
-    let description = match opt_string(&snap, "description")? {
-        Some(d) => Some(d),
-        None => opt_string(&snap, "display_description")?,
-    };
+    let (name, description) = super::name_and_description(&snap)?;
     let metadata = match snap.get("metadata") {
         None | Some(Value::Null) => Default::default(),
         Some(m) => string_map("metadata", m)?.into_iter().collect(),
@@ -189,14 +182,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let s = visible_snapshot(&state, &ctx, &id).await?;
     let upd = body_element(&body, "snapshot")?;
-    let name = match opt_string(&upd, "name")? {
-        Some(n) => Some(n),
-        None => opt_string(&upd, "display_name")?,
-    };
-    let description = match opt_string(&upd, "description")? {
-        Some(d) => Some(d),
-        None => opt_string(&upd, "display_description")?,
-    };
+    let (name, description) = super::name_and_description(&upd)?;
     let metadata: Option<std::collections::BTreeMap<String, String>> = match upd.get("metadata") {
         None | Some(Value::Null) => None,
         Some(m) => Some(string_map("metadata", m)?.into_iter().collect()),

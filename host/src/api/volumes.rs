@@ -124,14 +124,7 @@ async fn create(
             )));
         }
     }
-    let name = match opt_string(&vol, "name")? {
-        Some(n) => Some(n),
-        None => opt_string(&vol, "display_name")?,
-    };
-    let description = match opt_string(&vol, "description")? {
-        Some(d) => Some(d),
-        None => opt_string(&vol, "display_description")?,
-    };
+    let (name, description) = super::name_and_description(&vol)?;
     let metadata = match vol.get("metadata") {
         None | Some(Value::Null) => Vec::new(),
         Some(m) => string_map("metadata", m)?,
@@ -444,14 +437,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let v = visible_volume(&state, &ctx, &id).await?;
     let upd = body_element(&body, "volume")?;
-    let name = match opt_string(&upd, "name")? {
-        Some(n) => Some(n),
-        None => opt_string(&upd, "display_name")?,
-    };
-    let description = match opt_string(&upd, "description")? {
-        Some(d) => Some(d),
-        None => opt_string(&upd, "display_description")?,
-    };
+    let (name, description) = super::name_and_description(&upd)?;
     let metadata = match upd.get("metadata") {
         None | Some(Value::Null) => None,
         Some(m) => Some(string_map("metadata", m)?),
