@@ -11,6 +11,7 @@ use std::process::Command;
 const COMPONENTS: &[(&str, &str)] = &[
     ("ashlar-plugin-nfs", "plugins/nfs"),
     ("ashlar-fixture-misbehave", "tests/fixtures/misbehave"),
+    ("ashlar-fixture-flaky", "tests/fixtures/flaky"),
 ];
 
 fn main() {

@@ -4,6 +4,7 @@
 //! Routing is two steps: [`strip_project`] turns `/v3/{project_id}/…` into `/v3/…`
 //! (checking the project against the token), then the router matches the resource.
 
+mod admin;
 mod messages;
 mod pools;
 mod snapshots;
@@ -44,6 +45,7 @@ const RESOURCES: &[&str] = &[
 pub struct AppState {
     pub db: Db,
     pub manager: Arc<VolumeManager>,
+    pub plugins: Arc<crate::plugins::PluginManager>,
     pub default_availability_zone: String,
 }
 
@@ -60,6 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(types::routes())
         .merge(pools::routes())
         .merge(messages::routes())
+        .merge(admin::routes())
         .fallback(not_found)
         .with_state(state);
     Router::new()

@@ -45,6 +45,10 @@ pub struct Config {
     /// Seconds between `get_volume_stats` polls of each backend. Default 60.
     #[serde(default = "default_stats_interval")]
     pub stats_interval_secs: u64,
+    /// Seconds a swapped-in driver is watched; a trap, missed deadline or failed health
+    /// probe in that time rolls the backend back to its previous driver. Default 30.
+    #[serde(default = "default_probation_secs")]
+    pub probation_secs: u64,
     /// Scheduler settings.
     #[serde(default)]
     pub scheduler: SchedulerSection,
@@ -171,6 +175,9 @@ fn default_availability_zone() -> String {
 }
 fn default_stats_interval() -> u64 {
     60
+}
+fn default_probation_secs() -> u64 {
+    30
 }
 fn default_capacity_weight_multiplier() -> f64 {
     1.0

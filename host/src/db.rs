@@ -12,13 +12,19 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-pub use rows::{Job, Message, SnapshotRow, VolumeRow, VolumeType};
+pub use rows::{Job, Message, PluginEvent, SnapshotRow, VolumeRow, VolumeType};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_plugin_events",
+        include_str!("../migrations/0002_plugin_events.sql"),
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -898,6 +904,44 @@ impl Db {
             .await?
             .rows_affected()
             > 0)
+    }
+}
+
+impl Db {
+    pub async fn insert_plugin_event(&self, e: &PluginEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO plugin_events (id, backend, kind, from_version, to_version, reason, took_ms, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&e.id)
+        .bind(&e.backend)
+        .bind(&e.kind)
+        .bind(&e.from_version)
+        .bind(&e.to_version)
+        .bind(&e.reason)
+        .bind(e.took_ms)
+        .bind(&e.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Newest first.
+    pub async fn plugin_events(
+        &self,
+        backend: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<PluginEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM plugin_events WHERE ($1 IS NULL OR backend = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(backend)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| PluginEvent::from_row(r).map_err(Into::into))
+            .collect()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod bundled;
 pub mod capabilities;
 pub mod config;
 pub mod db;
+pub mod plugins;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

@@ -30,9 +30,81 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Inspect, validate, list, swap and roll back driver components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show what a component is and asks for: name, version, world, contract version,
+    /// requested capabilities, size, imports and exports.
+    Inspect {
+        wasm: PathBuf,
+        /// Its plugin.toml (default: beside the .wasm, same stem).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// Say whether a component would load on this config's backends, and what would be
+    /// refused.
+    Validate {
+        wasm: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only this backend (default: every backend in the config).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Per backend: the running driver, since when, calls, traps, latency, last swap.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Replace a backend's driver on a running server, with probation and rollback.
+    Swap {
+        backend: String,
+        /// The new component; the path is read by the server.
+        wasm: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Seconds to watch the new driver before keeping it (default: the server's).
+        #[arg(long)]
+        probation_secs: Option<f64>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Return a backend to its previous driver.
+    Rollback {
+        backend: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's API address.
+    #[arg(long, default_value = "http://127.0.0.1:8776")]
+    url: String,
+    /// An administrator's token (noauth: `admin:PROJECT`).
+    #[arg(long, default_value = "admin:admin")]
+    token: String,
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain, without a backtrace: each layer says what it was doing.
+            eprintln!("ashlar: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ASHLAR_LOG")
@@ -61,5 +133,119 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             rt.block_on(ashlar::server::serve(cfg))
         }
+        Command::Plugin(cmd) => plugin(cmd),
     }
+}
+
+fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
+    use ashlar::plugins::offline;
+    match cmd {
+        PluginCommand::Inspect { wasm, manifest } => {
+            println!("{}", offline::inspect(&wasm, manifest.as_deref())?);
+            Ok(())
+        }
+        PluginCommand::Validate {
+            wasm,
+            manifest,
+            config,
+            backend,
+        } => {
+            let mut cfg = ashlar::config::Config::load(config.as_deref())?;
+            cfg.finish()?;
+            let (report, ok) =
+                offline::validate(&wasm, manifest.as_deref(), &cfg, backend.as_deref())?;
+            println!("{report}");
+            if !ok {
+                anyhow::bail!("the component would not load");
+            }
+            Ok(())
+        }
+        PluginCommand::List { server } => {
+            let body = admin_call(&server, reqwest::Method::GET, "/ashlar/v1/plugins", None)?;
+            println!("{}", offline::render_list(&body));
+            Ok(())
+        }
+        PluginCommand::Swap {
+            backend,
+            wasm,
+            manifest,
+            probation_secs,
+            server,
+        } => {
+            let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+            let body = serde_json::json!({
+                "wasm": abs(wasm),
+                "manifest": manifest.map(abs),
+                "probation_secs": probation_secs,
+            });
+            let out = admin_call(
+                &server,
+                reqwest::Method::POST,
+                &format!("/ashlar/v1/backends/{backend}/swap"),
+                Some(body),
+            )?;
+            let s = &out["swap"];
+            println!(
+                "backend {}: {} -> {} in {} ms; on probation for {} ms",
+                s["backend"].as_str().unwrap_or(""),
+                s["from"].as_str().unwrap_or(""),
+                s["to"].as_str().unwrap_or(""),
+                s["took_ms"],
+                s["probation_ms"]
+            );
+            Ok(())
+        }
+        PluginCommand::Rollback { backend, server } => {
+            let out = admin_call(
+                &server,
+                reqwest::Method::POST,
+                &format!("/ashlar/v1/backends/{backend}/rollback"),
+                None,
+            )?;
+            let s = &out["rollback"];
+            println!(
+                "backend {backend}: {} -> {}",
+                s["from"].as_str().unwrap_or(""),
+                s["to"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }
+    }
+}
+
+/// One admin API request; Cinder-style error bodies become the error's message.
+fn admin_call(
+    server: &ServerArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let url = format!("{}{path}", server.url.trim_end_matches('/'));
+        let mut req = reqwest::Client::new()
+            .request(method, &url)
+            .header("X-Auth-Token", &server.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}; is `ashlar serve` running there?"))?;
+        let status = resp.status();
+        let value: serde_json::Value = resp.json().await.unwrap_or_default();
+        if !status.is_success() {
+            let msg = value
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(|v| v.get("message"))
+                .and_then(|m| m.as_str())
+                .unwrap_or("no message");
+            anyhow::bail!("{status}: {msg}");
+        }
+        Ok(value)
+    })
 }

@@ -305,7 +305,7 @@ impl Runtime {
             identity.name, identity.version, spec.origin
         );
         let served = latest::VERSION;
-        match contract_version(&spec.wasm).map_err(|m| LoadError::Compile {
+        let contract = match contract_version(&spec.wasm).map_err(|m| LoadError::Compile {
             what: what.clone(),
             message: m,
         })? {
@@ -317,8 +317,8 @@ impl Runtime {
                     served: served.to_string(),
                 });
             }
-            Some(_) => {}
-        }
+            Some(v) => v,
+        };
         if spec.manifest.world != World::VolumeDriver {
             return Err(LoadError::WorldNotServed {
                 what,
@@ -352,6 +352,10 @@ impl Runtime {
         });
         Ok(Arc::new(DriverPool {
             identity,
+            contract,
+            world: spec.manifest.world,
+            origin: spec.origin,
+            loaded_at: std::time::SystemTime::now(),
             engine: self.engine.clone(),
             ctx,
             pre,
@@ -368,6 +372,9 @@ struct Instance {
     driver: latest::VolumeDriver,
 }
 
+/// How many recent call latencies a pool keeps for its percentiles.
+const LATENCY_WINDOW: usize = 4096;
+
 /// Counters per backend driver.
 #[derive(Default, Debug)]
 pub struct PoolMetrics {
@@ -375,11 +382,46 @@ pub struct PoolMetrics {
     pub driver_errors: AtomicU64,
     pub sandbox_failures: AtomicU64,
     pub instances_created: AtomicU64,
+    /// The last [`LATENCY_WINDOW`] call latencies, in microseconds.
+    latencies_us: Mutex<std::collections::VecDeque<u64>>,
+}
+
+impl PoolMetrics {
+    fn record(&self, took: Duration) {
+        let mut l = self.latencies_us.lock().expect("latency lock");
+        if l.len() == LATENCY_WINDOW {
+            l.pop_front();
+        }
+        l.push_back(took.as_micros() as u64);
+    }
+
+    /// (p50, p99) of recent call latencies in microseconds, if any calls were made.
+    pub fn latency_percentiles_us(&self) -> Option<(u64, u64)> {
+        let mut l: Vec<u64> = self
+            .latencies_us
+            .lock()
+            .expect("latency lock")
+            .iter()
+            .copied()
+            .collect();
+        if l.is_empty() {
+            return None;
+        }
+        l.sort_unstable();
+        let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.50), at(0.99)))
+    }
 }
 
 /// A backend's driver: a bounded pool of instances of one component.
 pub struct DriverPool {
     pub identity: PluginIdentity,
+    /// The contract version the component was built against.
+    pub contract: semver::Version,
+    pub world: World,
+    /// Where the component came from (bundled, or a path).
+    pub origin: String,
+    pub loaded_at: std::time::SystemTime,
     engine: Engine,
     ctx: Arc<BackendContext>,
     pre: latest::VolumeDriverPre<HostState>,
@@ -448,7 +490,9 @@ impl DriverPool {
             None => self.instantiate(operation)?,
         };
         self.arm(&mut instance.store);
+        let started = Instant::now();
         let result = f(&mut instance.store, &instance.driver);
+        self.metrics.record(started.elapsed());
         match result {
             Ok(Ok(r)) => {
                 self.idle.lock().expect("idle list lock").push(instance);
@@ -462,6 +506,17 @@ impl DriverPool {
             // The instance may be in any state after a trap: drop it with its store.
             Err(e) => Err(self.sandbox_failure(operation, e)),
         }
+    }
+
+    /// Makes `n` instances ahead of need (each runs do-setup), so the first calls after
+    /// a load or a swap do not pay for instantiation.
+    pub fn prewarm(&self, n: usize) -> Result<(), CallError> {
+        let mut made = Vec::with_capacity(n);
+        for _ in 0..n {
+            made.push(self.instantiate("prewarm")?);
+        }
+        self.idle.lock().expect("idle list lock").extend(made);
+        Ok(())
     }
 
     /// Gives the store a fresh deadline for one call.

@@ -118,11 +118,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|| cfg.default_availability_zone.clone());
         backends.insert(
             name.clone(),
-            Backend {
-                name: name.clone(),
-                availability_zone,
-                driver,
-            },
+            Backend::new(name.clone(), availability_zone, backend.clone(), driver),
         );
     }
 
@@ -161,7 +157,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             .run_stats(Duration::from_secs(cfg.stats_interval_secs.max(1))),
     );
 
+    let plugins = crate::plugins::PluginManager::new(
+        runtime.clone(),
+        manager.clone(),
+        cfg.host_name.clone(),
+        Duration::from_secs(cfg.probation_secs),
+    );
     let state = Arc::new(AppState {
+        plugins,
         db,
         manager,
         default_availability_zone: cfg.default_availability_zone.clone(),

@@ -11,15 +11,67 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use crate::config::BackendConfig;
 use crate::db::{Db, Job, Message, time};
 use crate::runtime::{CallError, DriverPool, latest};
 use crate::scheduler::{self, CapValue, PoolState, SchedulerConfig};
 
-/// One configured backend and its driver.
+/// One configured backend and its driver. The driver can be swapped while calls run:
+/// a call takes the current pool once and finishes on it.
 pub struct Backend {
     pub name: String,
     pub availability_zone: String,
-    pub driver: Arc<DriverPool>,
+    pub config: BackendConfig,
+    current: RwLock<Arc<DriverPool>>,
+    /// What a rollback returns to.
+    previous: RwLock<Option<Arc<DriverPool>>>,
+}
+
+impl Backend {
+    pub fn new(
+        name: String,
+        availability_zone: String,
+        config: BackendConfig,
+        driver: Arc<DriverPool>,
+    ) -> Backend {
+        Backend {
+            name,
+            availability_zone,
+            config,
+            current: RwLock::new(driver),
+            previous: RwLock::new(None),
+        }
+    }
+
+    /// The driver new calls go to.
+    pub fn driver(&self) -> Arc<DriverPool> {
+        self.current.read().expect("driver lock").clone()
+    }
+
+    /// The driver a rollback would return to.
+    pub fn previous(&self) -> Option<Arc<DriverPool>> {
+        self.previous.read().expect("driver lock").clone()
+    }
+
+    /// Makes `next` current; the old one becomes what a rollback returns to.
+    pub fn switch_to(&self, next: Arc<DriverPool>) -> Arc<DriverPool> {
+        let mut current = self.current.write().expect("driver lock");
+        let old = std::mem::replace(&mut *current, next);
+        *self.previous.write().expect("driver lock") = Some(old.clone());
+        old
+    }
+
+    /// Returns to the previous driver, if `expected` is still current (a probation that
+    /// lost a race with a newer swap must not undo it).
+    pub fn roll_back_from(&self, expected: &Arc<DriverPool>) -> Option<Arc<DriverPool>> {
+        let mut current = self.current.write().expect("driver lock");
+        if !Arc::ptr_eq(&current, expected) {
+            return None;
+        }
+        let prev = self.previous.write().expect("driver lock").take()?;
+        let broken = std::mem::replace(&mut *current, prev);
+        Some(broken)
+    }
 }
 
 /// The last stats a backend reported, or why it could not.
@@ -147,8 +199,23 @@ impl VolumeManager {
             .get("request_id")
             .and_then(|v| v.as_str())
             .map(str::to_string);
-        let span = tracing::info_span!("job", kind = %job.kind, resource = %job.resource_id, request_id = request_id.as_deref().unwrap_or(""));
-        let _enter = span.enter();
+        let span = tracing::info_span!(
+            "job",
+            kind = %job.kind,
+            resource = %job.resource_id,
+            request_id = request_id.as_deref().unwrap_or("")
+        );
+        tracing::Instrument::instrument(self.dispatch(job, &payload, request_id, recovering), span)
+            .await
+    }
+
+    async fn dispatch(
+        &self,
+        job: &Job,
+        payload: &serde_json::Value,
+        request_id: Option<String>,
+        recovering: bool,
+    ) -> Result<(), OpError> {
         match job.kind.as_str() {
             "create_volume" => {
                 ops::create_volume(self, &job.resource_id, request_id, recovering).await
@@ -205,7 +272,7 @@ impl VolumeManager {
     pub async fn poll_stats(&self) {
         for (name, backend) in &self.backends {
             let result = backend
-                .driver
+                .driver()
                 .call("get-volume-stats", |s, d| {
                     d.ashlar_driver_volume_driver_core()
                         .call_get_volume_stats(s, true)

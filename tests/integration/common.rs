@@ -21,6 +21,17 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "--- server process: {:?}; last lines of its log ---",
+                self.child.try_wait()
+            );
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -146,8 +157,13 @@ impl Resp {
 }
 
 impl Client {
+    /// `path` under the project's v3 URL, or from the root when it starts with `/`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/v3/{}/{path}", self.base, self.project)
+        if path.starts_with('/') {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/v3/{}/{path}", self.base, self.project)
+        }
     }
 
     pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Resp {

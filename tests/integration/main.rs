@@ -9,4 +9,5 @@ mod crash;
 mod hostile;
 mod loading;
 mod scheduling;
+mod swap;
 mod volumes;

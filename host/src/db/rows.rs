@@ -202,3 +202,52 @@ impl Message {
         })
     }
 }
+
+/// Something that happened to a backend's driver.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginEvent {
+    pub id: String,
+    pub backend: String,
+    /// `swapped`, `rolled-back`, `refused`, `probation-passed`.
+    pub kind: String,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    pub reason: Option<String>,
+    pub took_ms: Option<i64>,
+    pub created_at: String,
+}
+
+impl PluginEvent {
+    pub fn new(
+        backend: &str,
+        kind: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        reason: Option<String>,
+        took_ms: Option<i64>,
+    ) -> Self {
+        PluginEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            backend: backend.to_string(),
+            kind: kind.to_string(),
+            from_version: from.map(str::to_string),
+            to_version: to.map(str::to_string),
+            reason,
+            took_ms,
+            created_at: super::time::now(),
+        }
+    }
+
+    pub fn from_row(r: &SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(PluginEvent {
+            id: r.try_get("id")?,
+            backend: r.try_get("backend")?,
+            kind: r.try_get("kind")?,
+            from_version: r.try_get("from_version")?,
+            to_version: r.try_get("to_version")?,
+            reason: r.try_get("reason")?,
+            took_ms: r.try_get("took_ms")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}

@@ -138,7 +138,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                         .ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
                 let snapshot = driver_snapshot(&snap);
                 backend
-                    .driver
+                    .driver()
                     .call("create-volume-from-snapshot", move |s, d| {
                         d.ashlar_driver_volume_driver_core()
                             .call_create_volume_from_snapshot(s, &volume, &snapshot)
@@ -151,7 +151,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                         .ok_or_else(|| OpError::Gone(format!("volume {src_id} is gone")))?;
                 let source = driver_volume(m, &src).await?;
                 backend
-                    .driver
+                    .driver()
                     .call("create-cloned-volume", move |s, d| {
                         d.ashlar_driver_volume_driver_core()
                             .call_create_cloned_volume(s, &volume, &source)
@@ -159,7 +159,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                     .await?
             } else {
                 backend
-                    .driver
+                    .driver()
                     .call("create-volume", move |s, d| {
                         d.ashlar_driver_volume_driver_core()
                             .call_create_volume(s, &volume)
@@ -180,7 +180,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                 return;
             };
             let res = backend
-                .driver
+                .driver()
                 .call("delete-volume", move |s, d| {
                     d.ashlar_driver_volume_driver_core()
                         .call_delete_volume(s, &volume)
@@ -308,7 +308,7 @@ pub async fn delete_volume(
     if let Some(backend) = m.backend_of(volume.host.as_deref()) {
         let v = driver_volume(m, &volume).await?;
         let res = backend
-            .driver
+            .driver()
             .call("delete-volume", move |s, d| {
                 d.ashlar_driver_volume_driver_core()
                     .call_delete_volume(s, &v)
@@ -357,7 +357,7 @@ pub async fn extend_volume(
         Some(backend) => {
             let v = driver_volume(m, &volume).await?;
             backend
-                .driver
+                .driver()
                 .call("extend-volume", move |s, d| {
                     d.ashlar_driver_volume_driver_core()
                         .call_extend_volume(s, &v, new_size as u64)
@@ -422,7 +422,7 @@ pub async fn create_snapshot(
     if recovering {
         let (v2, s2) = (v.clone(), s.clone());
         let _ = backend
-            .driver
+            .driver()
             .call("delete-snapshot", move |st, d| {
                 d.ashlar_driver_volume_driver_core()
                     .call_delete_snapshot(st, &s2, &v2)
@@ -442,7 +442,7 @@ pub async fn create_snapshot(
         return Err(OpError::Gone(text));
     }
     let res = backend
-        .driver
+        .driver()
         .call("create-snapshot", move |st, d| {
             d.ashlar_driver_volume_driver_core()
                 .call_create_snapshot(st, &s, &v)
@@ -488,7 +488,7 @@ pub async fn delete_snapshot(
         let v = driver_volume(m, &volume).await?;
         let s = driver_snapshot(&snap);
         let res = backend
-            .driver
+            .driver()
             .call("delete-snapshot", move |st, d| {
                 d.ashlar_driver_volume_driver_core()
                     .call_delete_snapshot(st, &s, &v)

@@ -1,0 +1,123 @@
+//! Ashlar's own admin surface beside the v3 API: plugins, swap, rollback, metrics.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::{ApiError, Ctx, State, parse_body, reply};
+use crate::plugins::SwapError;
+
+pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
+    Router::new()
+        .route("/ashlar/v1/plugins", get(list))
+        .route("/ashlar/v1/plugins/events", get(events))
+        .route("/ashlar/v1/backends/{name}/swap", post(swap))
+        .route("/ashlar/v1/backends/{name}/rollback", post(rollback))
+        .route("/metrics", get(metrics))
+}
+
+const POLICY: &str = "ashlar:plugins:manage";
+
+impl From<SwapError> for ApiError {
+    fn from(e: SwapError) -> Self {
+        match e {
+            SwapError::UnknownBackend(_) => ApiError::not_found(e.to_string()),
+            SwapError::NothingToRollBack(_) => ApiError::conflict(e.to_string()),
+            _ => ApiError::bad_request(e.to_string()),
+        }
+    }
+}
+
+async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.require_admin(POLICY)?;
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "plugins": state.plugins.list().await }),
+    ))
+}
+
+async fn events(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    ctx.require_admin(POLICY)?;
+    let events = state
+        .db
+        .plugin_events(q.get("backend").map(String::as_str), 100)
+        .await?;
+    Ok(reply(&ctx, StatusCode::OK, json!({ "events": events })))
+}
+
+/// `{"wasm": "/path/driver.wasm", "manifest": "/path/plugin.toml", "probation_secs": 30}`;
+/// the paths are on the server's host.
+async fn swap(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    ctx.require_admin(POLICY)?;
+    let body = parse_body(&body)?;
+    let wasm = match body.get("wasm") {
+        Some(Value::String(p)) if !p.is_empty() => std::path::PathBuf::from(p),
+        other => {
+            return Err(ApiError::invalid_field(
+                "wasm",
+                other.unwrap_or(&Value::Null),
+                "give the path of the new .wasm component",
+            ));
+        }
+    };
+    let manifest = match body.get("manifest") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(std::path::PathBuf::from(p)),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "manifest",
+                other,
+                "it must be a path",
+            ));
+        }
+    };
+    let probation = match body.get("probation_secs") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(std::time::Duration::from_secs_f64(
+            v.as_f64()
+                .filter(|s| *s >= 0.0 && *s <= 86_400.0)
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "probation_secs",
+                        v,
+                        "it must be a number of seconds from 0 to 86400",
+                    )
+                })?,
+        )),
+    };
+    let outcome = state.plugins.swap(&name, wasm, manifest, probation).await?;
+    Ok(reply(&ctx, StatusCode::OK, json!({ "swap": outcome })))
+}
+
+async fn rollback(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    ctx.require_admin(POLICY)?;
+    let outcome = state.plugins.rollback(&name).await?;
+    Ok(reply(&ctx, StatusCode::OK, json!({ "rollback": outcome })))
+}
+
+/// Prometheus text format; unauthenticated like most scrape endpoints, figures only.
+async fn metrics(axum::extract::State(state): State) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.plugins.metrics_text().await,
+    )
+        .into_response()
+}

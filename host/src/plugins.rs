@@ -1,0 +1,461 @@
+//! The operator's plugin surface: hot swap with probation and rollback, per-plugin
+//! figures, and the checks `ashlar plugin inspect` / `validate` run offline.
+//!
+//! A swap: load the new component (contract version, world, manifest against the
+//! backend's grants, compile or take the cached artifact), probe it (do-setup on a fresh
+//! instance, check-for-setup-error, get-volume-stats), warm its instances, then switch the
+//! backend atomically. Calls already running finish on the old driver; new calls go to the
+//! new one. A probation window then watches the new driver: a trap, a missed deadline or a
+//! failing health probe switches back to the old one and records why.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub mod offline;
+
+use crate::capabilities::Manifest;
+use crate::db::PluginEvent;
+use crate::runtime::{DriverPool, DriverSpec, LoadError, Runtime};
+use crate::volume::{Backend, VolumeManager};
+
+/// How often probation looks at the new driver, and how often it probes its health.
+const PROBATION_TICK: Duration = Duration::from_millis(100);
+const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error("there is no backend `{0}`; see `ashlar plugin list`")]
+    UnknownBackend(String),
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("the new driver was refused: {0}")]
+    Load(#[from] Box<LoadError>),
+    #[error(
+        "the new driver failed its {step} probe, so the backend keeps its current driver: {message}"
+    )]
+    Probe { step: &'static str, message: String },
+    #[error("backend `{0}` has no previous driver to roll back to")]
+    NothingToRollBack(String),
+}
+
+/// What a swap did.
+#[derive(Debug, Serialize)]
+pub struct SwapOutcome {
+    pub backend: String,
+    pub from: String,
+    pub to: String,
+    /// From the request to the switch, including compile (or cache load) and probes.
+    pub took_ms: u64,
+    pub probation_ms: u64,
+}
+
+/// One backend's driver, as `ashlar plugin list` shows it.
+#[derive(Debug, Serialize)]
+pub struct PluginStatus {
+    pub backend: String,
+    pub plugin: String,
+    pub version: String,
+    pub contract: String,
+    pub world: String,
+    pub origin: String,
+    pub since: String,
+    pub calls: u64,
+    pub traps: u64,
+    pub driver_errors: u64,
+    pub instances_created: u64,
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub previous: Option<String>,
+    pub last_event: Option<PluginEvent>,
+}
+
+pub struct PluginManager {
+    runtime: Arc<Runtime>,
+    volumes: Arc<VolumeManager>,
+    host_name: String,
+    default_probation: Duration,
+}
+
+fn label(pool: &DriverPool) -> String {
+    format!("{} {}", pool.identity.name, pool.identity.version)
+}
+
+impl PluginManager {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        volumes: Arc<VolumeManager>,
+        host_name: String,
+        default_probation: Duration,
+    ) -> Arc<Self> {
+        Arc::new(PluginManager {
+            runtime,
+            volumes,
+            host_name,
+            default_probation,
+        })
+    }
+
+    fn backend(&self, name: &str) -> Result<&Backend, SwapError> {
+        self.volumes
+            .backends
+            .get(name)
+            .ok_or_else(|| SwapError::UnknownBackend(name.to_string()))
+    }
+
+    async fn record(&self, event: PluginEvent) {
+        if let Err(e) = self.volumes.db.insert_plugin_event(&event).await {
+            tracing::error!(backend = %event.backend, "cannot record plugin event: {e}");
+        }
+    }
+
+    /// Replaces `backend`'s driver with the component at `wasm_path` (manifest beside it
+    /// unless given), then watches it for `probation` (the configured default if `None`).
+    pub async fn swap(
+        self: &Arc<Self>,
+        backend_name: &str,
+        wasm_path: PathBuf,
+        manifest_path: Option<PathBuf>,
+        probation: Option<Duration>,
+    ) -> Result<SwapOutcome, SwapError> {
+        let started = Instant::now();
+        let backend = self.backend(backend_name)?;
+        let result = self.prepare(backend, wasm_path, manifest_path).await;
+        let current = backend.driver();
+        let next = match result {
+            Ok(next) => next,
+            Err(e) => {
+                self.record(PluginEvent::new(
+                    backend_name,
+                    "refused",
+                    Some(&label(&current)),
+                    None,
+                    Some(e.to_string()),
+                    None,
+                ))
+                .await;
+                return Err(e);
+            }
+        };
+        let old = backend.switch_to(next.clone());
+        let took_ms = started.elapsed().as_millis() as u64;
+        let probation = probation.unwrap_or(self.default_probation);
+        tracing::info!(backend = backend_name, from = %label(&old), to = %label(&next), took_ms, "driver swapped");
+        self.record(PluginEvent::new(
+            backend_name,
+            "swapped",
+            Some(&label(&old)),
+            Some(&label(&next)),
+            None,
+            Some(took_ms as i64),
+        ))
+        .await;
+        let me = self.clone();
+        let name = backend_name.to_string();
+        let watched = next.clone();
+        tokio::spawn(async move { me.probation(name, watched, probation).await });
+        Ok(SwapOutcome {
+            backend: backend_name.to_string(),
+            from: label(&old),
+            to: label(&next),
+            took_ms,
+            probation_ms: probation.as_millis() as u64,
+        })
+    }
+
+    /// Loads and probes a new driver for `backend` without switching to it.
+    async fn prepare(
+        &self,
+        backend: &Backend,
+        wasm_path: PathBuf,
+        manifest_path: Option<PathBuf>,
+    ) -> Result<Arc<DriverPool>, SwapError> {
+        let wasm = std::fs::read(&wasm_path).map_err(|e| SwapError::Read {
+            path: wasm_path.clone(),
+            message: e.to_string(),
+        })?;
+        let manifest_path = manifest_path.unwrap_or_else(|| wasm_path.with_extension("toml"));
+        let manifest = Manifest::load(&manifest_path).map_err(|e| SwapError::Read {
+            path: manifest_path.clone(),
+            message: e.to_string(),
+        })?;
+        let cfg = &backend.config;
+        let spec = DriverSpec {
+            backend: backend.name.clone(),
+            origin: wasm_path.display().to_string(),
+            wasm: wasm.into(),
+            manifest,
+            grants: cfg.grants.clone(),
+            settings: cfg.settings.clone(),
+            credentials: cfg.credentials.clone(),
+            limits: cfg.limits.clone(),
+            host_name: self.host_name.clone(),
+        };
+        let runtime = self.runtime.clone();
+        // Compiling is CPU work; keep it off the async threads.
+        let next = tokio::task::spawn_blocking(move || runtime.load(spec))
+            .await
+            .map_err(|e| SwapError::Probe {
+                step: "load",
+                message: e.to_string(),
+            })?
+            .map_err(|e| SwapError::Load(Box::new(e)))?;
+        next.call("check-for-setup-error", |s, d| {
+            d.ashlar_driver_volume_driver_core()
+                .call_check_for_setup_error(s)
+        })
+        .await
+        .map_err(|e| SwapError::Probe {
+            step: "check-for-setup-error",
+            message: e.to_string(),
+        })?;
+        let stats = next
+            .call("get-volume-stats", |s, d| {
+                d.ashlar_driver_volume_driver_core()
+                    .call_get_volume_stats(s, true)
+            })
+            .await
+            .map_err(|e| SwapError::Probe {
+                step: "get-volume-stats",
+                message: e.to_string(),
+            })?;
+        if stats.pools.is_empty() {
+            return Err(SwapError::Probe {
+                step: "get-volume-stats",
+                message: "the driver reports no pools".into(),
+            });
+        }
+        // Volumes already placed must still find their pool.
+        let old_pools: Vec<String> = self
+            .volumes
+            .stats()
+            .get(&backend.name)
+            .map(|s| s.pools.iter().map(|p| p.pool.clone()).collect())
+            .unwrap_or_default();
+        for pool in &old_pools {
+            if !stats.pools.iter().any(|p| &p.pool_name == pool) {
+                return Err(SwapError::Probe {
+                    step: "get-volume-stats",
+                    message: format!(
+                        "the backend's volumes live in pool `{pool}`, which the new driver does not report (it reports {})",
+                        stats
+                            .pools
+                            .iter()
+                            .map(|p| format!("`{}`", p.pool_name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+        let warm = (backend.config.limits.instances as usize).min(2);
+        let pool = next.clone();
+        tokio::task::spawn_blocking(move || pool.prewarm(warm))
+            .await
+            .map_err(|e| SwapError::Probe {
+                step: "prewarm",
+                message: e.to_string(),
+            })?
+            .map_err(|e| SwapError::Probe {
+                step: "prewarm",
+                message: e.to_string(),
+            })?;
+        Ok(next)
+    }
+
+    /// Watches a freshly swapped driver; rolls back on the first sandbox failure or failed
+    /// health probe within `window`.
+    async fn probation(
+        self: Arc<Self>,
+        backend_name: String,
+        watched: Arc<DriverPool>,
+        window: Duration,
+    ) {
+        let Ok(backend) = self.backend(&backend_name) else {
+            return;
+        };
+        let failures_before = watched.metrics.sandbox_failures.load(Ordering::Relaxed);
+        let until = Instant::now() + window;
+        let mut last_probe = Instant::now();
+        while Instant::now() < until {
+            tokio::time::sleep(PROBATION_TICK).await;
+            if !Arc::ptr_eq(&backend.driver(), &watched) {
+                return; // swapped again, or rolled back by hand
+            }
+            let failures =
+                watched.metrics.sandbox_failures.load(Ordering::Relaxed) - failures_before;
+            let mut reason = (failures > 0).then(|| {
+                format!("{failures} call(s) trapped, ran out of memory or missed their deadline during probation")
+            });
+            if reason.is_none() && last_probe.elapsed() >= HEALTH_PROBE_EVERY {
+                last_probe = Instant::now();
+                let probe = watched
+                    .call("check-for-setup-error", |s, d| {
+                        d.ashlar_driver_volume_driver_core()
+                            .call_check_for_setup_error(s)
+                    })
+                    .await;
+                if let Err(e) = probe {
+                    reason = Some(format!("health probe failed: {e}"));
+                }
+            }
+            if let Some(reason) = reason {
+                if let Some(broken) = backend.roll_back_from(&watched) {
+                    let restored = backend.driver();
+                    tracing::warn!(backend = %backend_name, from = %label(&broken), to = %label(&restored), "rolled back: {reason}");
+                    self.record(PluginEvent::new(
+                        &backend_name,
+                        "rolled-back",
+                        Some(&label(&broken)),
+                        Some(&label(&restored)),
+                        Some(reason),
+                        None,
+                    ))
+                    .await;
+                }
+                return;
+            }
+        }
+        tracing::info!(backend = %backend_name, plugin = %label(&watched), "probation passed");
+        self.record(PluginEvent::new(
+            &backend_name,
+            "probation-passed",
+            None,
+            Some(&label(&watched)),
+            None,
+            None,
+        ))
+        .await;
+    }
+
+    /// Returns `backend` to its previous driver by hand.
+    pub async fn rollback(&self, backend_name: &str) -> Result<SwapOutcome, SwapError> {
+        let started = Instant::now();
+        let backend = self.backend(backend_name)?;
+        let current = backend.driver();
+        let broken = backend
+            .roll_back_from(&current)
+            .ok_or_else(|| SwapError::NothingToRollBack(backend_name.to_string()))?;
+        let restored = backend.driver();
+        let took_ms = started.elapsed().as_millis() as u64;
+        self.record(PluginEvent::new(
+            backend_name,
+            "rolled-back",
+            Some(&label(&broken)),
+            Some(&label(&restored)),
+            Some("by the operator".into()),
+            Some(took_ms as i64),
+        ))
+        .await;
+        Ok(SwapOutcome {
+            backend: backend_name.to_string(),
+            from: label(&broken),
+            to: label(&restored),
+            took_ms,
+            probation_ms: 0,
+        })
+    }
+
+    /// Every backend's driver with its figures and last event.
+    pub async fn list(&self) -> Vec<PluginStatus> {
+        let mut out = Vec::new();
+        for (name, backend) in &self.volumes.backends {
+            let pool = backend.driver();
+            let m = &pool.metrics;
+            let (p50, p99) = m
+                .latency_percentiles_us()
+                .map_or((None, None), |(a, b)| (Some(a), Some(b)));
+            let last_event = self
+                .volumes
+                .db
+                .plugin_events(Some(name), 1)
+                .await
+                .ok()
+                .and_then(|mut v| v.pop());
+            out.push(PluginStatus {
+                backend: name.clone(),
+                plugin: pool.identity.name.clone(),
+                version: pool.identity.version.clone(),
+                contract: pool.contract.to_string(),
+                world: pool.world.to_string(),
+                origin: pool.origin.clone(),
+                since: crate::db::time::format(pool.loaded_at),
+                calls: m.calls.load(Ordering::Relaxed),
+                traps: m.sandbox_failures.load(Ordering::Relaxed),
+                driver_errors: m.driver_errors.load(Ordering::Relaxed),
+                instances_created: m.instances_created.load(Ordering::Relaxed),
+                p50_us: p50,
+                p99_us: p99,
+                previous: backend.previous().map(|p| label(&p)),
+                last_event,
+            });
+        }
+        out
+    }
+
+    /// The same figures in Prometheus' text format.
+    pub async fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        let statuses = self.list().await;
+        let families: [(&str, &str, &str); 5] = [
+            (
+                "ashlar_plugin_calls_total",
+                "counter",
+                "Calls into the backend's current driver.",
+            ),
+            (
+                "ashlar_plugin_traps_total",
+                "counter",
+                "Calls the sandbox stopped: trap, deadline or memory ceiling.",
+            ),
+            (
+                "ashlar_plugin_driver_errors_total",
+                "counter",
+                "Calls the driver answered with an error.",
+            ),
+            (
+                "ashlar_plugin_instances_created_total",
+                "counter",
+                "Driver instances created.",
+            ),
+            (
+                "ashlar_plugin_call_latency_microseconds",
+                "summary",
+                "Recent driver call latency.",
+            ),
+        ];
+        for (name, kind, help) in families {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for s in &statuses {
+                let labels = format!(
+                    "backend=\"{}\",plugin=\"{}\",version=\"{}\"",
+                    s.backend, s.plugin, s.version
+                );
+                match name {
+                    "ashlar_plugin_calls_total" => {
+                        out.push_str(&format!("{name}{{{labels}}} {}\n", s.calls))
+                    }
+                    "ashlar_plugin_traps_total" => {
+                        out.push_str(&format!("{name}{{{labels}}} {}\n", s.traps))
+                    }
+                    "ashlar_plugin_driver_errors_total" => {
+                        out.push_str(&format!("{name}{{{labels}}} {}\n", s.driver_errors))
+                    }
+                    "ashlar_plugin_instances_created_total" => {
+                        out.push_str(&format!("{name}{{{labels}}} {}\n", s.instances_created))
+                    }
+                    _ => {
+                        if let (Some(p50), Some(p99)) = (s.p50_us, s.p99_us) {
+                            out.push_str(&format!("{name}{{{labels},quantile=\"0.5\"}} {p50}\n"));
+                            out.push_str(&format!("{name}{{{labels},quantile=\"0.99\"}} {p99}\n"));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
