@@ -31,6 +31,7 @@ fn main() {
         .unwrap();
     trivial_call(&rt);
     api_create_delete(&rt);
+    swap_latency(&rt);
 }
 
 fn trivial_call(rt: &tokio::runtime::Runtime) {
@@ -81,6 +82,14 @@ fn trivial_call(rt: &tokio::runtime::Runtime) {
         call();
     }
     let sandboxed_ns = started.elapsed().as_nanos() as f64 / f64::from(n);
+    // Instance creation with the pooling allocator (each runs the driver's do-setup).
+    let k = if quick() { 50 } else { 500 };
+    let started = Instant::now();
+    pool.prewarm(k).unwrap();
+    let instantiate_us = started.elapsed().as_secs_f64() * 1e6 / k as f64;
+    println!("instance creation (pooling allocator, InstancePre, do-setup), {k} instances:");
+    println!("  {instantiate_us:>10.1} us/instance");
+
     println!("trivial driver call (check-for-setup-error), {n} calls:");
     println!("  native:    {native_ns:>10.1} ns/call");
     println!("  sandboxed: {sandboxed_ns:>10.1} ns/call  (pool checkout, deadline, call, return)");
@@ -226,5 +235,61 @@ fn api_create_delete(rt: &tokio::runtime::Runtime) {
     println!(
         "  API, {n} at once:                        {concurrent:>8.1} /s  ({:.2} of baseline)",
         concurrent / baseline
+    );
+}
+
+/// Swap latency, request to switched, with the compiled artifact cached and without.
+fn swap_latency(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_server(&data);
+    let nfs = ashlar::bundled::find("nfs").unwrap();
+    let rounds = if quick() { 3 } else { 10 };
+    let http = reqwest::Client::new();
+    let (mut cached, mut fresh) = (Vec::new(), Vec::new());
+    rt.block_on(async {
+        for i in 0..rounds * 2 {
+            let version = format!("0.{}.0", i + 2);
+            let wasm = dir.path().join(format!("nfs-{version}.wasm"));
+            std::fs::write(&wasm, nfs.wasm).unwrap();
+            let manifest = nfs
+                .manifest
+                .replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
+            std::fs::write(wasm.with_extension("toml"), manifest).unwrap();
+            let is_fresh = i % 2 == 1;
+            if is_fresh {
+                for e in std::fs::read_dir(data.join("cache")).unwrap() {
+                    std::fs::remove_file(e.unwrap().path()).unwrap();
+                }
+            }
+            let started = Instant::now();
+            let r = http
+                .post(format!("{}/ashlar/v1/backends/local/swap", server.base))
+                .header("X-Auth-Token", "admin:admin")
+                .json(&serde_json::json!({"wasm": wasm, "probation_secs": 0}))
+                .send()
+                .await
+                .unwrap();
+            let took = started.elapsed().as_secs_f64() * 1e3;
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+            if is_fresh {
+                fresh.push(took)
+            } else {
+                cached.push(took)
+            }
+        }
+    });
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (c, f) = (median(&mut cached), median(&mut fresh));
+    println!(
+        "driver swap, request to switched (nfs driver; load, probes, prewarm), median of {rounds}:"
+    );
+    println!("  precompiled (cached artifact): {c:>8.1} ms");
+    println!(
+        "  fresh (compiled during swap):  {f:>8.1} ms  ({:.1}x the precompiled swap)",
+        f / c
     );
 }
