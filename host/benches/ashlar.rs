@@ -32,6 +32,7 @@ fn main() {
     trivial_call(&rt);
     api_create_delete(&rt);
     swap_latency(&rt);
+    isolation(&rt);
 }
 
 fn trivial_call(rt: &tokio::runtime::Runtime) {
@@ -41,8 +42,11 @@ fn trivial_call(rt: &tokio::runtime::Runtime) {
         .unwrap()
         .into();
     let manifest = Manifest::load(fixtures.join("misbehave.toml")).unwrap();
-    let grants: Grants =
-        toml::from_str(&format!("exec = [\"true\"]\nblock = [{:?}]", share.path())).unwrap();
+    let grants: Grants = toml::from_str(&format!(
+        "exec = [\"true\", \"cat\"]\nblock = [{:?}]",
+        share.path()
+    ))
+    .unwrap();
     let settings = BTreeMap::from([("share_path".to_string(), share.path().display().to_string())]);
     let runtime = Runtime::new(None).unwrap();
     let pool = {
@@ -112,9 +116,17 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ashlar"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
+    start_server_with(dir, None)
+}
+
+fn start_server_with(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ashlar"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
         .env("ASHLAR_LOG", "warn,ashlar::server=info")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
@@ -292,4 +304,91 @@ fn swap_latency(rt: &tokio::runtime::Runtime) {
         "  fresh (compiled during swap):  {f:>8.1} ms  ({:.1}x the precompiled swap)",
         f / c
     );
+}
+
+/// Create+delete latency on one backend while another backend's driver spins in
+/// infinite loops until its deadline, against the same with the other backend idle.
+fn isolation(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let share = dir.path().join("badshare");
+    std::fs::create_dir_all(&share).unwrap();
+    let fixtures = std::path::Path::new(ashlar::bundled::FIXTURES_DIR);
+    let config = dir.path().join("ashlar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[volume_types.bad]
+volume_backend_name = "bad"
+[volume_types.local]
+volume_backend_name = "local"
+[backends.local]
+driver = "nfs"
+grants.exec = ["qemu-img", "rm", "df", "du"]
+settings.share_path = "{vols}"
+[backends.bad]
+driver = "{fixture}"
+grants.exec = ["true", "cat"]
+grants.block = ["{share}"]
+settings.share_path = "{share}"
+limits.call_deadline_ms = 3000
+limits.instances = 2
+"#,
+            vols = data.join("volumes").display(),
+            fixture = fixtures.join("misbehave.wasm").display(),
+            share = share.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(data.join("volumes")).unwrap();
+    let server = start_server_with(&data, Some(&config));
+    let http = reqwest::Client::new();
+    let n = if quick() { 10 } else { 40 };
+    let measure = |label: &'static str| {
+        let (http, base) = (http.clone(), server.base.clone());
+        async move {
+            let mut took = Vec::new();
+            for _ in 0..n {
+                let started = Instant::now();
+                one_create_delete(&http, &base).await;
+                took.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+            took.sort_by(f64::total_cmp);
+            let (p50, p99) = (took[took.len() / 2], took[(took.len() - 1) * 99 / 100]);
+            println!("  {label:<34} p50 {p50:>7.1} ms   p99 {p99:>7.1} ms");
+            p50
+        }
+    };
+    println!("isolation: create+delete on backend `local`, {n} each (2 cores):");
+    rt.block_on(async {
+        let idle = measure("other backend idle:").await;
+        // Keep both of the other backend's instances spinning for the whole measurement.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut spinners = Vec::new();
+        for _ in 0..2 {
+            let (http, base, stop) = (http.clone(), server.base.clone(), stop.clone());
+            spinners.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = http
+                        .post(format!("{base}/v3/bench/volumes"))
+                        .header("X-Auth-Token", "bench:bench")
+                        .json(&serde_json::json!({"volume": {"size": 1, "name": "loop", "volume_type": "bad"}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    let id = r.json::<serde_json::Value>().await.unwrap()["volume"]["id"].as_str().unwrap().to_string();
+                    let url = format!("{base}/v3/bench/volumes/{id}");
+                    wait_for(&http, &url, |_, b| b["volume"]["status"] == "error").await;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let busy = measure("other backend in infinite loops:").await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for s in spinners {
+            s.await.unwrap();
+        }
+        println!("  ratio busy/idle p50: {:.2}", busy / idle);
+    });
 }

@@ -523,6 +523,7 @@ impl DriverPool {
     fn arm(&self, store: &mut Store<HostState>) {
         let deadline = Duration::from_millis(self.ctx.limits.call_deadline_ms);
         store.data_mut().deadline = Instant::now() + deadline;
+        store.data_mut().log_lines = 0;
         let ticks = deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
     }

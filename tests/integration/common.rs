@@ -310,7 +310,7 @@ settings.share_path = "@DIR@/data/volumes"
 
 [backends.bad]
 driver = "@FIXTURES@/misbehave.wasm"
-grants.exec = ["true"]
+grants.exec = ["true", "cat"]
 grants.block = ["@DIR@/badshare"]
 settings.share_path = "@DIR@/badshare"
 limits.call_deadline_ms = {deadline_ms}

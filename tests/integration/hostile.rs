@@ -20,6 +20,9 @@ async fn misbehaving_driver_fails_one_operation_never_the_host() {
         ("symlink", "outside the granted paths"),
         ("trap", "trapped"),
         ("fail", "asked to fail"),
+        ("bigexec", "output cap"),
+        ("handles", "too many open block handles"),
+        ("bigret", "provider_location of 16777216 bytes"),
     ];
     let mut ids = Vec::new();
     for (name, _) in &cases {
@@ -55,6 +58,19 @@ async fn misbehaving_driver_fails_one_operation_never_the_host() {
     assert!(
         msgs_mention(&c, &ids[3], "refused").await,
         "escape is refused, not merely missing"
+    );
+
+    // A driver that floods the log gets its call's budget, and its call still succeeds.
+    let flood = c
+        .create_volume(json!({"size": 1, "name": "flood", "volume_type": "bad"}))
+        .await;
+    c.wait_status("volumes", &flood, "available").await;
+    let log = server.log();
+    let kept = log.lines().filter(|l| l.contains("flood line")).count();
+    assert!(kept <= 1000, "{kept} flood lines reached the log");
+    assert!(
+        log.contains("log budget of 1000 lines per call exceeded"),
+        "the drop is logged once"
     );
 
     // The same backend still works: trapped instances were replaced.

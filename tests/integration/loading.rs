@@ -60,7 +60,7 @@ grants.exec = ["qemu-img", "rm", "df", "du"]
         r#"
 [backends.bad]
 driver = "@FIXTURES@/misbehave.wasm"
-grants.exec = ["true"]
+grants.exec = ["true", "cat"]
 grants.block = ["@DIR@/share/elsewhere"]
 settings.share_path = "@DIR@/share"
 "#,
@@ -102,4 +102,64 @@ fn compiled_components_are_cached_across_restarts() {
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plugin_inspect_and_validate_answer_offline() {
+    let fixtures = std::path::Path::new(FIXTURES_DIR);
+    let out = Command::new(env!("CARGO_BIN_EXE_ashlar"))
+        .args(["plugin", "inspect"])
+        .arg(fixtures.join("misbehave.wasm"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "name:        misbehave",
+        "world:       volume-driver",
+        "contract:    0.1.0 (served here)",
+        "exec  cat /dev/zero",
+        "block {share_path}",
+        "ashlar:driver/volume-driver-core@0.1.0",
+        "ashlar:driver/exec@0.1.0",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ashlar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[backends.a]\ndriver = \"nfs\"\ngrants.exec = [\"true\"]\nsettings.share_path = \"{0}\"\n\
+             [backends.b]\ndriver = \"nfs\"\ngrants.exec = [\"true\", \"cat\"]\ngrants.block = [\"{0}\"]\nsettings.share_path = \"{0}\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let validate = |backend: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ashlar"))
+            .args(["plugin", "validate"])
+            .arg(fixtures.join("misbehave.wasm"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--backend", backend])
+            .output()
+            .unwrap()
+    };
+    let a = validate("a");
+    assert!(!a.status.success());
+    let text = String::from_utf8_lossy(&a.stdout);
+    assert!(text.contains("backend a: REFUSED"), "{text}");
+    assert!(
+        text.contains("`cat`"),
+        "names the program not granted: {text}"
+    );
+    let b = validate("b");
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stdout));
+    assert!(String::from_utf8_lossy(&b.stdout).contains("would load"));
 }

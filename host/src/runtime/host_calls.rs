@@ -9,6 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Resource, ResourceTable};
@@ -34,6 +35,13 @@ const MAX_READ: u32 = 16 << 20;
 
 /// Longest log line kept from a driver.
 const MAX_LOG_LINE: usize = 4096;
+
+/// Log lines one driver call may write; past it lines are dropped (and that is logged
+/// once), so a driver cannot flood the host's log.
+const LOG_LINES_PER_CALL: u32 = 1000;
+
+/// Block handles one instance may hold open; each is a host file descriptor.
+const MAX_OPEN_HANDLES: usize = 64;
 
 /// Who is calling: attached to every log line and error.
 #[derive(Debug, Clone)]
@@ -80,6 +88,9 @@ pub struct HostState {
     pub limits: StoreLimits,
     /// When the current call must be over.
     pub deadline: Instant,
+    /// Log lines written in the current call.
+    pub log_lines: u32,
+    open_handles: usize,
 }
 
 impl HostState {
@@ -96,6 +107,8 @@ impl HostState {
             table: ResourceTable::new(),
             limits,
             deadline: Instant::now(),
+            log_lines: 0,
+            open_handles: 0,
         }
     }
 
@@ -130,22 +143,22 @@ fn resolve_program(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Reads a pipe to the end, keeping at most `cap` bytes; returns (bytes, overflowed).
-fn read_capped(mut r: impl Read, cap: usize) -> (Vec<u8>, bool) {
+/// Reads a pipe to the end, keeping at most `cap` bytes. Past the cap it stops reading
+/// and raises `over`, so the program blocks on its full pipe until the host kills it.
+fn read_capped(mut r: impl Read, cap: usize, over: &AtomicBool) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut buf = [0u8; 8192];
-    let mut overflow = false;
     loop {
         match r.read(&mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-                overflow |= n > room;
+            Ok(n) if kept.len() + n > cap => {
+                over.store(true, Ordering::Relaxed);
+                break;
             }
+            Ok(n) => kept.extend_from_slice(&buf[..n]),
         }
     }
-    (kept, overflow)
+    kept
 }
 
 /// The shared types interface has no functions.
@@ -191,11 +204,21 @@ impl exec::Host for HostState {
         let cap = self.ctx.limits.exec_output_bytes;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
-        let out_reader = std::thread::spawn(move || read_capped(stdout, cap));
-        let err_reader = std::thread::spawn(move || read_capped(stderr, cap));
+        let over = Arc::new(AtomicBool::new(false));
+        let (o1, o2) = (over.clone(), over.clone());
+        let out_reader = std::thread::spawn(move || read_capped(stdout, cap, &o1));
+        let err_reader = std::thread::spawn(move || read_capped(stderr, cap, &o2));
         let started = Instant::now();
         let mut pause = Duration::from_micros(200);
         let status = loop {
+            if over.load(Ordering::Relaxed) {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = (out_reader.join(), err_reader.join());
+                return Err(exec::ExecError::Failed(format!(
+                    "`{program}` wrote more than the {cap}-byte output cap (limits.exec_output_bytes) and was killed"
+                )));
+            }
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if started.elapsed() >= timeout => {
@@ -218,9 +241,9 @@ impl exec::Host for HostState {
                 }
             }
         };
-        let (stdout, out_over) = out_reader.join().unwrap_or_default();
-        let (stderr, err_over) = err_reader.join().unwrap_or_default();
-        if out_over || err_over {
+        let stdout = out_reader.join().unwrap_or_default();
+        let stderr = err_reader.join().unwrap_or_default();
+        if over.load(Ordering::Relaxed) {
             return Err(exec::ExecError::Failed(format!(
                 "`{program}` wrote more than the {cap}-byte output cap (limits.exec_output_bytes)"
             )));
@@ -267,6 +290,11 @@ impl block::Host for HostState {
                 return Err(block::IoError::Denied(msg));
             }
         };
+        if self.open_handles >= MAX_OPEN_HANDLES {
+            return Err(block::IoError::Io(format!(
+                "too many open block handles: an instance may hold {MAX_OPEN_HANDLES}; drop handles it no longer needs"
+            )));
+        }
         let writable = !matches!(mode, block::OpenMode::ReadOnly);
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -275,13 +303,16 @@ impl block::Host for HostState {
             .truncate(false)
             .open(&resolved)
             .map_err(|e| io_err(&resolved, e))?;
-        self.table
+        let handle = self
+            .table
             .push(BlockHandle {
                 file,
                 path: resolved,
                 writable,
             })
-            .map_err(|e| block::IoError::Io(format!("too many open handles: {e}")))
+            .map_err(|e| block::IoError::Io(format!("too many open handles: {e}")))?;
+        self.open_handles += 1;
+        Ok(handle)
     }
 
     fn copy(
@@ -427,6 +458,7 @@ impl block::HostHandle for HostState {
 
     fn drop(&mut self, h: Resource<BlockHandle>) -> wasmtime::Result<()> {
         self.table.delete(h)?;
+        self.open_handles = self.open_handles.saturating_sub(1);
         Ok(())
     }
 }
@@ -545,6 +577,15 @@ impl http::Host for HostState {
 
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) {
+        self.log_lines += 1;
+        if self.log_lines > LOG_LINES_PER_CALL {
+            if self.log_lines == LOG_LINES_PER_CALL + 1 {
+                let id = &self.ctx.identity;
+                tracing::warn!(plugin = %id.name, version = %id.version, backend = %id.backend,
+                    "driver log budget of {LOG_LINES_PER_CALL} lines per call exceeded; dropping the rest of this call's lines");
+            }
+            return;
+        }
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;

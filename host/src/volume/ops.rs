@@ -37,6 +37,24 @@ async fn driver_volume(m: &VolumeManager, v: &VolumeRow) -> Result<wit::Volume, 
     })
 }
 
+/// Cinder's columns hold 255 characters; a driver answering more is refused, not stored.
+fn check_model(model: &wit::ModelUpdate) -> Result<(), OpError> {
+    for (field, value) in [
+        ("provider_location", &model.provider_location),
+        ("provider_auth", &model.provider_auth),
+    ] {
+        if let Some(v) = value
+            && v.len() > 255
+        {
+            return Err(OpError::Gone(format!(
+                "the driver answered a {field} of {} bytes; at most 255 are kept",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn driver_snapshot(s: &SnapshotRow) -> wit::Snapshot {
     wit::Snapshot {
         id: s.id.clone(),
@@ -167,7 +185,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                     .await?
             };
             ctx.model = Some(model);
-            Ok(())
+            check_model(ctx.model.as_ref().expect("just set"))
         })
     }
     fn revert<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, ()> {
@@ -448,6 +466,9 @@ pub async fn create_snapshot(
                 .call_create_snapshot(st, &s, &v)
         })
         .await;
+    let res = res
+        .map_err(OpError::from)
+        .and_then(|model| check_model(&model).map(|()| model));
     match res {
         Ok(model) => {
             m.db.finish_create_snapshot(id, model.provider_location.as_deref())
@@ -466,7 +487,7 @@ pub async fn create_snapshot(
                 format!("create snapshot: {e}"),
             )
             .await;
-            Err(e.into())
+            Err(e)
         }
     }
 }
