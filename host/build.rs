@@ -12,6 +12,10 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("ashlar-plugin-nfs", "plugins/nfs"),
     ("ashlar-fixture-misbehave", "tests/fixtures/misbehave"),
     ("ashlar-fixture-flaky", "tests/fixtures/flaky"),
+    (
+        "ashlar-fixture-contract-v0-1",
+        "tests/fixtures/contract-v0-1",
+    ),
 ];
 
 fn main() {

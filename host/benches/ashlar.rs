@@ -65,11 +65,8 @@ fn trivial_call(rt: &tokio::runtime::Runtime) {
         runtime.load(spec).unwrap()
     };
     let call = || {
-        pool.call_blocking("check-for-setup-error", |s, d| {
-            d.ashlar_driver_volume_driver_core()
-                .call_check_for_setup_error(s)
-        })
-        .unwrap()
+        pool.call_blocking("check-for-setup-error", |s, d| d.check_for_setup_error(s))
+            .unwrap()
     };
     call(); // instantiate and warm up
     let n: u32 = if quick() { 20_000 } else { 200_000 };

@@ -19,6 +19,7 @@ pub mod offline;
 
 use crate::capabilities::Manifest;
 use crate::db::PluginEvent;
+use crate::runtime::latest::ashlar::driver::types::DriverError;
 use crate::runtime::{DriverPool, DriverSpec, LoadError, Runtime};
 use crate::volume::{Backend, VolumeManager};
 
@@ -203,20 +204,14 @@ impl PluginManager {
                 message: e.to_string(),
             })?
             .map_err(|e| SwapError::Load(Box::new(e)))?;
-        next.call("check-for-setup-error", |s, d| {
-            d.ashlar_driver_volume_driver_core()
-                .call_check_for_setup_error(s)
-        })
-        .await
-        .map_err(|e| SwapError::Probe {
-            step: "check-for-setup-error",
-            message: e.to_string(),
-        })?;
+        next.call("check-for-setup-error", |s, d| d.check_for_setup_error(s))
+            .await
+            .map_err(|e| SwapError::Probe {
+                step: "check-for-setup-error",
+                message: e.to_string(),
+            })?;
         let stats = next
-            .call("get-volume-stats", |s, d| {
-                d.ashlar_driver_volume_driver_core()
-                    .call_get_volume_stats(s, true)
-            })
+            .call("get-volume-stats", |s, d| d.get_volume_stats(s, true))
             .await
             .map_err(|e| SwapError::Probe {
                 step: "get-volume-stats",
@@ -292,10 +287,19 @@ impl PluginManager {
             });
             if reason.is_none() && last_probe.elapsed() >= HEALTH_PROBE_EVERY {
                 last_probe = Instant::now();
+                // The 0.2.0 health export when the driver has it, else its setup check.
                 let probe = watched
-                    .call("check-for-setup-error", |s, d| {
-                        d.ashlar_driver_volume_driver_core()
-                            .call_check_for_setup_error(s)
+                    .call("health", |s, d| match d.health(s) {
+                        Some(answer) => answer.map(|r| {
+                            r.and_then(|h| {
+                                if h.healthy {
+                                    Ok(())
+                                } else {
+                                    Err(DriverError::BackendUnavailable(h.detail))
+                                }
+                            })
+                        }),
+                        None => d.check_for_setup_error(s),
                     })
                     .await;
                 if let Err(e) = probe {

@@ -9,9 +9,11 @@
 
 pub mod host_calls;
 pub mod since_v0_1_0;
+pub mod since_v0_2_0;
+pub mod versions;
 
 /// The newest contract version; the rest of the host speaks its types.
-pub use since_v0_1_0 as latest;
+pub use since_v0_2_0 as latest;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,7 +52,7 @@ pub enum LoadError {
     )]
     NoContractVersion { what: String },
     #[error(
-        "{what} was built against contract {found}, but this host serves {served}; use a driver built for {served} or upgrade Ashlar"
+        "{what} was built against contract {found}, but this host serves {served}; use a driver built for one of those or upgrade Ashlar"
     )]
     UnsupportedContract {
         what: String,
@@ -203,6 +205,11 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
+        since_v0_1_0::VolumeDriver::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| LoadError::Engine(e.to_string()))?;
         latest::VolumeDriver::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
 
@@ -304,21 +311,21 @@ impl Runtime {
             "plugin {} {} ({})",
             identity.name, identity.version, spec.origin
         );
-        let served = latest::VERSION;
         let contract = match contract_version(&spec.wasm).map_err(|m| LoadError::Compile {
             what: what.clone(),
             message: m,
         })? {
             None => return Err(LoadError::NoContractVersion { what }),
-            Some(v) if v.major != served.major || v.minor != served.minor => {
+            Some(v) if versions::served(&v).is_none() => {
                 return Err(LoadError::UnsupportedContract {
                     what,
                     found: v.to_string(),
-                    served: served.to_string(),
+                    served: versions::served_list(),
                 });
             }
             Some(v) => v,
         };
+        let served = versions::served(&contract).expect("checked above");
         if spec.manifest.world != World::VolumeDriver {
             return Err(LoadError::WorldNotServed {
                 what,
@@ -338,7 +345,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(contract_err)?;
-        let pre = latest::VolumeDriverPre::new(instance_pre).map_err(contract_err)?;
+        let pre = versions::DriverPre::new(&contract, instance_pre).map_err(contract_err)?;
         let ctx = Arc::new(BackendContext {
             identity: identity.clone(),
             capabilities,
@@ -369,7 +376,7 @@ impl Runtime {
 /// One live instance with its store.
 struct Instance {
     store: Store<HostState>,
-    driver: latest::VolumeDriver,
+    driver: versions::Driver,
 }
 
 /// How many recent call latencies a pool keeps for its percentiles.
@@ -424,14 +431,14 @@ pub struct DriverPool {
     pub loaded_at: std::time::SystemTime,
     engine: Engine,
     ctx: Arc<BackendContext>,
-    pre: latest::VolumeDriverPre<HostState>,
+    pre: versions::DriverPre,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<tokio::sync::Semaphore>,
     pub metrics: PoolMetrics,
 }
 
 /// The guest calls a driver operation makes, given the store and the bindings.
-pub type GuestCall<R> = dyn FnOnce(&mut Store<HostState>, &latest::VolumeDriver) -> wasmtime::Result<Result<R, DriverError>>
+pub type GuestCall<R> = dyn FnOnce(&mut Store<HostState>, &versions::Driver) -> wasmtime::Result<Result<R, DriverError>>
     + Send;
 
 impl DriverPool {
@@ -446,7 +453,7 @@ impl DriverPool {
         operation: &'static str,
         f: impl FnOnce(
             &mut Store<HostState>,
-            &latest::VolumeDriver,
+            &versions::Driver,
         ) -> wasmtime::Result<Result<R, DriverError>>
         + Send
         + 'static,
@@ -480,7 +487,7 @@ impl DriverPool {
         operation: &'static str,
         f: impl FnOnce(
             &mut Store<HostState>,
-            &latest::VolumeDriver,
+            &versions::Driver,
         ) -> wasmtime::Result<Result<R, DriverError>>,
     ) -> Result<R, CallError> {
         self.metrics.calls.fetch_add(1, Ordering::Relaxed);
@@ -547,11 +554,7 @@ impl DriverPool {
             .fetch_add(1, Ordering::Relaxed);
         let mut instance = Instance { store, driver };
         // Cinder calls do_setup once per driver object; here, once per instance.
-        match instance
-            .driver
-            .ashlar_driver_volume_driver_core()
-            .call_do_setup(&mut instance.store)
-        {
+        match instance.driver.do_setup(&mut instance.store) {
             Ok(Ok(())) => Ok(instance),
             Ok(Err(e)) => Err(CallError::Driver(DriverFailure::from(e))),
             Err(e) => Err(self.sandbox_failure("do-setup", e)),
@@ -639,7 +642,7 @@ mod tests {
     fn reads_the_version_the_sdk_stamped() {
         assert_eq!(
             contract_version(&nfs_bytes()).unwrap(),
-            Some(semver::Version::new(0, 1, 0))
+            Some(semver::Version::new(0, 2, 0))
         );
         assert_eq!(contract_version(b"\0asm\x01\0\0\0").unwrap(), None);
         assert!(contract_version(b"not wasm").is_err());
@@ -650,8 +653,8 @@ mod tests {
         let runtime = Runtime::new(None).unwrap();
         let newer = patch(
             nfs_bytes(),
-            b"ashlar:contract-version0.1.0",
-            b"0.1.0",
+            b"ashlar:contract-version0.2.0",
+            b"0.2.0",
             b"0.9.0",
         );
         let err = runtime
@@ -660,7 +663,7 @@ mod tests {
             .expect("refused")
             .to_string();
         assert!(err.contains("built against contract 0.9.0"), "{err}");
-        assert!(err.contains("this host serves 0.1.0"), "{err}");
+        assert!(err.contains("this host serves 0.1, 0.2"), "{err}");
         assert!(err.contains("plugin nfs 0.1.0"), "{err}");
 
         let unstamped = patch(
@@ -679,14 +682,80 @@ mod tests {
         // The real one loads and answers.
         let pool = runtime.load(spec(nfs_bytes())).unwrap();
         let stats = pool
-            .call("get-volume-stats", |s, d| {
-                d.ashlar_driver_volume_driver_core()
-                    .call_get_volume_stats(s, true)
-            })
+            .call("get-volume-stats", |s, d| d.get_volume_stats(s, true))
             .await
             .unwrap();
         assert_eq!(stats.storage_protocol, "nfs");
         assert_eq!(stats.volume_backend_name, "t");
         assert!(stats.pools[0].total_capacity_gb > 0.0);
+    }
+}
+
+#[cfg(test)]
+mod contract_versions {
+    use super::*;
+
+    fn spec_for(wasm: Vec<u8>, manifest: &str, grants: &str) -> DriverSpec {
+        DriverSpec {
+            backend: "t".into(),
+            origin: "test".into(),
+            wasm: wasm.into(),
+            manifest: Manifest::from_toml_str(manifest).unwrap(),
+            grants: toml::from_str(grants).unwrap(),
+            settings: BTreeMap::from([(
+                "share_path".into(),
+                std::env::temp_dir().display().to_string(),
+            )]),
+            credentials: BTreeMap::new(),
+            limits: Limits::default(),
+            host_name: "h".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn drivers_of_both_contracts_are_served_side_by_side() {
+        let runtime = Runtime::new(None).unwrap();
+        let dir = std::path::Path::new(crate::bundled::FIXTURES_DIR);
+        let old = runtime
+            .load(spec_for(
+                std::fs::read(dir.join("contract-v0-1.wasm")).unwrap(),
+                &std::fs::read_to_string(dir.join("contract-v0-1.toml")).unwrap(),
+                "",
+            ))
+            .unwrap();
+        let nfs = crate::bundled::find("nfs").unwrap();
+        let new = runtime
+            .load(spec_for(
+                nfs.wasm.to_vec(),
+                nfs.manifest,
+                r#"exec = ["qemu-img", "rm", "df", "du"]"#,
+            ))
+            .unwrap();
+        assert_eq!(old.contract, semver::Version::new(0, 1, 0));
+        assert_eq!(new.contract, semver::Version::new(0, 2, 0));
+
+        // The same call, the same types, through either version's bindings.
+        let stats = old
+            .call("get-volume-stats", |s, d| d.get_volume_stats(s, true))
+            .await
+            .unwrap();
+        assert_eq!(stats.pools[0].pool_name, "old");
+        let stats = new
+            .call("get-volume-stats", |s, d| d.get_volume_stats(s, true))
+            .await
+            .unwrap();
+        assert_eq!(stats.storage_protocol, "nfs");
+
+        // Only the newer contract has the health export.
+        let health = old
+            .call("health", |s, d| Ok(Ok(d.health(s).is_some())))
+            .await
+            .unwrap();
+        assert!(!health, "a 0.1.0 driver has no health export");
+        let report = new
+            .call("health", |s, d| d.health(s).expect("0.2.0 has health"))
+            .await
+            .unwrap();
+        assert!(report.healthy, "{report:?}");
     }
 }

@@ -81,10 +81,7 @@ pub async fn load_backend(
         .load(spec)
         .with_context(|| format!("backend {name}: loading its driver"))?;
     let check = pool
-        .call("check-for-setup-error", |s, d| {
-            d.ashlar_driver_volume_driver_core()
-                .call_check_for_setup_error(s)
-        })
+        .call("check-for-setup-error", |s, d| d.check_for_setup_error(s))
         .await;
     if let Err(e) = check {
         // A backend that fails its check stays configured but reports no pools, as

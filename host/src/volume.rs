@@ -273,10 +273,7 @@ impl VolumeManager {
         for (name, backend) in &self.backends {
             let result = backend
                 .driver()
-                .call("get-volume-stats", |s, d| {
-                    d.ashlar_driver_volume_driver_core()
-                        .call_get_volume_stats(s, true)
-                })
+                .call("get-volume-stats", |s, d| d.get_volume_stats(s, true))
                 .await;
             let entry = match result {
                 Ok(stats) => self.to_backend_stats(backend, stats),

@@ -3,7 +3,9 @@
 use crate::bindings::ashlar::driver::types::{
     ConnectionInfo, Connector, ManageableVolume, ModelUpdate, Snapshot, Volume, VolumeStats,
 };
-use crate::bindings::exports::ashlar::driver::{volume_driver_core, volume_driver_extras};
+use crate::bindings::exports::ashlar::driver::{
+    volume_driver_core, volume_driver_extras, volume_driver_health,
+};
 use crate::{DriverError, VolumeDriver, VolumeDriverAdapter, with_driver};
 
 type R<T> = Result<T, DriverError>;
@@ -75,5 +77,11 @@ impl<T: VolumeDriver> volume_driver_extras::Guest for VolumeDriverAdapter<T> {
         new_extra_specs: Vec<(String, String)>,
     ) -> R<bool> {
         with_driver::<T, _>(|d| d.retype(volume, new_type_name, new_extra_specs))
+    }
+}
+
+impl<T: VolumeDriver> volume_driver_health::Guest for VolumeDriverAdapter<T> {
+    fn health() -> R<volume_driver_health::HealthReport> {
+        with_driver::<T, _>(|d| d.health())
     }
 }

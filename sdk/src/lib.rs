@@ -22,7 +22,7 @@ use std::cell::RefCell;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/since_v0.1.0",
+        path: "../wit/since_v0.2.0",
         world: "volume-driver",
         export_macro_name: "__export_volume_driver",
         pub_export_macro: true,
@@ -42,9 +42,10 @@ pub use bindings::ashlar::driver::types::{
     ConnectionInfo, Connector, DriverError, ManageableVolume, ModelUpdate, PoolStats, Snapshot,
     Value, Volume, VolumeStats,
 };
+pub use bindings::exports::ashlar::driver::volume_driver_health::HealthReport;
 
 /// The contract (WIT package `ashlar:driver`) version this SDK builds drivers against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// The same version, stamped into a custom section of every driver built with this SDK so
 /// that the host can refuse a component it cannot serve before instantiating it.
@@ -53,7 +54,7 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 #[unsafe(link_section = "ashlar:contract-version")]
 #[used]
 #[doc(hidden)]
-pub static CONTRACT_VERSION_SECTION: [u8; 5] = *b"0.1.0";
+pub static CONTRACT_VERSION_SECTION: [u8; 5] = *b"0.2.0";
 
 /// What every driver method returns.
 pub type Result<T, E = DriverError> = std::result::Result<T, E>;
@@ -188,6 +189,21 @@ pub trait VolumeDriver: 'static {
     fn get_manageable_volumes(&mut self) -> Result<Vec<ManageableVolume>> {
         unsupported("listing manageable volumes")
     }
+    /// A cheap "can you serve?" the host asks as its health probe (contract 0.2.0). The
+    /// default answers with [`VolumeDriver::check_for_setup_error`].
+    fn health(&mut self) -> Result<HealthReport> {
+        Ok(match self.check_for_setup_error() {
+            Ok(()) => HealthReport {
+                healthy: true,
+                detail: String::new(),
+            },
+            Err(e) => HealthReport {
+                healthy: false,
+                detail: format!("{e:?}"),
+            },
+        })
+    }
+
     /// Returns whether the volume was changed in place; `false` asks the host to migrate.
     fn retype(
         &mut self,

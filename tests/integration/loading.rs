@@ -121,11 +121,12 @@ fn plugin_inspect_and_validate_answer_offline() {
     for want in [
         "name:        misbehave",
         "world:       volume-driver",
-        "contract:    0.1.0 (served here)",
+        "contract:    0.2.0 (served here)",
         "exec  cat /dev/zero",
         "block {share_path}",
-        "ashlar:driver/volume-driver-core@0.1.0",
-        "ashlar:driver/exec@0.1.0",
+        "ashlar:driver/volume-driver-core@0.2.0",
+        "ashlar:driver/volume-driver-health@0.2.0",
+        "ashlar:driver/exec@0.2.0",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
@@ -162,4 +163,56 @@ fn plugin_inspect_and_validate_answer_offline() {
     let b = validate("b");
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stdout));
     assert!(String::from_utf8_lossy(&b.stdout).contains("would load"));
+}
+
+#[tokio::test]
+async fn a_backend_on_contract_0_1_serves_beside_one_on_0_2() {
+    let server = Server::start(
+        r#"
+[volume_types.old]
+volume_backend_name = "old"
+
+[backends.local]
+driver = "nfs"
+grants.exec = ["qemu-img", "rm", "df", "du"]
+settings.share_path = "@DIR@/data/volumes"
+
+[backends.old]
+driver = "@FIXTURES@/contract-v0-1.wasm"
+"#,
+    );
+    let admin = server.client("admin:ops");
+    let r = admin.get("/ashlar/v1/plugins").await;
+    let contract = |backend: &str| {
+        r.body["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["backend"] == backend)
+            .unwrap()["contract"]
+            .clone()
+    };
+    assert_eq!(contract("old"), "0.1.0");
+    assert_eq!(contract("local"), "0.2.0");
+
+    let c = server.client("alice:proj-a");
+    let old = c
+        .create_volume(serde_json::json!({"size": 1, "volume_type": "old"}))
+        .await;
+    c.wait_status("volumes", &old, "available").await;
+    let new = c.create_volume(serde_json::json!({"size": 1})).await;
+    c.wait_status("volumes", &new, "available").await;
+    let host =
+        admin.get(&format!("volumes/{old}")).await.body["volume"]["os-vol-host-attr:host"].clone();
+    assert_eq!(host, "ashlar@old#old");
+    // What 0.1.0 cannot do is answered as such, through the same API.
+    let r = c
+        .post(
+            "snapshots",
+            serde_json::json!({"snapshot": {"volume_id": old}}),
+        )
+        .await;
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    assert_eq!(c.wait("snapshots", &snap).await["status"], "error");
+    assert!(c.messages_for(&snap).await[0].contains("not supported"));
 }

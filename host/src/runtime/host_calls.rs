@@ -16,7 +16,7 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::since_v0_1_0::ashlar::driver::{block, clock, config, exec, http, log, types};
+use super::since_v0_2_0::ashlar::driver::{block, clock, config, exec, http, log, types};
 use crate::capabilities::EffectiveCapabilities;
 use crate::config::{Credential, Limits};
 

@@ -158,8 +158,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                 backend
                     .driver()
                     .call("create-volume-from-snapshot", move |s, d| {
-                        d.ashlar_driver_volume_driver_core()
-                            .call_create_volume_from_snapshot(s, &volume, &snapshot)
+                        d.create_volume_from_snapshot(s, &volume, &snapshot)
                     })
                     .await?
             } else if let Some(src_id) = &ctx.volume.source_volid {
@@ -171,17 +170,13 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                 backend
                     .driver()
                     .call("create-cloned-volume", move |s, d| {
-                        d.ashlar_driver_volume_driver_core()
-                            .call_create_cloned_volume(s, &volume, &source)
+                        d.create_cloned_volume(s, &volume, &source)
                     })
                     .await?
             } else {
                 backend
                     .driver()
-                    .call("create-volume", move |s, d| {
-                        d.ashlar_driver_volume_driver_core()
-                            .call_create_volume(s, &volume)
-                    })
+                    .call("create-volume", move |s, d| d.create_volume(s, &volume))
                     .await?
             };
             ctx.model = Some(model);
@@ -199,10 +194,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
             };
             let res = backend
                 .driver()
-                .call("delete-volume", move |s, d| {
-                    d.ashlar_driver_volume_driver_core()
-                        .call_delete_volume(s, &volume)
-                })
+                .call("delete-volume", move |s, d| d.delete_volume(s, &volume))
                 .await;
             if let Err(e) = res {
                 tracing::warn!(volume_id = %ctx.volume.id, "revert of create left something behind: {e}");
@@ -327,10 +319,7 @@ pub async fn delete_volume(
         let v = driver_volume(m, &volume).await?;
         let res = backend
             .driver()
-            .call("delete-volume", move |s, d| {
-                d.ashlar_driver_volume_driver_core()
-                    .call_delete_volume(s, &v)
-            })
+            .call("delete-volume", move |s, d| d.delete_volume(s, &v))
             .await;
         if let Err(e) = res {
             m.db.transition_volume(id, &["deleting"], "error_deleting")
@@ -377,8 +366,7 @@ pub async fn extend_volume(
             backend
                 .driver()
                 .call("extend-volume", move |s, d| {
-                    d.ashlar_driver_volume_driver_core()
-                        .call_extend_volume(s, &v, new_size as u64)
+                    d.extend_volume(s, &v, new_size as u64)
                 })
                 .await
                 .map_err(OpError::from)
@@ -442,8 +430,7 @@ pub async fn create_snapshot(
         let _ = backend
             .driver()
             .call("delete-snapshot", move |st, d| {
-                d.ashlar_driver_volume_driver_core()
-                    .call_delete_snapshot(st, &s2, &v2)
+                d.delete_snapshot(st, &s2, &v2)
             })
             .await;
         m.db.transition_snapshot(id, &["creating"], "error").await?;
@@ -462,8 +449,7 @@ pub async fn create_snapshot(
     let res = backend
         .driver()
         .call("create-snapshot", move |st, d| {
-            d.ashlar_driver_volume_driver_core()
-                .call_create_snapshot(st, &s, &v)
+            d.create_snapshot(st, &s, &v)
         })
         .await;
     let res = res
@@ -511,8 +497,7 @@ pub async fn delete_snapshot(
         let res = backend
             .driver()
             .call("delete-snapshot", move |st, d| {
-                d.ashlar_driver_volume_driver_core()
-                    .call_delete_snapshot(st, &s, &v)
+                d.delete_snapshot(st, &s, &v)
             })
             .await;
         if let Err(e) = res {

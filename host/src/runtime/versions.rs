@@ -1,0 +1,248 @@
+//! One type over every contract version the host serves: a driver built for 0.1.0 and
+//! one built for 0.2.0 are called the same way, and each call goes to the bindings of the
+//! version the component was built against. New versions add a variant here.
+
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use super::host_calls::HostState;
+use super::since_v0_1_0 as v0_1;
+use super::since_v0_2_0 as v0_2;
+use super::since_v0_2_0::ashlar::driver::types::{
+    ConnectionInfo, Connector, DriverError, ManageableVolume, ModelUpdate, Snapshot, Volume,
+    VolumeStats,
+};
+use super::since_v0_2_0::exports::ashlar::driver::volume_driver_health::HealthReport;
+
+/// Every contract version served, oldest first.
+pub const SERVED: &[semver::Version] = &[v0_1::VERSION, v0_2::VERSION];
+
+/// The served version a component's stamped version falls under (same major and minor).
+pub fn served(version: &semver::Version) -> Option<&'static semver::Version> {
+    SERVED
+        .iter()
+        .find(|s| s.major == version.major && s.minor == version.minor)
+}
+
+pub fn served_list() -> String {
+    SERVED
+        .iter()
+        .map(|v| format!("{}.{}", v.major, v.minor))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub enum DriverPre {
+    V0_1(v0_1::VolumeDriverPre<HostState>),
+    V0_2(v0_2::VolumeDriverPre<HostState>),
+}
+
+pub enum Driver {
+    V0_1(v0_1::VolumeDriver),
+    V0_2(v0_2::VolumeDriver),
+}
+
+impl DriverPre {
+    /// Checks the component's exports against the bindings of `contract`.
+    pub fn new(contract: &semver::Version, pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
+        if contract.minor == 1 {
+            Ok(DriverPre::V0_1(v0_1::VolumeDriverPre::new(pre)?))
+        } else {
+            Ok(DriverPre::V0_2(v0_2::VolumeDriverPre::new(pre)?))
+        }
+    }
+
+    pub fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Driver> {
+        Ok(match self {
+            DriverPre::V0_1(p) => Driver::V0_1(p.instantiate(store)?),
+            DriverPre::V0_2(p) => Driver::V0_2(p.instantiate(store)?),
+        })
+    }
+}
+
+type Call<T> = wasmtime::Result<Result<T, DriverError>>;
+
+macro_rules! dispatch {
+    ($self:ident, $iface:ident, $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Driver::V0_1(d) => d.$iface().$method($($arg),*),
+            Driver::V0_2(d) => d.$iface().$method($($arg),*),
+        }
+    };
+}
+
+impl Driver {
+    pub fn do_setup(&self, s: &mut Store<HostState>) -> Call<()> {
+        dispatch!(self, ashlar_driver_volume_driver_core, call_do_setup(s))
+    }
+    pub fn check_for_setup_error(&self, s: &mut Store<HostState>) -> Call<()> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_check_for_setup_error(s)
+        )
+    }
+    pub fn get_volume_stats(&self, s: &mut Store<HostState>, refresh: bool) -> Call<VolumeStats> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_get_volume_stats(s, refresh)
+        )
+    }
+    pub fn create_volume(&self, s: &mut Store<HostState>, v: &Volume) -> Call<ModelUpdate> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_create_volume(s, v)
+        )
+    }
+    pub fn delete_volume(&self, s: &mut Store<HostState>, v: &Volume) -> Call<()> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_delete_volume(s, v)
+        )
+    }
+    pub fn extend_volume(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        new_size_gib: u64,
+    ) -> Call<()> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_extend_volume(s, v, new_size_gib)
+        )
+    }
+    pub fn create_snapshot(
+        &self,
+        s: &mut Store<HostState>,
+        snap: &Snapshot,
+        v: &Volume,
+    ) -> Call<ModelUpdate> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_create_snapshot(s, snap, v)
+        )
+    }
+    pub fn delete_snapshot(
+        &self,
+        s: &mut Store<HostState>,
+        snap: &Snapshot,
+        v: &Volume,
+    ) -> Call<()> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_delete_snapshot(s, snap, v)
+        )
+    }
+    pub fn create_volume_from_snapshot(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        snap: &Snapshot,
+    ) -> Call<ModelUpdate> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_create_volume_from_snapshot(s, v, snap)
+        )
+    }
+    pub fn create_cloned_volume(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        src: &Volume,
+    ) -> Call<ModelUpdate> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_create_cloned_volume(s, v, src)
+        )
+    }
+    pub fn create_export(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        c: Option<&Connector>,
+    ) -> Call<ModelUpdate> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_create_export(s, v, c)
+        )
+    }
+    pub fn remove_export(&self, s: &mut Store<HostState>, v: &Volume) -> Call<()> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_remove_export(s, v)
+        )
+    }
+    pub fn initialize_connection(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        c: &Connector,
+    ) -> Call<ConnectionInfo> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_initialize_connection(s, v, c)
+        )
+    }
+    pub fn terminate_connection(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        c: Option<&Connector>,
+    ) -> Call<()> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_core,
+            call_terminate_connection(s, v, c)
+        )
+    }
+    pub fn revert_to_snapshot(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        snap: &Snapshot,
+    ) -> Call<()> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_extras,
+            call_revert_to_snapshot(s, v, snap)
+        )
+    }
+    pub fn manage_existing(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        reference: &str,
+    ) -> Call<ModelUpdate> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_extras,
+            call_manage_existing(s, v, reference)
+        )
+    }
+    pub fn get_manageable_volumes(&self, s: &mut Store<HostState>) -> Call<Vec<ManageableVolume>> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_extras,
+            call_get_manageable_volumes(s)
+        )
+    }
+
+    /// The 0.2.0 health probe, or `None` for a driver built before it existed.
+    pub fn health(&self, s: &mut Store<HostState>) -> Option<Call<HealthReport>> {
+        match self {
+            Driver::V0_1(_) => None,
+            Driver::V0_2(d) => Some(d.ashlar_driver_volume_driver_health().call_health(s)),
+        }
+    }
+}
