@@ -16,6 +16,7 @@ const COMPONENTS: &[(&str, &str)] = &[
         "ashlar-fixture-contract-v0-1",
         "tests/fixtures/contract-v0-1",
     ),
+    ("ashlar-fixture-redirect", "tests/fixtures/redirect"),
 ];
 
 fn main() {

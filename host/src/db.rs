@@ -646,14 +646,15 @@ impl Db {
         Ok(res.rows_affected() > 0)
     }
 
-    /// Volumes whose host is on `backend` (`host@backend`), with their allocated sizes.
-    pub async fn allocated_gib(&self, backend: &str) -> Result<i64> {
-        let total: Option<i64> =
-            sqlx::query_scalar("SELECT SUM(size) FROM volumes WHERE deleted = 0 AND host LIKE $1")
-                .bind(format!("{backend}#%"))
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(total.unwrap_or(0))
+    /// Live snapshots of volumes placed on `backend` (`host@backend`).
+    pub async fn snapshots_on(&self, backend: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM snapshots s JOIN volumes v ON v.id = s.volume_id \
+             WHERE s.deleted = 0 AND v.host LIKE $1",
+        )
+        .bind(format!("{backend}#%"))
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     // ---- snapshots ----------------------------------------------------------------

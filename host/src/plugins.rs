@@ -246,6 +246,33 @@ impl PluginManager {
                 });
             }
         }
+        // Features the backend's volumes use must still be there.
+        let snapshots = self
+            .volumes
+            .db
+            .snapshots_on(&self.volumes.backend_host(&backend.name))
+            .await
+            .map_err(|e| SwapError::Probe {
+                step: "compatibility",
+                message: e.to_string(),
+            })?;
+        let supports_snapshots = stats.pools.iter().all(|p| {
+            p.capabilities.iter().any(|(k, v)| {
+                k == "snapshot_support"
+                    && matches!(
+                        v,
+                        crate::runtime::latest::ashlar::driver::types::Value::Flag(true)
+                    )
+            })
+        });
+        if snapshots > 0 && !supports_snapshots {
+            return Err(SwapError::Probe {
+                step: "compatibility",
+                message: format!(
+                    "the backend holds {snapshots} snapshot(s), and the new driver does not report `snapshot_support`; delete the snapshots or use a driver that supports them"
+                ),
+            });
+        }
         let warm = (backend.config.limits.instances as usize).min(2);
         let pool = next.clone();
         tokio::task::spawn_blocking(move || pool.prewarm(warm))

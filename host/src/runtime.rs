@@ -437,15 +437,7 @@ pub struct DriverPool {
     pub metrics: PoolMetrics,
 }
 
-/// The guest calls a driver operation makes, given the store and the bindings.
-pub type GuestCall<R> = dyn FnOnce(&mut Store<HostState>, &versions::Driver) -> wasmtime::Result<Result<R, DriverError>>
-    + Send;
-
 impl DriverPool {
-    pub fn limits(&self) -> &Limits {
-        &self.ctx.limits
-    }
-
     /// Runs one driver call on a pooled instance, on a blocking thread, waiting for a free
     /// instance first when all are busy.
     pub async fn call<R: Send + 'static>(

@@ -1,6 +1,10 @@
 //! Hostile driver behaviour is contained: each misbehaviour fails its one operation with
 //! a clear reason while the host goes on serving other backends and the same backend.
 
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde_json::json;
 
 use crate::common::{Server, config_with_fixture};
@@ -93,4 +97,67 @@ async fn misbehaving_driver_fails_one_operation_never_the_host() {
 
 async fn msgs_mention(c: &crate::common::Client, id: &str, word: &str) -> bool {
     c.messages_for(id).await.iter().any(|m| m.contains(word))
+}
+
+/// A loopback HTTP server that answers every request with `response`, counting them.
+fn http_server(response: String) -> (u16, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (port, hits)
+}
+
+#[tokio::test]
+async fn a_redirect_cannot_take_a_driver_to_a_host_it_was_not_granted() {
+    let (secret_port, secret_hits) =
+        http_server("HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret".into());
+    let (granted_port, granted_hits) = http_server(format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{secret_port}/loot\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ));
+    let server = Server::start(&format!(
+        r#"
+[volume_types.r]
+volume_backend_name = "r"
+
+[backends.r]
+driver = "@FIXTURES@/redirect.wasm"
+grants.http = ["http://127.0.0.1:{granted_port}"]
+settings.http_origin = "http://127.0.0.1:{granted_port}"
+"#
+    ));
+    let c = server.client("alice:p");
+    let direct = format!("http://127.0.0.1:{secret_port}/loot");
+    let id = c
+        .create_volume(json!({"size": 1, "name": direct, "volume_type": "r"}))
+        .await;
+    assert_eq!(c.wait("volumes", &id).await["status"], "error");
+    let msg = c.messages_for(&id).await.join(" ");
+    // The granted origin answered its redirect; the host handed it back rather than follow.
+    assert!(msg.contains("via redirect: status 302"), "{msg}");
+    assert!(
+        msg.contains(&format!("127.0.0.1:{secret_port}/loot")),
+        "{msg}"
+    );
+    // Asked directly, the other origin is refused by name.
+    assert!(msg.contains("direct: error HttpError::Denied"), "{msg}");
+    assert!(
+        msg.contains("is not allowed; allowed origins"),
+        "the refusal names what is allowed: {msg}"
+    );
+    assert_eq!(granted_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        secret_hits.load(Ordering::SeqCst),
+        0,
+        "the ungranted host was never reached"
+    );
 }

@@ -250,3 +250,58 @@ async fn swap_under_load_then_roll_back_a_broken_version() {
         .await;
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+async fn a_swap_that_would_drop_a_feature_in_use_is_refused() {
+    let server = Server::start("");
+    let admin = server.client("admin:ops");
+    let c = server.client("alice:p");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let r = c
+        .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
+        .await;
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_status("snapshots", &snap, "available").await;
+
+    let flaky = json!({"wasm": std::path::Path::new(FIXTURES_DIR).join("flaky.wasm")});
+    let r = admin
+        .post("/ashlar/v1/backends/local/swap", flaky.clone())
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("1 snapshot(s)"),
+        "{}",
+        r.error_message()
+    );
+    assert!(
+        r.error_message().contains("snapshot_support"),
+        "{}",
+        r.error_message()
+    );
+    assert_eq!(plugin_of(&admin, "local").await["plugin"], "nfs");
+
+    // Unknown backends and missing files are named.
+    let r = admin
+        .post("/ashlar/v1/backends/nope/swap", flaky.clone())
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = admin
+        .post(
+            "/ashlar/v1/backends/local/swap",
+            json!({"wasm": "/no/such.wasm"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error_message().contains("/no/such.wasm"),
+        "{}",
+        r.error_message()
+    );
+
+    // Without snapshots the same swap goes through.
+    assert_eq!(c.delete(&format!("snapshots/{snap}")).await.status, 202);
+    assert!(c.wait("snapshots", &snap).await.is_null());
+    let r = admin.post("/ashlar/v1/backends/local/swap", flaky).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
