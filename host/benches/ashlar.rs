@@ -304,7 +304,8 @@ fn swap_latency(rt: &tokio::runtime::Runtime) {
 }
 
 /// Create+delete latency on one backend while another backend's driver spins in
-/// infinite loops until its deadline, against the same with the other backend idle.
+/// infinite loops until its deadline, against the same with the other backend idle, and
+/// once the spinning backend has been quarantined for its sandbox failures.
 fn isolation(rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -329,8 +330,10 @@ driver = "{fixture}"
 grants.exec = ["true", "cat"]
 grants.block = ["{share}"]
 settings.share_path = "{share}"
-limits.call_deadline_ms = 3000
+limits.call_deadline_ms = 1500
 limits.instances = 2
+limits.max_sandbox_failures = 4
+limits.quarantine_secs = 600
 "#,
             vols = data.join("volumes").display(),
             fixture = fixtures.join("misbehave.wasm").display(),
@@ -341,7 +344,7 @@ limits.instances = 2
     std::fs::create_dir_all(data.join("volumes")).unwrap();
     let server = start_server_with(&data, Some(&config));
     let http = reqwest::Client::new();
-    let n = if quick() { 10 } else { 40 };
+    let n = if quick() { 10 } else { 30 };
     let measure = |label: &'static str| {
         let (http, base) = (http.clone(), server.base.clone());
         async move {
@@ -353,14 +356,15 @@ limits.instances = 2
             }
             took.sort_by(f64::total_cmp);
             let (p50, p99) = (took[took.len() / 2], took[(took.len() - 1) * 99 / 100]);
-            println!("  {label:<34} p50 {p50:>7.1} ms   p99 {p99:>7.1} ms");
+            println!("  {label:<44} p50 {p50:>7.1} ms   p99 {p99:>7.1} ms");
             p50
         }
     };
-    println!("isolation: create+delete on backend `local`, {n} each (2 cores):");
+    println!(
+        "isolation: create+delete on backend `local` ({n} each) beside backend `bad` (2 instances):"
+    );
     rt.block_on(async {
-        let idle = measure("other backend idle:").await;
-        // Keep both of the other backend's instances spinning for the whole measurement.
+        let idle = measure("`bad` idle:").await;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut spinners = Vec::new();
         for _ in 0..2 {
@@ -377,15 +381,39 @@ limits.instances = 2
                     let id = r.json::<serde_json::Value>().await.unwrap()["volume"]["id"].as_str().unwrap().to_string();
                     let url = format!("{base}/v3/bench/volumes/{id}");
                     wait_for(&http, &url, |_, b| b["volume"]["status"] == "error").await;
+                    // A client retrying at a human pace, not a flood of the API itself.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let busy = measure("other backend in infinite loops:").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let busy = measure("`bad` spinning both instances:").await;
+        // Wait for the quarantine the failures earn.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = http
+                .get(format!("{}/ashlar/v1/plugins", server.base))
+                .header("X-Auth-Token", "admin:admin")
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = r.json().await.unwrap();
+            let bad = body["plugins"].as_array().unwrap().iter().find(|p| p["backend"] == "bad").cloned().unwrap();
+            if bad["quarantined_for_secs"].is_u64() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "`bad` never quarantined: {bad}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let quarantined = measure("`bad` quarantined (its requests refused):").await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for s in spinners {
             s.await.unwrap();
         }
-        println!("  ratio busy/idle p50: {:.2}", busy / idle);
+        println!(
+            "  p50 ratio to idle: spinning {:.2}, quarantined {:.2}",
+            busy / idle,
+            quarantined / idle
+        );
     });
 }

@@ -146,6 +146,17 @@ pub struct Limits {
     /// Largest HTTP response body accepted, in bytes. Default 16 MiB.
     #[serde(default = "default_http_response_bytes")]
     pub http_response_bytes: usize,
+    /// Sandbox failures (traps, missed deadlines, memory ceiling) within
+    /// `failure_window_secs` that quarantine the backend: its calls fail fast and the
+    /// scheduler passes it by for `quarantine_secs`. 0 never quarantines. Default 5.
+    #[serde(default = "default_max_sandbox_failures")]
+    pub max_sandbox_failures: u32,
+    /// Default 60.
+    #[serde(default = "default_failure_window_secs")]
+    pub failure_window_secs: u64,
+    /// Default 60.
+    #[serde(default = "default_quarantine_secs")]
+    pub quarantine_secs: u64,
 }
 
 impl Default for Limits {
@@ -157,6 +168,9 @@ impl Default for Limits {
             exec_timeout_ms: default_exec_timeout_ms(),
             exec_output_bytes: default_exec_output_bytes(),
             http_response_bytes: default_http_response_bytes(),
+            max_sandbox_failures: default_max_sandbox_failures(),
+            failure_window_secs: default_failure_window_secs(),
+            quarantine_secs: default_quarantine_secs(),
         }
     }
 }
@@ -196,6 +210,15 @@ fn default_exec_timeout_ms() -> u64 {
 }
 fn default_exec_output_bytes() -> usize {
     1 << 20
+}
+fn default_max_sandbox_failures() -> u32 {
+    5
+}
+fn default_failure_window_secs() -> u64 {
+    60
+}
+fn default_quarantine_secs() -> u64 {
+    60
 }
 fn default_http_response_bytes() -> usize {
     16 << 20

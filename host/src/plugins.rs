@@ -71,6 +71,8 @@ pub struct PluginStatus {
     pub p50_us: Option<u64>,
     pub p99_us: Option<u64>,
     pub previous: Option<String>,
+    /// Seconds left of a quarantine after repeated sandbox failures, if any.
+    pub quarantined_for_secs: Option<u64>,
     pub last_event: Option<PluginEvent>,
 }
 
@@ -421,6 +423,7 @@ impl PluginManager {
                 p50_us: p50,
                 p99_us: p99,
                 previous: backend.previous().map(|p| label(&p)),
+                quarantined_for_secs: pool.quarantined_for().map(|d| d.as_secs() + 1),
                 last_event,
             });
         }

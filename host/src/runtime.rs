@@ -99,6 +99,8 @@ pub enum SandboxFailure {
     OutOfMemory,
     Trapped,
     InstantiationFailed,
+    /// Not run: the backend failed in the sandbox too often lately.
+    Quarantined,
 }
 
 impl std::fmt::Display for SandboxFailure {
@@ -108,6 +110,7 @@ impl std::fmt::Display for SandboxFailure {
             SandboxFailure::OutOfMemory => "ran out of memory",
             SandboxFailure::Trapped => "trapped",
             SandboxFailure::InstantiationFailed => "could not be instantiated",
+            SandboxFailure::Quarantined => "refused: the backend is quarantined",
         })
     }
 }
@@ -369,6 +372,7 @@ impl Runtime {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(tokio::sync::Semaphore::new(spec.limits.instances as usize)),
             metrics: PoolMetrics::default(),
+            health: Mutex::new(Health::default()),
         }))
     }
 }
@@ -435,6 +439,14 @@ pub struct DriverPool {
     idle: Mutex<Vec<Instance>>,
     permits: Arc<tokio::sync::Semaphore>,
     pub metrics: PoolMetrics,
+    health: Mutex<Health>,
+}
+
+/// Recent sandbox failures, and the quarantine they may have caused.
+#[derive(Default)]
+struct Health {
+    failures: std::collections::VecDeque<Instant>,
+    quarantined_until: Option<Instant>,
 }
 
 impl DriverPool {
@@ -450,6 +462,19 @@ impl DriverPool {
         + Send
         + 'static,
     ) -> Result<R, CallError> {
+        if let Some(left) = self.quarantined_for() {
+            return Err(CallError::Sandbox {
+                identity: self.identity.clone(),
+                operation,
+                kind: SandboxFailure::Quarantined,
+                message: format!(
+                    "after {} sandbox failures within {} s it takes no calls for another {} s (limits.max_sandbox_failures)",
+                    self.ctx.limits.max_sandbox_failures,
+                    self.ctx.limits.failure_window_secs,
+                    left.as_secs() + 1
+                ),
+            });
+        }
         let permit = self
             .permits
             .clone()
@@ -553,10 +578,53 @@ impl DriverPool {
         }
     }
 
+    /// How much longer the backend is quarantined, if it is.
+    pub fn quarantined_for(&self) -> Option<Duration> {
+        let mut h = self.health.lock().expect("health lock");
+        let until = h.quarantined_until?;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            // Served its time: calls are tried again, with a clean slate.
+            h.quarantined_until = None;
+            h.failures.clear();
+            return None;
+        }
+        Some(left)
+    }
+
+    /// Counts a sandbox failure against the backend's health; enough of them in the
+    /// window quarantine it.
+    fn count_failure(&self) {
+        let limits = &self.ctx.limits;
+        if limits.max_sandbox_failures == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let window = Duration::from_secs(limits.failure_window_secs);
+        let mut h = self.health.lock().expect("health lock");
+        h.failures.push_back(now);
+        while h
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            h.failures.pop_front();
+        }
+        if h.failures.len() >= limits.max_sandbox_failures as usize && h.quarantined_until.is_none()
+        {
+            h.quarantined_until = Some(now + Duration::from_secs(limits.quarantine_secs));
+            tracing::error!(plugin = %self.identity.name, version = %self.identity.version,
+                backend = %self.identity.backend,
+                "backend quarantined for {} s after {} sandbox failures within {} s",
+                limits.quarantine_secs, h.failures.len(), limits.failure_window_secs);
+        }
+    }
+
     fn sandbox_failure(&self, operation: &'static str, e: wasmtime::Error) -> CallError {
         self.metrics
             .sandbox_failures
             .fetch_add(1, Ordering::Relaxed);
+        self.count_failure();
         let grew_too_far = e
             .chain()
             .any(|c| c.to_string().contains("forcing trap when growing memory"));

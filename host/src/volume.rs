@@ -388,6 +388,18 @@ impl VolumeManager {
             if only_backend.is_some_and(|b| b != name) {
                 continue;
             }
+            if let Some(left) = self
+                .backends
+                .get(name)
+                .and_then(|b| b.driver().quarantined_for())
+            {
+                unavailable.push(format!(
+                    "{}: quarantined for {} s after repeated sandbox failures",
+                    self.backend_host(name),
+                    left.as_secs() + 1
+                ));
+                continue;
+            }
             if let Some(err) = &s.error {
                 unavailable.push(format!(
                     "{}: stats unavailable ({err})",
@@ -410,10 +422,7 @@ impl VolumeManager {
             Err(e) => {
                 let mut msg = e.to_string();
                 if !unavailable.is_empty() {
-                    msg.push_str(&format!(
-                        " Backends without stats: {}.",
-                        unavailable.join("; ")
-                    ));
+                    msg.push_str(&format!(" Backends passed by: {}.", unavailable.join("; ")));
                 }
                 Err(msg)
             }

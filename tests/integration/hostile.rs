@@ -161,3 +161,55 @@ settings.http_origin = "http://127.0.0.1:{granted_port}"
         "the ungranted host was never reached"
     );
 }
+
+#[tokio::test]
+async fn a_backend_that_keeps_failing_is_quarantined_then_tried_again() {
+    let config = config_with_fixture(2_000, 64).replace(
+        "limits.instances = 2",
+        "limits.instances = 2\nlimits.max_sandbox_failures = 2\nlimits.quarantine_secs = 3",
+    );
+    let server = Server::start(&config);
+    let c = server.client("alice:proj-a");
+    for _ in 0..2 {
+        let id = c
+            .create_volume(json!({"size": 1, "name": "trap", "volume_type": "bad"}))
+            .await;
+        assert_eq!(c.wait("volumes", &id).await["status"], "error");
+    }
+    // Quarantined: the scheduler passes the backend by, saying why; others serve.
+    let id = c
+        .create_volume(json!({"size": 1, "name": "fine", "volume_type": "bad"}))
+        .await;
+    assert_eq!(c.wait("volumes", &id).await["status"], "error");
+    let msg = c.messages_for(&id).await.join(" ");
+    assert!(msg.contains("ashlar@bad: quarantined"), "{msg}");
+    let admin = server.client("admin:ops");
+    let r = admin.get("/ashlar/v1/plugins").await;
+    let bad = r.body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["backend"] == "bad")
+        .unwrap()
+        .clone();
+    assert!(
+        bad["quarantined_for_secs"].as_u64().is_some_and(|s| s <= 3),
+        "{bad}"
+    );
+    let good = c
+        .create_volume(json!({"size": 1, "volume_type": "local"}))
+        .await;
+    c.wait_status("volumes", &good, "available").await;
+    assert!(
+        server
+            .log()
+            .contains("backend quarantined for 3 s after 2 sandbox failures")
+    );
+
+    // Served its time, it is tried again.
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let id = c
+        .create_volume(json!({"size": 1, "name": "fine", "volume_type": "bad"}))
+        .await;
+    c.wait_status("volumes", &id, "available").await;
+}
