@@ -906,9 +906,9 @@ impl Db {
             .rows_affected()
             > 0)
     }
-}
 
-impl Db {
+    // ---- plugin events ------------------------------------------------------------
+
     pub async fn insert_plugin_event(&self, e: &PluginEvent) -> Result<()> {
         sqlx::query(
             "INSERT INTO plugin_events (id, backend, kind, from_version, to_version, reason, took_ms, created_at) \

@@ -302,6 +302,43 @@ async fn a_swap_that_would_drop_a_feature_in_use_is_refused() {
     // Without snapshots the same swap goes through.
     assert_eq!(c.delete(&format!("snapshots/{snap}")).await.status, 202);
     assert!(c.wait("snapshots", &snap).await.is_null());
-    let r = admin.post("/ashlar/v1/backends/local/swap", flaky).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    // This time through the CLI, as an operator would.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ashlar"))
+            .args(["plugin"])
+            .args(args)
+            .args(["--url", &server.base, "--token", "admin:ops"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let flaky_path = std::path::Path::new(FIXTURES_DIR).join("flaky.wasm");
+    let (ok, out, err) = cli(&[
+        "swap",
+        "local",
+        flaky_path.to_str().unwrap(),
+        "--probation-secs",
+        "60",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("backend local: nfs 0.1.0 -> flaky 9.9.9"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(&["list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("BACKEND") && out.contains("flaky") && out.contains("swapped"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(&["rollback", "local"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("flaky 9.9.9 -> nfs 0.1.0"), "{out}");
+    let (ok, _, err) = cli(&["rollback", "local"]);
+    assert!(!ok);
+    assert!(err.contains("no previous driver"), "{err}");
 }
