@@ -8,6 +8,7 @@ mod api_errors;
 mod crash;
 mod hostile;
 mod loading;
+mod real_clients;
 mod scheduling;
 mod swap;
 mod volumes;
