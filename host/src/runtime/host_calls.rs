@@ -496,6 +496,16 @@ impl http::Host for HostState {
             self.denied("http", &msg);
             return Err(http::HttpError::Denied(msg));
         }
+        // No TLS stack is compiled in yet: say so rather than fail obscurely.
+        if req
+            .url
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        {
+            return Err(http::HttpError::InvalidRequest(
+                "https endpoints are not supported by this build of Ashlar yet; use an http endpoint".into(),
+            ));
+        }
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
             http::HttpError::InvalidRequest(format!("`{}` is not an HTTP method", req.method))
         })?;
