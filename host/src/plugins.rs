@@ -156,6 +156,9 @@ impl PluginManager {
             Some(took_ms as i64),
         ))
         .await;
+        // The scheduler should see the new driver's own figures, not the old one's.
+        let volumes = self.volumes.clone();
+        tokio::spawn(async move { volumes.poll_stats().await });
         let me = self.clone();
         let name = backend_name.to_string();
         let watched = next.clone();
@@ -374,6 +377,8 @@ impl PluginManager {
             .ok_or_else(|| SwapError::NothingToRollBack(backend_name.to_string()))?;
         let restored = backend.driver();
         let took_ms = started.elapsed().as_millis() as u64;
+        let volumes = self.volumes.clone();
+        tokio::spawn(async move { volumes.poll_stats().await });
         self.record(PluginEvent::new(
             backend_name,
             "rolled-back",

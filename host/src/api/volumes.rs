@@ -274,9 +274,16 @@ async fn create(
             }
             az
         }
+        // The source's zone, else the configured default if a backend serves it, else
+        // the first zone any backend serves.
         None => source
             .as_ref()
             .map(|v| v.availability_zone.clone())
+            .or_else(|| {
+                known_zones
+                    .contains(&state.default_availability_zone.as_str())
+                    .then(|| state.default_availability_zone.clone())
+            })
             .or_else(|| known_zones.first().map(|z| z.to_string()))
             .unwrap_or_else(|| state.default_availability_zone.clone()),
     };
