@@ -308,7 +308,10 @@ impl PluginManager {
         let until = Instant::now() + window;
         let mut last_probe = Instant::now();
         while Instant::now() < until {
-            tokio::time::sleep(PROBATION_TICK).await;
+            tokio::select! {
+                _ = tokio::time::sleep(PROBATION_TICK) => {}
+                _ = watched.failed.notified() => {}
+            }
             if !Arc::ptr_eq(&backend.driver(), &watched) {
                 return; // swapped again, or rolled back by hand
             }

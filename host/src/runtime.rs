@@ -373,6 +373,7 @@ impl Runtime {
             permits: Arc::new(tokio::sync::Semaphore::new(spec.limits.instances as usize)),
             metrics: PoolMetrics::default(),
             health: Mutex::new(Health::default()),
+            failed: tokio::sync::Notify::new(),
         }))
     }
 }
@@ -440,6 +441,8 @@ pub struct DriverPool {
     permits: Arc<tokio::sync::Semaphore>,
     pub metrics: PoolMetrics,
     health: Mutex<Health>,
+    /// Woken on every sandbox failure, so a probation can act at once.
+    pub failed: tokio::sync::Notify,
 }
 
 /// Recent sandbox failures, and the quarantine they may have caused.
@@ -625,6 +628,7 @@ impl DriverPool {
             .sandbox_failures
             .fetch_add(1, Ordering::Relaxed);
         self.count_failure();
+        self.failed.notify_waiters();
         let grew_too_far = e
             .chain()
             .any(|c| c.to_string().contains("forcing trap when growing memory"));

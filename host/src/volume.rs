@@ -388,14 +388,13 @@ impl VolumeManager {
             if only_backend.is_some_and(|b| b != name) {
                 continue;
             }
-            if let Some(left) = self
-                .backends
-                .get(name)
-                .and_then(|b| b.driver().quarantined_for())
-            {
+            let driver = self.backends.get(name).map(|b| b.driver());
+            if let Some((driver, left)) = driver.and_then(|d| d.quarantined_for().map(|l| (d, l))) {
                 unavailable.push(format!(
-                    "{}: quarantined for {} s after repeated sandbox failures",
+                    "{}: plugin {} {} is quarantined for {} s after repeated sandbox failures",
                     self.backend_host(name),
+                    driver.identity.name,
+                    driver.identity.version,
                     left.as_secs() + 1
                 ));
                 continue;

@@ -182,7 +182,10 @@ async fn a_backend_that_keeps_failing_is_quarantined_then_tried_again() {
         .await;
     assert_eq!(c.wait("volumes", &id).await["status"], "error");
     let msg = c.messages_for(&id).await.join(" ");
-    assert!(msg.contains("ashlar@bad: quarantined"), "{msg}");
+    assert!(
+        msg.contains("ashlar@bad: plugin misbehave 0.1.0 is quarantined"),
+        "{msg}"
+    );
     let admin = server.client("admin:ops");
     let r = admin.get("/ashlar/v1/plugins").await;
     let bad = r.body["plugins"]
