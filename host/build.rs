@@ -20,10 +20,10 @@ const COMPONENTS: &[(&str, &str)] = &[
 ];
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    // Read at run time, not baked in with env!: a build script compiled for one checkout
+    // may be reused from a shared target directory by another.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap().to_path_buf();
     for dir in ["plugins", "tests/fixtures"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();

@@ -61,6 +61,8 @@ fn trivial_call(rt: &tokio::runtime::Runtime) {
             credentials: BTreeMap::new(),
             limits: Limits::default(),
             host_name: "bench".into(),
+            exec_dirs: ashlar::config::default_exec_dirs(),
+            world: ashlar::capabilities::World::VolumeDriver,
         };
         runtime.load(spec).unwrap()
     };

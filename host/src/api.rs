@@ -5,6 +5,7 @@
 //! (checking the project against the token), then the router matches the resource.
 
 mod admin;
+mod attachments;
 mod messages;
 mod pools;
 mod snapshots;
@@ -38,6 +39,7 @@ const RESOURCES: &[&str] = &[
     "types",
     "scheduler-stats",
     "messages",
+    "attachments",
     "os-availability-zone",
     "limits",
 ];
@@ -58,6 +60,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v3", get(versions::v3))
         .route("/v3/", get(versions::v3))
         .merge(volumes::routes())
+        .merge(attachments::routes())
         .merge(snapshots::routes())
         .merge(types::routes())
         .merge(pools::routes())

@@ -103,6 +103,36 @@ pub struct BackendConfig {
     /// never sees its value.
     #[serde(default)]
     pub credentials: BTreeMap<String, Credential>,
+    /// Directories where the host looks up the programs granted to this backend's driver
+    /// (and its target's), first match wins, as rootwrap's `exec_dirs`. Default:
+    /// `/usr/local/sbin`, `/usr/local/bin`, `/usr/sbin`, `/usr/bin`, `/sbin`, `/bin`.
+    #[serde(default = "default_exec_dirs")]
+    pub exec_dirs: Vec<PathBuf>,
+    /// The target driver that exports this backend's volumes (Cinder's `target_helper`),
+    /// for volume drivers that hand over a local device rather than a protocol of their
+    /// own (LVM with tgt, for one).
+    #[serde(default)]
+    pub target: Option<TargetConfig>,
+}
+
+/// A `target-driver` component paired with a backend. It runs in its own sandbox with its
+/// own grants and settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// A bundled target driver by name (`iscsi-tgt`), or a path to a `.wasm` component
+    /// whose `plugin.toml` sits beside it or is given as `manifest`.
+    pub driver: String,
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+    #[serde(default)]
+    pub grants: Grants,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Credential>,
 }
 
 /// A secret for a backend's management endpoint.
@@ -173,6 +203,20 @@ impl Default for Limits {
             quarantine_secs: default_quarantine_secs(),
         }
     }
+}
+
+pub fn default_exec_dirs() -> Vec<PathBuf> {
+    [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect()
 }
 
 fn default_listen() -> String {
@@ -269,14 +313,25 @@ impl Config {
                     "backend name `{name}` may only use letters, digits, `-` and `_`"
                 )));
             }
-            if backend.limits.instances == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "backend {name}: limits.instances must be at least 1"
-                )));
+            let target_limits = backend.target.as_ref().map(|t| &t.limits);
+            for (section, limits) in std::iter::once(("limits", &backend.limits))
+                .chain(target_limits.map(|l| ("target.limits", l)))
+            {
+                if limits.instances == 0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "backend {name}: {section}.instances must be at least 1"
+                    )));
+                }
+                if limits.memory_mib == 0 || limits.call_deadline_ms == 0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "backend {name}: {section}.memory_mib and {section}.call_deadline_ms must be above 0"
+                    )));
+                }
             }
-            if backend.limits.memory_mib == 0 || backend.limits.call_deadline_ms == 0 {
+            if let Some(dir) = backend.exec_dirs.iter().find(|d| d.is_relative()) {
                 return Err(ConfigError::Invalid(format!(
-                    "backend {name}: limits.memory_mib and limits.call_deadline_ms must be above 0"
+                    "backend {name}: exec_dirs entry `{}` must be an absolute directory",
+                    dir.display()
                 )));
             }
         }
@@ -299,6 +354,8 @@ impl Config {
             grants,
             limits: Limits::default(),
             credentials: BTreeMap::new(),
+            exec_dirs: default_exec_dirs(),
+            target: None,
             settings: BTreeMap::from([
                 ("share_path".to_string(), share),
                 ("volume_format".to_string(), "raw".to_string()),

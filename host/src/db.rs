@@ -4,6 +4,7 @@
 //! Status changes only by conditional update (`… WHERE id = $1 AND status IN (…)`), so two
 //! racing requests cannot both win.
 
+mod attachments;
 pub mod rows;
 pub mod time;
 
@@ -12,6 +13,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use attachments::AttachmentRow;
 pub use rows::{Job, Message, PluginEvent, SnapshotRow, VolumeRow, VolumeType};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
@@ -23,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_plugin_events",
         include_str!("../migrations/0002_plugin_events.sql"),
+    ),
+    (
+        "0003_attachments",
+        include_str!("../migrations/0003_attachments.sql"),
     ),
 ];
 
@@ -359,6 +365,7 @@ impl Db {
             Some(row) => {
                 let mut v = VolumeRow::from_row(&row)?;
                 v.metadata = self.volume_metadata(id).await?;
+                v.attachments = self.list_attachments(None, Some(id)).await?;
                 Ok(Some(v))
             }
         }
@@ -435,6 +442,10 @@ impl Db {
         for row in rows {
             let mut v = VolumeRow::from_row(&row).map_err(|e| ListError::Db(e.into()))?;
             v.metadata = self.volume_metadata(&v.id).await.map_err(ListError::Db)?;
+            v.attachments = self
+                .list_attachments(None, Some(&v.id))
+                .await
+                .map_err(ListError::Db)?;
             out.push(v);
         }
         Ok(out)

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 pub mod offline;
 
-use crate::capabilities::Manifest;
+use crate::capabilities::{Manifest, World};
 use crate::db::PluginEvent;
 use crate::runtime::latest::ashlar::driver::types::DriverError;
 use crate::runtime::{DriverPool, DriverSpec, LoadError, Runtime};
@@ -199,6 +199,8 @@ impl PluginManager {
             credentials: cfg.credentials.clone(),
             limits: cfg.limits.clone(),
             host_name: self.host_name.clone(),
+            exec_dirs: cfg.exec_dirs.clone(),
+            world: World::VolumeDriver,
         };
         let runtime = self.runtime.clone();
         // Compiling is CPU work; keep it off the async threads.

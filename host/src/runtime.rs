@@ -62,9 +62,13 @@ pub enum LoadError {
     #[error("{what} is not a valid component: {message}")]
     Compile { what: String, message: String },
     #[error(
-        "{what} declares world `{declared}` in its plugin.toml, but this host can only run `volume-driver` components as backends so far"
+        "{what} declares world `{declared}` in its plugin.toml, but it is configured where a `{wanted}` belongs (a backend's `driver` is a volume-driver; its `target.driver` a target-driver)"
     )]
-    WorldNotServed { what: String, declared: String },
+    WorldNotServed {
+        what: String,
+        declared: String,
+        wanted: String,
+    },
     #[error("{what} does not fit contract {version}: {message}")]
     Contract {
         what: String,
@@ -174,6 +178,10 @@ pub struct DriverSpec {
     pub credentials: BTreeMap<String, Credential>,
     pub limits: Limits,
     pub host_name: String,
+    /// Where granted program names are looked up.
+    pub exec_dirs: Vec<PathBuf>,
+    /// The world the caller will use the component as; the manifest must declare it.
+    pub world: World,
 }
 
 pub struct Runtime {
@@ -329,10 +337,11 @@ impl Runtime {
             Some(v) => v,
         };
         let served = versions::served(&contract).expect("checked above");
-        if spec.manifest.world != World::VolumeDriver {
+        if spec.manifest.world != spec.world {
             return Err(LoadError::WorldNotServed {
                 what,
                 declared: spec.manifest.world.to_string(),
+                wanted: spec.world.to_string(),
             });
         }
         let capabilities =
@@ -348,13 +357,15 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(contract_err)?;
-        let pre = versions::DriverPre::new(&contract, instance_pre).map_err(contract_err)?;
+        let pre =
+            versions::DriverPre::new(&contract, spec.world, instance_pre).map_err(contract_err)?;
         let ctx = Arc::new(BackendContext {
             identity: identity.clone(),
             capabilities,
             settings: spec.settings,
             credentials: spec.credentials,
             host_name: spec.host_name,
+            exec_dirs: spec.exec_dirs,
             limits: spec.limits.clone(),
             http: self.http.clone(),
             runtime: tokio::runtime::Handle::try_current()
@@ -699,6 +710,8 @@ mod tests {
             credentials: BTreeMap::new(),
             limits: Limits::default(),
             host_name: "h".into(),
+            exec_dirs: crate::config::default_exec_dirs(),
+            world: World::VolumeDriver,
         }
     }
 
@@ -773,6 +786,8 @@ mod contract_versions {
             credentials: BTreeMap::new(),
             limits: Limits::default(),
             host_name: "h".into(),
+            exec_dirs: crate::config::default_exec_dirs(),
+            world: World::VolumeDriver,
         }
     }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::api::{self, AppState};
 use crate::bundled;
-use crate::capabilities::Manifest;
+use crate::capabilities::{Manifest, World};
 use crate::config::{BackendConfig, Config};
 use crate::db::Db;
 use crate::runtime::{DriverPool, DriverSpec, Runtime};
@@ -18,12 +18,14 @@ use crate::volume::{Backend, VolumeManager};
 /// Cinder's default volume type, given to volumes created without one.
 pub const DEFAULT_VOLUME_TYPE: &str = "__DEFAULT__";
 
-/// Reads a backend's component and manifest: bundled by name, or from files.
+/// Reads a driver's component and manifest: bundled by name, or from files. `what` names
+/// the config entry in messages (`backend lvm1`, `backend lvm1 target`).
 pub fn driver_source(
-    name: &str,
-    backend: &BackendConfig,
+    what: &str,
+    driver: &str,
+    manifest: Option<&std::path::Path>,
 ) -> anyhow::Result<(String, Arc<[u8]>, Manifest)> {
-    if let Some(b) = bundled::find(&backend.driver) {
+    if let Some(b) = bundled::find(driver) {
         let manifest = Manifest::from_toml_str(b.manifest).context("bundled manifest")?;
         return Ok((
             format!("bundled driver {}", b.name),
@@ -31,11 +33,10 @@ pub fn driver_source(
             manifest,
         ));
     }
-    let path = std::path::PathBuf::from(&backend.driver);
+    let path = std::path::PathBuf::from(driver);
     if path.extension().is_none_or(|e| e != "wasm") {
         anyhow::bail!(
-            "backend {name}: driver `{}` is neither a bundled driver ({}) nor a path to a .wasm component",
-            backend.driver,
+            "{what}: driver `{driver}` is neither a bundled driver ({}) nor a path to a .wasm component",
             bundled::BUNDLED
                 .iter()
                 .map(|b| b.name)
@@ -43,15 +44,14 @@ pub fn driver_source(
                 .join(", ")
         );
     }
-    let wasm = std::fs::read(&path)
-        .with_context(|| format!("backend {name}: reading {}", path.display()))?;
-    let manifest_path = backend
-        .manifest
-        .clone()
+    let wasm =
+        std::fs::read(&path).with_context(|| format!("{what}: reading {}", path.display()))?;
+    let manifest_path = manifest
+        .map(|m| m.to_path_buf())
         .unwrap_or_else(|| path.with_extension("toml"));
     let manifest = Manifest::load(&manifest_path).with_context(|| {
         format!(
-            "backend {name}: the component's plugin.toml is expected at {}",
+            "{what}: the component's plugin.toml is expected at {}",
             manifest_path.display()
         )
     })?;
@@ -65,7 +65,11 @@ pub async fn load_backend(
     name: &str,
     backend: &BackendConfig,
 ) -> anyhow::Result<Arc<DriverPool>> {
-    let (origin, wasm, manifest) = driver_source(name, backend)?;
+    let (origin, wasm, manifest) = driver_source(
+        &format!("backend {name}"),
+        &backend.driver,
+        backend.manifest.as_deref(),
+    )?;
     let spec = DriverSpec {
         backend: name.to_string(),
         origin,
@@ -76,19 +80,58 @@ pub async fn load_backend(
         credentials: backend.credentials.clone(),
         limits: backend.limits.clone(),
         host_name: cfg.host_name.clone(),
+        exec_dirs: backend.exec_dirs.clone(),
+        world: World::VolumeDriver,
     };
     let pool = runtime
         .load(spec)
         .with_context(|| format!("backend {name}: loading its driver"))?;
+    check_setup(name, "driver", &pool).await;
+    Ok(pool)
+}
+
+/// Loads the target driver paired with a backend, if it has one.
+pub async fn load_target(
+    runtime: &Arc<Runtime>,
+    cfg: &Config,
+    name: &str,
+    backend: &BackendConfig,
+) -> anyhow::Result<Option<Arc<DriverPool>>> {
+    let Some(target) = &backend.target else {
+        return Ok(None);
+    };
+    let what = format!("backend {name} target");
+    let (origin, wasm, manifest) =
+        driver_source(&what, &target.driver, target.manifest.as_deref())?;
+    let spec = DriverSpec {
+        backend: name.to_string(),
+        origin,
+        wasm,
+        manifest,
+        grants: target.grants.clone(),
+        settings: target.settings.clone(),
+        credentials: target.credentials.clone(),
+        limits: target.limits.clone(),
+        host_name: cfg.host_name.clone(),
+        exec_dirs: backend.exec_dirs.clone(),
+        world: World::TargetDriver,
+    };
+    let pool = runtime
+        .load(spec)
+        .with_context(|| format!("{what}: loading its target driver"))?;
+    check_setup(name, "target driver", &pool).await;
+    Ok(Some(pool))
+}
+
+async fn check_setup(name: &str, which: &str, pool: &Arc<DriverPool>) {
     let check = pool
         .call("check-for-setup-error", |s, d| d.check_for_setup_error(s))
         .await;
     if let Err(e) = check {
         // A backend that fails its check stays configured but reports no pools, as
         // Cinder's uninitialised drivers do; the log says why.
-        tracing::error!(backend = name, "check_for_setup_error failed: {e}");
+        tracing::error!(backend = name, "{which} check_for_setup_error failed: {e}");
     }
-    Ok(pool)
 }
 
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
@@ -109,13 +152,23 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     for (name, backend) in &cfg.backends {
         let driver = load_backend(&runtime, &cfg, name, backend).await?;
         tracing::info!(backend = %name, plugin = %driver.identity.name, version = %driver.identity.version, "backend loaded");
+        let target = load_target(&runtime, &cfg, name, backend).await?;
+        if let Some(t) = &target {
+            tracing::info!(backend = %name, plugin = %t.identity.name, version = %t.identity.version, "target driver loaded");
+        }
         let availability_zone = backend
             .availability_zone
             .clone()
             .unwrap_or_else(|| cfg.default_availability_zone.clone());
         backends.insert(
             name.clone(),
-            Backend::new(name.clone(), availability_zone, backend.clone(), driver),
+            Backend::new(
+                name.clone(),
+                availability_zone,
+                backend.clone(),
+                driver,
+                target,
+            ),
         );
     }
 

@@ -2,8 +2,11 @@
 //! tasks that revert in reverse order on failure, and keeps every backend's pool stats
 //! fresh for the scheduler.
 
+mod attach;
 pub mod flow;
 mod ops;
+
+pub use attach::{LOCAL_CONNECTOR_KEY, local_connector};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -25,6 +28,9 @@ pub struct Backend {
     current: RwLock<Arc<DriverPool>>,
     /// What a rollback returns to.
     previous: RwLock<Option<Arc<DriverPool>>>,
+    /// The target driver that exports this backend's volumes, when the volume driver hands
+    /// over a local device (`[backends.NAME.target]`).
+    pub target: Option<Arc<DriverPool>>,
 }
 
 impl Backend {
@@ -33,6 +39,7 @@ impl Backend {
         availability_zone: String,
         config: BackendConfig,
         driver: Arc<DriverPool>,
+        target: Option<Arc<DriverPool>>,
     ) -> Backend {
         Backend {
             name,
@@ -40,6 +47,7 @@ impl Backend {
             config,
             current: RwLock::new(driver),
             previous: RwLock::new(None),
+            target,
         }
     }
 

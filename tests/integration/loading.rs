@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::common::{FIXTURES_DIR, Server};
 
 /// Runs `ashlar serve` with `config` and returns its failure output (it must fail).
-fn serve_fails(config: &str) -> String {
+pub fn serve_fails(config: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let config = config
         .replace("@DIR@", dir.path().to_str().unwrap())
@@ -68,9 +68,9 @@ settings.share_path = "@DIR@/share"
     assert!(err.contains("block"), "{err}");
     assert!(err.contains("misbehave"), "{err}");
 
-    let err = serve_fails("[backends.x]\ndriver = \"lvm\"\n");
+    let err = serve_fails("[backends.x]\ndriver = \"zfs\"\n");
     assert!(
-        err.contains("neither a bundled driver (nfs) nor a path"),
+        err.contains("driver `zfs` is neither a bundled driver (nfs, lvm"),
         "{err}"
     );
 }

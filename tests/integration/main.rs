@@ -5,6 +5,7 @@
 mod common;
 
 mod api_errors;
+mod attach;
 mod crash;
 mod hostile;
 mod loading;

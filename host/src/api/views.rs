@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
-use crate::db::{Message, SnapshotRow, VolumeRow, VolumeType};
+use crate::db::{AttachmentRow, Message, SnapshotRow, VolumeRow, VolumeType};
 
 fn links(ctx: &Ctx, kind: &str, id: &str) -> Value {
     json!([
@@ -37,7 +37,7 @@ pub fn volume_detail(ctx: &Ctx, v: &VolumeRow, type_name: Option<&str>) -> Value
     o.insert("availability_zone".into(), json!(v.availability_zone));
     o.insert("created_at".into(), json!(v.created_at));
     o.insert("updated_at".into(), json!(v.updated_at));
-    o.insert("attachments".into(), json!([]));
+    o.insert("attachments".into(), volume_attachments(v));
     o.insert(
         "bootable".into(),
         json!(if v.bootable { "true" } else { "false" }),
@@ -145,4 +145,54 @@ pub fn message(ctx: &Ctx, m: &Message) -> Value {
 
 pub fn metadata(items: &[(String, String)]) -> Value {
     metadata_object(items)
+}
+
+/// The `attachments` of a volume view: the attached ones, in Cinder's shape.
+fn volume_attachments(v: &VolumeRow) -> Value {
+    Value::Array(
+        v.attachments
+            .iter()
+            .filter(|a| a.attach_status == "attached")
+            .map(|a| {
+                json!({
+                    "id": v.id,
+                    "attachment_id": a.id,
+                    "volume_id": v.id,
+                    "server_id": a.instance_uuid,
+                    "host_name": a.attached_host,
+                    "device": a.mountpoint,
+                    "attached_at": a.attach_time,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// An attachment in a plain list (Cinder 3.27).
+pub fn attachment_summary(a: &AttachmentRow) -> Value {
+    json!({
+        "id": a.id,
+        "status": a.attach_status,
+        "instance": a.instance_uuid,
+        "volume_id": a.volume_id,
+    })
+}
+
+/// An attachment in full, with the connection info the client was handed.
+pub fn attachment_detail(a: &AttachmentRow) -> Value {
+    let connection_info = a
+        .connection_info
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "id": a.id,
+        "status": a.attach_status,
+        "instance": a.instance_uuid,
+        "volume_id": a.volume_id,
+        "attached_at": a.attach_time,
+        "detached_at": a.detach_time,
+        "attach_mode": a.attach_mode,
+        "connection_info": connection_info,
+    })
 }

@@ -311,6 +311,7 @@ async fn create(
         updated_at: Some(now),
         launched_at: None,
         metadata: metadata.clone(),
+        attachments: Vec::new(),
     };
     let job = Job::new(
         "create_volume",
@@ -556,9 +557,13 @@ async fn action(
             state.manager.submit(&job.id);
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
-        other => Err(ApiError::bad_request(format!(
-            "There is no such action: {other} (Ashlar supports os-extend)."
-        ))),
+        other => match super::attachments::volume_action(&state, &ctx, &v, other, args).await {
+            Some(r) => r,
+            None => Err(ApiError::bad_request(format!(
+                "There is no such action: {other} (Ashlar supports os-extend, {}).",
+                super::attachments::VOLUME_ACTIONS.join(", ")
+            ))),
+        },
     }
 }
 

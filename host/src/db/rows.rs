@@ -29,6 +29,8 @@ pub struct VolumeRow {
     pub updated_at: Option<String>,
     pub launched_at: Option<String>,
     pub metadata: Vec<(String, String)>,
+    /// Live attachments, oldest first.
+    pub attachments: Vec<super::AttachmentRow>,
 }
 
 impl VolumeRow {
@@ -55,6 +57,7 @@ impl VolumeRow {
             updated_at: r.try_get("updated_at")?,
             launched_at: r.try_get("launched_at")?,
             metadata: Vec::new(),
+            attachments: Vec::new(),
         })
     }
 

@@ -18,17 +18,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::since_v0_2_0::ashlar::driver::{block, clock, config, exec, http, log, types};
 use crate::capabilities::EffectiveCapabilities;
+use crate::capabilities::http::Redactor;
 use crate::config::{Credential, Limits};
-
-/// Where granted programs are looked up; a driver names programs, never paths.
-const PROGRAM_PATH: &[&str] = &[
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
 
 /// Largest single read a driver may ask for; bulk moves use `block.copy`.
 const MAX_READ: u32 = 16 << 20;
@@ -68,6 +59,9 @@ pub struct BackendContext {
     pub settings: BTreeMap<String, String>,
     pub credentials: BTreeMap<String, Credential>,
     pub host_name: String,
+    /// Where granted programs are looked up (`exec_dirs`); a driver names programs, never
+    /// paths.
+    pub exec_dirs: Vec<PathBuf>,
     pub limits: Limits,
     pub http: reqwest::Client,
     pub runtime: tokio::runtime::Handle,
@@ -136,11 +130,56 @@ pub fn limiter(state: &mut HostState) -> &mut dyn ResourceLimiter {
     &mut state.limits
 }
 
-fn resolve_program(program: &str) -> Option<PathBuf> {
-    PROGRAM_PATH
-        .iter()
-        .map(|dir| PathBuf::from(dir).join(program))
+fn resolve_program(dirs: &[PathBuf], program: &str) -> Option<PathBuf> {
+    dirs.iter()
+        .map(|dir| dir.join(program))
         .find(|p| p.is_file())
+}
+
+/// Whether an option names a secret, so the argument after it (or its `=value`) is masked
+/// wherever the host writes a command line down (as oslo's `mask_password`).
+fn is_secret_key(key: &str) -> bool {
+    let key = key.trim_start_matches('-').to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "chap"]
+        .iter()
+        .any(|k| key.contains(k))
+}
+
+/// `args` with the values of secret-looking options replaced by `***`.
+fn masked_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut mask_next = false;
+    for a in args {
+        if mask_next {
+            out.push("***".to_string());
+            mask_next = false;
+        } else if let Some((k, _)) = a.split_once('=')
+            && is_secret_key(k)
+        {
+            out.push(format!("{k}=***"));
+        } else {
+            mask_next = a.starts_with('-') && is_secret_key(a);
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// `text` with every secret value of `args` (see [`masked_args`]) replaced by `***`.
+fn mask_secrets(text: &str, args: &[String]) -> String {
+    let mut text = text.to_string();
+    for (a, m) in args.iter().zip(masked_args(args)) {
+        if *a != m && !a.is_empty() {
+            let secret = a
+                .split_once('=')
+                .filter(|(k, _)| is_secret_key(k))
+                .map_or(a.as_str(), |(_, v)| v);
+            if !secret.is_empty() {
+                text = text.replace(secret, "***");
+            }
+        }
+    }
+    text
 }
 
 /// Reads a pipe to the end, keeping at most `cap` bytes. Past the cap it stops reading
@@ -172,14 +211,16 @@ impl exec::Host for HostState {
         timeout_ms: Option<u32>,
     ) -> Result<exec::Output, exec::ExecError> {
         if let Err(denied) = self.ctx.capabilities.exec_allows(&program, &args) {
-            let msg = denied.to_string();
+            let msg = mask_secrets(&denied.to_string(), &args);
             self.denied("exec", &msg);
             return Err(exec::ExecError::Denied(msg));
         }
-        let Some(path) = resolve_program(&program) else {
+        let search_path = std::env::join_paths(&self.ctx.exec_dirs)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(path) = resolve_program(&self.ctx.exec_dirs, &program) else {
             return Err(exec::ExecError::NotInstalled(format!(
-                "`{program}` is granted but not found in {}",
-                PROGRAM_PATH.join(":")
+                "`{program}` is granted but not found in {search_path} (the backend's exec_dirs)"
             )));
         };
         let mut timeout =
@@ -188,11 +229,11 @@ impl exec::Host for HostState {
             timeout = timeout.min(Duration::from_millis(ms.into()));
         }
         tracing::debug!(plugin = %self.ctx.identity.name, backend = %self.ctx.identity.backend,
-            program = %program, args = ?args, "exec");
+            program = %program, args = ?masked_args(&args), "exec");
         let mut child = Command::new(&path)
             .args(&args)
             .env_clear()
-            .env("PATH", PROGRAM_PATH.join(":"))
+            .env("PATH", &search_path)
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -581,8 +622,51 @@ impl http::Host for HostState {
                 body,
             })
         };
-        self.ctx.runtime.block_on(fut)
+        let mut response = self.ctx.runtime.block_on(fut)?;
+        if redact_credentials(&self.ctx.credentials, &mut response) {
+            let id = &self.ctx.identity;
+            tracing::warn!(plugin = %id.name, version = %id.version, backend = %id.backend,
+                "the answer from {} carried a credential of the backend; it was redacted before the driver saw it",
+                req.url);
+        }
+        Ok(response)
     }
+}
+
+/// Takes every secret of the backend's credentials out of a response's headers and body
+/// (an endpoint may reflect the Authorization header it got); says whether it found one.
+fn redact_credentials(
+    credentials: &BTreeMap<String, Credential>,
+    response: &mut http::Response,
+) -> bool {
+    if credentials.is_empty() {
+        return false;
+    }
+    let mut redactor = Redactor::default();
+    for credential in credentials.values() {
+        match credential {
+            Credential::Basic { username, password } => redactor.basic(username, password),
+            Credential::Bearer { token } => redactor.secret(token),
+        }
+    }
+    let mut found = false;
+    for (_, value) in response.headers.iter_mut() {
+        if let Some(clean) = redactor.redact_str(value) {
+            *value = clean;
+            found = true;
+        }
+    }
+    if let Some(clean) = redactor.redact(&response.body) {
+        response.body = clean;
+        found = true;
+        let len = response.body.len().to_string();
+        for (name, value) in response.headers.iter_mut() {
+            if name.eq_ignore_ascii_case("content-length") {
+                value.clone_from(&len);
+            }
+        }
+    }
+    found
 }
 
 impl log::Host for HostState {
@@ -667,5 +751,42 @@ impl clock::Host for HostState {
         }
         std::thread::sleep(want);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn secret_option_values_are_masked_in_command_lines() {
+        let args = strings(&[
+            "--lld",
+            "iscsi",
+            "--mode",
+            "account",
+            "--op",
+            "new",
+            "--user",
+            "u1",
+            "--password",
+            "s3cr3t-value",
+            "auth_token=abc123",
+        ]);
+        let masked = masked_args(&args);
+        assert_eq!(masked[9], "***");
+        assert_eq!(masked[10], "auth_token=***");
+        assert_eq!(masked[7], "u1", "a user name is not a secret");
+        let line = format!("refused: tgtadm {}", args.join(" "));
+        let cleaned = mask_secrets(&line, &args);
+        assert!(
+            !cleaned.contains("s3cr3t-value") && !cleaned.contains("abc123"),
+            "{cleaned}"
+        );
+        assert!(cleaned.contains("--user u1"), "{cleaned}");
     }
 }

@@ -15,3 +15,21 @@ wasmtime::component::bindgen!({
 
 /// The contract version these bindings serve.
 pub const VERSION: semver::Version = semver::Version::new(0, 2, 0);
+
+/// The `target-driver` world of the same contract. Its host imports are the volume
+/// world's, so one linker and one set of host-call implementations serve both.
+pub mod target {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.2.0",
+        world: "target-driver",
+        with: {
+            "ashlar:driver/types": crate::runtime::since_v0_2_0::ashlar::driver::types,
+            "ashlar:driver/exec": crate::runtime::since_v0_2_0::ashlar::driver::exec,
+            "ashlar:driver/block": crate::runtime::since_v0_2_0::ashlar::driver::block,
+            "ashlar:driver/http": crate::runtime::since_v0_2_0::ashlar::driver::http,
+            "ashlar:driver/log": crate::runtime::since_v0_2_0::ashlar::driver::log,
+            "ashlar:driver/config": crate::runtime::since_v0_2_0::ashlar::driver::config,
+            "ashlar:driver/clock": crate::runtime::since_v0_2_0::ashlar::driver::clock,
+        },
+    });
+}

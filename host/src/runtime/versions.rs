@@ -13,6 +13,7 @@ use super::since_v0_2_0::ashlar::driver::types::{
     VolumeStats,
 };
 use super::since_v0_2_0::exports::ashlar::driver::volume_driver_health::HealthReport;
+use crate::capabilities::World;
 
 /// Every contract version served, oldest first.
 pub const SERVED: &[semver::Version] = &[v0_1::VERSION, v0_2::VERSION];
@@ -35,20 +36,37 @@ pub fn served_list() -> String {
 pub enum DriverPre {
     V0_1(v0_1::VolumeDriverPre<HostState>),
     V0_2(v0_2::VolumeDriverPre<HostState>),
+    /// A `target-driver` component (served from contract 0.2).
+    Target(v0_2::target::TargetDriverPre<HostState>),
 }
 
 pub enum Driver {
     V0_1(v0_1::VolumeDriver),
     V0_2(v0_2::VolumeDriver),
+    Target(v0_2::target::TargetDriver),
 }
 
 impl DriverPre {
-    /// Checks the component's exports against the bindings of `contract`.
-    pub fn new(contract: &semver::Version, pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
-        if contract.minor == 1 {
-            Ok(DriverPre::V0_1(v0_1::VolumeDriverPre::new(pre)?))
-        } else {
-            Ok(DriverPre::V0_2(v0_2::VolumeDriverPre::new(pre)?))
+    /// Checks the component's exports against the bindings of `contract` and `world`.
+    pub fn new(
+        contract: &semver::Version,
+        world: World,
+        pre: InstancePre<HostState>,
+    ) -> wasmtime::Result<Self> {
+        match world {
+            World::TargetDriver if contract.minor >= 2 => {
+                Ok(DriverPre::Target(v0_2::target::TargetDriverPre::new(pre)?))
+            }
+            World::TargetDriver => Err(wasmtime::format_err!(
+                "target drivers are served from contract 0.2 on; rebuild the component with a newer SDK"
+            )),
+            World::BackupDriver => Err(wasmtime::format_err!(
+                "backup drivers are not served by this host yet"
+            )),
+            World::VolumeDriver if contract.minor == 1 => {
+                Ok(DriverPre::V0_1(v0_1::VolumeDriverPre::new(pre)?))
+            }
+            World::VolumeDriver => Ok(DriverPre::V0_2(v0_2::VolumeDriverPre::new(pre)?)),
         }
     }
 
@@ -56,31 +74,87 @@ impl DriverPre {
         Ok(match self {
             DriverPre::V0_1(p) => Driver::V0_1(p.instantiate(store)?),
             DriverPre::V0_2(p) => Driver::V0_2(p.instantiate(store)?),
+            DriverPre::Target(p) => Driver::Target(p.instantiate(store)?),
         })
     }
 }
 
 type Call<T> = wasmtime::Result<Result<T, DriverError>>;
 
+/// What a volume-driver call on a target driver (or the reverse) answers: the host never
+/// makes one, but the types allow it.
+fn wrong_world<T>(wanted: &str) -> Call<T> {
+    Ok(Err(DriverError::NotSupported(format!(
+        "this component is not a {wanted}"
+    ))))
+}
+
 macro_rules! dispatch {
     ($self:ident, $iface:ident, $method:ident ( $($arg:expr),* )) => {
         match $self {
             Driver::V0_1(d) => d.$iface().$method($($arg),*),
             Driver::V0_2(d) => d.$iface().$method($($arg),*),
+            Driver::Target(_) => wrong_world("volume driver"),
+        }
+    };
+}
+
+macro_rules! target_dispatch {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Driver::Target(d) => d.ashlar_driver_target_driver_core().$method($($arg),*),
+            Driver::V0_1(_) | Driver::V0_2(_) => wrong_world("target driver"),
         }
     };
 }
 
 impl Driver {
     pub fn do_setup(&self, s: &mut Store<HostState>) -> Call<()> {
+        if let Driver::Target(d) = self {
+            return d.ashlar_driver_target_driver_core().call_do_setup(s);
+        }
         dispatch!(self, ashlar_driver_volume_driver_core, call_do_setup(s))
     }
     pub fn check_for_setup_error(&self, s: &mut Store<HostState>) -> Call<()> {
+        if let Driver::Target(d) = self {
+            return d
+                .ashlar_driver_target_driver_core()
+                .call_check_for_setup_error(s);
+        }
         dispatch!(
             self,
             ashlar_driver_volume_driver_core,
             call_check_for_setup_error(s)
         )
+    }
+
+    /// Target driver: exports `device_path` (the volume's local device or file).
+    pub fn target_create_export(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        device_path: &str,
+    ) -> Call<ModelUpdate> {
+        target_dispatch!(self, call_create_export(s, v, device_path))
+    }
+    pub fn target_remove_export(&self, s: &mut Store<HostState>, v: &Volume) -> Call<()> {
+        target_dispatch!(self, call_remove_export(s, v))
+    }
+    pub fn target_initialize_connection(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        c: &Connector,
+    ) -> Call<ConnectionInfo> {
+        target_dispatch!(self, call_initialize_connection(s, v, c))
+    }
+    pub fn target_terminate_connection(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        c: Option<&Connector>,
+    ) -> Call<()> {
+        target_dispatch!(self, call_terminate_connection(s, v, c))
     }
     pub fn get_volume_stats(&self, s: &mut Store<HostState>, refresh: bool) -> Call<VolumeStats> {
         dispatch!(
@@ -241,7 +315,7 @@ impl Driver {
     /// The 0.2.0 health probe, or `None` for a driver built before it existed.
     pub fn health(&self, s: &mut Store<HostState>) -> Option<Call<HealthReport>> {
         match self {
-            Driver::V0_1(_) => None,
+            Driver::V0_1(_) | Driver::Target(_) => None,
             Driver::V0_2(d) => Some(d.ashlar_driver_volume_driver_health().call_health(s)),
         }
     }

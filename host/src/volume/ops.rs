@@ -17,7 +17,10 @@ mod event {
     pub const SNAPSHOT_DELETE_FAILED: &str = "VOLUME_SNAPSHOT_005_001";
 }
 
-async fn driver_volume(m: &VolumeManager, v: &VolumeRow) -> Result<wit::Volume, OpError> {
+pub(super) async fn driver_volume(
+    m: &VolumeManager,
+    v: &VolumeRow,
+) -> Result<wit::Volume, OpError> {
     let (type_name, extra_specs) = match &v.volume_type_id {
         Some(id) => match m.db.get_volume_type(id).await? {
             Some(t) => (Some(t.name), t.extra_specs),
@@ -38,7 +41,7 @@ async fn driver_volume(m: &VolumeManager, v: &VolumeRow) -> Result<wit::Volume, 
 }
 
 /// Cinder's columns hold 255 characters; a driver answering more is refused, not stored.
-fn check_model(model: &wit::ModelUpdate) -> Result<(), OpError> {
+pub(super) fn check_model(model: &wit::ModelUpdate) -> Result<(), OpError> {
     for (field, value) in [
         ("provider_location", &model.provider_location),
         ("provider_auth", &model.provider_auth),

@@ -1,0 +1,732 @@
+//! Attaching volumes, both ways Cinder offers: the volume actions older clients use
+//! (`os-reserve`, `os-initialize_connection`, `os-attach`, `os-begin_detaching`,
+//! `os-terminate_connection`, `os-detach`, …) and the attachments API of 3.27 on
+//! (`POST /attachments`, `PUT` with a connector, `os-complete` from 3.44, `DELETE`).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use super::volumes::visible_volume;
+use super::{ApiError, Ctx, State, reply, views};
+use crate::db::{AttachmentRow, VolumeRow, time};
+use crate::runtime::latest::ashlar::driver::types as wit;
+use crate::runtime::{CallError, DriverFailure};
+use crate::volume::OpError;
+
+/// The volume actions this module answers.
+pub const VOLUME_ACTIONS: &[&str] = &[
+    "os-reserve",
+    "os-unreserve",
+    "os-initialize_connection",
+    "os-attach",
+    "os-begin_detaching",
+    "os-roll_detaching",
+    "os-terminate_connection",
+    "os-detach",
+    "os-force_detach",
+];
+
+/// Volume statuses a connection may be made or ended in.
+const CONNECTABLE: &[&str] = &["available", "reserved", "attaching", "in-use", "detaching"];
+
+pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
+    Router::new()
+        .route("/v3/attachments", post(create).get(list))
+        .route("/v3/attachments/detail", get(list_detail))
+        .route("/v3/attachments/{id}", get(show).put(update).delete(delete))
+        .route("/v3/attachments/{id}/action", post(action))
+}
+
+// ---- shared --------------------------------------------------------------------------
+
+/// A connector as os-brick sends it, checked field by field.
+pub fn parse_connector(v: &Value) -> Result<wit::Connector, ApiError> {
+    let Value::Object(map) = v else {
+        return Err(ApiError::invalid_field(
+            "connector",
+            v,
+            "The connector must be an object such as {\"host\": \"compute-1\", \"initiator\": \"iqn.…\"}.",
+        ));
+    };
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(ApiError::invalid_field(
+                &format!("connector.{key}"),
+                other,
+                "It must be a string.",
+            )),
+        }
+    };
+    let host = text("host")?.filter(|h| !h.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(
+            "The connector must name the attaching host in `host` (os-brick's connector properties carry it).",
+        )
+    })?;
+    let multipath = match map.get("multipath") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "connector.multipath",
+                other,
+                "It must be a boolean.",
+            ));
+        }
+    };
+    let mut extra = Vec::new();
+    for (k, v) in map {
+        if matches!(
+            k.as_str(),
+            "host" | "ip" | "initiator" | "multipath" | "platform" | "os_type"
+        ) {
+            continue;
+        }
+        if k == crate::volume::LOCAL_CONNECTOR_KEY {
+            // Only the host asks a driver for its local device.
+            return Err(ApiError::bad_request(format!(
+                "The connector key `{k}` is reserved for the service itself."
+            )));
+        }
+        let value = match v {
+            Value::Null => continue,
+            Value::String(s) => wit::Value::Text(s.clone()),
+            Value::Bool(b) => wit::Value::Flag(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => wit::Value::Integer(i),
+                None => wit::Value::Number(n.as_f64().unwrap_or(0.0)),
+            },
+            Value::Array(items) if items.iter().all(Value::is_string) => wit::Value::Texts(
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            other => wit::Value::Text(other.to_string()),
+        };
+        extra.push((k.clone(), value));
+    }
+    Ok(wit::Connector {
+        host,
+        ip: text("ip")?,
+        initiator: text("initiator")?,
+        multipath,
+        platform: text("platform")?,
+        os_type: text("os_type")?,
+        extra,
+    })
+}
+
+/// Cinder's `{"driver_volume_type": …, "data": {…}}`, with the access mode the attachment
+/// was made in (as Cinder's volume manager adds it).
+pub fn connection_info_json(info: &wit::ConnectionInfo, access_mode: &str) -> Value {
+    let mut data: Map<String, Value> = info
+        .data
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                wit::Value::Text(s) => json!(s),
+                wit::Value::Integer(i) => json!(i),
+                wit::Value::Number(n) => json!(n),
+                wit::Value::Flag(b) => json!(b),
+                wit::Value::Texts(t) => json!(t),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    data.entry("access_mode")
+        .or_insert_with(|| json!(access_mode));
+    json!({"driver_volume_type": info.driver_volume_type, "data": data})
+}
+
+/// A failed connection, with the status that fits what the driver said.
+fn op_error(what: &str, e: OpError) -> ApiError {
+    let e = match e {
+        OpError::Db(d) => return d.into(),
+        other => other,
+    };
+    let status = match &e {
+        OpError::Driver(CallError::Driver(f)) => match f {
+            DriverFailure::NotFound(_) => StatusCode::NOT_FOUND,
+            DriverFailure::InvalidArgument(_) | DriverFailure::NotSupported(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            DriverFailure::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            DriverFailure::CapacityExceeded(_) | DriverFailure::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        },
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    tracing::warn!("{what} failed: {e}");
+    ApiError::new(status, format!("Unable to {what}: {e}"))
+}
+
+fn required_object<'a>(args: &'a Value, action: &str, key: &str) -> Result<&'a Value, ApiError> {
+    args.get(key).filter(|v| !v.is_null()).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{action} needs `{key}` in its body, e.g. {{\"{action}\": {{\"{key}\": …}}}}."
+        ))
+    })
+}
+
+fn opt_text(args: &Value, key: &str) -> Result<Option<String>, ApiError> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::invalid_field(key, other, "It must be a string.")),
+    }
+}
+
+fn parse_mode(args: &Value) -> Result<String, ApiError> {
+    match opt_text(args, "mode")?.as_deref() {
+        None | Some("rw") => Ok("rw".into()),
+        Some("ro") => Ok("ro".into()),
+        Some(other) => Err(ApiError::invalid_field(
+            "mode",
+            &json!(other),
+            "It must be `rw` or `ro`.",
+        )),
+    }
+}
+
+fn new_attachment(v: &VolumeRow, instance: Option<String>, mode: String) -> AttachmentRow {
+    AttachmentRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        volume_id: v.id.clone(),
+        project_id: v.project_id.clone(),
+        instance_uuid: instance,
+        attach_mode: mode,
+        attach_status: "reserved".into(),
+        created_at: time::now(),
+        ..AttachmentRow::default()
+    }
+}
+
+/// Statuses a volume may take a new attachment in.
+fn attachable(v: &VolumeRow) -> &'static [&'static str] {
+    if v.multiattach {
+        &["available", "reserved", "attaching", "in-use"]
+    } else {
+        &["available"]
+    }
+}
+
+fn not_attachable(v: &VolumeRow) -> ApiError {
+    if !v.multiattach && matches!(v.status.as_str(), "in-use" | "attaching" | "reserved") {
+        ApiError::bad_request(format!(
+            "Invalid volume: volume {} is already attached or reserved and is not multiattach; \
+             detach it first, or create it with a multiattach volume type.",
+            v.id
+        ))
+    } else {
+        ApiError::bad_request(format!(
+            "Invalid volume: volume {} must be available to attach, but it is {}.",
+            v.id, v.status
+        ))
+    }
+}
+
+fn check_connectable(v: &VolumeRow, action: &str) -> Result<(), ApiError> {
+    if CONNECTABLE.contains(&v.status.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Invalid volume: {action} needs the volume in one of {}, but it is {}.",
+            CONNECTABLE.join(", "),
+            v.status
+        )))
+    }
+}
+
+/// Makes the connection for an attachment and records it.
+async fn connect(
+    state: &super::AppState,
+    v: &VolumeRow,
+    a: &mut AttachmentRow,
+    connector: wit::Connector,
+    connector_json: &Value,
+) -> Result<Value, ApiError> {
+    a.attached_host = Some(connector.host.clone());
+    let info = state
+        .manager
+        .initialize_connection(v, connector)
+        .await
+        .map_err(|e| op_error("initialize the connection", e))?;
+    let info = connection_info_json(&info, &a.attach_mode);
+    let mut stored = info.clone();
+    stored["attachment_id"] = json!(a.id);
+    if !state
+        .db
+        .attachment_connected(a, &connector_json.to_string(), &stored.to_string())
+        .await?
+    {
+        return Err(ApiError::conflict(format!(
+            "Attachment {} changed while it was being connected; fetch it and retry.",
+            a.id
+        )));
+    }
+    Ok(stored)
+}
+
+/// Whether ending `a` leaves no other connection to the volume (then the export goes).
+fn is_last(v: &VolumeRow, a: &AttachmentRow) -> bool {
+    !v.attachments
+        .iter()
+        .any(|o| o.id != a.id && (o.connector.is_some() || o.attach_status == "attached"))
+}
+
+// ---- the volume actions --------------------------------------------------------------
+
+/// Answers one of [`VOLUME_ACTIONS`], or `None` for another name.
+pub async fn volume_action(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    name: &str,
+    args: &Value,
+) -> Option<Result<Response, ApiError>> {
+    let r = match name {
+        "os-reserve" => reserve(state, ctx, v).await,
+        "os-unreserve" => unreserve(state, ctx, v).await,
+        "os-initialize_connection" => initialize(state, ctx, v, args).await,
+        "os-attach" => attach(state, ctx, v, args).await,
+        "os-begin_detaching" => {
+            transition(state, ctx, v, &["in-use"], "detaching", "begin detaching").await
+        }
+        "os-roll_detaching" => {
+            transition(
+                state,
+                ctx,
+                v,
+                &["detaching"],
+                "in-use",
+                "roll back detaching",
+            )
+            .await
+        }
+        "os-terminate_connection" => terminate(state, ctx, v, args).await,
+        "os-detach" => detach(state, ctx, v, args).await,
+        "os-force_detach" => force_detach(state, ctx, v, args).await,
+        _ => return None,
+    };
+    Some(r)
+}
+
+async fn reserve(state: &super::AppState, ctx: &Ctx, v: &VolumeRow) -> Result<Response, ApiError> {
+    let a = new_attachment(v, None, "rw".into());
+    if !state
+        .db
+        .reserve_attachment(&a, attachable(v), "attaching")
+        .await?
+    {
+        return Err(not_attachable(v));
+    }
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+async fn unreserve(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+) -> Result<Response, ApiError> {
+    let pending: Vec<&AttachmentRow> = v
+        .attachments
+        .iter()
+        .filter(|a| a.attach_status == "reserved")
+        .collect();
+    if pending.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: volume {} has no reservation to release (status {}).",
+            v.id, v.status
+        )));
+    }
+    for a in pending {
+        state.db.remove_attachment(&a.id, &v.id).await?;
+    }
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+async fn initialize(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    check_connectable(v, "os-initialize_connection")?;
+    let connector = parse_connector(required_object(
+        args,
+        "os-initialize_connection",
+        "connector",
+    )?)?;
+    let info = state
+        .manager
+        .initialize_connection(v, connector)
+        .await
+        .map_err(|e| op_error("initialize the connection", e))?;
+    Ok(reply(
+        ctx,
+        StatusCode::OK,
+        json!({"connection_info": connection_info_json(&info, "rw")}),
+    ))
+}
+
+async fn attach(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    let instance = opt_text(args, "instance_uuid")?;
+    let host = opt_text(args, "host_name")?;
+    if instance.is_none() && host.is_none() {
+        return Err(ApiError::bad_request(
+            "os-attach needs `instance_uuid` or `host_name` to say what the volume is attached to.",
+        ));
+    }
+    let mountpoint = opt_text(args, "mountpoint")?.ok_or_else(|| {
+        ApiError::bad_request("os-attach needs `mountpoint` (the device the volume appears as).")
+    })?;
+    let mode = parse_mode(args)?;
+    let pending = v
+        .attachments
+        .iter()
+        .find(|a| matches!(a.attach_status.as_str(), "reserved" | "attaching"))
+        .cloned();
+    let a = match pending {
+        Some(a) => a,
+        None => {
+            let a = new_attachment(v, instance.clone(), mode);
+            if !state
+                .db
+                .reserve_attachment(&a, attachable(v), "attaching")
+                .await?
+            {
+                return Err(not_attachable(v));
+            }
+            a
+        }
+    };
+    if !state
+        .db
+        .complete_attachment(
+            &a.id,
+            &v.id,
+            instance.as_deref(),
+            host.as_deref(),
+            Some(&mountpoint),
+        )
+        .await?
+    {
+        return Err(ApiError::conflict(format!(
+            "Attachment {} changed while being completed; retry.",
+            a.id
+        )));
+    }
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+async fn transition(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    from: &[&str],
+    to: &str,
+    what: &str,
+) -> Result<Response, ApiError> {
+    if !state.db.transition_volume(&v.id, from, to).await? {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: to {what} the volume must be {}, but it is {}.",
+            from.join(" or "),
+            v.status
+        )));
+    }
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+async fn terminate(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    check_connectable(v, "os-terminate_connection")?;
+    let connector = parse_connector(required_object(
+        args,
+        "os-terminate_connection",
+        "connector",
+    )?)?;
+    let last = !v.attachments.iter().any(|a| {
+        a.attached_host
+            .as_deref()
+            .is_some_and(|h| h != connector.host)
+    });
+    state
+        .manager
+        .terminate_connection(v, Some(connector), last)
+        .await
+        .map_err(|e| op_error("terminate the connection", e))?;
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+/// The attachment an action names, or the volume's only one.
+fn pick_attachment<'a>(
+    v: &'a VolumeRow,
+    args: &Value,
+    action: &str,
+) -> Result<&'a AttachmentRow, ApiError> {
+    if let Some(id) = opt_text(args, "attachment_id")? {
+        return v.attachments.iter().find(|a| a.id == id).ok_or_else(|| {
+            ApiError::not_found(format!("Volume {} has no attachment {id}.", v.id))
+        });
+    }
+    match v.attachments.as_slice() {
+        [only] => Ok(only),
+        [] => Err(ApiError::bad_request(format!(
+            "Invalid volume: volume {} is not attached.",
+            v.id
+        ))),
+        many => Err(ApiError::bad_request(format!(
+            "Volume {} has {} attachments; name the one to {action} in `attachment_id`.",
+            v.id,
+            many.len()
+        ))),
+    }
+}
+
+async fn detach(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    let a = pick_attachment(v, args, "detach")?;
+    state.db.remove_attachment(&a.id, &v.id).await?;
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+async fn force_detach(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    ctx.require_admin("volume_extension:volume_admin_actions:force_detach")?;
+    let connector = match args.get("connector") {
+        None | Some(Value::Null) => None,
+        Some(c) => Some(parse_connector(c)?),
+    };
+    let targets: Vec<&AttachmentRow> = match opt_text(args, "attachment_id")? {
+        Some(_) => vec![pick_attachment(v, args, "force-detach")?],
+        None => v.attachments.iter().collect(),
+    };
+    let last = v.attachments.len() <= targets.len();
+    state
+        .manager
+        .terminate_connection(v, connector, last)
+        .await
+        .map_err(|e| op_error("terminate the connection", e))?;
+    for a in targets {
+        state.db.remove_attachment(&a.id, &v.id).await?;
+    }
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+// ---- the attachments API (3.27) ------------------------------------------------------
+
+fn require_version(ctx: &Ctx, minor: u32, what: &str) -> Result<(), ApiError> {
+    if ctx.version.at_least(minor) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "{what} needs microversion 3.{minor} or later (send `OpenStack-API-Version: volume 3.{minor}`)."
+        )))
+    }
+}
+
+/// An attachment of the caller's project (any, for an admin) with its volume.
+async fn visible_attachment(
+    state: &super::AppState,
+    ctx: &Ctx,
+    id: &str,
+) -> Result<(AttachmentRow, VolumeRow), ApiError> {
+    let missing = || ApiError::not_found(format!("Attachment {id} could not be found."));
+    let a = state.db.get_attachment(id).await?.ok_or_else(missing)?;
+    if a.project_id != ctx.project_id && !ctx.is_admin {
+        return Err(missing());
+    }
+    let v = state
+        .db
+        .get_volume(&a.volume_id)
+        .await?
+        .ok_or_else(missing)?;
+    Ok((a, v))
+}
+
+async fn create(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_version(&ctx, 27, "The attachments API")?;
+    let body = Value::Object(super::body_element(&body, "attachment")?);
+    let volume_id = opt_text(&body, "volume_uuid")?.ok_or_else(|| {
+        ApiError::bad_request("An attachment needs `volume_uuid`, the volume to attach.")
+    })?;
+    let v = visible_volume(&state, &ctx, &volume_id).await?;
+    let connector = match body.get("connector") {
+        None | Some(Value::Null) => None,
+        Some(c) => Some((parse_connector(c)?, c.clone())),
+    };
+    let mode = parse_mode(&body)?;
+    let mut a = new_attachment(&v, opt_text(&body, "instance_uuid")?, mode);
+    if !state
+        .db
+        .reserve_attachment(&a, attachable(&v), "reserved")
+        .await?
+    {
+        return Err(not_attachable(&v));
+    }
+    if let Some((connector, json)) = connector
+        && let Err(e) = connect(&state, &v, &mut a, connector, &json).await
+    {
+        // Nothing half-done: the reservation goes with the failed connection.
+        state.db.remove_attachment(&a.id, &v.id).await?;
+        return Err(e);
+    }
+    let a = state.db.get_attachment(&a.id).await?.unwrap_or(a);
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({"attachment": views::attachment_detail(&a)}),
+    ))
+}
+
+async fn update(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_version(&ctx, 27, "The attachments API")?;
+    let (mut a, v) = visible_attachment(&state, &ctx, &id).await?;
+    let body = Value::Object(super::body_element(&body, "attachment")?);
+    let connector_json = required_object(&body, "attachment update", "connector")?.clone();
+    let connector = parse_connector(&connector_json)?;
+    if !matches!(a.attach_status.as_str(), "reserved" | "attaching") {
+        return Err(ApiError::bad_request(format!(
+            "Invalid attachment: attachment {id} is {}; only a reserved attachment takes a connector.",
+            a.attach_status
+        )));
+    }
+    connect(&state, &v, &mut a, connector, &connector_json).await?;
+    let a = state.db.get_attachment(&id).await?.unwrap_or(a);
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({"attachment": views::attachment_detail(&a)}),
+    ))
+}
+
+async fn action(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_version(&ctx, 44, "Completing an attachment")?;
+    let (a, v) = visible_attachment(&state, &ctx, &id).await?;
+    let map = super::parse_body(&body)?;
+    if !map.contains_key("os-complete") {
+        return Err(ApiError::bad_request(
+            "The only attachment action is os-complete: send {\"os-complete\": {}}.",
+        ));
+    }
+    if a.connector.is_none() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid attachment: attachment {id} has no connection yet; update it with a connector first."
+        )));
+    }
+    if !state
+        .db
+        .complete_attachment(&a.id, &v.id, None, None, None)
+        .await?
+    {
+        return Err(ApiError::conflict(format!(
+            "Attachment {id} changed while being completed; fetch it and retry."
+        )));
+    }
+    Ok(reply(&ctx, StatusCode::NO_CONTENT, Value::Null))
+}
+
+async fn delete(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_version(&ctx, 27, "The attachments API")?;
+    let (a, v) = visible_attachment(&state, &ctx, &id).await?;
+    if let Some(c) = &a.connector {
+        let connector = serde_json::from_str::<Value>(c)
+            .ok()
+            .and_then(|c| parse_connector(&c).ok());
+        state
+            .manager
+            .terminate_connection(&v, connector, is_last(&v, &a))
+            .await
+            .map_err(|e| op_error("terminate the connection", e))?;
+    }
+    state.db.remove_attachment(&a.id, &v.id).await?;
+    let remaining = state.db.list_attachments(None, Some(&v.id)).await?;
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({"attachments": remaining.iter().map(views::attachment_summary).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn listing(state: &super::AppState, ctx: &Ctx) -> Result<Vec<AttachmentRow>, ApiError> {
+    require_version(ctx, 27, "The attachments API")?;
+    let project = (!ctx.is_admin).then_some(ctx.project_id.as_str());
+    Ok(state.db.list_attachments(project, None).await?)
+}
+
+async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
+    let all = listing(&state, &ctx).await?;
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({"attachments": all.iter().map(views::attachment_summary).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn list_detail(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
+    let all = listing(&state, &ctx).await?;
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({"attachments": all.iter().map(views::attachment_detail).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn show(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_version(&ctx, 27, "The attachments API")?;
+    let (a, _) = visible_attachment(&state, &ctx, &id).await?;
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({"attachment": views::attachment_detail(&a)}),
+    ))
+}

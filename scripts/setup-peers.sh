@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the real storage peers the test suite drives, idempotently: tgt (an iSCSI
+# target) with libiscsi's tools, nfs-ganesha with rpcbind (an NFSv3 server), libnfs's
+# tools, lvm2, and qemu-block-extra (qemu-img's iscsi:// and nfs:// clients), which must
+# match the installed qemu-utils and comes from bookworm-backports.
+# Sourced by scripts/test.sh; the service itself needs none of these.
+set -euo pipefail
+
+peers_as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+peers_missing=()
+command -v tgtd >/dev/null 2>&1 || peers_missing+=(tgt)
+command -v iscsi-ls >/dev/null 2>&1 || peers_missing+=(libiscsi-bin)
+command -v ganesha.nfsd >/dev/null 2>&1 || peers_missing+=(nfs-ganesha)
+[ -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ] || ls /usr/lib/*/ganesha/libfsalvfs.so >/dev/null 2>&1 \
+    || peers_missing+=(nfs-ganesha-vfs)
+command -v rpcbind >/dev/null 2>&1 || [ -x /sbin/rpcbind ] || peers_missing+=(rpcbind)
+command -v nfs-ls >/dev/null 2>&1 || peers_missing+=(libnfs-utils)
+command -v lvcreate >/dev/null 2>&1 || [ -x /sbin/lvcreate ] || peers_missing+=(lvm2)
+
+if [ "${#peers_missing[@]}" -gt 0 ]; then
+    echo "setup: installing test peers: ${peers_missing[*]}" >&2
+    peers_as_root apt-get update -qq
+    peers_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${peers_missing[@]}" >/dev/null
+fi
+
+# qemu-img's block drivers for iscsi:// and nfs:// live in qemu-block-extra, which has to be
+# the same version as qemu-utils (from bookworm-backports on these machines).
+if ! ls /usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so >/dev/null 2>&1; then
+    echo "setup: installing qemu-block-extra (matching qemu-utils)" >&2
+    qemu_version="$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)"
+    if [[ "$qemu_version" == *bpo* ]] && [ ! -e /etc/apt/sources.list.d/ashlar-backports.sources ]; then
+        awk 'BEGIN{RS=""} NR==1{print; exit}' /etc/apt/sources.list.d/debian.sources \
+            | sed -E 's/^Suites:.*/Suites: bookworm-backports/' \
+            | peers_as_root tee /etc/apt/sources.list.d/ashlar-backports.sources >/dev/null
+        peers_as_root apt-get update -qq
+    fi
+    peers_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "qemu-block-extra=${qemu_version}" >/dev/null
+fi
