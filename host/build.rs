@@ -10,6 +10,9 @@ use std::process::Command;
 /// `plugins/` or `tests/fixtures/` missing here fails the build, so none is silently skipped.
 const COMPONENTS: &[(&str, &str)] = &[
     ("ashlar-plugin-nfs", "plugins/nfs"),
+    ("ashlar-plugin-iscsi-tgt", "plugins/iscsi-tgt"),
+    ("ashlar-plugin-lvm", "plugins/lvm"),
+    ("ashlar-plugin-san-rest", "plugins/san-rest"),
     ("ashlar-fixture-misbehave", "tests/fixtures/misbehave"),
     ("ashlar-fixture-flaky", "tests/fixtures/flaky"),
     (
@@ -17,6 +20,10 @@ const COMPONENTS: &[(&str, &str)] = &[
         "tests/fixtures/contract-v0-1",
     ),
     ("ashlar-fixture-redirect", "tests/fixtures/redirect"),
+    (
+        "ashlar-fixture-credential-probe",
+        "tests/fixtures/credential-probe",
+    ),
 ];
 
 fn main() {

@@ -7,11 +7,28 @@ pub struct Bundled {
     pub manifest: &'static str,
 }
 
-pub const BUNDLED: &[Bundled] = &[Bundled {
-    name: "nfs",
-    wasm: include_bytes!(concat!(env!("OUT_DIR"), "/nfs.wasm")),
-    manifest: include_str!(concat!(env!("OUT_DIR"), "/nfs.toml")),
-}];
+pub const BUNDLED: &[Bundled] = &[
+    Bundled {
+        name: "nfs",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/nfs.wasm")),
+        manifest: include_str!(concat!(env!("OUT_DIR"), "/nfs.toml")),
+    },
+    Bundled {
+        name: "iscsi-tgt",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/iscsi-tgt.wasm")),
+        manifest: include_str!(concat!(env!("OUT_DIR"), "/iscsi-tgt.toml")),
+    },
+    Bundled {
+        name: "lvm",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/lvm.wasm")),
+        manifest: include_str!(concat!(env!("OUT_DIR"), "/lvm.toml")),
+    },
+    Bundled {
+        name: "san-rest",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/san-rest.wasm")),
+        manifest: include_str!(concat!(env!("OUT_DIR"), "/san-rest.toml")),
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static Bundled> {
     BUNDLED.iter().find(|b| b.name == name)

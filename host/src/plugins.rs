@@ -406,11 +406,6 @@ impl PluginManager {
     pub async fn list(&self) -> Vec<PluginStatus> {
         let mut out = Vec::new();
         for (name, backend) in &self.volumes.backends {
-            let pool = backend.driver();
-            let m = &pool.metrics;
-            let (p50, p99) = m
-                .latency_percentiles_us()
-                .map_or((None, None), |(a, b)| (Some(a), Some(b)));
             let last_event = self
                 .volumes
                 .db
@@ -418,24 +413,12 @@ impl PluginManager {
                 .await
                 .ok()
                 .and_then(|mut v| v.pop());
-            out.push(PluginStatus {
-                backend: name.clone(),
-                plugin: pool.identity.name.clone(),
-                version: pool.identity.version.clone(),
-                contract: pool.contract.to_string(),
-                world: pool.world.to_string(),
-                origin: pool.origin.clone(),
-                since: crate::db::time::format(pool.loaded_at),
-                calls: m.calls.load(Ordering::Relaxed),
-                traps: m.sandbox_failures.load(Ordering::Relaxed),
-                driver_errors: m.driver_errors.load(Ordering::Relaxed),
-                instances_created: m.instances_created.load(Ordering::Relaxed),
-                p50_us: p50,
-                p99_us: p99,
-                previous: backend.previous().map(|p| label(&p)),
-                quarantined_for_secs: pool.quarantined_for().map(|d| d.as_secs() + 1),
-                last_event,
-            });
+            let previous = backend.previous().map(|p| label(&p));
+            out.push(status_of(name, &backend.driver(), previous, last_event));
+            // A paired target driver is listed under the same backend, with its world.
+            if let Some(target) = &backend.target {
+                out.push(status_of(name, target, None, None));
+            }
         }
         out
     }
@@ -501,5 +484,35 @@ impl PluginManager {
             }
         }
         out
+    }
+}
+
+fn status_of(
+    backend: &str,
+    pool: &DriverPool,
+    previous: Option<String>,
+    last_event: Option<PluginEvent>,
+) -> PluginStatus {
+    let m = &pool.metrics;
+    let (p50, p99) = m
+        .latency_percentiles_us()
+        .map_or((None, None), |(a, b)| (Some(a), Some(b)));
+    PluginStatus {
+        backend: backend.to_string(),
+        plugin: pool.identity.name.clone(),
+        version: pool.identity.version.clone(),
+        contract: pool.contract.to_string(),
+        world: pool.world.to_string(),
+        origin: pool.origin.clone(),
+        since: crate::db::time::format(pool.loaded_at),
+        calls: m.calls.load(Ordering::Relaxed),
+        traps: m.sandbox_failures.load(Ordering::Relaxed),
+        driver_errors: m.driver_errors.load(Ordering::Relaxed),
+        instances_created: m.instances_created.load(Ordering::Relaxed),
+        p50_us: p50,
+        p99_us: p99,
+        previous,
+        quarantined_for_secs: pool.quarantined_for().map(|d| d.as_secs() + 1),
+        last_event,
     }
 }

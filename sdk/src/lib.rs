@@ -11,6 +11,10 @@
 //! [`log`], [`config`] and [`clock`]; each call is checked by the host against what the
 //! operator granted the backend.
 //!
+//! A target driver (Cinder's target helpers: tgtadm, LIO, …) exports the device a paired
+//! volume driver provides; it implements [`TargetDriver`] and is registered with
+//! [`register_target_driver!`] (see [`target`]).
+//!
 //! Build with `cargo build --target wasm32-wasip2 --release`; the result is a component
 //! carrying the contract version it was built against ([`CONTRACT_VERSION`]).
 
@@ -37,6 +41,9 @@ pub use wit_bindgen as __wit_bindgen;
 
 mod host;
 pub use host::{block, clock, config, exec, http, log};
+
+pub mod target;
+pub use target::TargetDriver;
 
 pub use bindings::ashlar::driver::types::{
     ConnectionInfo, Connector, DriverError, ManageableVolume, ModelUpdate, PoolStats, Snapshot,

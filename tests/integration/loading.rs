@@ -70,8 +70,10 @@ settings.share_path = "@DIR@/share"
 
     let err = serve_fails("[backends.x]\ndriver = \"zfs\"\n");
     assert!(
-        err.contains("driver `zfs` is neither a bundled driver (nfs, lvm"),
-        "{err}"
+        err.contains("driver `zfs` is neither a bundled driver (nfs, ")
+            && err.contains(" lvm")
+            && err.contains(") nor a path to a .wasm component"),
+        "names the bundled drivers: {err}"
     );
 }
 

@@ -193,9 +193,164 @@ pub fn allows(origins: &[Origin], url: &str) -> Result<(), Denied> {
     }
 }
 
+/// What a driver must never read back: the secrets of its backend's credentials in every
+/// form they travel in (as given, JSON-escaped, percent-encoded, and the basic-auth
+/// header's base64), so a granted endpoint that reflects a request cannot hand them to
+/// the guest. Another encoding an endpoint might invent is not recognised: an endpoint
+/// is granted because the operator trusts it with the credential.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    forms: Vec<Vec<u8>>,
+}
+
+/// What a redacted secret reads as.
+pub const REDACTED: &str = "[REDACTED]";
+
+impl Redactor {
+    /// Adds a basic-auth pair: the password alone and the `user:password` base64.
+    pub fn basic(&mut self, username: &str, password: &str) {
+        self.secret(password);
+        let b64 = base64(format!("{username}:{password}").as_bytes());
+        // With its padding, and without, so the form inside a longer base64 text is
+        // found too.
+        self.add(b64.trim_end_matches('=').as_bytes().to_vec());
+        self.add(b64.into_bytes());
+    }
+
+    /// Adds a secret (a password or a token) in its plain and escaped forms.
+    pub fn secret(&mut self, secret: &str) {
+        self.add(secret.as_bytes().to_vec());
+        let json = serde_json::to_string(secret).unwrap_or_default();
+        self.add(json.as_bytes()[1..json.len().saturating_sub(1).max(1)].to_vec());
+        self.add(percent_encode(secret).into_bytes());
+    }
+
+    fn add(&mut self, form: Vec<u8>) {
+        if !form.is_empty() && !self.forms.contains(&form) {
+            self.forms.push(form);
+            // Longest first, so a form that contains another is replaced whole.
+            self.forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        }
+    }
+
+    /// `data` with every secret form replaced by [`REDACTED`], or `None` when it holds none.
+    pub fn redact(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for form in &self.forms {
+            let current = out.as_deref().unwrap_or(data);
+            if let Some(replaced) = replace_all(current, form, REDACTED.as_bytes()) {
+                out = Some(replaced);
+            }
+        }
+        out
+    }
+
+    pub fn redact_str(&self, text: &str) -> Option<String> {
+        self.redact(text.as_bytes())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+}
+
+fn replace_all(data: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
+    if needle.is_empty() || data.len() < needle.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut last = 0;
+    let mut i = 0;
+    let mut found = false;
+    while i + needle.len() <= data.len() {
+        if &data[i..i + needle.len()] == needle {
+            out.extend_from_slice(&data[last..i]);
+            out.extend_from_slice(with);
+            i += needle.len();
+            last = i;
+            found = true;
+        } else {
+            i += 1;
+        }
+    }
+    if !found {
+        return None;
+    }
+    out.extend_from_slice(&data[last..]);
+    Some(out)
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding, as HTTP basic auth uses it.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_is_the_basic_auth_encoding() {
+        assert_eq!(base64(b"admin:secret"), "YWRtaW46c2VjcmV0");
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_every_form_they_travel_in() {
+        let mut r = Redactor::default();
+        r.basic("admin", "pa\"ss w/rd");
+        let header = format!("Basic {}", base64(b"admin:pa\"ss w/rd"));
+        let body = format!(
+            r#"{{"authorization": "{header}", "decoded": "admin:pa\"ss w/rd", "q": "p=pa%22ss%20w%2Frd", "raw": "x pa"ss w/rd y"}}"#
+        );
+        let out = String::from_utf8(r.redact(body.as_bytes()).unwrap()).unwrap();
+        assert!(!out.contains("pa\"ss"), "{out}");
+        assert!(!out.contains("pa\\\"ss"), "{out}");
+        assert!(!out.contains("pa%22ss"), "{out}");
+        assert!(!out.contains(&base64(b"admin:pa\"ss w/rd")[..20]), "{out}");
+        assert_eq!(out.matches(REDACTED).count(), 4, "{out}");
+        assert!(out.contains("\"decoded\": \"admin:[REDACTED]\""), "{out}");
+        assert_eq!(r.redact(b"nothing secret here"), None);
+
+        let mut bearer = Redactor::default();
+        bearer.secret("tok-123");
+        assert_eq!(
+            bearer.redact_str("Bearer tok-123").as_deref(),
+            Some("Bearer [REDACTED]")
+        );
+        assert_eq!(Redactor::default().redact(b"anything"), None);
+    }
 
     fn origin(s: &str) -> Origin {
         Origin::parse(s).unwrap()

@@ -103,8 +103,9 @@ pub fn validate(
     let (contract, served) = contract_verdict(&bytes);
     writeln!(out, "{} {}: contract {contract}", m.name, m.version)?;
     ok &= served;
-    if m.world != capabilities::World::VolumeDriver {
-        writeln!(out, "world {}: NOT served as a backend driver yet", m.world)?;
+    let as_target = m.world == capabilities::World::TargetDriver;
+    if m.world == capabilities::World::BackupDriver {
+        writeln!(out, "world {}: NOT served by this host yet", m.world)?;
         ok = false;
     }
     let runtime = Runtime::new(None)?;
@@ -117,12 +118,32 @@ pub fn validate(
         if only.is_some_and(|o| o != name) {
             continue;
         }
+        // A target driver is checked against the backend's `[target]` section.
+        let (what, settings, grants) = match (as_target, &backend.target) {
+            (false, _) => (
+                format!("backend {name}"),
+                &backend.settings,
+                &backend.grants,
+            ),
+            (true, Some(t)) => (format!("backend {name} target"), &t.settings, &t.grants),
+            (true, None) => {
+                if only.is_some() {
+                    checked += 1;
+                    ok = false;
+                    writeln!(
+                        out,
+                        "backend {name}: has no [target] section for a target driver"
+                    )?;
+                }
+                continue;
+            }
+        };
         checked += 1;
-        match capabilities::grant(&m, name, &backend.settings, &backend.grants) {
-            Ok(_) => writeln!(out, "backend {name}: every requested capability is granted")?,
+        match capabilities::grant(&m, name, settings, grants) {
+            Ok(_) => writeln!(out, "{what}: every requested capability is granted")?,
             Err(e) => {
                 ok = false;
-                writeln!(out, "backend {name}: REFUSED: {e}")?;
+                writeln!(out, "{what}: REFUSED: {e}")?;
             }
         }
     }
