@@ -51,6 +51,34 @@ pub use bindings::ashlar::driver::types::{
 };
 pub use bindings::exports::ashlar::driver::volume_driver_health::HealthReport;
 
+/// Checks an id the host passed (a volume's or a snapshot's) before it becomes part of a
+/// file, LV or target name: a plain UUID-like token of letters, digits and `-`.
+pub fn check_id(kind: &str, id: &str) -> Result<(), DriverError> {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(DriverError::invalid_argument(format!(
+            "{kind} id `{id}` is not a valid id"
+        )))
+    }
+}
+
+/// A boolean setting (`true`/`yes`/`1`, `false`/`no`/`0`, any case), `default` when absent;
+/// the error names the key.
+pub fn parse_bool(key: &str, value: Option<String>, default: bool) -> Result<bool, DriverError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "yes" | "1") => Ok(true),
+        Some("false" | "no" | "0") => Ok(false),
+        Some(other) => Err(DriverError::invalid_argument(format!(
+            "{key} `{other}` must be true or false"
+        ))),
+    }
+}
+
 /// The contract (WIT package `ashlar:driver`) version this SDK builds drivers against.
 pub const CONTRACT_VERSION: &str = "0.2.0";
 

@@ -1,8 +1,10 @@
 //! A real `ashlar serve` in a temp dir, and a small Cinder API client.
 
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -350,4 +352,122 @@ pub fn virtual_size(path: &Path) -> u64 {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["virtual-size"].as_u64().unwrap()
+}
+
+/// A tgtd of the test's own on a free loopback port and control port; stopped on drop
+/// (it ignores SIGTERM).
+pub struct Tgtd {
+    child: Child,
+    /// The iSCSI portal's port on 127.0.0.1.
+    pub port: u16,
+    /// tgtd's management socket number (`tgtadm -C`).
+    pub control_port: u16,
+    serving: bool,
+}
+
+static NEXT_TGTD: AtomicU32 = AtomicU32::new(0);
+
+pub fn tgtadm(control_port: u16, args: &[&str]) -> std::process::Output {
+    Command::new("tgtadm")
+        .arg("-C")
+        .arg(control_port.to_string())
+        .args(args)
+        .output()
+        .expect("run tgtadm (scripts/setup-peers.sh installs tgt)")
+}
+
+impl Tgtd {
+    pub fn start() -> Tgtd {
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            // tgtadm takes control ports up to 32767; ephemeral ports lie above, so this
+            // range is not another suite's portal-numbered control port.
+            let mixed = std::process::id()
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(NEXT_TGTD.fetch_add(1, Ordering::Relaxed) * 7919)
+                .wrapping_add(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .subsec_nanos(),
+                );
+            let control_port = 8_000 + (mixed % 12_000) as u16;
+            if tgtadm(control_port, &["--op", "show", "--mode", "system"])
+                .status
+                .success()
+            {
+                continue;
+            }
+            let child = Command::new("tgtd")
+                .args(["--iscsi", &format!("portal=127.0.0.1:{port}"), "-f", "-C"])
+                .arg(control_port.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start tgtd (scripts/setup-peers.sh installs tgt)");
+            let mut tgtd = Tgtd {
+                child,
+                port,
+                control_port,
+                serving: false,
+            };
+            tgtd.serving = tgtd.wait_serving();
+            if tgtd.serving {
+                return tgtd;
+            }
+        }
+        panic!("could not start tgtd on a free port in 10 tries");
+    }
+
+    fn wait_serving(&mut self) -> bool {
+        let want = format!("Portal: 127.0.0.1:{},1", self.port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            let out = tgtadm(
+                self.control_port,
+                &["--lld", "iscsi", "--op", "show", "--mode", "portal"],
+            );
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).contains(&want);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// `tgtadm --op show --mode target`.
+    pub fn targets(&self) -> String {
+        let out = tgtadm(
+            self.control_port,
+            &["--lld", "iscsi", "--op", "show", "--mode", "target"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Tgtd {
+    fn drop(&mut self) {
+        if self.serving {
+            let _ = tgtadm(self.control_port, &["--op", "delete", "--mode", "system"]);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if self.serving {
+            for suffix in ["", ".lock"] {
+                let _ = std::fs::remove_file(format!(
+                    "/var/run/tgtd/socket.{}{suffix}",
+                    self.control_port
+                ));
+            }
+        }
+    }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Client, Server, read_at, write_at};
+use crate::common::{Client, Server, Tgtd, read_at, write_at};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -753,73 +753,6 @@ async fn volume_clear_zeroes_the_whole_lv_by_default() {
     assert_eq!(read_at(&rec.removed(&format!("volume-{a}")), 0, 4), b"kept");
 }
 
-/// A real tgtd on a free loopback port, with its own control port; killed (it ignores
-/// SIGTERM) when dropped.
-struct Tgtd {
-    child: std::process::Child,
-    portal_port: u16,
-    control_port: u16,
-}
-
-impl Tgtd {
-    fn start() -> Tgtd {
-        for _ in 0..10 {
-            let portal_port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            // The control port (at most 32767) names tgtd's management socket; take one no
-            // tgtd has used, never 0 (the system tgtd's).
-            let control_port = 1000 + (uuid::Uuid::new_v4().as_u128() % 31_000) as u16;
-            if Path::new(&format!("/var/run/tgtd/socket.{control_port}")).exists() {
-                continue;
-            }
-            let child = Command::new("tgtd")
-                .args(["-f", "-C", &control_port.to_string(), "--iscsi"])
-                .arg(format!("portal=127.0.0.1:{portal_port}"))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start tgtd (scripts/setup-peers.sh installs tgt)");
-            let mut tgtd = Tgtd {
-                child,
-                portal_port,
-                control_port,
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            // Ours answers only while it runs: a tgtd that lost a race for a port exits.
-            while tgtd.child.try_wait().unwrap().is_none() {
-                if tgtd.show().status.success() {
-                    return tgtd;
-                }
-                assert!(Instant::now() < deadline, "tgtd did not come up");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("could not start a tgtd on a free port");
-    }
-
-    fn show(&self) -> std::process::Output {
-        Command::new("tgtadm")
-            .args(["-C", &self.control_port.to_string()])
-            .args(["--lld", "iscsi", "--mode", "target", "--op", "show"])
-            .output()
-            .unwrap()
-    }
-
-    fn targets(&self) -> String {
-        String::from_utf8_lossy(&self.show().stdout).into_owned()
-    }
-}
-
-impl Drop for Tgtd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// qemu's iSCSI initiator options for a connection info's `data`.
 fn iscsi_opts(data: &Value, initiator: &str) -> String {
     let portal = data["target_portal"].as_str().unwrap();
@@ -873,7 +806,7 @@ settings.target_port = "{}"
 settings.control_port = "{}"
 settings.backing_store_dir = "@DIR@/dev/vgrec"
 "#,
-            tgtd.portal_port, tgtd.control_port
+            tgtd.port, tgtd.control_port
         ),
     );
     let c = rec.server.client("alice:proj-a");

@@ -27,6 +27,7 @@ use ashlar_sdk::exec::{ExecError, Output};
 use ashlar_sdk::log::Level;
 use ashlar_sdk::{
     ConnectionInfo, Connector, DriverError, ModelUpdate, Result, TargetDriver, Value, Volume,
+    check_id,
 };
 
 pub mod tgtadm;
@@ -234,20 +235,6 @@ pub fn redact(message: &str, secret: Option<&str>) -> String {
     }
 }
 
-/// Ids become IQNs: refuse anything that is not a plain UUID-like token.
-fn check_id(id: &str) -> Result<()> {
-    if !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        Ok(())
-    } else {
-        Err(DriverError::invalid_argument(format!(
-            "volume id `{id}` is not a valid id"
-        )))
-    }
-}
-
 /// An iSCSI initiator name as tgtd's ACL takes it (`iqn.`, `eui.` or `naa.` form).
 pub fn check_initiator(name: &str) -> Result<()> {
     let lower = name.to_ascii_lowercase();
@@ -369,7 +356,7 @@ impl<S: System> Target<S> {
 
     /// Exports `device_path` as the volume's target; returns its `provider_auth`.
     pub fn create_export(&mut self, volume: &Volume, device_path: &str) -> Result<Option<String>> {
-        check_id(&volume.id)?;
+        check_id("volume", &volume.id)?;
         self.check_device_path(volume, device_path)?;
         let iqn = self.settings.iqn(&volume.id);
         let chap = if self.settings.use_chap_auth {
@@ -552,7 +539,7 @@ impl<S: System> Target<S> {
     }
 
     pub fn remove_export(&mut self, volume: &Volume) -> Result<()> {
-        check_id(&volume.id)?;
+        check_id("volume", &volume.id)?;
         let iqn = self.settings.iqn(&volume.id);
         let Some(target) = self.find(&iqn)? else {
             self.system.log(
@@ -600,7 +587,7 @@ impl<S: System> Target<S> {
         volume: &Volume,
         connector: &Connector,
     ) -> Result<ConnectionInfo> {
-        check_id(&volume.id)?;
+        check_id("volume", &volume.id)?;
         let initiator = connector.initiator.as_deref().unwrap_or("");
         if initiator.is_empty() {
             return Err(DriverError::invalid_argument(format!(
@@ -679,7 +666,7 @@ impl<S: System> Target<S> {
         volume: &Volume,
         connector: Option<&Connector>,
     ) -> Result<()> {
-        check_id(&volume.id)?;
+        check_id("volume", &volume.id)?;
         let iqn = self.settings.iqn(&volume.id);
         let Some(target) = self.find(&iqn)? else {
             return Ok(());

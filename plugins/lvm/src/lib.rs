@@ -20,7 +20,7 @@ pub mod settings;
 use ashlar_sdk::block::{self, Handle, OpenMode};
 use ashlar_sdk::{
     ConnectionInfo, Connector, DriverError, HealthReport, ModelUpdate, PoolStats, Result, Snapshot,
-    Value, Volume, VolumeDriver, VolumeStats, config, exec, log,
+    Value, Volume, VolumeDriver, VolumeStats, check_id, config, exec, log,
 };
 
 use lvm::{Cmd, Commands, GIB, LvInfo, VgInfo, clone_snapshot_lv, snapshot_lv, volume_lv};
@@ -28,20 +28,6 @@ use settings::{LvmType, Settings, VolumeClear};
 
 /// What volume_clear copies onto a deleted LV.
 const ZERO_SOURCE: &str = "/dev/zero";
-
-/// Ids become LV names: refuse anything that is not a plain UUID-like token.
-fn check_id(kind: &str, id: &str) -> Result<()> {
-    if !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        Ok(())
-    } else {
-        Err(DriverError::invalid_argument(format!(
-            "{kind} id `{id}` is not a valid id"
-        )))
-    }
-}
 
 fn gb(bytes: u64) -> f64 {
     (bytes as f64 / GIB as f64 * 100.0).round() / 100.0

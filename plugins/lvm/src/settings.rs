@@ -1,6 +1,6 @@
 //! The backend's settings, in Cinder's option names where Cinder has one.
 
-use ashlar_sdk::{DriverError, Result};
+use ashlar_sdk::{DriverError, Result, parse_bool};
 
 /// Cinder's `lvm_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,17 +55,6 @@ pub fn valid_lvm_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'_' | b'.' | b'-'))
-}
-
-fn parse_bool(key: &str, value: Option<String>, default: bool) -> Result<bool> {
-    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "yes" | "1") => Ok(true),
-        Some("false" | "no" | "0") => Ok(false),
-        Some(other) => Err(DriverError::invalid_argument(format!(
-            "{key} `{other}` must be true or false"
-        ))),
-    }
 }
 
 impl Settings {

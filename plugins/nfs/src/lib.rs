@@ -24,7 +24,7 @@
 
 use ashlar_sdk::{
     ConnectionInfo, Connector, DriverError, ModelUpdate, PoolStats, Result, Snapshot, Value,
-    Volume, VolumeDriver, VolumeStats, config, exec, log,
+    Volume, VolumeDriver, VolumeStats, check_id, config, exec, log, parse_bool,
 };
 
 const GIB: u64 = 1 << 30;
@@ -146,31 +146,6 @@ pub fn split_export(export: &str) -> Option<(&str, &str)> {
     };
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     (!bare.is_empty() && !host.contains('/') && path.starts_with('/')).then_some((host, path))
-}
-
-fn parse_bool(key: &str, value: Option<String>, default: bool) -> Result<bool> {
-    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "yes" | "1") => Ok(true),
-        Some("false" | "no" | "0") => Ok(false),
-        Some(other) => Err(DriverError::invalid_argument(format!(
-            "{key} `{other}` must be true or false"
-        ))),
-    }
-}
-
-/// Ids become file names: refuse anything that is not a plain UUID-like token.
-fn check_id(kind: &str, id: &str) -> Result<()> {
-    if !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        Ok(())
-    } else {
-        Err(DriverError::invalid_argument(format!(
-            "{kind} id `{id}` is not a valid id"
-        )))
-    }
 }
 
 /// What `df -P -B 1` says about the filesystem holding the share.

@@ -25,7 +25,7 @@ pub mod rest;
 
 use ashlar_sdk::{
     ConnectionInfo, Connector, DriverError, HealthReport, ModelUpdate, PoolStats, Result, Snapshot,
-    Value, Volume, VolumeDriver, VolumeStats, config, log,
+    Value, Volume, VolumeDriver, VolumeStats, check_id, config, log, parse_bool,
 };
 use serde_json::{Value as Json, json};
 
@@ -75,17 +75,6 @@ fn parse_num<N: std::str::FromStr>(
                 DriverError::invalid_argument(format!("{key} `{v}` must be {expect}"))
             })
         }
-    }
-}
-
-fn parse_bool(key: &str, value: Option<String>, default: bool) -> Result<bool> {
-    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "yes" | "1") => Ok(true),
-        Some("false" | "no" | "0") => Ok(false),
-        Some(other) => Err(DriverError::invalid_argument(format!(
-            "{key} `{other}` must be true or false"
-        ))),
     }
 }
 
@@ -245,20 +234,6 @@ impl Settings {
             )?,
             vendor_name: get("vendor_name").unwrap_or_else(|| "NetApp".into()),
         })
-    }
-}
-
-/// Ids become array object names: refuse anything that is not a plain UUID-like token.
-fn check_id(kind: &str, id: &str) -> Result<()> {
-    if !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        Ok(())
-    } else {
-        Err(DriverError::invalid_argument(format!(
-            "{kind} id `{id}` is not a valid id"
-        )))
     }
 }
 
