@@ -464,6 +464,26 @@ impl Db {
         Ok(q.execute(&self.pool).await?.rows_affected() == 1)
     }
 
+    /// Sets a volume's status (and attach status) unconditionally: an administrator's
+    /// `os-reset_status`.
+    pub async fn reset_volume_status(
+        &self,
+        id: &str,
+        status: &str,
+        attach_status: Option<&str>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE volumes SET status = $1, attach_status = COALESCE($2, attach_status), updated_at = $3 WHERE id = $4 AND deleted = 0",
+        )
+        .bind(status)
+        .bind(attach_status)
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     /// Records where a volume was placed while it is still `creating`.
     pub async fn set_volume_host(&self, id: &str, host: &str) -> Result<bool> {
         let res = sqlx::query(

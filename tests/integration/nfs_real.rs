@@ -885,6 +885,60 @@ settings.share_path = "{nowhere}"
         &["delete volume: backend unavailable", &unmounted],
     );
     assert_eq!(files_in(&backing), vec![format!("volume-{vol}")]);
+
+    // Recovery, as a Cinder operator does it: a plain delete is refused from
+    // error_deleting, a force delete is for administrators, and once the share is back
+    // the administrator's force delete removes the volume and its file.
+    let r = c.delete(&format!("volumes/{vol}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("error_deleting"),
+        "{}",
+        r.error_message()
+    );
+    let force = json!({"os-force_delete": {}});
+    let r = c
+        .post(&format!("volumes/{vol}/action"), force.clone())
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let admin = server.client("admin:admin");
+    let r = admin
+        .post(
+            &format!("volumes/{vol}/action"),
+            json!({"os-reset_status": {"status": "mended"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error_message().contains("available"),
+        "{}",
+        r.error_message()
+    );
+    let _remounted = Mount::bind(&backing, &share);
+    let r = admin.post(&format!("volumes/{vol}/action"), force).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let gone = c.get(&format!("volumes/{vol}")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut status = gone.status;
+    while status != 404 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = c.get(&format!("volumes/{vol}")).await.status;
+    }
+    assert_eq!(status, 404, "the force-deleted volume is gone");
+    assert!(files_in(&backing).is_empty(), "{:?}", files_in(&backing));
+
+    // os-reset_status sets what the administrator says, without calling the driver.
+    let r = admin
+        .post(
+            &format!("volumes/{ro}/action"),
+            json!({"os-reset_status": {"status": "available"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        c.get(&format!("volumes/{ro}")).await.body["volume"]["status"],
+        "available"
+    );
 }
 
 /// How `df` names the filesystem and mount point holding an unmounted `dir`, as the

@@ -145,9 +145,15 @@ async fn swap_under_load_then_roll_back_a_broken_version() {
         if p["version"] == "0.2.0" && p["last_event"]["kind"] == "rolled-back" {
             break p;
         }
+        // The verdict, not the clock: a broken version that outlived its probation
+        // would be recorded as having passed it.
+        assert_ne!(
+            p["last_event"]["kind"], "probation-passed",
+            "the broken version passed its probation: {p}"
+        );
         assert!(
-            swapped_at.elapsed() < Duration::from_secs(4),
-            "not rolled back within the probation window: {p}"
+            swapped_at.elapsed() < Duration::from_secs(60),
+            "no verdict on the broken version after a minute: {p}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };

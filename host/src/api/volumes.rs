@@ -484,15 +484,55 @@ async fn delete(
             "cascade=true is not supported yet: delete the volume's snapshots first.",
         ));
     }
+    start_delete(&state, &ctx, &v, DELETABLE).await
+}
+
+/// Statuses an administrator may force-delete a volume from: anything but attached,
+/// attaching or still being created (Cinder's `os-force_delete`).
+const FORCE_DELETABLE: &[&str] = &[
+    "available",
+    "error",
+    "error_restoring",
+    "error_extending",
+    "error_managing",
+    "error_deleting",
+    "deleting",
+    "extending",
+    "maintenance",
+];
+
+/// Statuses `os-reset_status` may set (Cinder's volume statuses).
+const RESETTABLE: &[&str] = &[
+    "available",
+    "error",
+    "creating",
+    "deleting",
+    "error_deleting",
+    "extending",
+    "error_extending",
+    "attaching",
+    "in-use",
+    "detaching",
+    "reserved",
+    "maintenance",
+];
+
+/// Marks `v` deleting from one of `allowed` and hands the job to the manager.
+async fn start_delete(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    allowed: &[&str],
+) -> Result<Response, ApiError> {
     let job = Job::new(
         "delete_volume",
         &v.id,
         json!({"request_id": ctx.request_id}),
     );
-    match state.db.begin_delete_volume(&v.id, DELETABLE, &job).await? {
+    match state.db.begin_delete_volume(&v.id, allowed, &job).await? {
         Ok(()) => {
             state.manager.submit(&job.id);
-            Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
+            Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
         }
         Err(DeleteRefused::HasSnapshots(n)) => Err(ApiError::bad_request(format!(
             "Invalid volume: Volume still has {n} dependent snapshots. Delete the snapshots first."
@@ -506,10 +546,53 @@ async fn delete(
                 .unwrap_or_else(|| "deleted".into());
             Err(ApiError::bad_request(format!(
                 "Invalid volume: Volume status must be {} to delete it, but it is {now}.",
-                DELETABLE.join(" or ")
+                allowed.join(" or ")
             )))
         }
     }
+}
+
+/// `os-reset_status`: an administrator sets the status by hand (after fixing the backend),
+/// as in Cinder; no driver is called.
+async fn reset_status(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    ctx.require_admin("volume_extension:volume_admin_actions:reset_status")?;
+    let status = match args.get("status") {
+        Some(Value::String(s)) if RESETTABLE.contains(&s.as_str()) => s.clone(),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "status",
+                other,
+                format!("It must be one of {}.", RESETTABLE.join(", ")),
+            ));
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "os-reset_status needs `status`, e.g. {\"os-reset_status\": {\"status\": \"available\"}}.",
+            ));
+        }
+    };
+    let attach_status = match args.get("attach_status") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if ["attached", "detached"].contains(&s.as_str()) => Some(s.clone()),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "attach_status",
+                other,
+                "It must be attached or detached.",
+            ));
+        }
+    };
+    state
+        .db
+        .reset_volume_status(&v.id, &status, attach_status.as_deref())
+        .await?;
+    tracing::warn!(volume_id = %v.id, from = %v.status, to = %status, user = %ctx.user_id, "volume status reset by an administrator");
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
 }
 
 async fn action(
@@ -557,10 +640,15 @@ async fn action(
             state.manager.submit(&job.id);
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
+        "os-reset_status" => reset_status(&state, &ctx, &v, args).await,
+        "os-force_delete" => {
+            ctx.require_admin("volume_extension:volume_admin_actions:force_delete")?;
+            start_delete(&state, &ctx, &v, FORCE_DELETABLE).await
+        }
         other => match super::attachments::volume_action(&state, &ctx, &v, other, args).await {
             Some(r) => r,
             None => Err(ApiError::bad_request(format!(
-                "There is no such action: {other} (Ashlar supports os-extend, {}).",
+                "There is no such action: {other} (Ashlar supports os-extend, os-reset_status, os-force_delete, {}).",
                 super::attachments::VOLUME_ACTIONS.join(", ")
             ))),
         },
