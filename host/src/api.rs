@@ -6,6 +6,7 @@
 
 mod admin;
 mod attachments;
+pub use attachments::parse_connector;
 mod messages;
 mod pools;
 mod snapshots;

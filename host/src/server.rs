@@ -201,6 +201,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("recovering unfinished jobs")?;
     tracing::info!(jobs = recovered, "unfinished jobs recovered");
+    let restored = restore_exports(&db, &manager).await;
+    tracing::info!(attachments = restored, "target exports restored");
     tokio::spawn(
         manager
             .clone()
@@ -229,6 +231,52 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-makes the exports and connections of attached volumes on backends with a target
+/// driver (Cinder's `ensure_export` at start-up): a target such as tgtd keeps its state in
+/// memory only, so after a restart of either side the attachments would otherwise be cut.
+/// Returns how many attachments were restored; a failure is logged and the next goes on.
+async fn restore_exports(db: &Db, manager: &Arc<VolumeManager>) -> usize {
+    let attachments = match db.list_attachments(None, None).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("listing attachments to restore their exports: {e}");
+            return 0;
+        }
+    };
+    let mut restored = 0;
+    for a in attachments {
+        let (Some(connector), "attaching" | "attached") = (&a.connector, a.attach_status.as_str())
+        else {
+            continue;
+        };
+        let Ok(Some(volume)) = db.get_volume(&a.volume_id).await else {
+            continue;
+        };
+        if manager
+            .backend_of(volume.host.as_deref())
+            .is_none_or(|b| b.target.is_none())
+        {
+            continue;
+        }
+        let connector = match serde_json::from_str(connector)
+            .map_err(|e| e.to_string())
+            .and_then(|c| api::parse_connector(&c).map_err(|e| e.message))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(attachment = %a.id, "cannot restore: its connector is unreadable: {e}");
+                continue;
+            }
+        };
+        match manager.initialize_connection(&volume, connector).await {
+            Ok(_) => restored += 1,
+            Err(e) => tracing::error!(attachment = %a.id, volume_id = %volume.id,
+                "could not restore the export of an attached volume: {e}"),
+        }
+    }
+    restored
 }
 
 async fn shutdown_signal() {

@@ -402,26 +402,32 @@ impl Tgtd {
             {
                 continue;
             }
-            let child = Command::new("tgtd")
-                .args(["--iscsi", &format!("portal=127.0.0.1:{port}"), "-f", "-C"])
-                .arg(control_port.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start tgtd (scripts/setup-peers.sh installs tgt)");
-            let mut tgtd = Tgtd {
-                child,
-                port,
-                control_port,
-                serving: false,
-            };
-            tgtd.serving = tgtd.wait_serving();
-            if tgtd.serving {
+            if let Some(tgtd) = Tgtd::start_on(port, control_port) {
                 return tgtd;
             }
         }
         panic!("could not start tgtd on a free port in 10 tries");
+    }
+
+    /// A tgtd on the given portal and control ports (a restart of one that was stopped),
+    /// once it serves; `None` if it could not take them.
+    pub fn start_on(port: u16, control_port: u16) -> Option<Tgtd> {
+        let child = Command::new("tgtd")
+            .args(["--iscsi", &format!("portal=127.0.0.1:{port}"), "-f", "-C"])
+            .arg(control_port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tgtd (scripts/setup-peers.sh installs tgt)");
+        let mut tgtd = Tgtd {
+            child,
+            port,
+            control_port,
+            serving: false,
+        };
+        tgtd.serving = tgtd.wait_serving();
+        tgtd.serving.then_some(tgtd)
     }
 
     fn wait_serving(&mut self) -> bool {

@@ -264,3 +264,83 @@ async fn a_volume_is_attached_over_iscsi_with_chap_and_detached_again() {
     c.wait("volumes", &vol).await;
     assert!(!file.exists());
 }
+
+/// tgtd keeps its targets in memory only. After tgtd and ashlar both restart (a host
+/// reboot), ashlar re-makes the export and the ACL of every attached volume at start-up,
+/// so the attached host logs in again with the same credentials, without a new attach.
+#[tokio::test]
+async fn attached_volumes_are_exported_again_after_a_restart() {
+    let tgtd = Tgtd::start();
+    let (port, control_port) = (tgtd.port, tgtd.control_port);
+    let tmp = tempfile::tempdir().unwrap();
+    let share: PathBuf = tmp.path().join("share");
+    std::fs::create_dir_all(&share).unwrap();
+    let config = config(&share, &tgtd);
+    let server = Server::start_in(tmp.path(), &config);
+    let mut c = server.client("alice:proj-a");
+    c.version = Some("3.44".into());
+    let vol = c
+        .create_volume(json!({"size": 1, "volume_type": "iscsi"}))
+        .await;
+    c.wait_status("volumes", &vol, "available").await;
+    write_at(&share.join(format!("volume-{vol}")), 0, &[0x3c; 4096]);
+
+    let initiator = format!("iqn.2024-01.test.ashlar:reboot-{}", std::process::id());
+    let r = c
+        .post(
+            "attachments",
+            json!({"attachment": {"volume_uuid": vol, "instance_uuid": "inst-reboot",
+                "connector": {"host": "compute-9", "initiator": initiator}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let att = r.body["attachment"]["id"].as_str().unwrap().to_string();
+    let data = r.body["attachment"]["connection_info"]["data"].clone();
+    let password = data["auth_password"].as_str().unwrap().to_string();
+    let r = c
+        .post(
+            &format!("attachments/{att}/action"),
+            json!({"os-complete": {}}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let me = login(&data, &initiator, &password);
+    qemu_io(&me, "read -P 0x3c 0 4096").expect("attached");
+
+    // Both go down; tgtd comes back empty on the same ports.
+    let dir = server.kill9();
+    drop(tgtd);
+    let tgtd = Tgtd::start_on(port, control_port).expect("tgtd restarts on its ports");
+    assert!(
+        !tgtd.targets().contains("Target"),
+        "a restarted tgtd has no targets"
+    );
+    refused(
+        qemu_io(&me, "read 0 512"),
+        "Failed to connect to LUN",
+        "before ashlar restores the export",
+    );
+
+    let server = Server::start_in(&dir, &config);
+    assert!(
+        server
+            .log()
+            .lines()
+            .any(|l| l.contains("target exports restored") && l.contains("attachments=1")),
+        "{}",
+        server.log()
+    );
+    qemu_io(&me, "read -P 0x3c 0 4096").expect("the same login works after the restart");
+    refused(
+        qemu_io(&login(&data, &initiator, "WrongSecret12345"), "read 0 512"),
+        "Authentication failure",
+        "the restored export still checks CHAP",
+    );
+    let c = server.client("alice:proj-a");
+    assert_eq!(
+        c.get(&format!("volumes/{vol}")).await.body["volume"]["status"],
+        "in-use"
+    );
+    drop(server);
+    drop(tgtd);
+}
