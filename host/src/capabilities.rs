@@ -87,6 +87,23 @@ pub struct Manifest {
     /// What the plugin asks for; absent means nothing.
     #[serde(default)]
     pub capabilities: RequestedCapabilities,
+    /// `[defaults]`: settings the backend gets when the operator's config leaves them out,
+    /// for `{key}` placeholders and for the driver's `config` calls alike, so the two can
+    /// never disagree about a default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub defaults: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// The operator's settings over the manifest's `[defaults]`.
+    pub fn settings_with_defaults(
+        &self,
+        operator: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut merged = self.defaults.clone();
+        merged.extend(operator.iter().map(|(k, v)| (k.clone(), v.clone())));
+        merged
+    }
 }
 
 /// `[capabilities]` in plugin.toml. Strings may contain `{key}` placeholders filled in from
@@ -811,6 +828,28 @@ http = ["{management_url}"]
         assert_eq!(grants(""), Grants::default());
         assert!(toml::from_str::<Grants>("exec = [{ program = \"df\", arg = [] }]").is_err());
         assert!(toml::from_str::<Grants>("fs = []").is_err());
+    }
+
+    #[test]
+    fn manifest_defaults_fill_placeholders_until_the_operator_sets_them() {
+        let m = manifest(
+            r#"[defaults]
+               port = "0"
+               [[capabilities.exec]]
+               program = "tgtadm"
+               args = ["-C", "{port}"]"#,
+        );
+        let g = grants(r#"exec = ["tgtadm"]"#);
+        let args = |p: &str| vec!["-C".to_string(), p.to_string()];
+        let caps = grant(&m, "b", &m.settings_with_defaults(&BTreeMap::new()), &g).unwrap();
+        assert!(caps.exec_allows("tgtadm", &args("0")).is_ok());
+        assert!(caps.exec_allows("tgtadm", &args("4000")).is_err());
+        let operator = BTreeMap::from([("port".to_string(), "4000".to_string())]);
+        let merged = m.settings_with_defaults(&operator);
+        assert_eq!(merged["port"], "4000", "the operator's setting wins");
+        let caps = grant(&m, "b", &merged, &g).unwrap();
+        assert!(caps.exec_allows("tgtadm", &args("4000")).is_ok());
+        assert!(caps.exec_allows("tgtadm", &args("0")).is_err());
     }
 
     #[test]

@@ -344,8 +344,9 @@ impl Runtime {
                 wanted: spec.world.to_string(),
             });
         }
+        let settings = spec.manifest.settings_with_defaults(&spec.settings);
         let capabilities =
-            capabilities::grant(&spec.manifest, &spec.backend, &spec.settings, &spec.grants)
+            capabilities::grant(&spec.manifest, &spec.backend, &settings, &spec.grants)
                 .map_err(|e| LoadError::Capability(Box::new(e)))?;
         let component = self.compile(&what, &spec.wasm)?;
         let contract_err = |e: wasmtime::Error| LoadError::Contract {
@@ -362,7 +363,7 @@ impl Runtime {
         let ctx = Arc::new(BackendContext {
             identity: identity.clone(),
             capabilities,
-            settings: spec.settings,
+            settings,
             credentials: spec.credentials,
             host_name: spec.host_name,
             exec_dirs: spec.exec_dirs,

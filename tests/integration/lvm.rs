@@ -967,7 +967,8 @@ settings.device_dir = "{0}/dev"
         "names what was granted: {err}"
     );
 
-    // And the device directory must be set: the manifest's block request names it.
+    // Without `device_dir` the manifest's default `/dev` applies, and a grant that does not
+    // cover it is refused naming the block request and the grant.
     std::fs::write(
         &config,
         format!(
@@ -987,5 +988,9 @@ settings.device_dir = "{0}/dev"
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("`device_dir`"), "{err}");
+    assert!(err.contains("block") && err.contains("/dev"), "{err}");
+    assert!(
+        err.contains(&dir.path().display().to_string()),
+        "names the grant: {err}"
+    );
 }

@@ -139,7 +139,7 @@ pub fn validate(
             }
         };
         checked += 1;
-        match capabilities::grant(&m, name, settings, grants) {
+        match capabilities::grant(&m, name, &m.settings_with_defaults(settings), grants) {
             Ok(_) => writeln!(out, "{what}: every requested capability is granted")?,
             Err(e) => {
                 ok = false;
