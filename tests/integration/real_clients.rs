@@ -116,3 +116,69 @@ async fn the_cinder_cli_manages_a_volumes_life() {
     assert!(api.wait("volumes", &restored).await.is_null());
     assert_eq!(api.get("volumes").await.body["volumes"], json!([]));
 }
+
+#[tokio::test]
+async fn the_cinder_cli_attaches_and_detaches_through_the_attachments_api() {
+    let server = Server::start("");
+    let api = server.client("alice:demo");
+    let created = cinder(&server, &["create", "1", "--name", "to-attach"]);
+    let id = property(&created, "id");
+    api.wait_status("volumes", &id, "available").await;
+
+    // attachment-create --connect builds the connector itself and prints the connection.
+    let server_id = "0f9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c";
+    let made = cinder(
+        &server,
+        &[
+            "attachment-create",
+            "to-attach",
+            server_id,
+            "--connect",
+            "True",
+            "--initiator",
+            "iqn.1994-05.com.redhat:cli-host",
+            "--ip",
+            "127.0.0.1",
+            "--host",
+            "cli-host",
+            "--mountpoint",
+            "/dev/vdc",
+        ],
+    );
+    let attachment = property(&made, "id");
+    assert_eq!(property(&made, "status"), "attaching");
+    assert_eq!(property(&made, "driver_volume_type"), "nfs");
+    assert!(
+        property(&made, "data").contains(&format!("volume-{id}")),
+        "{made}"
+    );
+
+    cinder(&server, &["attachment-complete", &attachment]);
+    let shown = cinder(&server, &["show", "to-attach"]);
+    assert_eq!(property(&shown, "status"), "in-use");
+    assert!(
+        property(&shown, "attached_servers").contains(server_id),
+        "{shown}"
+    );
+    let listed = cinder(&server, &["attachment-list"]);
+    assert!(
+        listed.contains(&attachment) && listed.contains("attached"),
+        "{listed}"
+    );
+    let v = api.get(&format!("volumes/{id}")).await.body["volume"].clone();
+    assert_eq!(v["attachments"][0]["device"], "/dev/vdc", "{v}");
+    assert_eq!(v["attachments"][0]["host_name"], "cli-host", "{v}");
+
+    // In use, a delete is refused, as Cinder refuses it.
+    let refused = cinder_output(&server, &["delete", "to-attach"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("in-use")
+            || String::from_utf8_lossy(&refused.stderr).contains("in-use"),
+        "{refused:?}"
+    );
+
+    cinder(&server, &["attachment-delete", &attachment]);
+    let shown = cinder(&server, &["show", "to-attach"]);
+    assert_eq!(property(&shown, "status"), "available");
+    assert_eq!(property(&shown, "attached_servers"), "[]");
+}

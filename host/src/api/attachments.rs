@@ -256,6 +256,10 @@ async fn connect(
     connector_json: &Value,
 ) -> Result<Value, ApiError> {
     a.attached_host = Some(connector.host.clone());
+    // cinderclient's attachment-create sends the mountpoint inside the connector.
+    if let Some(m) = connector_json.get("mountpoint").and_then(Value::as_str) {
+        a.mountpoint = Some(m.to_string());
+    }
     let info = state
         .manager
         .initialize_connection(v, connector)

@@ -152,11 +152,13 @@ impl Db {
         let mut tx = self.write_tx().await?;
         let res = sqlx::query(
             "UPDATE volume_attachments SET connector = $1, connection_info = $2, attached_host = COALESCE($3, attached_host), \
-             attach_status = 'attaching', updated_at = $4 WHERE id = $5 AND deleted = 0 AND attach_status IN ('reserved', 'attaching')",
+             mountpoint = COALESCE($4, mountpoint), attach_status = 'attaching', updated_at = $5 \
+             WHERE id = $6 AND deleted = 0 AND attach_status IN ('reserved', 'attaching')",
         )
         .bind(connector)
         .bind(connection_info)
         .bind(&a.attached_host)
+        .bind(&a.mountpoint)
         .bind(&now)
         .bind(&a.id)
         .execute(&mut *tx)
