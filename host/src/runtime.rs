@@ -345,9 +345,13 @@ impl Runtime {
             });
         }
         let settings = spec.manifest.settings_with_defaults(&spec.settings);
-        let capabilities =
-            capabilities::grant(&spec.manifest, &spec.backend, &settings, &spec.grants)
-                .map_err(|e| LoadError::Capability(Box::new(e)))?;
+        // Refusals name the config section the grants live in.
+        let section = match spec.world {
+            World::TargetDriver => format!("{}.target", spec.backend),
+            _ => spec.backend.clone(),
+        };
+        let capabilities = capabilities::grant(&spec.manifest, &section, &settings, &spec.grants)
+            .map_err(|e| LoadError::Capability(Box::new(e)))?;
         let component = self.compile(&what, &spec.wasm)?;
         let contract_err = |e: wasmtime::Error| LoadError::Contract {
             what: what.clone(),

@@ -276,3 +276,30 @@ driver = "nfs"
     );
     assert!(err.contains("backend local target"), "{err}");
 }
+
+#[test]
+fn a_target_asking_for_an_ungranted_program_is_refused_naming_its_section() {
+    let err = serve_fails(
+        r#"
+[backends.tgt]
+driver = "nfs"
+grants.exec = ["qemu-img", "rm", "df", "du"]
+settings.share_path = "@DIR@/share"
+[backends.tgt.target]
+driver = "iscsi-tgt"
+grants.exec = ["tgt-admin"]
+settings.backing_store_dir = "@DIR@/share"
+"#,
+    );
+    assert!(err.contains("backend tgt target"), "{err}");
+    assert!(err.contains("plugin iscsi-tgt"), "{err}");
+    assert!(err.contains("exec of `tgtadm`"), "the capability: {err}");
+    assert!(
+        err.contains(r#"grants.exec = ["tgt-admin"]"#),
+        "the grant: {err}"
+    );
+    assert!(
+        err.contains("[backends.tgt.target.grants]"),
+        "where to fix it: {err}"
+    );
+}

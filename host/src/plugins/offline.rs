@@ -139,7 +139,12 @@ pub fn validate(
             }
         };
         checked += 1;
-        match capabilities::grant(&m, name, &m.settings_with_defaults(settings), grants) {
+        let section = if as_target {
+            format!("{name}.target")
+        } else {
+            name.clone()
+        };
+        match capabilities::grant(&m, &section, &m.settings_with_defaults(settings), grants) {
             Ok(_) => writeln!(out, "{what}: every requested capability is granted")?,
             Err(e) => {
                 ok = false;
