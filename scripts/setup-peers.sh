@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real storage peers the test suite drives, idempotently: tgt (an iSCSI
-# target) with libiscsi's tools, nfs-ganesha with rpcbind (an NFSv3 server), libnfs's
-# tools, lvm2, and qemu-block-extra (qemu-img's iscsi:// and nfs:// clients), which must
-# match the installed qemu-utils and comes from bookworm-backports.
+# target), nfs-ganesha with rpcbind (an NFSv3 server), libnfs's tools, lvm2, iproute2 (a
+# network namespace for the NFS server), and qemu-block-extra (qemu's iscsi:// and nfs://
+# clients), which must match the installed qemu-utils and comes from bookworm-backports.
 # Sourced by scripts/test.sh; the service itself needs none of these.
 set -euo pipefail
 
@@ -12,13 +12,14 @@ peers_as_root() {
 
 peers_missing=()
 command -v tgtd >/dev/null 2>&1 || peers_missing+=(tgt)
-command -v iscsi-ls >/dev/null 2>&1 || peers_missing+=(libiscsi-bin)
 command -v ganesha.nfsd >/dev/null 2>&1 || peers_missing+=(nfs-ganesha)
 [ -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ] || ls /usr/lib/*/ganesha/libfsalvfs.so >/dev/null 2>&1 \
     || peers_missing+=(nfs-ganesha-vfs)
 command -v rpcbind >/dev/null 2>&1 || [ -x /sbin/rpcbind ] || peers_missing+=(rpcbind)
 command -v nfs-ls >/dev/null 2>&1 || peers_missing+=(libnfs-utils)
 command -v lvcreate >/dev/null 2>&1 || [ -x /sbin/lvcreate ] || peers_missing+=(lvm2)
+# The NFS tests run rpcbind and ganesha in a network namespace of their own.
+command -v ip >/dev/null 2>&1 || [ -x /sbin/ip ] || peers_missing+=(iproute2)
 
 if [ "${#peers_missing[@]}" -gt 0 ]; then
     echo "setup: installing test peers: ${peers_missing[*]}" >&2
