@@ -49,7 +49,9 @@ fn main() {
         }
     }
     for watched in ["wit", "sdk", "plugins", "tests/fixtures"] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+        // Relative to this package, so the paths name the checkout being built: a target
+        // directory shared by several checkouts must not watch another one's files.
+        println!("cargo:rerun-if-changed=../{watched}");
     }
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());

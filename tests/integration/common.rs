@@ -312,7 +312,8 @@ settings.share_path = "@DIR@/data/volumes"
 
 [backends.bad]
 driver = "@FIXTURES@/misbehave.wasm"
-grants.exec = ["true", "cat"]
+grants.exec = ["true", "cat", "linger"]
+exec_dirs = ["@DIR@/bin", "/usr/bin", "/bin"]
 grants.block = ["@DIR@/badshare"]
 settings.share_path = "@DIR@/badshare"
 limits.call_deadline_ms = {deadline_ms}

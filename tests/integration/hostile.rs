@@ -13,6 +13,15 @@ use crate::common::{Server, config_with_fixture};
 async fn misbehaving_driver_fails_one_operation_never_the_host() {
     let server = Server::start(&config_with_fixture(2_000, 64));
     std::os::unix::fs::symlink("/etc/passwd", server.dir.join("badshare/link")).unwrap();
+    // Exits at once, but the sleep it leaves behind holds its stdout for a minute.
+    let bin = server.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("linger"), "#!/bin/sh\nsleep 60 &\necho started\n").unwrap();
+    std::fs::set_permissions(
+        bin.join("linger"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let c = server.client("alice:proj-a");
 
     // (display name, what the user message must say)
@@ -25,6 +34,7 @@ async fn misbehaving_driver_fails_one_operation_never_the_host() {
         ("trap", "trapped"),
         ("fail", "asked to fail"),
         ("bigexec", "output cap"),
+        ("linger", "its output stayed open"),
         ("handles", "too many open block handles"),
         ("bigret", "provider_location of 16777216 bytes"),
     ];

@@ -136,6 +136,16 @@ fn resolve_program(dirs: &[PathBuf], program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Kills a program and leaves the waiting to a thread of its own: a process stuck in the
+/// kernel (a hung NFS mount) dies only when its I/O returns, and the call must not wait for
+/// that.
+fn reap(mut child: std::process::Child) {
+    let _ = child.kill();
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+}
+
 /// Whether an option names a secret, so the argument after it (or its `=value`) is masked
 /// wherever the host writes a command line down (as oslo's `mask_password`).
 fn is_secret_key(key: &str) -> bool {
@@ -247,15 +257,21 @@ impl exec::Host for HostState {
         let stderr = child.stderr.take().expect("piped");
         let over = Arc::new(AtomicBool::new(false));
         let (o1, o2) = (over.clone(), over.clone());
-        let out_reader = std::thread::spawn(move || read_capped(stdout, cap, &o1));
-        let err_reader = std::thread::spawn(move || read_capped(stderr, cap, &o2));
+        // The readers hand their bytes over a channel, so waiting for them is bounded: a
+        // process the program left behind may hold its pipes open long after it exits.
+        let (out_tx, out_rx) = std::sync::mpsc::channel();
+        let (err_tx, err_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = out_tx.send(read_capped(stdout, cap, &o1));
+        });
+        std::thread::spawn(move || {
+            let _ = err_tx.send(read_capped(stderr, cap, &o2));
+        });
         let started = Instant::now();
         let mut pause = Duration::from_micros(200);
         let status = loop {
             if over.load(Ordering::Relaxed) {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = (out_reader.join(), err_reader.join());
+                reap(child);
                 return Err(exec::ExecError::Failed(format!(
                     "`{program}` wrote more than the {cap}-byte output cap (limits.exec_output_bytes) and was killed"
                 )));
@@ -263,9 +279,7 @@ impl exec::Host for HostState {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if started.elapsed() >= timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let _ = (out_reader.join(), err_reader.join());
+                    reap(child);
                     return Err(exec::ExecError::TimedOut(format!(
                         "`{program}` ran longer than {} ms and was killed",
                         timeout.as_millis()
@@ -282,8 +296,15 @@ impl exec::Host for HostState {
                 }
             }
         };
-        let stdout = out_reader.join().unwrap_or_default();
-        let stderr = err_reader.join().unwrap_or_default();
+        let left = || timeout.saturating_sub(started.elapsed());
+        let (Ok(stdout), Ok(stderr)) = (out_rx.recv_timeout(left()), err_rx.recv_timeout(left()))
+        else {
+            return Err(exec::ExecError::TimedOut(format!(
+                "`{program}` exited, but its output stayed open past {} ms: a process it started \
+                 still holds it; the host stopped waiting",
+                timeout.as_millis()
+            )));
+        };
         if over.load(Ordering::Relaxed) {
             return Err(exec::ExecError::Failed(format!(
                 "`{program}` wrote more than the {cap}-byte output cap (limits.exec_output_bytes)"
