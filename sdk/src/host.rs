@@ -12,6 +12,18 @@ pub mod exec {
         crate::bindings::ashlar::driver::exec::run(program, &args, None)
     }
 
+    /// Runs `program` with `args`, killed after `timeout_ms` (or the host's own limit,
+    /// whichever is shorter): for probes that must answer quickly or not at all, such as
+    /// `df` on a share whose server may have gone away.
+    pub fn run_with_timeout(
+        program: &str,
+        args: &[&str],
+        timeout_ms: u32,
+    ) -> Result<Output, ExecError> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        crate::bindings::ashlar::driver::exec::run(program, &args, Some(timeout_ms))
+    }
+
     /// Runs `program` and returns its stdout when it exits 0; otherwise a driver error
     /// carrying the command and its stderr.
     pub fn check(program: &str, args: &[&str]) -> Result<String, DriverError> {

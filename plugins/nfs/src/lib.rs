@@ -310,6 +310,9 @@ pub struct NfsDriver {
     settings: Option<Settings>,
 }
 
+/// How long `df` may take to describe the share.
+const DF_TIMEOUT_MS: u32 = 15_000;
+
 impl NfsDriver {
     fn settings(&mut self) -> Result<&Settings> {
         if self.settings.is_none() {
@@ -323,12 +326,16 @@ impl NfsDriver {
     fn share(&mut self) -> Result<ShareUsage> {
         let s = self.settings()?.clone();
         let share = &s.share_path;
-        let out = exec::run("df", &["-P", "-B", "1", share]).map_err(|e| {
-            DriverError::backend_unavailable(format!(
-                "cannot check share {share}: {}",
-                error_text(&exec::from_exec_error("df", e))
-            ))
-        })?;
+        // A hard mount whose server is gone hangs `df`; give up long before the call's
+        // deadline and say the share is not answering.
+        let out = exec::run_with_timeout("df", &["-P", "-B", "1", share], DF_TIMEOUT_MS).map_err(
+            |e| {
+                DriverError::backend_unavailable(format!(
+                    "cannot check share {share}: {}",
+                    error_text(&exec::from_exec_error("df", e))
+                ))
+            },
+        )?;
         if out.status != 0 {
             let err = String::from_utf8_lossy(&out.stderr);
             return Err(DriverError::backend_unavailable(match classify(&err) {
