@@ -43,7 +43,7 @@ fn trivial_call(rt: &tokio::runtime::Runtime) {
         .into();
     let manifest = Manifest::load(fixtures.join("misbehave.toml")).unwrap();
     let grants: Grants = toml::from_str(&format!(
-        "exec = [\"true\", \"cat\"]\nblock = [{:?}]",
+        "exec = [\"true\", \"cat\", \"linger\"]\nblock = [{:?}]",
         share.path()
     ))
     .unwrap();
@@ -329,7 +329,7 @@ grants.exec = ["qemu-img", "rm", "df", "du"]
 settings.share_path = "{vols}"
 [backends.bad]
 driver = "{fixture}"
-grants.exec = ["true", "cat"]
+grants.exec = ["true", "cat", "linger"]
 grants.block = ["{share}"]
 settings.share_path = "{share}"
 limits.call_deadline_ms = 1500

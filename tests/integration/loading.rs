@@ -60,7 +60,7 @@ grants.exec = ["qemu-img", "rm", "df", "du"]
         r#"
 [backends.bad]
 driver = "@FIXTURES@/misbehave.wasm"
-grants.exec = ["true", "cat"]
+grants.exec = ["true", "cat", "linger"]
 grants.block = ["@DIR@/share/elsewhere"]
 settings.share_path = "@DIR@/share"
 "#,
@@ -139,7 +139,7 @@ fn plugin_inspect_and_validate_answer_offline() {
         &config,
         format!(
             "[backends.a]\ndriver = \"nfs\"\ngrants.exec = [\"true\"]\nsettings.share_path = \"{0}\"\n\
-             [backends.b]\ndriver = \"nfs\"\ngrants.exec = [\"true\", \"cat\"]\ngrants.block = [\"{0}\"]\nsettings.share_path = \"{0}\"\n",
+             [backends.b]\ndriver = \"nfs\"\ngrants.exec = [\"true\", \"cat\", \"linger\"]\ngrants.block = [\"{0}\"]\nsettings.share_path = \"{0}\"\n",
             dir.path().display()
         ),
     )
