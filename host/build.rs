@@ -21,6 +21,10 @@ const COMPONENTS: &[(&str, &str)] = &[
     ),
     ("ashlar-fixture-redirect", "tests/fixtures/redirect"),
     (
+        "ashlar-fixture-broken-target",
+        "tests/fixtures/broken-target",
+    ),
+    (
         "ashlar-fixture-credential-probe",
         "tests/fixtures/credential-probe",
     ),

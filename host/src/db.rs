@@ -544,6 +544,15 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // An administrator may force-delete a volume whose attachments were left behind.
+        sqlx::query(
+            "UPDATE volume_attachments SET attach_status = 'detached', detach_time = $1, updated_at = $1, deleted = 1 \
+             WHERE volume_id = $2 AND deleted = 0",
+        )
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(res.rows_affected() == 1)
     }

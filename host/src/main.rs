@@ -72,12 +72,18 @@ enum PluginCommand {
         /// Seconds to watch the new driver before keeping it (default: the server's).
         #[arg(long)]
         probation_secs: Option<f64>,
+        /// Swap the backend's target driver instead of its volume driver.
+        #[arg(long)]
+        target: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Return a backend to its previous driver.
     Rollback {
         backend: String,
+        /// Roll back the backend's target driver instead of its volume driver.
+        #[arg(long)]
+        target: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -170,6 +176,7 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
             wasm,
             manifest,
             probation_secs,
+            target,
             server,
         } => {
             let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
@@ -177,6 +184,7 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
                 "wasm": abs(wasm),
                 "manifest": manifest.map(abs),
                 "probation_secs": probation_secs,
+                "target": target,
             });
             let out = admin_call(
                 &server,
@@ -186,8 +194,9 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
             )?;
             let s = &out["swap"];
             println!(
-                "backend {}: {} -> {} in {} ms; on probation for {} ms",
+                "backend {}{}: {} -> {} in {} ms; on probation for {} ms",
                 s["backend"].as_str().unwrap_or(""),
+                if target { " target" } else { "" },
                 s["from"].as_str().unwrap_or(""),
                 s["to"].as_str().unwrap_or(""),
                 s["took_ms"],
@@ -195,12 +204,16 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        PluginCommand::Rollback { backend, server } => {
+        PluginCommand::Rollback {
+            backend,
+            target,
+            server,
+        } => {
             let out = admin_call(
                 &server,
                 reqwest::Method::POST,
                 &format!("/ashlar/v1/backends/{backend}/rollback"),
-                None,
+                Some(serde_json::json!({ "target": target })),
             )?;
             let s = &out["rollback"];
             println!(

@@ -21,7 +21,7 @@ use crate::capabilities::{Manifest, World};
 use crate::db::PluginEvent;
 use crate::runtime::latest::ashlar::driver::types::DriverError;
 use crate::runtime::{DriverPool, DriverSpec, LoadError, Runtime};
-use crate::volume::{Backend, VolumeManager};
+use crate::volume::{Backend, DriverSlot, VolumeManager};
 
 /// How often probation looks at the new driver, and how often it probes its health.
 const PROBATION_TICK: Duration = Duration::from_millis(100);
@@ -41,12 +41,47 @@ pub enum SwapError {
     Probe { step: &'static str, message: String },
     #[error("backend `{0}` has no previous driver to roll back to")]
     NothingToRollBack(String),
+    #[error("backend `{0}` has no target driver; give it a [backends.{0}.target] section first")]
+    NoTarget(String),
+}
+
+/// Which of a backend's drivers an operation is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    /// The volume driver (`driver`).
+    #[default]
+    Volume,
+    /// The paired target driver (`[backends.NAME.target]`).
+    Target,
+}
+
+impl Part {
+    fn slot(self, backend: &Backend) -> Result<&DriverSlot, SwapError> {
+        match self {
+            Part::Volume => Ok(&backend.volume),
+            Part::Target => backend
+                .target
+                .as_ref()
+                .ok_or_else(|| SwapError::NoTarget(backend.name.clone())),
+        }
+    }
+
+    /// The name events are recorded under: the backend's, or `NAME.target`.
+    fn event_name(self, backend: &str) -> String {
+        match self {
+            Part::Volume => backend.to_string(),
+            Part::Target => format!("{backend}.target"),
+        }
+    }
 }
 
 /// What a swap did.
 #[derive(Debug, Serialize)]
 pub struct SwapOutcome {
     pub backend: String,
+    /// Which of the backend's drivers changed.
+    pub part: Part,
     pub from: String,
     pub to: String,
     /// From the request to the switch, including compile (or cache load) and probes.
@@ -83,6 +118,40 @@ pub struct PluginManager {
     default_probation: Duration,
 }
 
+/// Reads a component and its manifest (beside it unless given).
+fn read_component(
+    wasm_path: PathBuf,
+    manifest_path: Option<PathBuf>,
+) -> Result<(Vec<u8>, Manifest), SwapError> {
+    let wasm = std::fs::read(&wasm_path).map_err(|e| SwapError::Read {
+        path: wasm_path.clone(),
+        message: e.to_string(),
+    })?;
+    let manifest_path = manifest_path.unwrap_or_else(|| wasm_path.with_extension("toml"));
+    let manifest = Manifest::load(&manifest_path).map_err(|e| SwapError::Read {
+        path: manifest_path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((wasm, manifest))
+}
+
+/// Makes up to two instances ahead of the switch, so the first calls after it do not
+/// pay for instantiation.
+async fn prewarm(pool: &Arc<DriverPool>, instances: u32) -> Result<(), SwapError> {
+    let warm = (instances as usize).min(2);
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || pool.prewarm(warm))
+        .await
+        .map_err(|e| SwapError::Probe {
+            step: "prewarm",
+            message: e.to_string(),
+        })?
+        .map_err(|e| SwapError::Probe {
+            step: "prewarm",
+            message: e.to_string(),
+        })
+}
+
 fn label(pool: &DriverPool) -> String {
     format!("{} {}", pool.identity.name, pool.identity.version)
 }
@@ -115,24 +184,31 @@ impl PluginManager {
         }
     }
 
-    /// Replaces `backend`'s driver with the component at `wasm_path` (manifest beside it
-    /// unless given), then watches it for `probation` (the configured default if `None`).
+    /// Replaces `backend`'s volume or target driver with the component at `wasm_path`
+    /// (manifest beside it unless given), then watches it for `probation` (the configured
+    /// default if `None`).
     pub async fn swap(
         self: &Arc<Self>,
         backend_name: &str,
+        part: Part,
         wasm_path: PathBuf,
         manifest_path: Option<PathBuf>,
         probation: Option<Duration>,
     ) -> Result<SwapOutcome, SwapError> {
         let started = Instant::now();
         let backend = self.backend(backend_name)?;
-        let result = self.prepare(backend, wasm_path, manifest_path).await;
-        let current = backend.driver();
+        let slot = part.slot(backend)?;
+        let event_name = part.event_name(backend_name);
+        let result = match part {
+            Part::Volume => self.prepare(backend, wasm_path, manifest_path).await,
+            Part::Target => self.prepare_target(backend, wasm_path, manifest_path).await,
+        };
+        let current = slot.driver();
         let next = match result {
             Ok(next) => next,
             Err(e) => {
                 self.record(PluginEvent::new(
-                    backend_name,
+                    &event_name,
                     "refused",
                     Some(&label(&current)),
                     None,
@@ -143,12 +219,12 @@ impl PluginManager {
                 return Err(e);
             }
         };
-        let old = backend.switch_to(next.clone());
+        let old = slot.switch_to(next.clone());
         let took_ms = started.elapsed().as_millis() as u64;
         let probation = probation.unwrap_or(self.default_probation);
-        tracing::info!(backend = backend_name, from = %label(&old), to = %label(&next), took_ms, "driver swapped");
+        tracing::info!(backend = backend_name, ?part, from = %label(&old), to = %label(&next), took_ms, "driver swapped");
         self.record(PluginEvent::new(
-            backend_name,
+            &event_name,
             "swapped",
             Some(&label(&old)),
             Some(&label(&next)),
@@ -162,9 +238,10 @@ impl PluginManager {
         let me = self.clone();
         let name = backend_name.to_string();
         let watched = next.clone();
-        tokio::spawn(async move { me.probation(name, watched, probation).await });
+        tokio::spawn(async move { me.probation(name, part, watched, probation).await });
         Ok(SwapOutcome {
             backend: backend_name.to_string(),
+            part,
             from: label(&old),
             to: label(&next),
             took_ms,
@@ -179,15 +256,7 @@ impl PluginManager {
         wasm_path: PathBuf,
         manifest_path: Option<PathBuf>,
     ) -> Result<Arc<DriverPool>, SwapError> {
-        let wasm = std::fs::read(&wasm_path).map_err(|e| SwapError::Read {
-            path: wasm_path.clone(),
-            message: e.to_string(),
-        })?;
-        let manifest_path = manifest_path.unwrap_or_else(|| wasm_path.with_extension("toml"));
-        let manifest = Manifest::load(&manifest_path).map_err(|e| SwapError::Read {
-            path: manifest_path.clone(),
-            message: e.to_string(),
-        })?;
+        let (wasm, manifest) = read_component(wasm_path.clone(), manifest_path)?;
         let cfg = &backend.config;
         let spec = DriverSpec {
             backend: backend.name.clone(),
@@ -202,21 +271,7 @@ impl PluginManager {
             exec_dirs: cfg.exec_dirs.clone(),
             world: World::VolumeDriver,
         };
-        let runtime = self.runtime.clone();
-        // Compiling is CPU work; keep it off the async threads.
-        let next = tokio::task::spawn_blocking(move || runtime.load(spec))
-            .await
-            .map_err(|e| SwapError::Probe {
-                step: "load",
-                message: e.to_string(),
-            })?
-            .map_err(|e| SwapError::Load(Box::new(e)))?;
-        next.call("check-for-setup-error", |s, d| d.check_for_setup_error(s))
-            .await
-            .map_err(|e| SwapError::Probe {
-                step: "check-for-setup-error",
-                message: e.to_string(),
-            })?;
+        let next = self.load_checked(spec).await?;
         let stats = next
             .call("get-volume-stats", |s, d| d.get_volume_stats(s, true))
             .await
@@ -280,18 +335,56 @@ impl PluginManager {
                 ),
             });
         }
-        let warm = (backend.config.limits.instances as usize).min(2);
-        let pool = next.clone();
-        tokio::task::spawn_blocking(move || pool.prewarm(warm))
+        prewarm(&next, backend.config.limits.instances).await?;
+        Ok(next)
+    }
+
+    /// Loads a component off the async threads (compiling is CPU work) and runs its
+    /// setup check.
+    async fn load_checked(&self, spec: DriverSpec) -> Result<Arc<DriverPool>, SwapError> {
+        let runtime = self.runtime.clone();
+        let next = tokio::task::spawn_blocking(move || runtime.load(spec))
             .await
             .map_err(|e| SwapError::Probe {
-                step: "prewarm",
+                step: "load",
                 message: e.to_string(),
             })?
+            .map_err(|e| SwapError::Load(Box::new(e)))?;
+        next.call("check-for-setup-error", |s, d| d.check_for_setup_error(s))
+            .await
             .map_err(|e| SwapError::Probe {
-                step: "prewarm",
+                step: "check-for-setup-error",
                 message: e.to_string(),
             })?;
+        Ok(next)
+    }
+
+    /// Loads and probes a new target driver for `backend` without switching to it.
+    async fn prepare_target(
+        &self,
+        backend: &Backend,
+        wasm_path: PathBuf,
+        manifest_path: Option<PathBuf>,
+    ) -> Result<Arc<DriverPool>, SwapError> {
+        let Some(cfg) = &backend.config.target else {
+            return Err(SwapError::NoTarget(backend.name.clone()));
+        };
+        let (wasm, manifest) = read_component(wasm_path.clone(), manifest_path)?;
+        let spec = DriverSpec {
+            backend: backend.name.clone(),
+            origin: wasm_path.display().to_string(),
+            wasm: wasm.into(),
+            manifest,
+            grants: cfg.grants.clone(),
+            settings: cfg.settings.clone(),
+            credentials: cfg.credentials.clone(),
+            limits: cfg.limits.clone(),
+            host_name: self.host_name.clone(),
+            exec_dirs: backend.config.exec_dirs.clone(),
+            world: World::TargetDriver,
+        };
+        let next = self.load_checked(spec).await?;
+        prewarm(&next, cfg.limits.instances).await?;
         Ok(next)
     }
 
@@ -300,12 +393,14 @@ impl PluginManager {
     async fn probation(
         self: Arc<Self>,
         backend_name: String,
+        part: Part,
         watched: Arc<DriverPool>,
         window: Duration,
     ) {
-        let Ok(backend) = self.backend(&backend_name) else {
+        let Ok(slot) = self.backend(&backend_name).and_then(|b| part.slot(b)) else {
             return;
         };
+        let event_name = part.event_name(&backend_name);
         let failures_before = watched.metrics.sandbox_failures.load(Ordering::Relaxed);
         let until = Instant::now() + window;
         let mut last_probe = Instant::now();
@@ -314,7 +409,7 @@ impl PluginManager {
                 _ = tokio::time::sleep(PROBATION_TICK) => {}
                 _ = watched.failed.notified() => {}
             }
-            if !Arc::ptr_eq(&backend.driver(), &watched) {
+            if !Arc::ptr_eq(&slot.driver(), &watched) {
                 return; // swapped again, or rolled back by hand
             }
             let failures =
@@ -344,11 +439,11 @@ impl PluginManager {
                 }
             }
             if let Some(reason) = reason {
-                if let Some(broken) = backend.roll_back_from(&watched) {
-                    let restored = backend.driver();
-                    tracing::warn!(backend = %backend_name, from = %label(&broken), to = %label(&restored), "rolled back: {reason}");
+                if let Some(broken) = slot.roll_back_from(&watched) {
+                    let restored = slot.driver();
+                    tracing::warn!(backend = %backend_name, ?part, from = %label(&broken), to = %label(&restored), "rolled back: {reason}");
                     self.record(PluginEvent::new(
-                        &backend_name,
+                        &event_name,
                         "rolled-back",
                         Some(&label(&broken)),
                         Some(&label(&restored)),
@@ -360,9 +455,9 @@ impl PluginManager {
                 return;
             }
         }
-        tracing::info!(backend = %backend_name, plugin = %label(&watched), "probation passed");
+        tracing::info!(backend = %backend_name, ?part, plugin = %label(&watched), "probation passed");
         self.record(PluginEvent::new(
-            &backend_name,
+            &event_name,
             "probation-passed",
             None,
             Some(&label(&watched)),
@@ -372,20 +467,20 @@ impl PluginManager {
         .await;
     }
 
-    /// Returns `backend` to its previous driver by hand.
-    pub async fn rollback(&self, backend_name: &str) -> Result<SwapOutcome, SwapError> {
+    /// Returns `backend`'s volume or target driver to the previous one by hand.
+    pub async fn rollback(&self, backend_name: &str, part: Part) -> Result<SwapOutcome, SwapError> {
         let started = Instant::now();
-        let backend = self.backend(backend_name)?;
-        let current = backend.driver();
-        let broken = backend
+        let slot = part.slot(self.backend(backend_name)?)?;
+        let current = slot.driver();
+        let broken = slot
             .roll_back_from(&current)
             .ok_or_else(|| SwapError::NothingToRollBack(backend_name.to_string()))?;
-        let restored = backend.driver();
+        let restored = slot.driver();
         let took_ms = started.elapsed().as_millis() as u64;
         let volumes = self.volumes.clone();
         tokio::spawn(async move { volumes.poll_stats().await });
         self.record(PluginEvent::new(
-            backend_name,
+            &part.event_name(backend_name),
             "rolled-back",
             Some(&label(&broken)),
             Some(&label(&restored)),
@@ -395,6 +490,7 @@ impl PluginManager {
         .await;
         Ok(SwapOutcome {
             backend: backend_name.to_string(),
+            part,
             from: label(&broken),
             to: label(&restored),
             took_ms,
@@ -413,11 +509,19 @@ impl PluginManager {
                 .await
                 .ok()
                 .and_then(|mut v| v.pop());
-            let previous = backend.previous().map(|p| label(&p));
+            let previous = backend.volume.previous().map(|p| label(&p));
             out.push(status_of(name, &backend.driver(), previous, last_event));
             // A paired target driver is listed under the same backend, with its world.
             if let Some(target) = &backend.target {
-                out.push(status_of(name, target, None, None));
+                let last_event = self
+                    .volumes
+                    .db
+                    .plugin_events(Some(&Part::Target.event_name(name)), 1)
+                    .await
+                    .ok()
+                    .and_then(|mut v| v.pop());
+                let previous = target.previous().map(|p| label(&p));
+                out.push(status_of(name, &target.driver(), previous, last_event));
             }
         }
         out

@@ -19,35 +19,18 @@ use crate::db::{Db, Job, Message, time};
 use crate::runtime::{CallError, DriverPool, latest};
 use crate::scheduler::{self, CapValue, PoolState, SchedulerConfig};
 
-/// One configured backend and its driver. The driver can be swapped while calls run:
-/// a call takes the current pool once and finishes on it.
-pub struct Backend {
-    pub name: String,
-    pub availability_zone: String,
-    pub config: BackendConfig,
+/// A driver that can be swapped while calls run: a call takes the current pool once and
+/// finishes on it; the one it replaced is kept for a rollback.
+pub struct DriverSlot {
     current: RwLock<Arc<DriverPool>>,
-    /// What a rollback returns to.
     previous: RwLock<Option<Arc<DriverPool>>>,
-    /// The target driver that exports this backend's volumes, when the volume driver hands
-    /// over a local device (`[backends.NAME.target]`).
-    pub target: Option<Arc<DriverPool>>,
 }
 
-impl Backend {
-    pub fn new(
-        name: String,
-        availability_zone: String,
-        config: BackendConfig,
-        driver: Arc<DriverPool>,
-        target: Option<Arc<DriverPool>>,
-    ) -> Backend {
-        Backend {
-            name,
-            availability_zone,
-            config,
+impl DriverSlot {
+    pub fn new(driver: Arc<DriverPool>) -> DriverSlot {
+        DriverSlot {
             current: RwLock::new(driver),
             previous: RwLock::new(None),
-            target,
         }
     }
 
@@ -79,6 +62,46 @@ impl Backend {
         let prev = self.previous.write().expect("driver lock").take()?;
         let broken = std::mem::replace(&mut *current, prev);
         Some(broken)
+    }
+}
+
+/// One configured backend: its volume driver and, when it exports through one, its
+/// target driver; each can be swapped on its own.
+pub struct Backend {
+    pub name: String,
+    pub availability_zone: String,
+    pub config: BackendConfig,
+    pub volume: DriverSlot,
+    /// The target driver that exports this backend's volumes, when the volume driver hands
+    /// over a local device (`[backends.NAME.target]`).
+    pub target: Option<DriverSlot>,
+}
+
+impl Backend {
+    pub fn new(
+        name: String,
+        availability_zone: String,
+        config: BackendConfig,
+        driver: Arc<DriverPool>,
+        target: Option<Arc<DriverPool>>,
+    ) -> Backend {
+        Backend {
+            name,
+            availability_zone,
+            config,
+            volume: DriverSlot::new(driver),
+            target: target.map(DriverSlot::new),
+        }
+    }
+
+    /// The volume driver new calls go to.
+    pub fn driver(&self) -> Arc<DriverPool> {
+        self.volume.driver()
+    }
+
+    /// The target driver new calls go to, if the backend has one.
+    pub fn target(&self) -> Option<Arc<DriverPool>> {
+        self.target.as_ref().map(DriverSlot::driver)
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::common::{Server, Tgtd, read_at, write_at};
+use crate::common::{Client, FIXTURES_DIR, Server, Tgtd, read_at, write_at};
 
 /// qemu's `--image-opts` (and the secret object) for logging in as `initiator`.
 fn login(data: &Value, initiator: &str, password: &str) -> [String; 4] {
@@ -343,4 +343,143 @@ async fn attached_volumes_are_exported_again_after_a_restart() {
     );
     drop(server);
     drop(tgtd);
+}
+
+/// The backend's target driver (`world = target-driver`) in `ashlar plugin list`.
+async fn target_of(admin: &Client, backend: &str) -> Value {
+    let r = admin
+        .raw(reqwest::Method::GET, "/ashlar/v1/plugins", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["backend"] == backend && p["world"] == "target-driver")
+        .unwrap_or_else(|| panic!("no target row for {backend}: {}", r.body))
+        .clone()
+}
+
+/// A target driver is hot-swapped like a volume driver: a broken release passes the
+/// swap's probes, fails the attach it is given, and probation puts the old one back, which
+/// serves the next attach; by hand, a swap and a rollback of the target alone.
+#[tokio::test]
+async fn a_target_driver_is_swapped_watched_and_rolled_back() {
+    let tgtd = Tgtd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let share: PathBuf = tmp.path().join("share");
+    std::fs::create_dir_all(&share).unwrap();
+    let server = Server::start_in(tmp.path(), &config(&share, &tgtd));
+    let c = server.client("alice:proj-a");
+    let admin = server.client("admin:admin");
+    let vol = c
+        .create_volume(json!({"size": 1, "volume_type": "iscsi"}))
+        .await;
+    c.wait_status("volumes", &vol, "available").await;
+    write_at(&share.join(format!("volume-{vol}")), 0, &[0x7e; 4096]);
+    let initiator = format!("iqn.2024-01.test.ashlar:swap-{}", std::process::id());
+    let connect = || {
+        let (c, path) = (&c, format!("volumes/{vol}/action"));
+        let body = json!({"os-initialize_connection": {"connector":
+            {"host": "compute-s", "initiator": initiator}}});
+        async move { c.post(&path, body).await }
+    };
+    let broken = Path::new(FIXTURES_DIR).join("broken-target.wasm");
+    let swap = |body: Value| {
+        let admin = &admin;
+        async move { admin.post("/ashlar/v1/backends/tgt/swap", body).await }
+    };
+
+    let r = swap(json!({"wasm": broken, "target": true, "probation_secs": 30})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["swap"]["part"], "target");
+    assert_eq!(r.body["swap"]["from"], "iscsi-tgt 0.1.0");
+    assert_eq!(r.body["swap"]["to"], "broken-target 9.9.9");
+    let t = target_of(&admin, "tgt").await;
+    assert_eq!(t["plugin"], "broken-target", "{t}");
+    let volume_row = &admin
+        .raw(reqwest::Method::GET, "/ashlar/v1/plugins", None)
+        .await
+        .body["plugins"][0];
+    assert_eq!(volume_row["plugin"], "nfs", "the volume driver stays");
+
+    // The broken target traps on the attach; the request fails, naming it.
+    let r = connect().await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.error_message().contains("plugin broken-target 9.9.9"),
+        "{}",
+        r.error_message()
+    );
+    // Probation's verdict, not the clock: rolled back, never passed.
+    let started = Instant::now();
+    loop {
+        let t = target_of(&admin, "tgt").await;
+        if t["plugin"] == "iscsi-tgt" && t["last_event"]["kind"] == "rolled-back" {
+            assert!(
+                t["last_event"]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("trapped"),
+                "{t}"
+            );
+            break;
+        }
+        assert_ne!(t["last_event"]["kind"], "probation-passed", "{t}");
+        assert!(started.elapsed().as_secs() < 60, "no verdict: {t}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = connect().await;
+    assert_eq!(r.status, 200, "the old target serves again: {}", r.body);
+    let data = &r.body["connection_info"]["data"];
+    let password = data["auth_password"].as_str().unwrap().to_string();
+    qemu_io(&login(data, &initiator, &password), "read -P 0x7e 0 4096")
+        .expect("attached through the restored target");
+
+    // By hand: swap without probation, then roll the target alone back.
+    let r = swap(json!({"wasm": broken, "target": true, "probation_secs": 0})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin
+        .post("/ashlar/v1/backends/tgt/rollback", json!({"target": true}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["rollback"]["to"], "iscsi-tgt 0.1.0");
+    assert_eq!(target_of(&admin, "tgt").await["plugin"], "iscsi-tgt");
+
+    // A target component is no volume driver, and the volume driver no target.
+    let r = swap(json!({"wasm": broken})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("target-driver"),
+        "{}",
+        r.error_message()
+    );
+    drop(server);
+    drop(tgtd);
+}
+
+#[tokio::test]
+async fn swapping_the_target_of_a_backend_without_one_is_refused() {
+    let server = Server::start("");
+    let admin = server.client("admin:admin");
+    let broken = Path::new(FIXTURES_DIR).join("broken-target.wasm");
+    let r = admin
+        .post(
+            "/ashlar/v1/backends/local/swap",
+            json!({"wasm": broken, "target": true}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.error_message().contains("[backends.local.target]"),
+        "{}",
+        r.error_message()
+    );
+    let r = admin
+        .post(
+            "/ashlar/v1/backends/local/swap",
+            json!({"wasm": broken, "target": "yes"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
 }

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{ApiError, Ctx, State, parse_body, reply};
-use crate::plugins::SwapError;
+use crate::plugins::{Part, SwapError};
 
 pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
@@ -27,6 +27,7 @@ impl From<SwapError> for ApiError {
         match e {
             SwapError::UnknownBackend(_) => ApiError::not_found(e.to_string()),
             SwapError::NothingToRollBack(_) => ApiError::conflict(e.to_string()),
+            SwapError::NoTarget(_) => ApiError::conflict(e.to_string()),
             _ => ApiError::bad_request(e.to_string()),
         }
     }
@@ -54,8 +55,9 @@ async fn events(
     Ok(reply(&ctx, StatusCode::OK, json!({ "events": events })))
 }
 
-/// `{"wasm": "/path/driver.wasm", "manifest": "/path/plugin.toml", "probation_secs": 30}`;
-/// the paths are on the server's host.
+/// `{"wasm": "/path/driver.wasm", "manifest": "/path/plugin.toml", "probation_secs": 30,
+/// "target": false}`; the paths are on the server's host. `"target": true` swaps the
+/// backend's target driver instead of its volume driver.
 async fn swap(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -99,17 +101,41 @@ async fn swap(
                 })?,
         )),
     };
-    let outcome = state.plugins.swap(&name, wasm, manifest, probation).await?;
+    let part = part_of(&body)?;
+    let outcome = state
+        .plugins
+        .swap(&name, part, wasm, manifest, probation)
+        .await?;
     Ok(reply(&ctx, StatusCode::OK, json!({ "swap": outcome })))
 }
 
+/// `"target": true` in the body picks the backend's target driver.
+fn part_of(body: &serde_json::Map<String, Value>) -> Result<Part, ApiError> {
+    match body.get("target") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(Part::Volume),
+        Some(Value::Bool(true)) => Ok(Part::Target),
+        Some(other) => Err(ApiError::invalid_field(
+            "target",
+            other,
+            "it must be true (the target driver) or false (the volume driver)",
+        )),
+    }
+}
+
+/// An empty body, or `{"target": true}` for the backend's target driver.
 async fn rollback(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(name): Path<String>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     ctx.require_admin(POLICY)?;
-    let outcome = state.plugins.rollback(&name).await?;
+    let part = if body.iter().all(u8::is_ascii_whitespace) {
+        Part::Volume
+    } else {
+        part_of(&parse_body(&body)?)?
+    };
+    let outcome = state.plugins.rollback(&name, part).await?;
     Ok(reply(&ctx, StatusCode::OK, json!({ "rollback": outcome })))
 }
 

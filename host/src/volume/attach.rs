@@ -67,7 +67,7 @@ impl VolumeManager {
         })?;
         let mut vol = driver_volume(self, v).await?;
         let driver = backend.driver();
-        let Some(target) = &backend.target else {
+        let Some(target) = backend.target() else {
             let (vv, c) = (vol.clone(), connector.clone());
             let model = driver
                 .call("create-export", move |s, d| {
@@ -115,7 +115,7 @@ impl VolumeManager {
         };
         let vol = driver_volume(self, v).await?;
         let driver = backend.driver();
-        match &backend.target {
+        match backend.target() {
             None => {
                 let vv = vol.clone();
                 tolerate_unsupported(
