@@ -409,3 +409,92 @@ mod tests {
         assert!(c.finish().unwrap_err().to_string().contains("instances"));
     }
 }
+
+/// The operator guides' example configs (docs/drivers/*.md, README.md) stay true: every
+/// complete example parses, names a bundled driver, and grants everything that driver's
+/// plugin.toml requests for those settings.
+#[cfg(test)]
+mod documented_examples {
+    use super::*;
+    use crate::capabilities::{self, Manifest, World};
+
+    /// The ```toml blocks of a markdown file that configure a backend.
+    fn examples(markdown: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut block: Option<String> = None;
+        for line in markdown.lines() {
+            match (&mut block, line.trim_start()) {
+                (None, l) if l.starts_with("```toml") => block = Some(String::new()),
+                (Some(b), l) if l.starts_with("```") => {
+                    if b.contains("[backends.") && b.contains("driver = ") {
+                        out.push(std::mem::take(b));
+                    }
+                    block = None;
+                }
+                (Some(b), _) => {
+                    b.push_str(line);
+                    b.push('\n');
+                }
+                (None, _) => {}
+            }
+        }
+        out
+    }
+
+    /// Grants `manifest` against one example's section, leaving block paths out: they name
+    /// devices and mounts of the example's host, which need not exist here.
+    fn check(
+        what: &str,
+        backend: &str,
+        manifest: &Manifest,
+        settings: &BTreeMap<String, String>,
+        grants: &Grants,
+    ) {
+        let mut manifest = manifest.clone();
+        manifest.capabilities.block.clear();
+        let mut grants = grants.clone();
+        grants.block.clear();
+        let settings = manifest.settings_with_defaults(settings);
+        if let Err(e) = capabilities::grant(&manifest, backend, &settings, &grants) {
+            panic!("{what}: the documented grants do not cover the driver: {e}");
+        }
+    }
+
+    #[test]
+    fn every_documented_backend_loads_its_driver_with_the_grants_shown() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("docs/drivers"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md"))
+            .collect();
+        files.push(root.join("README.md"));
+        let mut checked = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (i, example) in examples(&text).iter().enumerate() {
+                let at = format!("{} example {}", file.display(), i + 1);
+                let cfg: Config =
+                    toml::from_str(example).unwrap_or_else(|e| panic!("{at}: {e}\n{example}"));
+                for (name, backend) in &cfg.backends {
+                    let Some(bundled) = crate::bundled::find(&backend.driver) else {
+                        continue; // a path to the operator's own component
+                    };
+                    let m = Manifest::from_toml_str(bundled.manifest).unwrap();
+                    assert_eq!(m.world, World::VolumeDriver, "{at}: {name}");
+                    check(&at, name, &m, &backend.settings, &backend.grants);
+                    checked += 1;
+                    if let Some(t) = &backend.target {
+                        let b = crate::bundled::find(&t.driver)
+                            .unwrap_or_else(|| panic!("{at}: target {} is not bundled", t.driver));
+                        let m = Manifest::from_toml_str(b.manifest).unwrap();
+                        assert_eq!(m.world, World::TargetDriver, "{at}: {name} target");
+                        check(&at, &format!("{name}.target"), &m, &t.settings, &t.grants);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked >= 5, "only {checked} documented backends found");
+    }
+}
