@@ -31,6 +31,7 @@ fn main() {
         .unwrap();
     trivial_call(&rt);
     api_create_delete(&rt);
+    attach_round_trip(&rt);
     swap_latency(&rt);
     isolation(&rt);
 }
@@ -191,6 +192,69 @@ async fn one_create_delete(http: &reqwest::Client, base: &str) {
         .unwrap();
     assert_eq!(r.status(), 202);
     wait_for(http, &url, |s, _| s == 404).await;
+}
+
+/// Connecting and disconnecting a volume through the API (os-initialize_connection then
+/// os-terminate_connection: two calls into the nfs driver each, create/remove-export and
+/// initialize/terminate), against a baseline of the same number of API requests that call
+/// no driver (GET of the volume), so the ratio is what the sandboxed driver calls add.
+fn attach_round_trip(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let n: usize = if quick() { 50 } else { 300 };
+    let server = start_server(dir.path());
+    let http = reqwest::Client::new();
+    let base = server.base.clone();
+    let (attach_rate, get_rate) = rt.block_on(async {
+        let r = http
+            .post(format!("{base}/v3/bench/volumes"))
+            .header("X-Auth-Token", "bench:bench")
+            .json(&serde_json::json!({"volume": {"size": 1}}))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        let id = body["volume"]["id"].as_str().unwrap().to_string();
+        let url = format!("{base}/v3/bench/volumes/{id}");
+        wait_for(&http, &url, |_, b| b["volume"]["status"] == "available").await;
+        let connector =
+            serde_json::json!({"host": "bench-host", "initiator": "iqn.2024-01.bench:h"});
+        let action = format!("{url}/action");
+        let started = Instant::now();
+        for _ in 0..n {
+            for body in [
+                serde_json::json!({"os-initialize_connection": {"connector": connector}}),
+                serde_json::json!({"os-terminate_connection": {"connector": connector}}),
+            ] {
+                let r = http
+                    .post(&action)
+                    .header("X-Auth-Token", "bench:bench")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+            }
+        }
+        let attach = n as f64 / started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..n * 2 {
+            let r = http
+                .get(&url)
+                .header("X-Auth-Token", "bench:bench")
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+        let gets = n as f64 / started.elapsed().as_secs_f64();
+        (attach, gets)
+    });
+    println!("attach round trip through the API (nfs driver; initialize + terminate), {n} each:");
+    println!("  baseline: two GETs of the volume (no driver call): {get_rate:>8.1} /s");
+    println!(
+        "  initialize + terminate connection:                {attach_rate:>8.1} /s  ({:.2} of baseline)",
+        attach_rate / get_rate.max(0.001)
+    );
 }
 
 fn api_create_delete(rt: &tokio::runtime::Runtime) {

@@ -303,8 +303,12 @@ PATH=/usr/bin:/bin
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/standin.env"
 prog=$(basename "$0")
-echo "$prog $*" >> "$STATE/commands"
 mkdir -p "$STATE/lvs" "$STATE/inactive" "$STATE/removed" "$DEVDIR/$VG" "$DEVDIR/mapper"
+# One command at a time, as lvm2's own VG lock makes it: a stats poll's `vgs` must not
+# read a record another command is still writing.
+exec 9>"$STATE/lock"
+flock 9
+echo "$prog $*" >> "$STATE/commands"
 
 die() { echo "  $*" >&2; exit 5; }
 bytes() {

@@ -790,9 +790,16 @@ impl VolumeDriver for NfsDriver {
         connector: Connector,
     ) -> Result<ConnectionInfo> {
         check_id("volume", &volume.id)?;
-        self.share()?;
         let path = self.settings()?.volume_path(&volume.id);
-        let (format, _) = self.info(&path)?;
+        // Attaching is frequent and reads nothing but the file's format: ask the share's
+        // state only when that fails, for the error an operator can act on.
+        let (format, _) = match self.info(&path) {
+            Ok(found) => found,
+            Err(e) => {
+                self.share()?;
+                return Err(e);
+            }
+        };
         if wants_local(&connector) {
             if format != Format::Raw {
                 return Err(DriverError::not_supported(format!(
