@@ -186,10 +186,15 @@ pub fn render_list(body: &serde_json::Value) -> String {
                     .unwrap_or_default()
             )
         };
+        // A backend's target driver is its own row, named as its config section is.
+        let mut backend = p["backend"].as_str().unwrap_or("").to_string();
+        if p["world"] == "target-driver" {
+            backend.push_str(".target");
+        }
         let _ = writeln!(
             out,
             "{:<12} {:<12} {:<8} {:<9} {:>8} {:>6} {:>9} {:>9}  {:<27} {last}",
-            p["backend"].as_str().unwrap_or(""),
+            backend,
             p["plugin"].as_str().unwrap_or(""),
             p["version"].as_str().unwrap_or(""),
             p["contract"].as_str().unwrap_or(""),
@@ -201,4 +206,37 @@ pub fn render_list(body: &serde_json::Value) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_driver_row_is_named_after_its_section() {
+        let row = |world: &str, plugin: &str| {
+            serde_json::json!({"backend": "tgt", "world": world, "plugin": plugin,
+                "version": "0.1.0", "contract": "0.2.0", "calls": 3, "traps": 0,
+                "p50_us": 120, "p99_us": null, "since": "2026-11-25T00:00:00", "last_event": null})
+        };
+        let body = serde_json::json!({"plugins": [
+            row("volume-driver", "nfs"),
+            row("target-driver", "iscsi-tgt"),
+        ]});
+        let text = render_list(&body);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[1].starts_with("tgt ") && lines[1].contains("nfs"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("tgt.target ") && lines[2].contains("iscsi-tgt"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains(" 120 ") && lines[1].contains(" - "),
+            "{text}"
+        );
+    }
 }
