@@ -9,6 +9,13 @@ source scripts/setup-peers.sh
 
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# The capability policy must stay testable without a guest: no wasmtime under it, ever.
+# (Captured, not piped: in an `if`, a failing `cargo tree` would pass silently.)
+policy_deps=$(cargo tree --locked -p ashlar-capabilities --edges normal,build)
+if grep -qi wasmtime <<<"$policy_deps"; then
+    echo "ashlar-capabilities must not depend on wasmtime" >&2
+    exit 1
+fi
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --workspace --no-fail-fast
 else

@@ -7,6 +7,7 @@
 mod admin;
 mod attachments;
 pub use attachments::parse_connector;
+mod list;
 mod messages;
 mod pools;
 mod snapshots;
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 
 use crate::db::Db;
 use crate::volume::VolumeManager;
+use crate::worker::Workers;
 
 /// The microversions served: `OpenStack-API-Version: volume 3.N`.
 pub const MIN_VERSION: Microversion = Microversion(3, 0);
@@ -49,6 +51,7 @@ pub struct AppState {
     pub db: Db,
     pub manager: Arc<VolumeManager>,
     pub plugins: Arc<crate::plugins::PluginManager>,
+    pub workers: Arc<Workers>,
     pub default_availability_zone: String,
 }
 
@@ -337,7 +340,17 @@ impl From<crate::db::ListError> for ApiError {
     fn from(e: crate::db::ListError) -> Self {
         match e {
             crate::db::ListError::Invalid(m) => ApiError::bad_request(m),
+            e @ crate::db::ListError::MarkerNotFound(_) => ApiError::not_found(e.to_string()),
             crate::db::ListError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::volume::Refused> for ApiError {
+    fn from(e: crate::volume::Refused) -> Self {
+        match e {
+            crate::volume::Refused::Invalid(m) => ApiError::bad_request(m),
+            crate::volume::Refused::Db(e) => e.into(),
         }
     }
 }
@@ -468,51 +481,12 @@ pub fn string_map(field: &str, v: &Value) -> Result<Vec<(String, String)>, ApiEr
 pub fn parse_bool(field: &str, v: &Value) -> Result<bool, ApiError> {
     match v {
         Value::Bool(b) => Ok(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "y" | "on" | "t" => Ok(true),
-            "false" | "0" | "no" | "n" | "off" | "f" => Ok(false),
-            _ => Err(ApiError::invalid_field(field, v, "It must be a boolean.")),
-        },
+        Value::String(s) => crate::db::list::parse_bool(s)
+            .ok_or_else(|| ApiError::invalid_field(field, v, "It must be a boolean.")),
         other => Err(ApiError::invalid_field(
             field,
             other,
             format!("{other} is not of type 'boolean'"),
         )),
     }
-}
-
-/// Paging and sorting from a query string (`limit`, `marker`, `sort`, `sort_key`, `sort_dir`).
-pub fn page_from_query(
-    q: &std::collections::HashMap<String, String>,
-) -> Result<crate::db::Page, ApiError> {
-    let limit = match q.get("limit") {
-        None => None,
-        Some(l) => Some(l.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::bad_request(format!("Invalid input for field/attribute limit. Value: {l}. limit must be a non-negative integer"))
-        })?),
-    };
-    let (mut sort_key, mut sort_dir) = (q.get("sort_key").cloned(), q.get("sort_dir").cloned());
-    if let Some(sort) = q.get("sort") {
-        let first = sort.split(',').next().unwrap_or_default();
-        let (k, d) = first
-            .split_once(':')
-            .map_or((first, None), |(k, d)| (k, Some(d)));
-        sort_key = Some(k.to_string());
-        sort_dir = d.map(str::to_string).or(sort_dir);
-    }
-    let sort_desc = match sort_dir.as_deref().unwrap_or("desc") {
-        "desc" => true,
-        "asc" => false,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid sort direction `{other}`: use asc or desc"
-            )));
-        }
-    };
-    Ok(crate::db::Page {
-        limit,
-        marker: q.get("marker").cloned(),
-        sort_key,
-        sort_desc,
-    })
 }

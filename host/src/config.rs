@@ -49,6 +49,12 @@ pub struct Config {
     /// probe in that time rolls the backend back to its previous driver. Default 30.
     #[serde(default = "default_probation_secs")]
     pub probation_secs: u64,
+    /// Seconds a stopping host (SIGTERM or Ctrl-C) gives the requests and jobs it is
+    /// running to finish, after it has stopped taking new ones; what is still running then
+    /// is left for recovery on the next start (oslo.service's `graceful_shutdown_timeout`).
+    /// Default 60.
+    #[serde(default = "default_graceful_shutdown_timeout_secs")]
+    pub graceful_shutdown_timeout_secs: u64,
     /// Scheduler settings.
     #[serde(default)]
     pub scheduler: SchedulerSection,
@@ -67,12 +73,18 @@ pub struct SchedulerSection {
     /// most free space, negative stacks them. Default 1.0.
     #[serde(default = "default_capacity_weight_multiplier")]
     pub capacity_weight_multiplier: f64,
+    /// Cinder's `scheduler_max_attempts`: a create whose driver fails is rescheduled to
+    /// another backend until it has been tried on this many. 1 never reschedules.
+    /// Default 3.
+    #[serde(default = "default_scheduler_max_attempts")]
+    pub scheduler_max_attempts: u32,
 }
 
 impl Default for SchedulerSection {
     fn default() -> Self {
         SchedulerSection {
             capacity_weight_multiplier: default_capacity_weight_multiplier(),
+            scheduler_max_attempts: default_scheduler_max_attempts(),
         }
     }
 }
@@ -239,6 +251,12 @@ fn default_probation_secs() -> u64 {
 }
 fn default_capacity_weight_multiplier() -> f64 {
     1.0
+}
+fn default_scheduler_max_attempts() -> u32 {
+    3
+}
+fn default_graceful_shutdown_timeout_secs() -> u64 {
+    60
 }
 fn default_call_deadline_ms() -> u64 {
     120_000

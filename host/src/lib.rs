@@ -3,11 +3,13 @@
 
 pub mod api;
 pub mod bundled;
-pub mod capabilities;
+pub use ashlar_capabilities as capabilities;
 pub mod config;
 pub mod db;
+pub mod driver;
 pub mod plugins;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod volume;
+pub mod worker;

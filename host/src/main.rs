@@ -137,7 +137,11 @@ fn run() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(ashlar::server::serve(cfg))
+            let served = rt.block_on(ashlar::server::serve(cfg));
+            // Driver calls still running on blocking threads past the grace period must
+            // not hold the exit: their jobs are left for recovery.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            served
         }
         Command::Plugin(cmd) => plugin(cmd),
     }

@@ -19,9 +19,9 @@ pub mod offline;
 
 use crate::capabilities::{Manifest, World};
 use crate::db::PluginEvent;
-use crate::runtime::latest::ashlar::driver::types::DriverError;
 use crate::runtime::{DriverPool, DriverSpec, LoadError, Runtime};
 use crate::volume::{Backend, DriverSlot, VolumeManager};
+use crate::worker::{Worker, WorkerState, WorkerStatus, Workers};
 
 /// How often probation looks at the new driver, and how often it probes its health.
 const PROBATION_TICK: Duration = Duration::from_millis(100);
@@ -114,6 +114,7 @@ pub struct PluginStatus {
 pub struct PluginManager {
     runtime: Arc<Runtime>,
     volumes: Arc<VolumeManager>,
+    workers: Arc<Workers>,
     host_name: String,
     default_probation: Duration,
 }
@@ -160,12 +161,14 @@ impl PluginManager {
     pub fn new(
         runtime: Arc<Runtime>,
         volumes: Arc<VolumeManager>,
+        workers: Arc<Workers>,
         host_name: String,
         default_probation: Duration,
     ) -> Arc<Self> {
         Arc::new(PluginManager {
             runtime,
             volumes,
+            workers,
             host_name,
             default_probation,
         })
@@ -233,12 +236,17 @@ impl PluginManager {
         ))
         .await;
         // The scheduler should see the new driver's own figures, not the old one's.
-        let volumes = self.volumes.clone();
-        tokio::spawn(async move { volumes.poll_stats().await });
-        let me = self.clone();
-        let name = backend_name.to_string();
-        let watched = next.clone();
-        tokio::spawn(async move { me.probation(name, part, watched, probation).await });
+        self.volumes.refresh_stats();
+        self.workers.spawn(Probation {
+            plugins: self.clone(),
+            backend: backend_name.to_string(),
+            part,
+            failures_before: next.metrics.sandbox_failures.load(Ordering::Relaxed),
+            watched: next.clone(),
+            started: Instant::now(),
+            window: probation,
+            last_probe: Instant::now(),
+        });
         Ok(SwapOutcome {
             backend: backend_name.to_string(),
             part,
@@ -273,7 +281,7 @@ impl PluginManager {
         };
         let next = self.load_checked(spec).await?;
         let stats = next
-            .call("get-volume-stats", |s, d| d.get_volume_stats(s, true))
+            .get_volume_stats(true)
             .await
             .map_err(|e| SwapError::Probe {
                 step: "get-volume-stats",
@@ -286,12 +294,7 @@ impl PluginManager {
             });
         }
         // Volumes already placed must still find their pool.
-        let old_pools: Vec<String> = self
-            .volumes
-            .stats()
-            .get(&backend.name)
-            .map(|s| s.pools.iter().map(|p| p.pool.clone()).collect())
-            .unwrap_or_default();
+        let old_pools = self.volumes.pools_of(&backend.name);
         for pool in &old_pools {
             if !stats.pools.iter().any(|p| &p.pool_name == pool) {
                 return Err(SwapError::Probe {
@@ -318,15 +321,7 @@ impl PluginManager {
                 step: "compatibility",
                 message: e.to_string(),
             })?;
-        let supports_snapshots = stats.pools.iter().all(|p| {
-            p.capabilities.iter().any(|(k, v)| {
-                k == "snapshot_support"
-                    && matches!(
-                        v,
-                        crate::runtime::latest::ashlar::driver::types::Value::Flag(true)
-                    )
-            })
-        });
+        let supports_snapshots = stats.pools.iter().all(|p| p.has("snapshot_support"));
         if snapshots > 0 && !supports_snapshots {
             return Err(SwapError::Probe {
                 step: "compatibility",
@@ -350,7 +345,7 @@ impl PluginManager {
                 message: e.to_string(),
             })?
             .map_err(|e| SwapError::Load(Box::new(e)))?;
-        next.call("check-for-setup-error", |s, d| d.check_for_setup_error(s))
+        next.check_for_setup_error()
             .await
             .map_err(|e| SwapError::Probe {
                 step: "check-for-setup-error",
@@ -388,85 +383,6 @@ impl PluginManager {
         Ok(next)
     }
 
-    /// Watches a freshly swapped driver; rolls back on the first sandbox failure or failed
-    /// health probe within `window`.
-    async fn probation(
-        self: Arc<Self>,
-        backend_name: String,
-        part: Part,
-        watched: Arc<DriverPool>,
-        window: Duration,
-    ) {
-        let Ok(slot) = self.backend(&backend_name).and_then(|b| part.slot(b)) else {
-            return;
-        };
-        let event_name = part.event_name(&backend_name);
-        let failures_before = watched.metrics.sandbox_failures.load(Ordering::Relaxed);
-        let until = Instant::now() + window;
-        let mut last_probe = Instant::now();
-        while Instant::now() < until {
-            tokio::select! {
-                _ = tokio::time::sleep(PROBATION_TICK) => {}
-                _ = watched.failed.notified() => {}
-            }
-            if !Arc::ptr_eq(&slot.driver(), &watched) {
-                return; // swapped again, or rolled back by hand
-            }
-            let failures =
-                watched.metrics.sandbox_failures.load(Ordering::Relaxed) - failures_before;
-            let mut reason = (failures > 0).then(|| {
-                format!("{failures} call(s) trapped, ran out of memory or missed their deadline during probation")
-            });
-            if reason.is_none() && last_probe.elapsed() >= HEALTH_PROBE_EVERY {
-                last_probe = Instant::now();
-                // The 0.2.0 health export when the driver has it, else its setup check.
-                let probe = watched
-                    .call("health", |s, d| match d.health(s) {
-                        Some(answer) => answer.map(|r| {
-                            r.and_then(|h| {
-                                if h.healthy {
-                                    Ok(())
-                                } else {
-                                    Err(DriverError::BackendUnavailable(h.detail))
-                                }
-                            })
-                        }),
-                        None => d.check_for_setup_error(s),
-                    })
-                    .await;
-                if let Err(e) = probe {
-                    reason = Some(format!("health probe failed: {e}"));
-                }
-            }
-            if let Some(reason) = reason {
-                if let Some(broken) = slot.roll_back_from(&watched) {
-                    let restored = slot.driver();
-                    tracing::warn!(backend = %backend_name, ?part, from = %label(&broken), to = %label(&restored), "rolled back: {reason}");
-                    self.record(PluginEvent::new(
-                        &event_name,
-                        "rolled-back",
-                        Some(&label(&broken)),
-                        Some(&label(&restored)),
-                        Some(reason),
-                        None,
-                    ))
-                    .await;
-                }
-                return;
-            }
-        }
-        tracing::info!(backend = %backend_name, ?part, plugin = %label(&watched), "probation passed");
-        self.record(PluginEvent::new(
-            &event_name,
-            "probation-passed",
-            None,
-            Some(&label(&watched)),
-            None,
-            None,
-        ))
-        .await;
-    }
-
     /// Returns `backend`'s volume or target driver to the previous one by hand.
     pub async fn rollback(&self, backend_name: &str, part: Part) -> Result<SwapOutcome, SwapError> {
         let started = Instant::now();
@@ -477,8 +393,7 @@ impl PluginManager {
             .ok_or_else(|| SwapError::NothingToRollBack(backend_name.to_string()))?;
         let restored = slot.driver();
         let took_ms = started.elapsed().as_millis() as u64;
-        let volumes = self.volumes.clone();
-        tokio::spawn(async move { volumes.poll_stats().await });
+        self.volumes.refresh_stats();
         self.record(PluginEvent::new(
             &part.event_name(backend_name),
             "rolled-back",
@@ -618,5 +533,115 @@ fn status_of(
         previous,
         quarantined_for_secs: pool.quarantined_for().map(|d| d.as_secs() + 1),
         last_event,
+    }
+}
+
+/// Watches a freshly swapped driver for its probation window: the first sandbox failure,
+/// or a failed health probe, switches the backend back to the driver it replaced and
+/// records why; a clean window records that it passed.
+struct Probation {
+    plugins: Arc<PluginManager>,
+    backend: String,
+    part: Part,
+    watched: Arc<DriverPool>,
+    failures_before: u64,
+    started: Instant,
+    window: Duration,
+    last_probe: Instant,
+}
+
+impl Probation {
+    /// Why the watched driver must go, if it must.
+    async fn verdict(&mut self) -> Option<String> {
+        let failures = self
+            .watched
+            .metrics
+            .sandbox_failures
+            .load(Ordering::Relaxed)
+            - self.failures_before;
+        if failures > 0 {
+            return Some(format!(
+                "{failures} call(s) trapped, ran out of memory or missed their deadline during probation"
+            ));
+        }
+        if self.last_probe.elapsed() >= HEALTH_PROBE_EVERY {
+            self.last_probe = Instant::now();
+            if let Err(e) = self.watched.probe().await {
+                return Some(format!("health probe failed: {e}"));
+            }
+        }
+        None
+    }
+}
+
+impl Worker for Probation {
+    fn name(&self) -> String {
+        format!(
+            "probation {} {}",
+            self.part.event_name(&self.backend),
+            label(&self.watched)
+        )
+    }
+
+    fn status(&self) -> WorkerStatus {
+        let left = self.window.saturating_sub(self.started.elapsed());
+        WorkerStatus {
+            detail: format!("{} ms of probation left", left.as_millis()),
+            queue: None,
+        }
+    }
+
+    async fn work(&mut self) -> WorkerState {
+        let plugins = self.plugins.clone();
+        let Ok(slot) = plugins
+            .backend(&self.backend)
+            .and_then(|b| self.part.slot(b))
+        else {
+            return WorkerState::Done;
+        };
+        if !Arc::ptr_eq(&slot.driver(), &self.watched) {
+            return WorkerState::Done; // swapped again, or rolled back by hand
+        }
+        let event_name = self.part.event_name(&self.backend);
+        if let Some(reason) = self.verdict().await {
+            if let Some(broken) = slot.roll_back_from(&self.watched) {
+                let restored = slot.driver();
+                tracing::warn!(backend = %self.backend, part = ?self.part, from = %label(&broken), to = %label(&restored), "rolled back: {reason}");
+                plugins
+                    .record(PluginEvent::new(
+                        &event_name,
+                        "rolled-back",
+                        Some(&label(&broken)),
+                        Some(&label(&restored)),
+                        Some(reason),
+                        None,
+                    ))
+                    .await;
+                plugins.volumes.refresh_stats();
+            }
+            return WorkerState::Done;
+        }
+        if self.started.elapsed() >= self.window {
+            tracing::info!(backend = %self.backend, part = ?self.part, plugin = %label(&self.watched), "probation passed");
+            plugins
+                .record(PluginEvent::new(
+                    &event_name,
+                    "probation-passed",
+                    None,
+                    Some(&label(&self.watched)),
+                    None,
+                    None,
+                ))
+                .await;
+            return WorkerState::Done;
+        }
+        WorkerState::Idle
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::select! {
+            _ = tokio::time::sleep(PROBATION_TICK) => {}
+            _ = self.watched.failed.notified() => {}
+        }
     }
 }

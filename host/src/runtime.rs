@@ -7,7 +7,9 @@
 //! ceiling. A trap, a missed deadline or running out of memory fails that call only: the
 //! instance is thrown away and the next call gets a fresh one.
 
+mod convert;
 pub mod host_calls;
+mod operations;
 pub mod since_v0_1_0;
 pub mod since_v0_2_0;
 pub mod versions;

@@ -16,7 +16,7 @@ pub mod weighers;
 
 pub use filters::{
     AvailabilityZoneFilter, BackendFilter, CapabilitiesFilter, CapacityFilter, ExtraSpecError,
-    match_extra_spec,
+    RetryFilter, match_extra_spec,
 };
 pub use weighers::{CapacityWeigher, Weigher, normalize};
 
@@ -190,6 +190,9 @@ pub struct RequestSpec {
     pub volume_type: Option<String>,
     /// The volume type's extra specs, keys possibly scoped (`scope:key`).
     pub extra_specs: BTreeMap<String, String>,
+    /// Backends (`host@backend`) an earlier attempt of this request failed on; a
+    /// rescheduled create does not go back to them (Cinder's retry hosts).
+    pub tried: Vec<String>,
 }
 
 impl RequestSpec {
@@ -214,12 +217,16 @@ pub struct SchedulerConfig {
     /// Cinder's `capacity_weight_multiplier`: positive spreads volumes over
     /// the emptiest pools, negative stacks them onto the fullest.
     pub capacity_weight_multiplier: f64,
+    /// Cinder's `scheduler_max_attempts`: how many backends a create may be tried on
+    /// before it fails.
+    pub max_attempts: u32,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             capacity_weight_multiplier: 1.0,
+            max_attempts: 3,
         }
     }
 }
@@ -337,7 +344,8 @@ pub fn weigh_backends(
     ranked.into_iter().map(|(_, placement)| placement).collect()
 }
 
-/// Picks the pool for a new volume: filters in Cinder's default order
+/// Picks the pool for a new volume: the RetryFilter (a rescheduled request skips the
+/// backends it failed on), then Cinder's default filters in order
 /// (AvailabilityZoneFilter, CapacityFilter, CapabilitiesFilter), then the
 /// CapacityWeigher with the configured multiplier.
 pub fn schedule(
@@ -345,7 +353,8 @@ pub fn schedule(
     spec: &RequestSpec,
     config: &SchedulerConfig,
 ) -> Result<Placement, NoValidBackend> {
-    let filters: [&dyn BackendFilter; 3] = [
+    let filters: [&dyn BackendFilter; 4] = [
+        &RetryFilter,
         &AvailabilityZoneFilter,
         &CapacityFilter,
         &CapabilitiesFilter,
@@ -426,6 +435,7 @@ mod tests {
     fn config(multiplier: f64) -> SchedulerConfig {
         SchedulerConfig {
             capacity_weight_multiplier: multiplier,
+            ..SchedulerConfig::default()
         }
     }
 

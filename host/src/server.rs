@@ -1,8 +1,9 @@
 //! Start-up, top to bottom, one log line per step.
 
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -13,10 +14,8 @@ use crate::config::{BackendConfig, Config};
 use crate::db::Db;
 use crate::runtime::{DriverPool, DriverSpec, Runtime};
 use crate::scheduler::SchedulerConfig;
-use crate::volume::{Backend, VolumeManager};
-
-/// Cinder's default volume type, given to volumes created without one.
-pub const DEFAULT_VOLUME_TYPE: &str = "__DEFAULT__";
+use crate::volume::{self, Backend, StatsPoller, VolumeManager};
+use crate::worker::Workers;
 
 /// Reads a driver's component and manifest: bundled by name, or from files. `what` names
 /// the config entry in messages (`backend lvm1`, `backend lvm1 target`).
@@ -124,10 +123,7 @@ pub async fn load_target(
 }
 
 async fn check_setup(name: &str, which: &str, pool: &Arc<DriverPool>) {
-    let check = pool
-        .call("check-for-setup-error", |s, d| d.check_for_setup_error(s))
-        .await;
-    if let Err(e) = check {
+    if let Err(e) = pool.check_for_setup_error().await {
         // A backend that fails its check stays configured but reports no pools, as
         // Cinder's uninitialised drivers do; the log says why.
         tracing::error!(backend = name, "{which} check_for_setup_error failed: {e}");
@@ -172,46 +168,35 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    if db.get_volume_type(DEFAULT_VOLUME_TYPE).await?.is_none() {
-        db.create_volume_type(DEFAULT_VOLUME_TYPE, Some("Default Volume Type"), true, &[])
-            .await?;
-    }
-    for (name, specs) in &cfg.volume_types {
-        let specs: Vec<(String, String)> =
-            specs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        match db.get_volume_type(name).await? {
-            Some(t) => db.set_extra_specs(&t.id, &specs).await?,
-            None => {
-                db.create_volume_type(name, None, true, &specs).await?;
-            }
-        }
-    }
-    tracing::info!(types = cfg.volume_types.len() + 1, "volume types ready");
+    let types = volume::types::ensure(&db, &cfg.volume_types).await?;
+    tracing::info!(types, "volume types ready");
 
     let scheduler = SchedulerConfig {
         capacity_weight_multiplier: cfg.scheduler.capacity_weight_multiplier,
+        max_attempts: cfg.scheduler.scheduler_max_attempts,
     };
-    let (manager, jobs) =
+    let (manager, job_runner) =
         VolumeManager::new(db.clone(), cfg.host_name.clone(), backends, scheduler);
     manager.poll_stats().await;
     tracing::info!("backend stats collected");
-    tokio::spawn(manager.clone().run_jobs(jobs));
+    let workers = Workers::new();
+    workers.spawn(job_runner);
     let recovered = manager
         .recover()
         .await
         .context("recovering unfinished jobs")?;
     tracing::info!(jobs = recovered, "unfinished jobs recovered");
-    let restored = restore_exports(&db, &manager).await;
+    let restored = manager.restore_exports().await;
     tracing::info!(attachments = restored, "target exports restored");
-    tokio::spawn(
-        manager
-            .clone()
-            .run_stats(Duration::from_secs(cfg.stats_interval_secs.max(1))),
-    );
+    workers.spawn(StatsPoller::new(
+        manager.clone(),
+        Duration::from_secs(cfg.stats_interval_secs.max(1)),
+    ));
 
     let plugins = crate::plugins::PluginManager::new(
         runtime.clone(),
         manager.clone(),
+        workers.clone(),
         cfg.host_name.clone(),
         Duration::from_secs(cfg.probation_secs),
     );
@@ -219,6 +204,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         plugins,
         db,
         manager,
+        workers: workers.clone(),
         default_availability_zone: cfg.default_availability_zone.clone(),
     });
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
@@ -226,57 +212,48 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!("ashlar listening on http://{addr}");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("stopped");
-    Ok(())
-}
 
-/// Re-makes the exports and connections of attached volumes on backends with a target
-/// driver (Cinder's `ensure_export` at start-up): a target such as tgtd keeps its state in
-/// memory only, so after a restart of either side the attachments would otherwise be cut.
-/// Returns how many attachments were restored; a failure is logged and the next goes on.
-async fn restore_exports(db: &Db, manager: &Arc<VolumeManager>) -> usize {
-    let attachments = match db.list_attachments(None, None).await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!("listing attachments to restore their exports: {e}");
-            return 0;
-        }
+    // SIGTERM or Ctrl-C: stop taking requests, give what runs the grace period, stop the
+    // workers; jobs still running then are left for the next start's recovery.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
-    let mut restored = 0;
-    for a in attachments {
-        let (Some(connector), "attaching" | "attached") = (&a.connector, a.attach_status.as_str())
-        else {
-            continue;
-        };
-        let Ok(Some(volume)) = db.get_volume(&a.volume_id).await else {
-            continue;
-        };
-        if manager
-            .backend_of(volume.host.as_deref())
-            .is_none_or(|b| b.target.is_none())
-        {
-            continue;
-        }
-        let connector = match serde_json::from_str(connector)
-            .map_err(|e| e.to_string())
-            .and_then(|c| api::parse_connector(&c).map_err(|e| e.message))
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(attachment = %a.id, "cannot restore: its connector is unreadable: {e}");
-                continue;
-            }
-        };
-        match manager.initialize_connection(&volume, connector).await {
-            Ok(_) => restored += 1,
-            Err(e) => tracing::error!(attachment = %a.id, volume_id = %volume.id,
-                "could not restore the export of an attached volume: {e}"),
+    let mut http = tokio::spawn(
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        ended = &mut http => {
+            ended.context("the HTTP server task failed")??;
+            anyhow::bail!("the HTTP server stopped by itself");
         }
     }
-    restored
+    let grace = Duration::from_secs(cfg.graceful_shutdown_timeout_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "stopping: no new requests; running work has the grace period to finish"
+    );
+    let deadline = Instant::now() + grace;
+    let _ = stop_tx.send(true);
+    let (left, served) = tokio::join!(
+        workers.stop(deadline),
+        tokio::time::timeout_at(deadline.into(), &mut http)
+    );
+    if served.is_err() {
+        tracing::warn!("requests still running at the end of the grace period were cut off");
+        http.abort();
+    }
+    if left > 0 {
+        tracing::warn!(
+            workers = left,
+            "workers still running at the end of the grace period were stopped"
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn shutdown_signal() {

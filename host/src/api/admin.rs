@@ -15,6 +15,7 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
         .route("/ashlar/v1/plugins", get(list))
         .route("/ashlar/v1/plugins/events", get(events))
+        .route("/ashlar/v1/workers", get(workers))
         .route("/ashlar/v1/backends/{name}/swap", post(swap))
         .route("/ashlar/v1/backends/{name}/rollback", post(rollback))
         .route("/metrics", get(metrics))
@@ -39,6 +40,16 @@ async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, 
         &ctx,
         StatusCode::OK,
         json!({ "plugins": state.plugins.list().await }),
+    ))
+}
+
+/// The host's background workers: job runner, stats poller, probation watchers.
+async fn workers(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
+    ctx.require_admin(POLICY)?;
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "workers": state.workers.list() }),
     ))
 }
 

@@ -5,18 +5,28 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use super::list::{ListRequest, ListSpec};
 use super::volumes::visible_volume;
 use super::{ApiError, Ctx, State, reply, views};
 use crate::db::{AttachmentRow, VolumeRow, time};
-use crate::runtime::latest::ashlar::driver::types as wit;
-use crate::runtime::{CallError, DriverFailure};
-use crate::volume::OpError;
+use crate::driver::{Connector, Value as DriverValue};
+use crate::volume::{AttachStatus, FailureKind, OpError, VolumeStatus, is_last_connection};
+
+/// The attachment list: Cinder pages it but gives it no links.
+const LIST: ListSpec = ListSpec {
+    link_path: None,
+    collection: "attachments",
+    noun: "Volume attachment",
+    user_filters: &["volume_id", "status", "instance_id", "attach_status"],
+    listing: &crate::db::ATTACHMENT_LIST,
+    paging_since: 27,
+};
 
 /// The volume actions this module answers.
 pub const VOLUME_ACTIONS: &[&str] = &[
@@ -31,9 +41,6 @@ pub const VOLUME_ACTIONS: &[&str] = &[
     "os-force_detach",
 ];
 
-/// Volume statuses a connection may be made or ended in.
-const CONNECTABLE: &[&str] = &["available", "reserved", "attaching", "in-use", "detaching"];
-
 pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
         .route("/v3/attachments", post(create).get(list))
@@ -45,7 +52,7 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
 // ---- shared --------------------------------------------------------------------------
 
 /// A connector as os-brick sends it, checked field by field.
-pub fn parse_connector(v: &Value) -> Result<wit::Connector, ApiError> {
+pub fn parse_connector(v: &Value) -> Result<Connector, ApiError> {
     let Value::Object(map) = v else {
         return Err(ApiError::invalid_field(
             "connector",
@@ -82,7 +89,7 @@ pub fn parse_connector(v: &Value) -> Result<wit::Connector, ApiError> {
             ));
         }
     };
-    let mut extra = Vec::new();
+    let mut extra = std::collections::BTreeMap::new();
     for (k, v) in map {
         if matches!(
             k.as_str(),
@@ -90,31 +97,17 @@ pub fn parse_connector(v: &Value) -> Result<wit::Connector, ApiError> {
         ) {
             continue;
         }
-        if k == crate::volume::LOCAL_CONNECTOR_KEY {
+        if k == Connector::LOCAL_KEY {
             // Only the host asks a driver for its local device.
             return Err(ApiError::bad_request(format!(
                 "The connector key `{k}` is reserved for the service itself."
             )));
         }
-        let value = match v {
-            Value::Null => continue,
-            Value::String(s) => wit::Value::Text(s.clone()),
-            Value::Bool(b) => wit::Value::Flag(*b),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => wit::Value::Integer(i),
-                None => wit::Value::Number(n.as_f64().unwrap_or(0.0)),
-            },
-            Value::Array(items) if items.iter().all(Value::is_string) => wit::Value::Texts(
-                items
-                    .iter()
-                    .filter_map(|i| i.as_str().map(str::to_string))
-                    .collect(),
-            ),
-            other => wit::Value::Text(other.to_string()),
-        };
-        extra.push((k.clone(), value));
+        if let Some(value) = DriverValue::from_json(v.clone()) {
+            extra.insert(k.clone(), value);
+        }
     }
-    Ok(wit::Connector {
+    Ok(Connector {
         host,
         ip: text("ip")?,
         initiator: text("initiator")?,
@@ -125,46 +118,17 @@ pub fn parse_connector(v: &Value) -> Result<wit::Connector, ApiError> {
     })
 }
 
-/// Cinder's `{"driver_volume_type": …, "data": {…}}`, with the access mode the attachment
-/// was made in (as Cinder's volume manager adds it).
-pub fn connection_info_json(info: &wit::ConnectionInfo, access_mode: &str) -> Value {
-    let mut data: Map<String, Value> = info
-        .data
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                wit::Value::Text(s) => json!(s),
-                wit::Value::Integer(i) => json!(i),
-                wit::Value::Number(n) => json!(n),
-                wit::Value::Flag(b) => json!(b),
-                wit::Value::Texts(t) => json!(t),
-            };
-            (k.clone(), v)
-        })
-        .collect();
-    data.entry("access_mode")
-        .or_insert_with(|| json!(access_mode));
-    json!({"driver_volume_type": info.driver_volume_type, "data": data})
-}
-
 /// A failed connection, with the status that fits what the driver said.
 fn op_error(what: &str, e: OpError) -> ApiError {
     let e = match e {
         OpError::Db(d) => return d.into(),
         other => other,
     };
-    let status = match &e {
-        OpError::Driver(CallError::Driver(f)) => match f {
-            DriverFailure::NotFound(_) => StatusCode::NOT_FOUND,
-            DriverFailure::InvalidArgument(_) | DriverFailure::NotSupported(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            DriverFailure::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            DriverFailure::CapacityExceeded(_) | DriverFailure::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        },
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    let status = match e.kind() {
+        FailureKind::NotFound => StatusCode::NOT_FOUND,
+        FailureKind::Invalid => StatusCode::BAD_REQUEST,
+        FailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        FailureKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::warn!("{what} failed: {e}");
     ApiError::new(status, format!("Unable to {what}: {e}"))
@@ -205,23 +169,19 @@ fn new_attachment(v: &VolumeRow, instance: Option<String>, mode: String) -> Atta
         project_id: v.project_id.clone(),
         instance_uuid: instance,
         attach_mode: mode,
-        attach_status: "reserved".into(),
+        attach_status: AttachStatus::Reserved,
         created_at: time::now(),
         ..AttachmentRow::default()
     }
 }
 
-/// Statuses a volume may take a new attachment in.
-fn attachable(v: &VolumeRow) -> &'static [&'static str] {
-    if v.multiattach {
-        &["available", "reserved", "attaching", "in-use"]
-    } else {
-        &["available"]
-    }
-}
-
 fn not_attachable(v: &VolumeRow) -> ApiError {
-    if !v.multiattach && matches!(v.status.as_str(), "in-use" | "attaching" | "reserved") {
+    if !v.multiattach
+        && matches!(
+            v.status,
+            VolumeStatus::InUse | VolumeStatus::Attaching | VolumeStatus::Reserved
+        )
+    {
         ApiError::bad_request(format!(
             "Invalid volume: volume {} is already attached or reserved and is not multiattach; \
              detach it first, or create it with a multiattach volume type.",
@@ -236,12 +196,16 @@ fn not_attachable(v: &VolumeRow) -> ApiError {
 }
 
 fn check_connectable(v: &VolumeRow, action: &str) -> Result<(), ApiError> {
-    if CONNECTABLE.contains(&v.status.as_str()) {
+    if VolumeStatus::CONNECTABLE.contains(&v.status) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
             "Invalid volume: {action} needs the volume in one of {}, but it is {}.",
-            CONNECTABLE.join(", "),
+            VolumeStatus::CONNECTABLE
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             v.status
         )))
     }
@@ -252,40 +216,25 @@ async fn connect(
     state: &super::AppState,
     v: &VolumeRow,
     a: &mut AttachmentRow,
-    connector: wit::Connector,
-    connector_json: &Value,
-) -> Result<Value, ApiError> {
+    connector: Connector,
+) -> Result<(), ApiError> {
     a.attached_host = Some(connector.host.clone());
     // cinderclient's attachment-create sends the mountpoint inside the connector.
-    if let Some(m) = connector_json.get("mountpoint").and_then(Value::as_str) {
-        a.mountpoint = Some(m.to_string());
+    if let Some(DriverValue::Text(m)) = connector.extra.get("mountpoint") {
+        a.mountpoint = Some(m.clone());
     }
     let info = state
         .manager
-        .initialize_connection(v, connector)
+        .initialize_connection(v, &connector, &a.attach_mode)
         .await
         .map_err(|e| op_error("initialize the connection", e))?;
-    let info = connection_info_json(&info, &a.attach_mode);
-    let mut stored = info.clone();
-    stored["attachment_id"] = json!(a.id);
-    if !state
-        .db
-        .attachment_connected(a, &connector_json.to_string(), &stored.to_string())
-        .await?
-    {
+    if !state.db.attachment_connected(a, &connector, &info).await? {
         return Err(ApiError::conflict(format!(
             "Attachment {} changed while it was being connected; fetch it and retry.",
             a.id
         )));
     }
-    Ok(stored)
-}
-
-/// Whether ending `a` leaves no other connection to the volume (then the export goes).
-fn is_last(v: &VolumeRow, a: &AttachmentRow) -> bool {
-    !v.attachments
-        .iter()
-        .any(|o| o.id != a.id && (o.connector.is_some() || o.attach_status == "attached"))
+    Ok(())
 }
 
 // ---- the volume actions --------------------------------------------------------------
@@ -304,15 +253,23 @@ pub async fn volume_action(
         "os-initialize_connection" => initialize(state, ctx, v, args).await,
         "os-attach" => attach(state, ctx, v, args).await,
         "os-begin_detaching" => {
-            transition(state, ctx, v, &["in-use"], "detaching", "begin detaching").await
+            transition(
+                state,
+                ctx,
+                v,
+                VolumeStatus::InUse,
+                VolumeStatus::Detaching,
+                "begin detaching",
+            )
+            .await
         }
         "os-roll_detaching" => {
             transition(
                 state,
                 ctx,
                 v,
-                &["detaching"],
-                "in-use",
+                VolumeStatus::Detaching,
+                VolumeStatus::InUse,
                 "roll back detaching",
             )
             .await
@@ -329,7 +286,11 @@ async fn reserve(state: &super::AppState, ctx: &Ctx, v: &VolumeRow) -> Result<Re
     let a = new_attachment(v, None, "rw".into());
     if !state
         .db
-        .reserve_attachment(&a, attachable(v), "attaching")
+        .reserve_attachment(
+            &a,
+            VolumeStatus::attachable(v.multiattach),
+            VolumeStatus::Attaching,
+        )
         .await?
     {
         return Err(not_attachable(v));
@@ -345,7 +306,7 @@ async fn unreserve(
     let pending: Vec<&AttachmentRow> = v
         .attachments
         .iter()
-        .filter(|a| a.attach_status == "reserved")
+        .filter(|a| a.attach_status == AttachStatus::Reserved)
         .collect();
     if pending.is_empty() {
         return Err(ApiError::bad_request(format!(
@@ -373,13 +334,13 @@ async fn initialize(
     )?)?;
     let info = state
         .manager
-        .initialize_connection(v, connector)
+        .initialize_connection(v, &connector, "rw")
         .await
         .map_err(|e| op_error("initialize the connection", e))?;
     Ok(reply(
         ctx,
         StatusCode::OK,
-        json!({"connection_info": connection_info_json(&info, "rw")}),
+        json!({"connection_info": views::connection_info(&info)}),
     ))
 }
 
@@ -403,7 +364,12 @@ async fn attach(
     let pending = v
         .attachments
         .iter()
-        .find(|a| matches!(a.attach_status.as_str(), "reserved" | "attaching"))
+        .find(|a| {
+            matches!(
+                a.attach_status,
+                AttachStatus::Reserved | AttachStatus::Attaching
+            )
+        })
         .cloned();
     let a = match pending {
         Some(a) => a,
@@ -411,7 +377,11 @@ async fn attach(
             let a = new_attachment(v, instance.clone(), mode);
             if !state
                 .db
-                .reserve_attachment(&a, attachable(v), "attaching")
+                .reserve_attachment(
+                    &a,
+                    VolumeStatus::attachable(v.multiattach),
+                    VolumeStatus::Attaching,
+                )
                 .await?
             {
                 return Err(not_attachable(v));
@@ -442,14 +412,13 @@ async fn transition(
     state: &super::AppState,
     ctx: &Ctx,
     v: &VolumeRow,
-    from: &[&str],
-    to: &str,
+    from: VolumeStatus,
+    to: VolumeStatus,
     what: &str,
 ) -> Result<Response, ApiError> {
-    if !state.db.transition_volume(&v.id, from, to).await? {
+    if !state.db.transition_volume(&v.id, &[from], to, None).await? {
         return Err(ApiError::bad_request(format!(
-            "Invalid volume: to {what} the volume must be {}, but it is {}.",
-            from.join(" or "),
+            "Invalid volume: to {what} the volume must be {from}, but it is {}.",
             v.status
         )));
     }
@@ -468,14 +437,15 @@ async fn terminate(
         "os-terminate_connection",
         "connector",
     )?)?;
-    let last = !v.attachments.iter().any(|a| {
+    // The older actions end a host's connections: what that host holds ends with it.
+    let last = is_last_connection(&v.attachments, |a| {
         a.attached_host
             .as_deref()
-            .is_some_and(|h| h != connector.host)
+            .is_none_or(|h| h == connector.host)
     });
     state
         .manager
-        .terminate_connection(v, Some(connector), last)
+        .terminate_connection(v, Some(&connector), last)
         .await
         .map_err(|e| op_error("terminate the connection", e))?;
     Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
@@ -532,10 +502,10 @@ async fn force_detach(
         Some(_) => vec![pick_attachment(v, args, "force-detach")?],
         None => v.attachments.iter().collect(),
     };
-    let last = v.attachments.len() <= targets.len();
+    let last = is_last_connection(&v.attachments, |a| targets.iter().any(|t| t.id == a.id));
     state
         .manager
-        .terminate_connection(v, connector, last)
+        .terminate_connection(v, connector.as_ref(), last)
         .await
         .map_err(|e| op_error("terminate the connection", e))?;
     for a in targets {
@@ -588,19 +558,23 @@ async fn create(
     let v = visible_volume(&state, &ctx, &volume_id).await?;
     let connector = match body.get("connector") {
         None | Some(Value::Null) => None,
-        Some(c) => Some((parse_connector(c)?, c.clone())),
+        Some(c) => Some(parse_connector(c)?),
     };
     let mode = parse_mode(&body)?;
     let mut a = new_attachment(&v, opt_text(&body, "instance_uuid")?, mode);
     if !state
         .db
-        .reserve_attachment(&a, attachable(&v), "reserved")
+        .reserve_attachment(
+            &a,
+            VolumeStatus::attachable(v.multiattach),
+            VolumeStatus::Reserved,
+        )
         .await?
     {
         return Err(not_attachable(&v));
     }
-    if let Some((connector, json)) = connector
-        && let Err(e) = connect(&state, &v, &mut a, connector, &json).await
+    if let Some(connector) = connector
+        && let Err(e) = connect(&state, &v, &mut a, connector).await
     {
         // Nothing half-done: the reservation goes with the failed connection.
         state.db.remove_attachment(&a.id, &v.id).await?;
@@ -623,15 +597,17 @@ async fn update(
     require_version(&ctx, 27, "The attachments API")?;
     let (mut a, v) = visible_attachment(&state, &ctx, &id).await?;
     let body = Value::Object(super::body_element(&body, "attachment")?);
-    let connector_json = required_object(&body, "attachment update", "connector")?.clone();
-    let connector = parse_connector(&connector_json)?;
-    if !matches!(a.attach_status.as_str(), "reserved" | "attaching") {
+    let connector = parse_connector(required_object(&body, "attachment update", "connector")?)?;
+    if !matches!(
+        a.attach_status,
+        AttachStatus::Reserved | AttachStatus::Attaching
+    ) {
         return Err(ApiError::bad_request(format!(
             "Invalid attachment: attachment {id} is {}; only a reserved attachment takes a connector.",
             a.attach_status
         )));
     }
-    connect(&state, &v, &mut a, connector, &connector_json).await?;
+    connect(&state, &v, &mut a, connector).await?;
     let a = state.db.get_attachment(&id).await?.unwrap_or(a);
     Ok(reply(
         &ctx,
@@ -678,18 +654,16 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     require_version(&ctx, 27, "The attachments API")?;
     let (a, v) = visible_attachment(&state, &ctx, &id).await?;
-    if let Some(c) = &a.connector {
-        let connector = serde_json::from_str::<Value>(c)
-            .ok()
-            .and_then(|c| parse_connector(&c).ok());
+    if let Some(connector) = &a.connector {
+        let last = is_last_connection(&v.attachments, |o| o.id == a.id);
         state
             .manager
-            .terminate_connection(&v, connector, is_last(&v, &a))
+            .terminate_connection(&v, Some(connector), last)
             .await
             .map_err(|e| op_error("terminate the connection", e))?;
     }
     state.db.remove_attachment(&a.id, &v.id).await?;
-    let remaining = state.db.list_attachments(None, Some(&v.id)).await?;
+    let remaining = state.db.attachments_of(&v.id).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -697,14 +671,22 @@ async fn delete(
     ))
 }
 
-async fn listing(state: &super::AppState, ctx: &Ctx) -> Result<Vec<AttachmentRow>, ApiError> {
+async fn listing(
+    state: &super::AppState,
+    ctx: &Ctx,
+    params: &[(String, String)],
+) -> Result<Vec<AttachmentRow>, ApiError> {
     require_version(ctx, 27, "The attachments API")?;
-    let project = (!ctx.is_admin).then_some(ctx.project_id.as_str());
-    Ok(state.db.list_attachments(project, None).await?)
+    let req = ListRequest::parse(ctx, params, &LIST)?;
+    req.rows(&LIST, state.db.list_attachments(&req.query).await)
 }
 
-async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    let all = listing(&state, &ctx).await?;
+async fn list(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let all = listing(&state, &ctx, &params).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -712,8 +694,12 @@ async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, 
     ))
 }
 
-async fn list_detail(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    let all = listing(&state, &ctx).await?;
+async fn list_detail(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let all = listing(&state, &ctx, &params).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,

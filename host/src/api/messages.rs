@@ -1,7 +1,5 @@
 //! `/v3/{project_id}/messages` (microversion 3.3): why asynchronous requests failed.
 
-use std::collections::HashMap;
-
 use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
@@ -9,7 +7,24 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::list::{ListRequest, ListSpec};
 use super::{ApiError, Ctx, State, reply, views};
+
+/// Filters, sorting and paging from 3.5, as in Cinder.
+const LIST: ListSpec = ListSpec {
+    link_path: Some("messages"),
+    collection: "messages",
+    noun: "Message",
+    user_filters: &[
+        "resource_uuid",
+        "resource_type",
+        "event_id",
+        "request_id",
+        "message_level",
+    ],
+    listing: &crate::db::MESSAGE_LIST,
+    paging_since: 5,
+};
 
 pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
@@ -30,22 +45,22 @@ fn require_version(ctx: &Ctx) -> Result<(), ApiError> {
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
-    Query(q): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     require_version(&ctx)?;
-    let project = if ctx.is_admin && q.contains_key("all_tenants") {
-        None
-    } else {
-        Some(ctx.project_id.as_str())
-    };
-    let items: Vec<Value> = state
-        .db
-        .list_messages(project, q.get("resource_uuid").map(String::as_str))
-        .await?
-        .iter()
-        .map(|m| views::message(&ctx, m))
-        .collect();
-    Ok(reply(&ctx, StatusCode::OK, json!({ "messages": items })))
+    let req = ListRequest::parse(&ctx, &params, &LIST)?;
+    let rows = req.rows(&LIST, state.db.list_messages(&req.query).await)?;
+    let mut body = serde_json::Map::new();
+    if let Some((key, links)) =
+        req.links(&ctx, &LIST, rows.last().map(|m| m.id.as_str()), rows.len())
+    {
+        body.insert(key, links);
+    }
+    body.insert(
+        "messages".into(),
+        Value::Array(rows.iter().map(|m| views::message(&ctx, m)).collect()),
+    );
+    Ok(reply(&ctx, StatusCode::OK, Value::Object(body)))
 }
 
 async fn show(

@@ -28,7 +28,7 @@ async fn get_pools(
         None => false,
     };
     let mut pools = Vec::new();
-    for (backend, stats) in state.manager.stats() {
+    for stats in state.manager.stats().into_values() {
         for p in &stats.pools {
             let mut entry = Map::new();
             entry.insert("name".into(), json!(p.name()));
@@ -71,7 +71,6 @@ async fn get_pools(
                     "backend_state".into(),
                     json!(if stats.error.is_some() { "down" } else { "up" }),
                 );
-                let _ = &backend;
                 entry.insert("capabilities".into(), Value::Object(caps));
             }
             pools.push(Value::Object(entry));
@@ -84,15 +83,9 @@ async fn availability_zones(
     axum::extract::State(state): State,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    let mut zones: Vec<&str> = state
+    let info: Vec<Value> = state
         .manager
-        .backends
-        .values()
-        .map(|b| b.availability_zone.as_str())
-        .collect();
-    zones.sort();
-    zones.dedup();
-    let info: Vec<Value> = zones
+        .availability_zones()
         .iter()
         .map(|z| json!({"zoneName": z, "zoneState": {"available": true}}))
         .collect();

@@ -1,7 +1,5 @@
 //! `/v3/{project_id}/snapshots`.
 
-use std::collections::HashMap;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
@@ -10,11 +8,25 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{
-    ApiError, Ctx, State, body_element, opt_string, page_from_query, parse_bool, reply, string_map,
-    views,
+use super::list::{ListRequest, ListSpec};
+use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, string_map, views};
+use crate::db::{SnapshotRow, time};
+use crate::volume::SnapshotStatus;
+
+const LIST: ListSpec = ListSpec {
+    link_path: Some("snapshots"),
+    collection: "snapshots",
+    noun: "Snapshot",
+    // Cinder's `resource_filters.json` for snapshots, as far as Ashlar keeps the fields.
+    user_filters: &["name", "status", "volume_id"],
+    listing: &crate::db::SNAPSHOT_LIST,
+    paging_since: 0,
 };
-use crate::db::{Job, SnapshotRow, time};
+
+const LIST_DETAIL: ListSpec = ListSpec {
+    link_path: Some("snapshots/detail"),
+    ..LIST
+};
 
 pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
@@ -74,7 +86,7 @@ async fn create(
         volume_id: volume.id.clone(),
         name,
         description,
-        status: "creating".into(),
+        status: SnapshotStatus::Creating,
         progress: "0%".into(),
         volume_size: volume.size,
         provider_location: None,
@@ -82,22 +94,10 @@ async fn create(
         created_at: now.clone(),
         updated_at: Some(now),
     };
-    let job = Job::new(
-        "create_snapshot",
-        &row.id,
-        json!({"request_id": ctx.request_id}),
-    );
-    if !state
-        .db
-        .insert_snapshot_with_job(&row, &["available"], &job)
-        .await?
-    {
-        return Err(ApiError::bad_request(format!(
-            "Invalid volume: Volume {} status must be available to snapshot it, but current status is: {}.",
-            volume.id, volume.status
-        )));
-    }
-    state.manager.submit(&job.id);
+    state
+        .manager
+        .request_snapshot(&row, &volume, &ctx.request_id)
+        .await?;
     Ok(reply(
         &ctx,
         StatusCode::ACCEPTED,
@@ -105,60 +105,46 @@ async fn create(
     ))
 }
 
-async fn rows(
+/// A page of snapshots, and its "next" link when it is full.
+async fn page(
     state: &super::AppState,
     ctx: &Ctx,
-    q: &HashMap<String, String>,
-) -> Result<Vec<SnapshotRow>, ApiError> {
-    let all = match q.get("all_tenants") {
-        Some(v) => parse_bool("all_tenants", &json!(v))? && ctx.is_admin,
-        None => false,
-    };
-    let project = if all {
-        None
-    } else {
-        Some(ctx.project_id.as_str())
-    };
-    let mut filters = Vec::new();
-    for (param, col) in [
-        ("name", "name"),
-        ("status", "status"),
-        ("volume_id", "volume_id"),
-    ] {
-        if let Some(v) = q.get(param) {
-            filters.push((col, v.clone()));
-        }
+    params: &[(String, String)],
+    spec: &ListSpec,
+    detail: bool,
+) -> Result<Response, ApiError> {
+    let req = ListRequest::parse(ctx, params, spec)?;
+    let rows = req.rows(spec, state.db.list_snapshots(&req.query).await)?;
+    let mut body = serde_json::Map::new();
+    if let Some((key, links)) = req.links(ctx, spec, rows.last().map(|s| s.id.as_str()), rows.len())
+    {
+        body.insert(key, links);
     }
-    Ok(state
-        .db
-        .list_snapshots(project, &filters, &page_from_query(q)?)
-        .await?)
+    body.insert(
+        "snapshots".into(),
+        Value::Array(
+            rows.iter()
+                .map(|s| views::snapshot(ctx, s, detail))
+                .collect(),
+        ),
+    );
+    Ok(reply(ctx, StatusCode::OK, Value::Object(body)))
 }
 
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
-    Query(q): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let items: Vec<Value> = rows(&state, &ctx, &q)
-        .await?
-        .iter()
-        .map(|s| views::snapshot(&ctx, s, false))
-        .collect();
-    Ok(reply(&ctx, StatusCode::OK, json!({ "snapshots": items })))
+    page(&state, &ctx, &params, &LIST, false).await
 }
 
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,
-    Query(q): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let items: Vec<Value> = rows(&state, &ctx, &q)
-        .await?
-        .iter()
-        .map(|s| views::snapshot(&ctx, s, true))
-        .collect();
-    Ok(reply(&ctx, StatusCode::OK, json!({ "snapshots": items })))
+    page(&state, &ctx, &params, &LIST_DETAIL, true).await
 }
 
 async fn show(
@@ -215,26 +201,9 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let s = visible_snapshot(&state, &ctx, &id).await?;
-    let job = Job::new(
-        "delete_snapshot",
-        &s.id,
-        json!({"request_id": ctx.request_id}),
-    );
-    if !state
-        .db
-        .transition_snapshot_with_job(
-            &s.id,
-            &["available", "error", "error_deleting"],
-            "deleting",
-            &job,
-        )
-        .await?
-    {
-        return Err(ApiError::bad_request(format!(
-            "Invalid snapshot: Snapshot status must be available or error to delete it, but it is {}.",
-            s.status
-        )));
-    }
-    state.manager.submit(&job.id);
+    state
+        .manager
+        .request_delete_snapshot(&s, &ctx.request_id)
+        .await?;
     Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
 }

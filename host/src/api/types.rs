@@ -54,7 +54,7 @@ async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, 
 }
 
 async fn default_type(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    let t = find(&state, &ctx, crate::server::DEFAULT_VOLUME_TYPE).await?;
+    let t = find(&state, &ctx, crate::volume::types::DEFAULT_VOLUME_TYPE).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -153,7 +153,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     ctx.require_admin(MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
-    if t.name == crate::server::DEFAULT_VOLUME_TYPE {
+    if t.name == crate::volume::types::DEFAULT_VOLUME_TYPE {
         return Err(ApiError::bad_request(
             "The default volume type cannot be deleted.",
         ));

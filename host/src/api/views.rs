@@ -4,6 +4,8 @@ use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use crate::db::{AttachmentRow, Message, SnapshotRow, VolumeRow, VolumeType};
+use crate::driver::ConnectionInfo;
+use crate::volume::AttachStatus;
 
 fn links(ctx: &Ctx, kind: &str, id: &str) -> Value {
     json!([
@@ -27,7 +29,7 @@ pub fn volume_summary(ctx: &Ctx, v: &VolumeRow) -> Value {
 }
 
 /// A volume in full.
-pub fn volume_detail(ctx: &Ctx, v: &VolumeRow, type_name: Option<&str>) -> Value {
+pub fn volume_detail(ctx: &Ctx, v: &VolumeRow) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(v.id));
     o.insert("name".into(), json!(v.name));
@@ -50,7 +52,7 @@ pub fn volume_detail(ctx: &Ctx, v: &VolumeRow, type_name: Option<&str>) -> Value
     o.insert("consistencygroup_id".into(), Value::Null);
     o.insert("replication_status".into(), Value::Null);
     o.insert("user_id".into(), json!(v.user_id));
-    o.insert("volume_type".into(), json!(type_name));
+    o.insert("volume_type".into(), json!(v.volume_type_name));
     o.insert("links".into(), links(ctx, "volumes", &v.id));
     o.insert("os-vol-tenant-attr:tenant_id".into(), json!(v.project_id));
     if ctx.is_admin {
@@ -152,7 +154,7 @@ fn volume_attachments(v: &VolumeRow) -> Value {
     Value::Array(
         v.attachments
             .iter()
-            .filter(|a| a.attach_status == "attached")
+            .filter(|a| a.attach_status == AttachStatus::Attached)
             .map(|a| {
                 json!({
                     "id": v.id,
@@ -178,13 +180,22 @@ pub fn attachment_summary(a: &AttachmentRow) -> Value {
     })
 }
 
-/// An attachment in full, with the connection info the client was handed.
+/// Connection info as Cinder answers it: `{"driver_volume_type": …, "data": {…}}`.
+pub fn connection_info(info: &ConnectionInfo) -> Value {
+    serde_json::to_value(info).unwrap_or(Value::Null)
+}
+
+/// An attachment in full, with the connection info the client was handed (and the
+/// attachment's id in it, as Cinder adds).
 pub fn attachment_detail(a: &AttachmentRow) -> Value {
-    let connection_info = a
-        .connection_info
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<Value>(c).ok())
-        .unwrap_or(Value::Null);
+    let connection_info = match &a.connection_info {
+        Some(info) => {
+            let mut v = connection_info(info);
+            v["attachment_id"] = json!(a.id);
+            v
+        }
+        None => Value::Null,
+    };
     json!({
         "id": a.id,
         "status": a.attach_status,

@@ -10,23 +10,38 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use super::{
-    ApiError, Ctx, State, body_element, opt_string, page_from_query, parse_bool, reply, string_map,
-    views,
-};
-use crate::db::{DeleteRefused, Job, VolumeRow, time};
+use super::list::{ListRequest, ListSpec};
+use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, string_map, views};
+use crate::db::{VolumeRow, time};
+use crate::volume::types::DEFAULT_VOLUME_TYPE;
+use crate::volume::{AttachStatus, VolumeStatus};
 
 /// Largest volume Cinder's schema accepts, in GiB.
 const MAX_SIZE_GIB: i64 = i32::MAX as i64;
 
-/// Statuses a volume may be deleted from (Cinder's list, less what Ashlar cannot reach).
-const DELETABLE: &[&str] = &[
-    "available",
-    "error",
-    "error_restoring",
-    "error_extending",
-    "error_managing",
+/// Cinder's `resource_filters.json` for volumes, as far as Ashlar keeps the fields.
+const USER_FILTERS: &[&str] = &[
+    "name",
+    "status",
+    "metadata",
+    "bootable",
+    "availability_zone",
+    "size",
 ];
+
+const LIST: ListSpec = ListSpec {
+    link_path: Some("volumes"),
+    collection: "volumes",
+    noun: "Volume",
+    user_filters: USER_FILTERS,
+    listing: &crate::db::VOLUME_LIST,
+    paging_since: 0,
+};
+
+const LIST_DETAIL: ListSpec = ListSpec {
+    link_path: Some("volumes/detail"),
+    ..LIST
+};
 
 pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
@@ -60,21 +75,6 @@ pub(super) async fn visible_volume(
             "Volume {id} could not be found."
         ))),
     }
-}
-
-async fn type_name(state: &super::AppState, v: &VolumeRow) -> Result<Option<String>, ApiError> {
-    Ok(match &v.volume_type_id {
-        Some(id) => state.db.get_volume_type(id).await?.map(|t| t.name),
-        None => None,
-    })
-}
-
-async fn detail(state: &super::AppState, ctx: &Ctx, v: &VolumeRow) -> Result<Value, ApiError> {
-    Ok(views::volume_detail(
-        ctx,
-        v,
-        type_name(state, v).await?.as_deref(),
-    ))
 }
 
 /// A size in GiB from JSON: an integer, or a string of digits as Cinder also accepts.
@@ -178,7 +178,7 @@ async fn create(
                         format!("Volume {id} could not be found."),
                     )
                 })?;
-            if !["available", "in-use"].contains(&v.status.as_str()) {
+            if !VolumeStatus::CLONEABLE.contains(&v.status) {
                 return Err(ApiError::invalid_field(
                     "source_volid",
                     &json!(id),
@@ -244,22 +244,12 @@ async fn create(
                 Some(id) => state.db.get_volume_type(&id).await?,
                 None => None,
             },
-            (None, None) => {
-                state
-                    .db
-                    .get_volume_type(crate::server::DEFAULT_VOLUME_TYPE)
-                    .await?
-            }
+            (None, None) => state.db.get_volume_type(DEFAULT_VOLUME_TYPE).await?,
         },
     };
 
     // Availability zone: named, the source's, or the default.
-    let known_zones: Vec<&str> = state
-        .manager
-        .backends
-        .values()
-        .map(|b| b.availability_zone.as_str())
-        .collect();
+    let known_zones = state.manager.availability_zones();
     let availability_zone = match opt_string(&vol, "availability_zone")? {
         Some(az) => {
             if !known_zones.contains(&az.as_str()) {
@@ -296,10 +286,11 @@ async fn create(
         name,
         description,
         size,
-        status: "creating".into(),
-        attach_status: "detached".into(),
+        status: VolumeStatus::Creating,
+        attach_status: AttachStatus::Detached,
         availability_zone,
         volume_type_id: volume_type.as_ref().map(|t| t.id.clone()),
+        volume_type_name: volume_type.as_ref().map(|t| t.name.clone()),
         host: None,
         provider_location: None,
         provider_auth: None,
@@ -310,118 +301,50 @@ async fn create(
         created_at: now.clone(),
         updated_at: Some(now),
         launched_at: None,
-        metadata: metadata.clone(),
+        metadata,
         attachments: Vec::new(),
     };
-    let job = Job::new(
-        "create_volume",
-        &row.id,
-        json!({"request_id": ctx.request_id}),
-    );
-    state
-        .db
-        .insert_volume_with_job(&row, &metadata, &job)
-        .await?;
-    state.manager.submit(&job.id);
-    tracing::info!(volume_id = %row.id, size, request_id = %ctx.request_id, "volume create accepted");
-    let view = views::volume_detail(&ctx, &row, volume_type.as_ref().map(|t| t.name.as_str()));
+    state.manager.request_create(&row, &ctx.request_id).await?;
+    let view = views::volume_detail(&ctx, &row);
     Ok(reply(&ctx, StatusCode::ACCEPTED, json!({ "volume": view })))
 }
 
-async fn list_rows(
+/// A page of volumes, and its "next" link when it is full.
+async fn page(
     state: &super::AppState,
     ctx: &Ctx,
-    q: &HashMap<String, String>,
-) -> Result<Vec<VolumeRow>, ApiError> {
-    let all = match q.get("all_tenants") {
-        Some(v) => parse_bool("all_tenants", &json!(v))? && ctx.is_admin,
-        None => false,
-    };
-    let project = if all {
-        q.get("project_id").map(String::as_str)
-    } else {
-        Some(ctx.project_id.as_str())
-    };
-    let mut filters = Vec::new();
-    for (param, col) in [
-        ("name", "name"),
-        ("status", "status"),
-        ("availability_zone", "availability_zone"),
-        ("bootable", "bootable"),
-    ] {
-        if let Some(v) = q.get(param) {
-            let v = if param == "bootable" {
-                (parse_bool("bootable", &json!(v))? as i64).to_string()
-            } else {
-                v.clone()
-            };
-            filters.push((col, v));
-        }
-    }
-    let page = page_from_query(q)?;
-    Ok(state.db.list_volumes(project, &filters, &page).await?)
-}
-
-fn with_next_link(
-    ctx: &Ctx,
-    mut body: Map<String, Value>,
-    kind: &str,
-    ids: &[String],
-    q: &HashMap<String, String>,
-) -> Value {
-    if let (Some(limit), Some(last)) = (
-        q.get("limit").and_then(|l| l.parse::<usize>().ok()),
-        ids.last(),
-    ) && limit > 0
-        && ids.len() == limit
+    params: &[(String, String)],
+    spec: &ListSpec,
+    view: impl Fn(&Ctx, &VolumeRow) -> Value,
+) -> Result<Response, ApiError> {
+    let req = ListRequest::parse(ctx, params, spec)?;
+    let rows = req.rows(spec, state.db.list_volumes(&req.query).await)?;
+    let mut body = Map::new();
+    if let Some((key, links)) = req.links(ctx, spec, rows.last().map(|v| v.id.as_str()), rows.len())
     {
-        let href = format!("{}?limit={limit}&marker={last}", ctx.link(kind));
-        body.insert(
-            format!("{kind}_links"),
-            json!([{"href": href, "rel": "next"}]),
-        );
+        body.insert(key, links);
     }
-    Value::Object(body)
+    body.insert(
+        "volumes".into(),
+        Value::Array(rows.iter().map(|v| view(ctx, v)).collect()),
+    );
+    Ok(reply(ctx, StatusCode::OK, Value::Object(body)))
 }
 
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
-    Query(q): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let rows = list_rows(&state, &ctx, &q).await?;
-    let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|v| views::volume_summary(&ctx, v))
-        .collect();
-    let mut body = Map::new();
-    body.insert("volumes".into(), Value::Array(items));
-    Ok(reply(
-        &ctx,
-        StatusCode::OK,
-        with_next_link(&ctx, body, "volumes", &ids, &q),
-    ))
+    page(&state, &ctx, &params, &LIST, views::volume_summary).await
 }
 
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,
-    Query(q): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let rows = list_rows(&state, &ctx, &q).await?;
-    let ids: Vec<String> = rows.iter().map(|v| v.id.clone()).collect();
-    let mut items = Vec::with_capacity(rows.len());
-    for v in &rows {
-        items.push(detail(&state, &ctx, v).await?);
-    }
-    let mut body = Map::new();
-    body.insert("volumes".into(), Value::Array(items));
-    Ok(reply(
-        &ctx,
-        StatusCode::OK,
-        with_next_link(&ctx, body, "volumes", &ids, &q),
-    ))
+    page(&state, &ctx, &params, &LIST_DETAIL, views::volume_detail).await
 }
 
 async fn show(
@@ -433,7 +356,7 @@ async fn show(
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "volume": detail(&state, &ctx, &v).await? }),
+        json!({ "volume": views::volume_detail(&ctx, &v) }),
     ))
 }
 
@@ -466,7 +389,7 @@ async fn update(
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "volume": detail(&state, &ctx, &v).await? }),
+        json!({ "volume": views::volume_detail(&ctx, &v) }),
     ))
 }
 
@@ -484,76 +407,14 @@ async fn delete(
             "cascade=true is not supported yet: delete the volume's snapshots first.",
         ));
     }
-    start_delete(&state, &ctx, &v, DELETABLE).await
+    state
+        .manager
+        .request_delete(&v, false, &ctx.request_id)
+        .await?;
+    Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
 }
 
-/// Statuses an administrator may force-delete a volume from: anything but attached,
-/// attaching or still being created (Cinder's `os-force_delete`).
-const FORCE_DELETABLE: &[&str] = &[
-    "available",
-    "error",
-    "error_restoring",
-    "error_extending",
-    "error_managing",
-    "error_deleting",
-    "deleting",
-    "extending",
-    "maintenance",
-];
-
-/// Statuses `os-reset_status` may set (Cinder's volume statuses).
-const RESETTABLE: &[&str] = &[
-    "available",
-    "error",
-    "creating",
-    "deleting",
-    "error_deleting",
-    "extending",
-    "error_extending",
-    "attaching",
-    "in-use",
-    "detaching",
-    "reserved",
-    "maintenance",
-];
-
-/// Marks `v` deleting from one of `allowed` and hands the job to the manager.
-async fn start_delete(
-    state: &super::AppState,
-    ctx: &Ctx,
-    v: &VolumeRow,
-    allowed: &[&str],
-) -> Result<Response, ApiError> {
-    let job = Job::new(
-        "delete_volume",
-        &v.id,
-        json!({"request_id": ctx.request_id}),
-    );
-    match state.db.begin_delete_volume(&v.id, allowed, &job).await? {
-        Ok(()) => {
-            state.manager.submit(&job.id);
-            Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
-        }
-        Err(DeleteRefused::HasSnapshots(n)) => Err(ApiError::bad_request(format!(
-            "Invalid volume: Volume still has {n} dependent snapshots. Delete the snapshots first."
-        ))),
-        Err(DeleteRefused::Status) => {
-            let now = state
-                .db
-                .get_volume(&v.id)
-                .await?
-                .map(|v| v.status)
-                .unwrap_or_else(|| "deleted".into());
-            Err(ApiError::bad_request(format!(
-                "Invalid volume: Volume status must be {} to delete it, but it is {now}.",
-                allowed.join(" or ")
-            )))
-        }
-    }
-}
-
-/// `os-reset_status`: an administrator sets the status by hand (after fixing the backend),
-/// as in Cinder; no driver is called.
+/// `os-reset_status`: an administrator sets the status by hand.
 async fn reset_status(
     state: &super::AppState,
     ctx: &Ctx,
@@ -562,12 +423,25 @@ async fn reset_status(
 ) -> Result<Response, ApiError> {
     ctx.require_admin("volume_extension:volume_admin_actions:reset_status")?;
     let status = match args.get("status") {
-        Some(Value::String(s)) if RESETTABLE.contains(&s.as_str()) => s.clone(),
+        Some(Value::String(s)) => s.parse::<VolumeStatus>().map_err(|_| {
+            ApiError::invalid_field(
+                "status",
+                &json!(s),
+                format!(
+                    "It must be one of {}.",
+                    VolumeStatus::RESETTABLE
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?,
         Some(other) => {
             return Err(ApiError::invalid_field(
                 "status",
                 other,
-                format!("It must be one of {}.", RESETTABLE.join(", ")),
+                "It must be a string.",
             ));
         }
         None => {
@@ -578,7 +452,8 @@ async fn reset_status(
     };
     let attach_status = match args.get("attach_status") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if ["attached", "detached"].contains(&s.as_str()) => Some(s.clone()),
+        Some(Value::String(s)) if s == "attached" => Some(AttachStatus::Attached),
+        Some(Value::String(s)) if s == "detached" => Some(AttachStatus::Detached),
         Some(other) => {
             return Err(ApiError::invalid_field(
                 "attach_status",
@@ -588,10 +463,9 @@ async fn reset_status(
         }
     };
     state
-        .db
-        .reset_volume_status(&v.id, &status, attach_status.as_deref())
+        .manager
+        .reset_status(v, status, attach_status, &ctx.user_id)
         .await?;
-    tracing::warn!(volume_id = %v.id, from = %v.status, to = %status, user = %ctx.user_id, "volume status reset by an administrator");
     Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
 }
 
@@ -616,43 +490,65 @@ async fn action(
                 )
             })?;
             let new_size = parse_size("new_size", new_size)?;
-            if new_size <= v.size {
-                return Err(ApiError::bad_request(format!(
-                    "New size for extend must be greater than current size. (current: {}, extended: {new_size}).",
-                    v.size
-                )));
-            }
-            let job = Job::new(
-                "extend_volume",
-                &v.id,
-                json!({"new_size": new_size, "request_id": ctx.request_id}),
-            );
-            if !state
-                .db
-                .transition_volume_with_job(&v.id, &["available"], "extending", &job)
-                .await?
-            {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid volume: Volume status must be available to extend, but current status is: {}.",
-                    v.status
-                )));
-            }
-            state.manager.submit(&job.id);
+            state
+                .manager
+                .request_extend(&v, new_size, &ctx.request_id)
+                .await?;
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
+        "revert" => revert(&state, &ctx, &v, args).await,
         "os-reset_status" => reset_status(&state, &ctx, &v, args).await,
         "os-force_delete" => {
             ctx.require_admin("volume_extension:volume_admin_actions:force_delete")?;
-            start_delete(&state, &ctx, &v, FORCE_DELETABLE).await
+            state
+                .manager
+                .request_delete(&v, true, &ctx.request_id)
+                .await?;
+            Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
         other => match super::attachments::volume_action(&state, &ctx, &v, other, args).await {
             Some(r) => r,
             None => Err(ApiError::bad_request(format!(
-                "There is no such action: {other} (Ashlar supports os-extend, os-reset_status, os-force_delete, {}).",
+                "There is no such action: {other} (Ashlar supports os-extend, revert, os-reset_status, os-force_delete, {}).",
                 super::attachments::VOLUME_ACTIONS.join(", ")
             ))),
         },
     }
+}
+
+/// `revert` (3.40): back to the volume's latest snapshot.
+async fn revert(
+    state: &super::AppState,
+    ctx: &Ctx,
+    v: &VolumeRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    if !ctx.version.at_least(40) {
+        return Err(ApiError::bad_request(
+            "There is no such action: revert needs microversion 3.40 or later (send `OpenStack-API-Version: volume 3.40`).",
+        ));
+    }
+    let snapshot_id = match args.get("snapshot_id") {
+        Some(Value::String(s)) => s.clone(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "revert needs `snapshot_id`, the volume's latest snapshot: {\"revert\": {\"snapshot_id\": \"…\"}}.",
+            ));
+        }
+    };
+    let snapshot = state
+        .db
+        .get_snapshot(&snapshot_id)
+        .await?
+        .filter(|s| s.project_id == ctx.project_id || ctx.is_admin)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Snapshot {snapshot_id} could not be found."))
+        })?;
+    state
+        .manager
+        .request_revert(v, &snapshot, &ctx.request_id)
+        .await?;
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
 }
 
 async fn metadata_show(

@@ -1,13 +1,19 @@
 //! Volume attachments (Cinder's `volume_attachment`): each moves from `reserved` through
 //! `attaching` to `attached`, and is soft-deleted as `detached`. Every change that also
-//! moves the volume happens in one transaction with it.
+//! moves the volume happens in one transaction with it. The connector and the connection
+//! info are stored in the host's own serde form ([`crate::driver`]).
+
+use std::collections::HashMap;
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Db, Result, in_list, time};
+use super::list::{ListError, ListQuery, Listing, Match};
+use super::{Db, DbError, Result, in_list, parse_column, time};
+use crate::driver::{ConnectionInfo, Connector};
+use crate::volume::status::{AttachStatus, VolumeStatus, status_for_attachments};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AttachmentRow {
     pub id: String,
     pub volume_id: String,
@@ -15,20 +21,62 @@ pub struct AttachmentRow {
     pub instance_uuid: Option<String>,
     pub attached_host: Option<String>,
     pub mountpoint: Option<String>,
+    /// `rw` or `ro`.
     pub attach_mode: String,
-    pub attach_status: String,
-    /// The connector the client sent, as JSON.
-    pub connector: Option<String>,
-    /// The connection info it was handed, as JSON.
-    pub connection_info: Option<String>,
+    pub attach_status: AttachStatus,
+    /// The connector the connection was made for.
+    pub connector: Option<Connector>,
+    /// The connection info the client was handed.
+    pub connection_info: Option<ConnectionInfo>,
     pub attach_time: Option<String>,
     pub detach_time: Option<String>,
     pub created_at: String,
     pub updated_at: Option<String>,
 }
 
+impl Default for AttachmentRow {
+    fn default() -> Self {
+        AttachmentRow {
+            id: String::new(),
+            volume_id: String::new(),
+            project_id: String::new(),
+            instance_uuid: None,
+            attached_host: None,
+            mountpoint: None,
+            attach_mode: "rw".into(),
+            attach_status: AttachStatus::Reserved,
+            connector: None,
+            connection_info: None,
+            attach_time: None,
+            detach_time: None,
+            created_at: String::new(),
+            updated_at: None,
+        }
+    }
+}
+
+/// A JSON column read into a host type; a row written by an older host that does not
+/// read is reported, not silently dropped.
+fn json_column<T: serde::de::DeserializeOwned>(r: &SqliteRow, column: &str) -> Result<Option<T>> {
+    let Some(text): Option<String> = r.try_get(column)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| DbError::Corrupt {
+            table: "volume_attachments",
+            id: r.try_get("id").unwrap_or_default(),
+            message: format!("{column}: {e}"),
+        })
+}
+
+fn to_json<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
+    v.as_ref()
+        .map(|v| serde_json::to_string(v).expect("driver types serialise"))
+}
+
 impl AttachmentRow {
-    fn from_row(r: &SqliteRow) -> std::result::Result<Self, sqlx::Error> {
+    fn from_row(r: &SqliteRow) -> Result<Self> {
         Ok(AttachmentRow {
             id: r.try_get("id")?,
             volume_id: r.try_get("volume_id")?,
@@ -37,9 +85,9 @@ impl AttachmentRow {
             attached_host: r.try_get("attached_host")?,
             mountpoint: r.try_get("mountpoint")?,
             attach_mode: r.try_get("attach_mode")?,
-            attach_status: r.try_get("attach_status")?,
-            connector: r.try_get("connector")?,
-            connection_info: r.try_get("connection_info")?,
+            attach_status: parse_column(r, "volume_attachments", "attach_status")?,
+            connector: json_column(r, "connector")?,
+            connection_info: json_column(r, "connection_info")?,
             attach_time: r.try_get("attach_time")?,
             detach_time: r.try_get("detach_time")?,
             created_at: r.try_get("created_at")?,
@@ -48,21 +96,27 @@ impl AttachmentRow {
     }
 }
 
-/// What the volume's status becomes given the attachments it still has.
-fn volume_status_for(remaining: &[String]) -> (&'static str, &'static str) {
-    if remaining
-        .iter()
-        .any(|s| s == "attached" || s == "detaching")
-    {
-        ("in-use", "attached")
-    } else if remaining.iter().any(|s| s == "attaching") {
-        ("attaching", "attaching")
-    } else if remaining.is_empty() {
-        ("available", "detached")
-    } else {
-        ("reserved", "detached")
-    }
-}
+/// The attachment list (3.27).
+pub const ATTACHMENT_LIST: Listing = Listing {
+    from: "volume_attachments a",
+    columns: "a.*",
+    alias: "a",
+    live: "a.deleted = 0",
+    filters: &[
+        ("volume_id", Match::Equal("a.volume_id")),
+        ("instance_id", Match::Equal("a.instance_uuid")),
+        ("instance_uuid", Match::Equal("a.instance_uuid")),
+        ("attach_status", Match::Equal("a.attach_status")),
+        ("status", Match::Equal("a.attach_status")),
+    ],
+    sort_keys: &[
+        ("created_at", "a.created_at"),
+        ("updated_at", "COALESCE(a.updated_at, '')"),
+        ("id", "a.id"),
+        ("volume_id", "a.volume_id"),
+        ("attach_status", "a.attach_status"),
+    ],
+};
 
 impl Db {
     /// Inserts `a` and moves its volume from one of `from` to `to`, atomically; false
@@ -70,8 +124,8 @@ impl Db {
     pub async fn reserve_attachment(
         &self,
         a: &AttachmentRow,
-        from: &[&str],
-        to: &str,
+        from: &[VolumeStatus],
+        to: VolumeStatus,
     ) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let sql = format!(
@@ -79,11 +133,11 @@ impl Db {
             in_list(4, from.len())
         );
         let mut q = sqlx::query(&sql)
-            .bind(to)
+            .bind(to.as_str())
             .bind(time::now())
             .bind(&a.volume_id);
         for f in from {
-            q = q.bind(*f);
+            q = q.bind(f.as_str());
         }
         if q.execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(false);
@@ -100,9 +154,9 @@ impl Db {
         .bind(&a.attached_host)
         .bind(&a.mountpoint)
         .bind(&a.attach_mode)
-        .bind(&a.attach_status)
-        .bind(&a.connector)
-        .bind(&a.connection_info)
+        .bind(a.attach_status.as_str())
+        .bind(to_json(&a.connector))
+        .bind(to_json(&a.connection_info))
         .bind(&a.created_at)
         .execute(&mut *tx)
         .await?;
@@ -115,29 +169,60 @@ impl Db {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| AttachmentRow::from_row(&r)).transpose()?)
+        row.map(|r| AttachmentRow::from_row(&r)).transpose()
     }
 
-    /// Live attachments, of one project (or all, for `None`) and optionally one volume,
-    /// oldest first.
-    pub async fn list_attachments(
-        &self,
-        project_id: Option<&str>,
-        volume_id: Option<&str>,
-    ) -> Result<Vec<AttachmentRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM volume_attachments WHERE deleted = 0 \
-             AND ($1 IS NULL OR project_id = $1) AND ($2 IS NULL OR volume_id = $2) \
-             ORDER BY created_at, id",
-        )
-        .bind(project_id)
-        .bind(volume_id)
-        .fetch_all(&self.pool)
-        .await?;
+    /// A page of attachments.
+    pub async fn list_attachments(&self, q: &ListQuery) -> Result<Vec<AttachmentRow>, ListError> {
+        let rows = ATTACHMENT_LIST.fetch(self, q).await?;
         Ok(rows
             .iter()
             .map(AttachmentRow::from_row)
-            .collect::<std::result::Result<_, _>>()?)
+            .collect::<Result<_>>()?)
+    }
+
+    /// Every live attachment of every volume that has a connector: what start-up must
+    /// re-export.
+    pub async fn connected_attachments(&self) -> Result<Vec<AttachmentRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM volume_attachments WHERE deleted = 0 AND connector IS NOT NULL \
+             AND attach_status IN ('attaching', 'attached') ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(AttachmentRow::from_row).collect()
+    }
+
+    /// A volume's live attachments, oldest first.
+    pub async fn attachments_of(&self, volume_id: &str) -> Result<Vec<AttachmentRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM volume_attachments WHERE deleted = 0 AND volume_id = $1 ORDER BY created_at, id",
+        )
+        .bind(volume_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(AttachmentRow::from_row).collect()
+    }
+
+    /// The live attachments of many volumes, in one query.
+    pub(super) async fn attachments_of_all(
+        &self,
+        volume_ids: &[&str],
+    ) -> Result<HashMap<String, Vec<AttachmentRow>>> {
+        let sql = format!(
+            "SELECT * FROM volume_attachments WHERE deleted = 0 AND volume_id IN ({}) ORDER BY created_at, id",
+            in_list(1, volume_ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in volume_ids {
+            q = q.bind(*id);
+        }
+        let mut out: HashMap<String, Vec<AttachmentRow>> = HashMap::new();
+        for r in q.fetch_all(&self.pool).await? {
+            let a = AttachmentRow::from_row(&r)?;
+            out.entry(a.volume_id.clone()).or_default().push(a);
+        }
+        Ok(out)
     }
 
     /// Records a connection made for an attachment: its connector, the info handed out,
@@ -145,8 +230,8 @@ impl Db {
     pub async fn attachment_connected(
         &self,
         a: &AttachmentRow,
-        connector: &str,
-        connection_info: &str,
+        connector: &Connector,
+        connection_info: &ConnectionInfo,
     ) -> Result<bool> {
         let now = time::now();
         let mut tx = self.write_tx().await?;
@@ -155,8 +240,8 @@ impl Db {
              mountpoint = COALESCE($4, mountpoint), attach_status = 'attaching', updated_at = $5 \
              WHERE id = $6 AND deleted = 0 AND attach_status IN ('reserved', 'attaching')",
         )
-        .bind(connector)
-        .bind(connection_info)
+        .bind(to_json(&Some(connector)))
+        .bind(to_json(&Some(connection_info)))
         .bind(&a.attached_host)
         .bind(&a.mountpoint)
         .bind(&now)
@@ -217,8 +302,8 @@ impl Db {
     }
 
     /// Ends an attachment (soft-deleted as `detached`) and sets the volume's status from
-    /// what remains. Returns the attachments that remain live.
-    pub async fn remove_attachment(&self, id: &str, volume_id: &str) -> Result<Vec<String>> {
+    /// what remains.
+    pub async fn remove_attachment(&self, id: &str, volume_id: &str) -> Result<()> {
         let now = time::now();
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -235,52 +320,32 @@ impl Db {
         .bind(volume_id)
         .fetch_all(&mut *tx)
         .await?;
-        let (status, attach_status) = volume_status_for(&remaining);
-        sqlx::query(
+        let remaining = remaining
+            .iter()
+            .map(|s| {
+                s.parse::<AttachStatus>().map_err(|e| DbError::Corrupt {
+                    table: "volume_attachments",
+                    id: volume_id.to_string(),
+                    message: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (status, attach_status) = status_for_attachments(&remaining);
+        let sql = format!(
             "UPDATE volumes SET status = $1, attach_status = $2, updated_at = $3 WHERE id = $4 AND deleted = 0 \
-             AND status IN ('reserved', 'attaching', 'in-use', 'detaching', 'error_attaching', 'error_detaching')",
-        )
-        .bind(status)
-        .bind(attach_status)
-        .bind(&now)
-        .bind(volume_id)
-        .execute(&mut *tx)
-        .await?;
+             AND status IN ({})",
+            in_list(5, VolumeStatus::DETACHABLE.len())
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(attach_status.as_str())
+            .bind(&now)
+            .bind(volume_id);
+        for s in VolumeStatus::DETACHABLE {
+            q = q.bind(s.as_str());
+        }
+        q.execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(remaining)
-    }
-
-    /// Records a new provider location / auth from a driver's export.
-    pub async fn set_volume_provider(
-        &self,
-        id: &str,
-        provider_location: Option<&str>,
-        provider_auth: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE volumes SET provider_location = $1, provider_auth = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(provider_location)
-        .bind(provider_auth)
-        .bind(time::now())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volume_status_follows_what_remains() {
-        let s =
-            |v: &[&str]| volume_status_for(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(s(&[]), ("available", "detached"));
-        assert_eq!(s(&["reserved"]), ("reserved", "detached"));
-        assert_eq!(s(&["reserved", "attaching"]), ("attaching", "attaching"));
-        assert_eq!(s(&["attaching", "attached"]), ("in-use", "attached"));
     }
 }

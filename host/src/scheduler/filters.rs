@@ -14,6 +14,28 @@ pub trait BackendFilter {
     fn backend_passes(&self, pool: &PoolState, spec: &RequestSpec) -> Result<(), String>;
 }
 
+/// Passes over the backends a rescheduled request already failed on (Cinder's
+/// RetryFilter).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RetryFilter;
+
+impl BackendFilter for RetryFilter {
+    fn name(&self) -> &'static str {
+        "RetryFilter"
+    }
+
+    fn backend_passes(&self, pool: &PoolState, spec: &RequestSpec) -> Result<(), String> {
+        if spec.tried.contains(&pool.backend) {
+            Err(format!(
+                "backend {} already failed this request",
+                pool.backend
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Keeps volumes in the zone the user asked for; no zone asked, any will do.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AvailabilityZoneFilter;
@@ -325,6 +347,22 @@ mod tests {
 
     fn texts(items: &[&str]) -> CapValue {
         CapValue::Texts(items.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    // --- RetryFilter ---
+
+    #[test]
+    fn a_retry_skips_the_backends_that_failed_it() {
+        let mut request = spec(1);
+        let p = pool("h@b#p", 10.0, 10.0);
+        assert_eq!(RetryFilter.backend_passes(&p, &request), Ok(()));
+        request.tried = vec!["h@other".into()];
+        assert_eq!(RetryFilter.backend_passes(&p, &request), Ok(()));
+        request.tried.push("h@b".into());
+        assert_eq!(
+            RetryFilter.backend_passes(&p, &request),
+            Err("backend h@b already failed this request".into())
+        );
     }
 
     // --- AvailabilityZoneFilter ---

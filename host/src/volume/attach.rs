@@ -12,36 +12,32 @@
 //! Without a target, the volume driver's own `create-export` and `initialize-connection`
 //! do it all.
 
-use super::ops::{check_model, driver_volume};
+use std::sync::Arc;
+
+use super::flows::{check_model, driver_volume};
 use super::{OpError, VolumeManager};
-use crate::db::VolumeRow;
-use crate::runtime::latest::ashlar::driver::types as wit;
+use crate::db::{AttachmentRow, VolumeRow};
+use crate::driver::{ConnectionInfo, Connector, ModelUpdate, Value, Volume};
 use crate::runtime::{CallError, DriverFailure};
+use crate::volume::status::AttachStatus;
 
-/// The `extra` key of the connector the host uses to ask a volume driver for its device.
-pub const LOCAL_CONNECTOR_KEY: &str = "local";
-
-/// The connector that asks a volume driver for the local device behind a volume.
-pub fn local_connector(host_name: &str) -> wit::Connector {
-    wit::Connector {
-        host: host_name.to_string(),
-        ip: None,
-        initiator: None,
-        multipath: false,
-        platform: None,
-        os_type: None,
-        extra: vec![(LOCAL_CONNECTOR_KEY.to_string(), wit::Value::Flag(true))],
-    }
+/// Whether ending the attachments `ending` picks out leaves the volume without any other
+/// connection, so its export must go too. An attachment holds a connection once a
+/// connector was recorded for it (the attachments API) or once it is attached (the older
+/// volume actions, which connect without recording a connector).
+pub fn is_last_connection(
+    attachments: &[AttachmentRow],
+    ending: impl Fn(&AttachmentRow) -> bool,
+) -> bool {
+    !attachments
+        .iter()
+        .any(|a| !ending(a) && (a.connector.is_some() || a.attach_status == AttachStatus::Attached))
 }
 
 /// The device path of a `local` connection info.
-fn local_device(backend: &str, info: &wit::ConnectionInfo) -> Result<String, OpError> {
-    let device = info.data.iter().find_map(|(k, v)| match (k.as_str(), v) {
-        ("device_path", wit::Value::Text(p)) => Some(p.clone()),
-        _ => None,
-    });
-    match device {
-        Some(d) if info.driver_volume_type == "local" && d.starts_with('/') => Ok(d),
+fn local_device(backend: &str, info: &ConnectionInfo) -> Result<String, OpError> {
+    match info.text("device_path") {
+        Some(d) if info.driver_volume_type == "local" && d.starts_with('/') => Ok(d.to_string()),
         _ => Err(OpError::Gone(format!(
             "backend {backend} pairs its volume driver with a target, but the volume driver \
              answered a `{}` connection for the host's local connector instead of `local` with \
@@ -53,12 +49,14 @@ fn local_device(backend: &str, info: &wit::ConnectionInfo) -> Result<String, OpE
 }
 
 impl VolumeManager {
-    /// Exports `v` and answers the connection info for `connector`.
+    /// Exports `v` and answers the connection info for `connector`, with the access mode
+    /// the attachment is made in added to its data (as Cinder's volume manager adds it).
     pub async fn initialize_connection(
         &self,
         v: &VolumeRow,
-        connector: wit::Connector,
-    ) -> Result<wit::ConnectionInfo, OpError> {
+        connector: &Connector,
+        access_mode: &str,
+    ) -> Result<ConnectionInfo, OpError> {
         let backend = self.backend_of(v.host.as_deref()).ok_or_else(|| {
             OpError::Gone(format!(
                 "volume {} is not on a backend of this host (host {:?})",
@@ -67,39 +65,26 @@ impl VolumeManager {
         })?;
         let mut vol = driver_volume(self, v).await?;
         let driver = backend.driver();
-        let Some(target) = backend.target() else {
-            let (vv, c) = (vol.clone(), connector.clone());
-            let model = driver
-                .call("create-export", move |s, d| {
-                    d.create_export(s, &vv, Some(&c))
-                })
-                .await?;
-            self.record_export(&mut vol, model).await?;
-            return Ok(driver
-                .call("initialize-connection", move |s, d| {
-                    d.initialize_connection(s, &vol, &connector)
-                })
-                .await?);
+        let mut info = match backend.target() {
+            None => {
+                let model = driver.create_export(&vol, Some(connector)).await?;
+                self.record_export(&mut vol, model).await?;
+                driver.initialize_connection(&vol, connector).await?
+            }
+            Some(target) => {
+                let info = driver
+                    .initialize_connection(&vol, &Connector::local(&self.host_name))
+                    .await?;
+                let device = local_device(&backend.name, &info)?;
+                let model = target.target_create_export(&vol, &device).await?;
+                self.record_export(&mut vol, model).await?;
+                target.target_initialize_connection(&vol, connector).await?
+            }
         };
-        let (vv, local) = (vol.clone(), local_connector(&self.host_name));
-        let info = driver
-            .call("initialize-connection", move |s, d| {
-                d.initialize_connection(s, &vv, &local)
-            })
-            .await?;
-        let device = local_device(&backend.name, &info)?;
-        let vv = vol.clone();
-        let model = target
-            .call("create-export", move |s, d| {
-                d.target_create_export(s, &vv, &device)
-            })
-            .await?;
-        self.record_export(&mut vol, model).await?;
-        Ok(target
-            .call("initialize-connection", move |s, d| {
-                d.target_initialize_connection(s, &vol, &connector)
-            })
-            .await?)
+        info.data
+            .entry("access_mode".into())
+            .or_insert_with(|| Value::Text(access_mode.to_string()));
+        Ok(info)
     }
 
     /// Ends `connector`'s connection (every connection when `None`: a force detach), and
@@ -107,7 +92,7 @@ impl VolumeManager {
     pub async fn terminate_connection(
         &self,
         v: &VolumeRow,
-        connector: Option<wit::Connector>,
+        connector: Option<&Connector>,
         last: bool,
     ) -> Result<(), OpError> {
         let Some(backend) = self.backend_of(v.host.as_deref()) else {
@@ -117,42 +102,17 @@ impl VolumeManager {
         let driver = backend.driver();
         match backend.target() {
             None => {
-                let vv = vol.clone();
-                tolerate_unsupported(
-                    driver
-                        .call("terminate-connection", move |s, d| {
-                            d.terminate_connection(s, &vv, connector.as_ref())
-                        })
-                        .await,
-                )?;
+                tolerate_unsupported(driver.terminate_connection(&vol, connector).await)?;
                 if last {
-                    tolerate_unsupported(
-                        driver
-                            .call("remove-export", move |s, d| d.remove_export(s, &vol))
-                            .await,
-                    )?;
+                    tolerate_unsupported(driver.remove_export(&vol).await)?;
                 }
             }
             Some(target) => {
-                let vv = vol.clone();
-                target
-                    .call("terminate-connection", move |s, d| {
-                        d.target_terminate_connection(s, &vv, connector.as_ref())
-                    })
-                    .await?;
+                target.target_terminate_connection(&vol, connector).await?;
                 if last {
-                    let vv = vol.clone();
-                    target
-                        .call("remove-export", move |s, d| d.target_remove_export(s, &vv))
-                        .await?;
-                    let local = local_connector(&self.host_name);
-                    tolerate_unsupported(
-                        driver
-                            .call("terminate-connection", move |s, d| {
-                                d.terminate_connection(s, &vol, Some(&local))
-                            })
-                            .await,
-                    )?;
+                    target.target_remove_export(&vol).await?;
+                    let local = Connector::local(&self.host_name);
+                    tolerate_unsupported(driver.terminate_connection(&vol, Some(&local)).await)?;
                 }
             }
         }
@@ -161,11 +121,7 @@ impl VolumeManager {
 
     /// Keeps what an export answered (provider location and auth) on the volume, and in
     /// `vol` for the calls that follow.
-    async fn record_export(
-        &self,
-        vol: &mut wit::Volume,
-        model: wit::ModelUpdate,
-    ) -> Result<(), OpError> {
+    async fn record_export(&self, vol: &mut Volume, model: ModelUpdate) -> Result<(), OpError> {
         check_model(&model)?;
         let location = model.provider_location.or(vol.provider_location.clone());
         let auth = model.provider_auth.or(vol.provider_auth.clone());
@@ -178,6 +134,45 @@ impl VolumeManager {
         }
         Ok(())
     }
+
+    /// Re-makes the exports and connections of attached volumes on backends with a target
+    /// driver (Cinder's `ensure_export` at start-up): a target such as tgtd keeps its state
+    /// in memory only, so after a restart of either side the attachments would otherwise
+    /// be cut. Returns how many attachments were restored; a failure is logged and the
+    /// next goes on.
+    pub async fn restore_exports(self: &Arc<Self>) -> usize {
+        let attachments = match self.db.connected_attachments().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("listing attachments to restore their exports: {e}");
+                return 0;
+            }
+        };
+        let mut restored = 0;
+        for a in attachments {
+            let Some(connector) = &a.connector else {
+                continue;
+            };
+            let Ok(Some(volume)) = self.db.get_volume(&a.volume_id).await else {
+                continue;
+            };
+            if self
+                .backend_of(volume.host.as_deref())
+                .is_none_or(|b| b.target.is_none())
+            {
+                continue;
+            }
+            match self
+                .initialize_connection(&volume, connector, &a.attach_mode)
+                .await
+            {
+                Ok(_) => restored += 1,
+                Err(e) => tracing::error!(attachment = %a.id, volume_id = %volume.id,
+                    "could not restore the export of an attached volume: {e}"),
+            }
+        }
+        restored
+    }
 }
 
 /// Cinder's drivers without an export step simply pass; a driver answering "not
@@ -186,5 +181,37 @@ fn tolerate_unsupported(r: Result<(), CallError>) -> Result<(), CallError> {
     match r {
         Err(CallError::Driver(DriverFailure::NotSupported(_))) => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attachment(id: &str, status: AttachStatus, connected: bool) -> AttachmentRow {
+        AttachmentRow {
+            id: id.into(),
+            attach_status: status,
+            connector: connected.then(|| Connector::local("h")),
+            ..AttachmentRow::default()
+        }
+    }
+
+    #[test]
+    fn the_last_connection_is_the_one_nothing_else_holds() {
+        use AttachStatus as A;
+        let a = attachment("a", A::Attached, true);
+        let b = attachment("b", A::Reserved, false);
+        let c = attachment("c", A::Attaching, true);
+        // A reservation holds no connection.
+        assert!(is_last_connection(&[a.clone(), b.clone()], |x| x.id == "a"));
+        // Another connected attachment does.
+        assert!(!is_last_connection(&[a.clone(), c.clone()], |x| x.id == "a"));
+        // Ending all of them is the last.
+        assert!(is_last_connection(&[a.clone(), c], |_| true));
+        // An attached one made through the volume actions has no connector but holds one.
+        let legacy = attachment("l", A::Attached, false);
+        assert!(!is_last_connection(&[a, legacy], |x| x.id == "a"));
+        assert!(is_last_connection(&[b], |_| false));
     }
 }

@@ -1,5 +1,5 @@
 //! Flows of tasks with `execute` and `revert`, as Cinder's taskflow flows: when a task
-//! fails, it and every task before it revert, newest first.
+//! fails, it and every task before it revert, newest first, each told why the flow failed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,8 +9,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Task<C: Send, E>: Send + Sync {
     fn name(&self) -> &'static str;
     fn execute<'a>(&'a self, ctx: &'a mut C) -> BoxFuture<'a, Result<(), E>>;
-    /// Undoes what `execute` may have done, even partly. Must tolerate nothing to undo.
-    fn revert<'a>(&'a self, _ctx: &'a mut C) -> BoxFuture<'a, ()> {
+    /// Undoes what `execute` may have done, even partly, knowing the error that failed the
+    /// flow. Must tolerate nothing to undo.
+    fn revert<'a>(&'a self, _ctx: &'a mut C, _error: &'a E) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
 }
@@ -25,7 +26,7 @@ pub async fn run<C: Send, E: std::fmt::Display>(
         if let Err(e) = task.execute(ctx).await {
             tracing::warn!(flow, task = task.name(), "task failed, reverting: {e}");
             for done in tasks[..=i].iter().rev() {
-                done.revert(ctx).await;
+                done.revert(ctx, &e).await;
             }
             return Err(e);
         }
@@ -53,8 +54,8 @@ mod tests {
                 }
             })
         }
-        fn revert<'a>(&'a self, ctx: &'a mut Vec<String>) -> BoxFuture<'a, ()> {
-            Box::pin(async move { ctx.push(format!("undo {}", self.0)) })
+        fn revert<'a>(&'a self, ctx: &'a mut Vec<String>, error: &'a String) -> BoxFuture<'a, ()> {
+            Box::pin(async move { ctx.push(format!("undo {} ({error})", self.0)) })
         }
     }
 
@@ -64,7 +65,10 @@ mod tests {
         let mut log = Vec::new();
         let err = run("t", &[&a, &b, &c], &mut log).await.unwrap_err();
         assert_eq!(err, "b failed");
-        assert_eq!(log, ["do a", "do b", "undo b", "undo a"]);
+        assert_eq!(
+            log,
+            ["do a", "do b", "undo b (b failed)", "undo a (b failed)"]
+        );
         let mut log = Vec::new();
         run("t", &[&a, &c], &mut log).await.unwrap();
         assert_eq!(log, ["do a", "do c"]);

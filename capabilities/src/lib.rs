@@ -1,12 +1,21 @@
-//! Capabilities: what a plugin may do outside its sandbox.
+//! Ashlar's capability policy and plugin-manifest schema: what a plugin may do outside its
+//! sandbox.
 //!
-//! A plugin asks in its `plugin.toml`, the operator grants per backend, and the plugin gets the
-//! intersection. Asking for something not granted fails the load, so a missing grant shows up
-//! at start-up, with both sides named, instead of as a failed volume create later. Nothing
-//! asked means nothing allowed.
+//! This crate is the policy only. It parses a plugin's `plugin.toml` ([`Manifest`]) and an
+//! operator's `[backends.NAME.grants]` ([`Grants`]), matches one against the other, and
+//! [`grant`] intersects them into the [`EffectiveCapabilities`] of one plugin on one backend.
+//! A plugin asks, the operator grants, and the plugin gets the intersection. Asking for
+//! something not granted fails the load, so a missing grant shows up at start-up, with both
+//! sides named, instead of as a failed volume create later. Nothing asked means nothing
+//! allowed.
 //!
-//! This is pure policy with no wasmtime in it: the sandbox's host functions call the checks on
-//! [`EffectiveCapabilities`] on every call, and the policy is testable without a guest.
+//! There is no wasmtime here (`scripts/test.sh` fails if that ever changes): enforcement is the
+//! host's. The host's runtime calls the checks on [`EffectiveCapabilities`]
+//! ([`exec_allows`](EffectiveCapabilities::exec_allows),
+//! [`block_resolve`](EffectiveCapabilities::block_resolve),
+//! [`http_allows`](EffectiveCapabilities::http_allows)) on every host call a plugin makes, and
+//! the policy is testable without a guest. The host re-exports this crate as
+//! `ashlar::capabilities`.
 
 // Load-time errors on a cold path; flat fields keep them easy to match and to read.
 #![allow(clippy::result_large_err)]

@@ -1,0 +1,209 @@
+//! Snapshots.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::list::{ListError, ListQuery, Listing, Match};
+use super::{Db, DbError, JobRow, Resource, Result, in_list, parse_column, time};
+use crate::volume::status::{SnapshotStatus, VolumeStatus};
+
+#[derive(Debug, Clone)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub volume_id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: SnapshotStatus,
+    pub progress: String,
+    pub volume_size: i64,
+    pub provider_location: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+}
+
+impl SnapshotRow {
+    fn from_row(r: &SqliteRow) -> Result<Self> {
+        let metadata: String = r.try_get("metadata")?;
+        let id: String = r.try_get("id")?;
+        Ok(SnapshotRow {
+            metadata: serde_json::from_str(&metadata).map_err(|e| DbError::Corrupt {
+                table: "snapshots",
+                id: id.clone(),
+                message: format!("metadata: {e}"),
+            })?,
+            id,
+            project_id: r.try_get("project_id")?,
+            user_id: r.try_get("user_id")?,
+            volume_id: r.try_get("volume_id")?,
+            name: r.try_get("name")?,
+            description: r.try_get("description")?,
+            status: parse_column(r, "snapshots", "status")?,
+            progress: r.try_get("progress")?,
+            volume_size: r.try_get("volume_size")?,
+            provider_location: r.try_get("provider_location")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+pub const SNAPSHOT_LIST: Listing = Listing {
+    from: "snapshots s",
+    columns: "s.*",
+    alias: "s",
+    live: "s.deleted = 0",
+    filters: &[
+        ("name", Match::Equal("s.name")),
+        ("display_name", Match::Equal("s.name")),
+        ("status", Match::Equal("s.status")),
+        ("volume_id", Match::Equal("s.volume_id")),
+        ("user_id", Match::Equal("s.user_id")),
+    ],
+    sort_keys: &[
+        ("created_at", "s.created_at"),
+        ("updated_at", "COALESCE(s.updated_at, '')"),
+        ("id", "s.id"),
+        ("name", "COALESCE(s.name, '')"),
+        ("display_name", "COALESCE(s.name, '')"),
+        ("size", "s.volume_size"),
+        ("status", "s.status"),
+        ("volume_id", "s.volume_id"),
+    ],
+};
+
+impl Db {
+    /// Inserts a snapshot (status `creating`) with its job, if the volume is in one of
+    /// `volume_states`.
+    pub async fn insert_snapshot_with_job(
+        &self,
+        s: &SnapshotRow,
+        volume_states: &[VolumeStatus],
+        job: &JobRow,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let sql = format!(
+            "SELECT COUNT(*) FROM volumes WHERE id = $1 AND deleted = 0 AND status IN ({})",
+            in_list(2, volume_states.len())
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(&s.volume_id);
+        for st in volume_states {
+            q = q.bind(st.as_str());
+        }
+        if q.fetch_one(&mut *tx).await? != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO snapshots (id, project_id, user_id, volume_id, name, description, status, progress, volume_size, metadata, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        )
+        .bind(&s.id)
+        .bind(&s.project_id)
+        .bind(&s.user_id)
+        .bind(&s.volume_id)
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(s.status.as_str())
+        .bind(&s.progress)
+        .bind(s.volume_size)
+        .bind(serde_json::to_string(&s.metadata).expect("string map serialises"))
+        .bind(&s.created_at)
+        .execute(&mut *tx)
+        .await?;
+        job.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn get_snapshot(&self, id: &str) -> Result<Option<SnapshotRow>> {
+        let row = sqlx::query("SELECT * FROM snapshots WHERE id = $1 AND deleted = 0")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| SnapshotRow::from_row(&r)).transpose()
+    }
+
+    /// A page of snapshots, in one query (two with a marker).
+    pub async fn list_snapshots(&self, q: &ListQuery) -> Result<Vec<SnapshotRow>, ListError> {
+        let rows = SNAPSHOT_LIST.fetch(self, q).await?;
+        Ok(rows
+            .iter()
+            .map(SnapshotRow::from_row)
+            .collect::<Result<_>>()?)
+    }
+
+    /// The newest live snapshot of a volume (what `revert` may go back to).
+    pub async fn latest_snapshot_of(&self, volume_id: &str) -> Result<Option<SnapshotRow>> {
+        let row = sqlx::query(
+            "SELECT * FROM snapshots WHERE volume_id = $1 AND deleted = 0 ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(volume_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| SnapshotRow::from_row(&r)).transpose()
+    }
+
+    /// Moves a snapshot from one of `from` to `to` (with `job`, when given, in the same
+    /// transaction); false when it was not in one of `from`.
+    pub async fn transition_snapshot(
+        &self,
+        id: &str,
+        from: &[SnapshotStatus],
+        to: SnapshotStatus,
+        job: Option<&JobRow>,
+    ) -> Result<bool> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        self.transition(Resource::Snapshots, id, &from, to.as_str(), job)
+            .await
+    }
+
+    pub async fn finish_create_snapshot(
+        &self,
+        id: &str,
+        provider_location: Option<&str>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE snapshots SET status = 'available', progress = '100%', provider_location = $1, updated_at = $2 WHERE id = $3 AND status = 'creating'",
+        )
+        .bind(provider_location)
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn finish_delete_snapshot(&self, id: &str) -> Result<bool> {
+        let now = time::now();
+        let mut tx = self.write_tx().await?;
+        let done = self
+            .finish_delete(&mut tx, Resource::Snapshots, id, &now)
+            .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    pub async fn update_snapshot_info(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+        metadata: Option<&BTreeMap<String, String>>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE snapshots SET name = COALESCE($1, name), description = COALESCE($2, description), metadata = COALESCE($3, metadata), updated_at = $4 WHERE id = $5",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(metadata.map(|m| serde_json::to_string(m).expect("string map serialises")))
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,640 @@
+//! Volumes, their metadata, and the status changes of their life.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::list::{ListError, ListQuery, Listing, Match};
+use super::{AttachmentRow, Db, JobRow, Resource, Result, in_list, parse_column, time};
+use crate::volume::status::{AttachStatus, VolumeStatus};
+
+#[derive(Debug, Clone)]
+pub struct VolumeRow {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub size: i64,
+    pub status: VolumeStatus,
+    pub attach_status: AttachStatus,
+    pub availability_zone: String,
+    pub volume_type_id: Option<String>,
+    /// The name of the volume type, read with the row.
+    pub volume_type_name: Option<String>,
+    /// `host@backend#pool` once scheduled.
+    pub host: Option<String>,
+    pub provider_location: Option<String>,
+    pub provider_auth: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub source_volid: Option<String>,
+    pub bootable: bool,
+    pub multiattach: bool,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+    pub launched_at: Option<String>,
+    pub metadata: Vec<(String, String)>,
+    /// Live attachments, oldest first.
+    pub attachments: Vec<AttachmentRow>,
+}
+
+impl VolumeRow {
+    fn from_row(r: &SqliteRow) -> Result<Self> {
+        Ok(VolumeRow {
+            id: r.try_get("id")?,
+            project_id: r.try_get("project_id")?,
+            user_id: r.try_get("user_id")?,
+            name: r.try_get("name")?,
+            description: r.try_get("description")?,
+            size: r.try_get("size")?,
+            status: parse_column(r, "volumes", "status")?,
+            attach_status: parse_column(r, "volumes", "attach_status")?,
+            availability_zone: r.try_get("availability_zone")?,
+            volume_type_id: r.try_get("volume_type_id")?,
+            volume_type_name: r.try_get("volume_type_name")?,
+            host: r.try_get("host")?,
+            provider_location: r.try_get("provider_location")?,
+            provider_auth: r.try_get("provider_auth")?,
+            snapshot_id: r.try_get("snapshot_id")?,
+            source_volid: r.try_get("source_volid")?,
+            bootable: r.try_get::<i64, _>("bootable")? != 0,
+            multiattach: r.try_get::<i64, _>("multiattach")? != 0,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            launched_at: r.try_get("launched_at")?,
+            metadata: Vec::new(),
+            attachments: Vec::new(),
+        })
+    }
+
+    /// The backend part of `host@backend#pool`.
+    pub fn backend(&self) -> Option<&str> {
+        let host = self.host.as_deref()?;
+        let after_at = host.split_once('@')?.1;
+        Some(after_at.split_once('#').map_or(after_at, |(b, _)| b))
+    }
+
+    /// The pool part of `host@backend#pool`.
+    pub fn pool(&self) -> Option<&str> {
+        Some(self.host.as_deref()?.split_once('#')?.1)
+    }
+}
+
+/// Why a delete could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteRefused {
+    HasSnapshots(i64),
+    Status,
+}
+
+/// Which of the two was not in a status a revert may start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevertRefused {
+    Volume,
+    Snapshot,
+}
+
+/// The volume list: filters and sort keys as Cinder names them.
+pub const VOLUME_LIST: Listing = Listing {
+    from: "volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id",
+    columns: "v.*, t.name AS volume_type_name",
+    alias: "v",
+    live: "v.deleted = 0",
+    filters: &[
+        ("name", Match::Equal("v.name")),
+        ("display_name", Match::Equal("v.name")),
+        ("status", Match::Equal("v.status")),
+        ("availability_zone", Match::Equal("v.availability_zone")),
+        ("bootable", Match::Bool("v.bootable")),
+        ("size", Match::Equal("CAST(v.size AS TEXT)")),
+        ("volume_type_id", Match::Equal("v.volume_type_id")),
+        ("snapshot_id", Match::Equal("v.snapshot_id")),
+        ("source_volid", Match::Equal("v.source_volid")),
+        ("user_id", Match::Equal("v.user_id")),
+        (
+            "metadata",
+            Match::Metadata {
+                table: "volume_metadata",
+                fk: "volume_id",
+            },
+        ),
+        ("host", Match::Equal("v.host")),
+    ],
+    sort_keys: &[
+        ("created_at", "v.created_at"),
+        ("updated_at", "COALESCE(v.updated_at, '')"),
+        ("id", "v.id"),
+        ("name", "COALESCE(v.name, '')"),
+        ("display_name", "COALESCE(v.name, '')"),
+        ("size", "v.size"),
+        ("status", "v.status"),
+        ("availability_zone", "v.availability_zone"),
+        ("bootable", "v.bootable"),
+        ("host", "COALESCE(v.host, '')"),
+    ],
+};
+
+const SELECT_ONE: &str = "SELECT v.*, t.name AS volume_type_name FROM volumes v \
+    LEFT JOIN volume_types t ON t.id = v.volume_type_id WHERE v.id = $1 AND v.deleted = 0";
+
+fn names(statuses: &[VolumeStatus]) -> Vec<&'static str> {
+    statuses.iter().map(|s| s.as_str()).collect()
+}
+
+impl Db {
+    /// Inserts a volume (status `creating`) and its job in one transaction.
+    pub async fn insert_volume_with_job(&self, v: &VolumeRow, job: &JobRow) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, availability_zone, \
+             volume_type_id, host, snapshot_id, source_volid, bootable, multiattach, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+        )
+        .bind(&v.id)
+        .bind(&v.project_id)
+        .bind(&v.user_id)
+        .bind(&v.name)
+        .bind(&v.description)
+        .bind(v.size)
+        .bind(v.status.as_str())
+        .bind(v.attach_status.as_str())
+        .bind(&v.availability_zone)
+        .bind(&v.volume_type_id)
+        .bind(&v.host)
+        .bind(&v.snapshot_id)
+        .bind(&v.source_volid)
+        .bind(v.bootable as i64)
+        .bind(v.multiattach as i64)
+        .bind(&v.created_at)
+        .execute(&mut *tx)
+        .await?;
+        for (k, val) in &v.metadata {
+            sqlx::query("INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&v.id)
+                .bind(k)
+                .bind(val)
+                .execute(&mut *tx)
+                .await?;
+        }
+        job.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A live volume with its type name, metadata and attachments.
+    pub async fn get_volume(&self, id: &str) -> Result<Option<VolumeRow>> {
+        let Some(row) = sqlx::query(SELECT_ONE)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut v = VolumeRow::from_row(&row)?;
+        v.metadata = self.volume_metadata(id).await?;
+        v.attachments = self.attachments_of(id).await?;
+        Ok(Some(v))
+    }
+
+    /// A page of volumes with their metadata and attachments, in three queries whatever
+    /// the page size (four with a marker).
+    pub async fn list_volumes(&self, q: &ListQuery) -> Result<Vec<VolumeRow>, ListError> {
+        let rows = VOLUME_LIST.fetch(self, q).await?;
+        let mut volumes = rows
+            .iter()
+            .map(VolumeRow::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        if volumes.is_empty() {
+            return Ok(volumes);
+        }
+        let ids: Vec<&str> = volumes.iter().map(|v| v.id.as_str()).collect();
+        let mut metadata = self.metadata_of(&ids).await?;
+        let mut attachments = self.attachments_of_all(&ids).await?;
+        for v in &mut volumes {
+            v.metadata = metadata.remove(&v.id).unwrap_or_default();
+            v.attachments = attachments.remove(&v.id).unwrap_or_default();
+        }
+        Ok(volumes)
+    }
+
+    /// The metadata of many volumes, in one query.
+    async fn metadata_of(&self, ids: &[&str]) -> Result<HashMap<String, Vec<(String, String)>>> {
+        let sql = format!(
+            "SELECT volume_id, key, value FROM volume_metadata WHERE volume_id IN ({}) ORDER BY volume_id, key",
+            in_list(1, ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for r in q.fetch_all(&self.pool).await? {
+            out.entry(r.try_get("volume_id")?)
+                .or_default()
+                .push((r.try_get("key")?, r.try_get("value")?));
+        }
+        Ok(out)
+    }
+
+    /// Moves a volume from one of `from` to `to` (and inserts `job` in the same
+    /// transaction, when given); false when it was not in one of `from`.
+    pub async fn transition_volume(
+        &self,
+        id: &str,
+        from: &[VolumeStatus],
+        to: VolumeStatus,
+        job: Option<&JobRow>,
+    ) -> Result<bool> {
+        self.transition(Resource::Volumes, id, &names(from), to.as_str(), job)
+            .await
+    }
+
+    /// Sets a volume's status (and attach status) unconditionally: an administrator's
+    /// `os-reset_status`.
+    pub async fn reset_volume_status(
+        &self,
+        id: &str,
+        status: VolumeStatus,
+        attach_status: Option<AttachStatus>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE volumes SET status = $1, attach_status = COALESCE($2, attach_status), updated_at = $3 WHERE id = $4 AND deleted = 0",
+        )
+        .bind(status.as_str())
+        .bind(attach_status.map(|s| s.as_str()))
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Records where a volume was placed (or, `None`, that it is placed nowhere yet) while
+    /// it is still `creating`.
+    pub async fn set_volume_host(&self, id: &str, host: Option<&str>) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE volumes SET host = $1, updated_at = $2 WHERE id = $3 AND status = 'creating'",
+        )
+        .bind(host)
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// `creating` → `available` with the driver's model update.
+    pub async fn finish_create(
+        &self,
+        id: &str,
+        provider_location: Option<&str>,
+        provider_auth: Option<&str>,
+    ) -> Result<bool> {
+        let now = time::now();
+        let res = sqlx::query(
+            "UPDATE volumes SET status = 'available', provider_location = $1, provider_auth = $2, launched_at = $3, updated_at = $3 \
+             WHERE id = $4 AND status = 'creating' AND deleted = 0",
+        )
+        .bind(provider_location)
+        .bind(provider_auth)
+        .bind(&now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// `extending` → `available` at the new size.
+    pub async fn finish_extend(&self, id: &str, new_size: i64) -> Result<bool> {
+        let res = sqlx::query("UPDATE volumes SET status = 'available', size = $1, updated_at = $2 WHERE id = $3 AND status = 'extending'")
+            .bind(new_size)
+            .bind(time::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// `deleting` → gone (soft-deleted, as Cinder keeps the row), with its metadata and
+    /// any attachments an administrator's force delete left behind.
+    pub async fn finish_delete_volume(&self, id: &str) -> Result<bool> {
+        let now = time::now();
+        let mut tx = self.write_tx().await?;
+        let done = self
+            .finish_delete(&mut tx, Resource::Volumes, id, &now)
+            .await?;
+        sqlx::query("DELETE FROM volume_metadata WHERE volume_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE volume_attachments SET attach_status = 'detached', detach_time = $1, updated_at = $1, deleted = 1 \
+             WHERE volume_id = $2 AND deleted = 0",
+        )
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    pub async fn update_volume_info(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE volumes SET name = COALESCE($1, name), description = COALESCE($2, description), updated_at = $3 WHERE id = $4")
+            .bind(name)
+            .bind(description)
+            .bind(time::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Starts a volume delete: refused while snapshots exist, checked in the same
+    /// transaction as the status change so a racing snapshot create cannot slip in.
+    pub async fn begin_delete_volume(
+        &self,
+        id: &str,
+        from: &[VolumeStatus],
+        job: &JobRow,
+    ) -> Result<Result<(), DeleteRefused>> {
+        let mut tx = self.write_tx().await?;
+        let snaps: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if snaps > 0 {
+            return Ok(Err(DeleteRefused::HasSnapshots(snaps)));
+        }
+        let sql = format!(
+            "UPDATE volumes SET status = 'deleting', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
+            in_list(3, from.len())
+        );
+        let mut q = sqlx::query(&sql).bind(time::now()).bind(id);
+        for f in from {
+            q = q.bind(f.as_str());
+        }
+        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(Err(DeleteRefused::Status));
+        }
+        job.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Starts a revert: the volume from one of `from` to `reverting` and its snapshot from
+    /// `available` to `restoring`, with the job, in one transaction.
+    pub async fn begin_revert(
+        &self,
+        volume_id: &str,
+        snapshot_id: &str,
+        from: &[VolumeStatus],
+        job: &JobRow,
+    ) -> Result<Result<(), RevertRefused>> {
+        let now = time::now();
+        let mut tx = self.write_tx().await?;
+        let sql = format!(
+            "UPDATE volumes SET status = 'reverting', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
+            in_list(3, from.len())
+        );
+        let mut q = sqlx::query(&sql).bind(&now).bind(volume_id);
+        for f in from {
+            q = q.bind(f.as_str());
+        }
+        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(Err(RevertRefused::Volume));
+        }
+        let snap = sqlx::query(
+            "UPDATE snapshots SET status = 'restoring', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status = 'available'",
+        )
+        .bind(&now)
+        .bind(snapshot_id)
+        .execute(&mut *tx)
+        .await?;
+        if snap.rows_affected() != 1 {
+            return Ok(Err(RevertRefused::Snapshot));
+        }
+        job.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    pub async fn volume_metadata(&self, id: &str) -> Result<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT key, value FROM volume_metadata WHERE volume_id = $1 ORDER BY key")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
+    }
+
+    /// Merges (or, with `replace`, replaces) a volume's metadata.
+    pub async fn set_volume_metadata(
+        &self,
+        id: &str,
+        items: &[(String, String)],
+        replace: bool,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        if replace {
+            sqlx::query("DELETE FROM volume_metadata WHERE volume_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (k, v) in items {
+            sqlx::query(
+                "INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (volume_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(id)
+            .bind(k)
+            .bind(v)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE volumes SET updated_at = $1 WHERE id = $2")
+            .bind(time::now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_volume_metadata(&self, id: &str, key: &str) -> Result<bool> {
+        let res = sqlx::query("DELETE FROM volume_metadata WHERE volume_id = $1 AND key = $2")
+            .bind(id)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Records a new provider location / auth from a driver's export.
+    pub async fn set_volume_provider(
+        &self,
+        id: &str,
+        provider_location: Option<&str>,
+        provider_auth: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE volumes SET provider_location = $1, provider_auth = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(provider_location)
+        .bind(provider_auth)
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Live snapshots of volumes placed on `backend` (`host@backend`).
+    pub async fn snapshots_on(&self, backend: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM snapshots s JOIN volumes v ON v.id = s.volume_id \
+             WHERE s.deleted = 0 AND v.host LIKE $1",
+        )
+        .bind(format!("{backend}#%"))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Live volumes of a type.
+    pub async fn volumes_of_type(&self, type_id: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM volumes WHERE volume_type_id = $1 AND deleted = 0",
+        )
+        .bind(type_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Page;
+    use super::super::list::{Scope, SortDir};
+    use super::super::testing::db;
+    use super::*;
+
+    fn volume(id: &str, project: &str, name: &str, created_at: &str) -> VolumeRow {
+        VolumeRow {
+            id: id.into(),
+            project_id: project.into(),
+            user_id: "u".into(),
+            name: Some(name.into()),
+            description: None,
+            size: 1,
+            status: VolumeStatus::Creating,
+            attach_status: AttachStatus::Detached,
+            availability_zone: "nova".into(),
+            volume_type_id: None,
+            volume_type_name: None,
+            host: None,
+            provider_location: None,
+            provider_auth: None,
+            snapshot_id: None,
+            source_volid: None,
+            bootable: false,
+            multiattach: false,
+            created_at: created_at.into(),
+            updated_at: None,
+            launched_at: None,
+            metadata: vec![("k".into(), id.into())],
+            attachments: Vec::new(),
+        }
+    }
+
+    fn job(id: &str) -> JobRow {
+        JobRow::new("create_volume", id, "{}".into())
+    }
+
+    async fn ids(db: &Db, q: &ListQuery) -> Vec<String> {
+        db.list_volumes(q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_marker_in_every_sort_order() {
+        let (db, _dir) = db().await;
+        for (i, name) in ["c", "a", "b", "a"].iter().enumerate() {
+            let v = volume(
+                &format!("v{i}"),
+                "p",
+                name,
+                &format!("2026-01-0{}T00:00:00", i + 1),
+            );
+            db.insert_volume_with_job(&v, &job(&v.id)).await.unwrap();
+        }
+        let other = volume("x", "q", "a", "2026-01-09T00:00:00");
+        db.insert_volume_with_job(&other, &job("x")).await.unwrap();
+
+        let mut q = ListQuery::project("p");
+        assert_eq!(ids(&db, &q).await, ["v3", "v2", "v1", "v0"]);
+        q.scope = Scope::All;
+        assert_eq!(ids(&db, &q).await.len(), 5);
+
+        // name ascending, ties by id; walk it two at a time with markers.
+        let mut q = ListQuery::project("p");
+        q.page = Page {
+            limit: Some(2),
+            sort: vec![("name".into(), SortDir::Asc)],
+            ..Page::default()
+        };
+        let first = ids(&db, &q).await;
+        assert_eq!(first, ["v1", "v3"]);
+        q.page.marker = Some("v3".into());
+        assert_eq!(ids(&db, &q).await, ["v2", "v0"]);
+        q.page.marker = Some("v0".into());
+        assert!(ids(&db, &q).await.is_empty());
+
+        q.page.marker = Some("nope".into());
+        assert!(matches!(
+            db.list_volumes(&q).await,
+            Err(ListError::MarkerNotFound(_))
+        ));
+        q.page.marker = None;
+        q.page.sort = vec![("colour".into(), SortDir::Asc)];
+        let err = db.list_volumes(&q).await.unwrap_err().to_string();
+        assert!(err.contains("Invalid sort key colour"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn each_volume_of_a_page_carries_its_own_metadata() {
+        let (db, _dir) = db().await;
+        for i in 0..50 {
+            let v = volume(
+                &format!("v{i:02}"),
+                "p",
+                "n",
+                &format!("2026-01-01T00:00:{i:02}"),
+            );
+            db.insert_volume_with_job(&v, &job(&v.id)).await.unwrap();
+        }
+        let mut q = ListQuery::project("p");
+        q.filters = vec![("metadata".into(), r#"{"k": "v07"}"#.into())];
+        let found = db.list_volumes(&q).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].metadata, [("k".to_string(), "v07".to_string())]);
+        q.filters.clear();
+        let all = db.list_volumes(&q).await.unwrap();
+        assert_eq!(all.len(), 50);
+        assert!(all.iter().all(|v| v.metadata[0].1 == v.id));
+    }
+}

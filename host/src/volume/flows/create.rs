@@ -1,0 +1,315 @@
+//! Create a volume: schedule it, have the driver make it (empty, from a snapshot, or a
+//! clone), mark it available. When the driver fails, the volume is rescheduled to another
+//! backend, up to `scheduler_max_attempts` in all (Cinder's reschedule); a volume made from
+//! a snapshot or another volume must stay beside its source and is not rescheduled.
+
+use super::super::flow::{self, BoxFuture, Task};
+use super::{
+    Mark, MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, event, volume_in,
+};
+use crate::db::VolumeRow;
+use crate::driver::ModelUpdate;
+use crate::runtime::CallError;
+use crate::scheduler::RequestSpec;
+use crate::volume::status::VolumeStatus;
+use crate::volume::{OpError, VolumeManager};
+
+struct CreateCtx<'m> {
+    op: Op<'m>,
+    volume: VolumeRow,
+    /// Backends (`host@backend`) earlier attempts failed on.
+    tried: Vec<String>,
+    /// Where this attempt was placed (`host@backend#pool`), kept after a revert clears
+    /// the volume's host so the failure can say where it happened.
+    placed: Option<String>,
+    model: Option<ModelUpdate>,
+}
+
+impl<'m> OpContext<'m> for CreateCtx<'m> {
+    fn op(&self) -> &Op<'m> {
+        &self.op
+    }
+}
+
+/// Picks `host@backend#pool`; a volume made from a snapshot or a clone stays on its
+/// source's backend.
+struct Schedule;
+/// Has the driver make the volume (empty, from a snapshot, or a clone).
+struct CreateOnBackend;
+/// `creating` → `available`.
+struct MarkAvailable;
+
+impl<'m> Task<CreateCtx<'m>, OpError> for Schedule {
+    fn name(&self) -> &'static str {
+        "schedule"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let m = ctx.op.m;
+            let v = &ctx.volume;
+            let source_host = if let Some(snap_id) = &v.snapshot_id {
+                let snap =
+                    m.db.get_snapshot(snap_id)
+                        .await?
+                        .ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
+                m.db.get_volume(&snap.volume_id)
+                    .await?
+                    .and_then(|sv| sv.host)
+            } else if let Some(src) = &v.source_volid {
+                m.db.get_volume(src).await?.and_then(|sv| sv.host)
+            } else {
+                None
+            };
+            let only_backend = source_host
+                .as_deref()
+                .and_then(|h| m.backend_of(Some(h)))
+                .map(|b| b.name.clone());
+            let extra_specs = match &v.volume_type_id {
+                Some(id) => m.db.extra_specs(id).await?,
+                None => Vec::new(),
+            };
+            let spec = RequestSpec {
+                size_gib: v.size as u64,
+                availability_zone: Some(v.availability_zone.clone()),
+                volume_type: v.volume_type_id.clone(),
+                extra_specs: extra_specs.into_iter().collect(),
+                tried: ctx.tried.clone(),
+            };
+            let (id, size) = (v.id.clone(), v.size);
+            ctx.volume.host = None;
+            let placement = m
+                .schedule(&spec, only_backend.as_deref())
+                .map_err(OpError::NoValidBackend)?;
+            let host = placement.name();
+            ctx.placed = Some(host.clone());
+            ctx.volume.host = Some(host.clone());
+            if !m.db.set_volume_host(&id, Some(&host)).await? {
+                return Err(OpError::Gone(format!("volume {id} is no longer creating")));
+            }
+            tracing::info!(volume_id = %id, host = %host, size, weight = placement.weight, "scheduled");
+            Ok(())
+        })
+    }
+    fn revert<'a>(&'a self, ctx: &'a mut CreateCtx<'m>, _e: &'a OpError) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // The placement took capacity from the pool's cached stats: give it back. The
+            // volume keeps its host, so a later delete of a failed volume still asks that
+            // backend to clean up; a reschedule places it anew.
+            if let Some(host) = &ctx.volume.host {
+                ctx.op.m.adjust_pool(host, -ctx.volume.size);
+            }
+        })
+    }
+}
+
+impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
+    fn name(&self) -> &'static str {
+        "create-on-backend"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let m = ctx.op.m;
+            let backend = m
+                .backend_of(ctx.volume.host.as_deref())
+                .ok_or_else(|| OpError::Gone("backend is not configured here".into()))?;
+            let volume = driver_volume(m, &ctx.volume).await?;
+            let driver = backend.driver();
+            let model = if let Some(snap_id) = &ctx.volume.snapshot_id {
+                let snap =
+                    m.db.get_snapshot(snap_id)
+                        .await?
+                        .ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
+                driver
+                    .create_volume_from_snapshot(&volume, &driver_snapshot(&snap))
+                    .await?
+            } else if let Some(src_id) = &ctx.volume.source_volid {
+                let src =
+                    m.db.get_volume(src_id)
+                        .await?
+                        .ok_or_else(|| OpError::Gone(format!("volume {src_id} is gone")))?;
+                let source = driver_volume(m, &src).await?;
+                driver.create_cloned_volume(&volume, &source).await?
+            } else {
+                driver.create_volume(&volume).await?
+            };
+            check_model(&model)?;
+            ctx.model = Some(model);
+            Ok(())
+        })
+    }
+    fn revert<'a>(&'a self, ctx: &'a mut CreateCtx<'m>, _e: &'a OpError) -> BoxFuture<'a, ()> {
+        Box::pin(async move { undo_create(ctx.op.m, &ctx.volume).await })
+    }
+}
+
+/// Asks the volume's backend to delete whatever a create may have left.
+async fn undo_create(m: &VolumeManager, v: &VolumeRow) {
+    let Some(backend) = m.backend_of(v.host.as_deref()) else {
+        return;
+    };
+    let Ok(volume) = driver_volume(m, v).await else {
+        return;
+    };
+    if let Err(e) = backend.driver().delete_volume(&volume).await {
+        tracing::warn!(volume_id = %v.id, "revert of create left something behind: {e}");
+    }
+}
+
+impl<'m> Task<CreateCtx<'m>, OpError> for MarkAvailable {
+    fn name(&self) -> &'static str {
+        "mark-available"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let model = ctx.model.take().unwrap_or_default();
+            let done = ctx
+                .op
+                .m
+                .db
+                .finish_create(
+                    &ctx.volume.id,
+                    model.provider_location.as_deref(),
+                    model.provider_auth.as_deref(),
+                )
+                .await?;
+            if !done {
+                return Err(OpError::Gone(format!(
+                    "volume {} left `creating` while the driver worked",
+                    ctx.volume.id
+                )));
+            }
+            tracing::info!(volume_id = %ctx.volume.id, "volume available");
+            Ok(())
+        })
+    }
+}
+
+/// Whether another backend might succeed where this failure happened: the driver's or the
+/// sandbox's failures, not a volume that went away.
+fn reschedulable(e: &OpError) -> bool {
+    matches!(
+        e,
+        OpError::Driver(CallError::Driver(_) | CallError::Sandbox { .. })
+    )
+}
+
+pub(in crate::volume) async fn create_volume(
+    m: &VolumeManager,
+    id: &str,
+    request_id: Option<String>,
+    recovering: bool,
+) -> Result<(), OpError> {
+    let Some(volume) = volume_in(m, id, VolumeStatus::Creating).await? else {
+        return Ok(());
+    };
+    let failed = |event: &'static str, action: &'static str| MarkFailed {
+        resource_type: "VOLUME",
+        resource_id: id.to_string(),
+        project_id: volume.project_id.clone(),
+        event,
+        action,
+        marks: vec![Mark::Volume {
+            id: id.to_string(),
+            from: VolumeStatus::Creating,
+            to: VolumeStatus::Error,
+        }],
+    };
+    let op = Op { m, request_id };
+    if recovering {
+        // The host died mid-create: undo whatever the driver may have made, then error.
+        undo_create(m, &volume).await;
+        let text = "the service stopped while the volume was being created; it was cleaned up. Create it again.";
+        failed(event::CREATE_INTERRUPTED, "create volume")
+            .fail(&op, text)
+            .await;
+        return Err(OpError::Gone(format!("create volume: {text}")));
+    }
+    let source_bound = volume.snapshot_id.is_some() || volume.source_volid.is_some();
+    let max_attempts = if source_bound {
+        1
+    } else {
+        m.scheduler.max_attempts.max(1) as usize
+    };
+    let mut ctx = CreateCtx {
+        op,
+        volume: VolumeRow {
+            host: None,
+            ..volume.clone()
+        },
+        tried: Vec::new(),
+        placed: None,
+        model: None,
+    };
+    // Each failed attempt: where, and why.
+    let mut attempts: Vec<(String, String)> = Vec::new();
+    loop {
+        let result = flow::run(
+            "create-volume",
+            &[&Schedule, &CreateOnBackend, &MarkAvailable],
+            &mut ctx,
+        )
+        .await;
+        let Err(e) = result else {
+            return Ok(());
+        };
+        let where_ = ctx.placed.take().unwrap_or_else(|| "no backend".into());
+        if let OpError::NoValidBackend(msg) = &e {
+            let text = if attempts.is_empty() {
+                msg.clone()
+            } else {
+                format!(
+                    "{}; then no other backend could take it: {msg}",
+                    tried_text(&attempts)
+                )
+            };
+            failed(event::SCHEDULE_NO_BACKEND, "schedule allocate volume")
+                .fail(&ctx.op, &text)
+                .await;
+            return Err(e);
+        }
+        attempts.push((where_.clone(), e.to_string()));
+        if !reschedulable(&e) || attempts.len() >= max_attempts {
+            let text = if attempts.len() == 1 {
+                e.to_string()
+            } else {
+                format!(
+                    "{} (scheduler_max_attempts is {max_attempts})",
+                    tried_text(&attempts)
+                )
+            };
+            failed(event::CREATE_DRIVER_FAILED, "create volume")
+                .fail(&ctx.op, &text)
+                .await;
+            return Err(e);
+        }
+        let backend = where_
+            .split_once('#')
+            .map_or(where_.as_str(), |(b, _)| b)
+            .to_string();
+        tracing::warn!(volume_id = id, backend = %backend, attempt = attempts.len(), "create failed; rescheduling: {e}");
+        ctx.op
+            .m
+            .user_message(
+                &volume.project_id,
+                ctx.op.request_id.clone(),
+                "VOLUME",
+                id,
+                event::CREATE_RESCHEDULED,
+                format!(
+                    "create volume: attempt {} of {max_attempts} on {where_} failed: {e}; rescheduled to another backend.",
+                    attempts.len()
+                ),
+            )
+            .await;
+        ctx.tried.push(backend);
+    }
+}
+
+fn tried_text(attempts: &[(String, String)]) -> String {
+    let parts: Vec<String> = attempts
+        .iter()
+        .enumerate()
+        .map(|(i, (host, why))| format!("attempt {} on {host} failed: {why}", i + 1))
+        .collect();
+    parts.join("; ")
+}

@@ -1,0 +1,89 @@
+//! Delete a volume: the driver deletes its storage, then the row is soft-deleted and the
+//! pool's cached stats get the capacity back. A failure leaves `error_deleting`.
+
+use super::super::flow::{self, BoxFuture, Task};
+use super::{Mark, MarkFailed, Op, OpContext, driver_volume, event, volume_in};
+use crate::db::VolumeRow;
+use crate::volume::status::VolumeStatus;
+use crate::volume::{OpError, VolumeManager};
+
+struct DeleteCtx<'m> {
+    op: Op<'m>,
+    volume: VolumeRow,
+}
+
+impl<'m> OpContext<'m> for DeleteCtx<'m> {
+    fn op(&self) -> &Op<'m> {
+        &self.op
+    }
+}
+
+/// Has the driver delete the volume's storage (nothing to do for a volume never placed).
+struct DeleteOnBackend;
+/// `deleting` → deleted.
+struct MarkDeleted;
+
+impl<'m> Task<DeleteCtx<'m>, OpError> for DeleteOnBackend {
+    fn name(&self) -> &'static str {
+        "delete-on-backend"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut DeleteCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let m = ctx.op.m;
+            if let Some(backend) = m.backend_of(ctx.volume.host.as_deref()) {
+                let v = driver_volume(m, &ctx.volume).await?;
+                backend.driver().delete_volume(&v).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<'m> Task<DeleteCtx<'m>, OpError> for MarkDeleted {
+    fn name(&self) -> &'static str {
+        "mark-deleted"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut DeleteCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let m = ctx.op.m;
+            m.db.finish_delete_volume(&ctx.volume.id).await?;
+            if let Some(host) = &ctx.volume.host {
+                m.adjust_pool(host, -ctx.volume.size);
+            }
+            tracing::info!(volume_id = %ctx.volume.id, "volume deleted");
+            Ok(())
+        })
+    }
+}
+
+pub(in crate::volume) async fn delete_volume(
+    m: &VolumeManager,
+    id: &str,
+    request_id: Option<String>,
+) -> Result<(), OpError> {
+    let Some(volume) = volume_in(m, id, VolumeStatus::Deleting).await? else {
+        return Ok(());
+    };
+    let failed = MarkFailed {
+        resource_type: "VOLUME",
+        resource_id: id.to_string(),
+        project_id: volume.project_id.clone(),
+        event: event::DELETE_FAILED,
+        action: "delete volume",
+        marks: vec![Mark::Volume {
+            id: id.to_string(),
+            from: VolumeStatus::Deleting,
+            to: VolumeStatus::ErrorDeleting,
+        }],
+    };
+    let mut ctx = DeleteCtx {
+        op: Op { m, request_id },
+        volume,
+    };
+    flow::run(
+        "delete-volume",
+        &[&failed, &DeleteOnBackend, &MarkDeleted],
+        &mut ctx,
+    )
+    .await
+}

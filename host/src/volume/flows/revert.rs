@@ -1,0 +1,125 @@
+//! Revert a volume to its latest snapshot (Cinder's `revert`, 3.40): the volume is
+//! `reverting` and the snapshot `restoring` while the driver works; both end `available`,
+//! or, on failure, the volume `error` and the snapshot `available` again, as in Cinder.
+
+use super::super::flow::{self, BoxFuture, Task};
+use super::{Mark, MarkFailed, Op, OpContext, driver_snapshot, driver_volume, event, volume_in};
+use crate::db::{SnapshotRow, VolumeRow};
+use crate::volume::status::{SnapshotStatus, VolumeStatus};
+use crate::volume::{OpError, VolumeManager};
+
+struct RevertCtx<'m> {
+    op: Op<'m>,
+    volume: VolumeRow,
+    snapshot: SnapshotRow,
+}
+
+impl<'m> OpContext<'m> for RevertCtx<'m> {
+    fn op(&self) -> &Op<'m> {
+        &self.op
+    }
+}
+
+struct RevertOnBackend;
+/// `reverting` / `restoring` → `available`.
+struct MarkReverted;
+
+impl<'m> Task<RevertCtx<'m>, OpError> for RevertOnBackend {
+    fn name(&self) -> &'static str {
+        "revert-on-backend"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut RevertCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let m = ctx.op.m;
+            let backend = m.backend_of(ctx.volume.host.as_deref()).ok_or_else(|| {
+                OpError::Gone(format!(
+                    "volume {} has no backend on this host",
+                    ctx.volume.id
+                ))
+            })?;
+            let v = driver_volume(m, &ctx.volume).await?;
+            backend
+                .driver()
+                .revert_to_snapshot(&v, &driver_snapshot(&ctx.snapshot))
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+impl<'m> Task<RevertCtx<'m>, OpError> for MarkReverted {
+    fn name(&self) -> &'static str {
+        "mark-reverted"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut RevertCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let db = &ctx.op.m.db;
+            let (v, s) = (&ctx.volume.id, &ctx.snapshot.id);
+            let volume_done = db
+                .transition_volume(v, &[VolumeStatus::Reverting], VolumeStatus::Available, None)
+                .await?;
+            let snapshot_done = db
+                .transition_snapshot(
+                    s,
+                    &[SnapshotStatus::Restoring],
+                    SnapshotStatus::Available,
+                    None,
+                )
+                .await?;
+            if !(volume_done && snapshot_done) {
+                return Err(OpError::Gone(format!(
+                    "the revert of volume {v} to snapshot {s} finished, but one of them changed status meanwhile; check both and reset their status"
+                )));
+            }
+            tracing::info!(volume_id = %v, snapshot_id = %s, "volume reverted to its snapshot");
+            Ok(())
+        })
+    }
+}
+
+pub(in crate::volume) async fn revert_to_snapshot(
+    m: &VolumeManager,
+    id: &str,
+    snapshot_id: &str,
+    request_id: Option<String>,
+) -> Result<(), OpError> {
+    let Some(volume) = volume_in(m, id, VolumeStatus::Reverting).await? else {
+        return Ok(());
+    };
+    let failed = MarkFailed {
+        resource_type: "VOLUME",
+        resource_id: id.to_string(),
+        project_id: volume.project_id.clone(),
+        event: event::REVERT_FAILED,
+        action: "revert volume to snapshot",
+        marks: vec![
+            Mark::Volume {
+                id: id.to_string(),
+                from: VolumeStatus::Reverting,
+                to: VolumeStatus::Error,
+            },
+            Mark::Snapshot {
+                id: snapshot_id.to_string(),
+                from: SnapshotStatus::Restoring,
+                to: SnapshotStatus::Available,
+            },
+        ],
+    };
+    let op = Op { m, request_id };
+    let Some(snapshot) = m.db.get_snapshot(snapshot_id).await? else {
+        let e = OpError::Gone(format!("snapshot {snapshot_id} is gone"));
+        failed.fail(&op, &e.to_string()).await;
+        return Err(e);
+    };
+    let mut ctx = RevertCtx {
+        op,
+        volume,
+        snapshot,
+    };
+    flow::run(
+        "revert-to-snapshot",
+        &[&failed, &RevertOnBackend, &MarkReverted],
+        &mut ctx,
+    )
+    .await
+}

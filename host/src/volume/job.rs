@@ -1,0 +1,195 @@
+//! Durable jobs: every asynchronous operation is written to the `jobs` table with the
+//! status change that starts it, in one transaction, and run by the job runner (or, after a
+//! crash, by recovery on the next start). A job names its operation in `kind` and carries
+//! its arguments in `payload`; both decode into [`Job`], and a job that does not decode
+//! fails loudly instead of running with made-up arguments.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One asynchronous operation and its arguments. The resource it acts on is the job row's
+/// `resource_id`: a volume, or a snapshot for the snapshot jobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Job {
+    /// Schedule and create a volume: empty, from a snapshot, or a clone.
+    CreateVolume,
+    DeleteVolume,
+    ExtendVolume {
+        /// GiB.
+        new_size: i64,
+    },
+    CreateSnapshot,
+    DeleteSnapshot,
+    /// Revert a volume to its latest snapshot (Cinder's `revert`, 3.40).
+    RevertToSnapshot {
+        snapshot_id: String,
+    },
+}
+
+/// What a job acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResourceKind {
+    Volume,
+    Snapshot,
+}
+
+/// A job row that cannot be run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobError {
+    #[error("unknown job kind `{0}`; this host runs {kinds}", kinds = Job::KINDS.join(", "))]
+    UnknownKind(String),
+    #[error("malformed `{kind}` job: {reason}")]
+    Malformed { kind: String, reason: String },
+}
+
+impl Job {
+    /// Every kind this host runs.
+    pub const KINDS: &'static [&'static str] = &[
+        "create_volume",
+        "delete_volume",
+        "extend_volume",
+        "create_snapshot",
+        "delete_snapshot",
+        "revert_to_snapshot",
+    ];
+
+    /// The `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Job::CreateVolume => "create_volume",
+            Job::DeleteVolume => "delete_volume",
+            Job::ExtendVolume { .. } => "extend_volume",
+            Job::CreateSnapshot => "create_snapshot",
+            Job::DeleteSnapshot => "delete_snapshot",
+            Job::RevertToSnapshot { .. } => "revert_to_snapshot",
+        }
+    }
+
+    pub fn resource_kind(&self) -> ResourceKind {
+        Job::resource_kind_of(self.kind()).unwrap_or(ResourceKind::Volume)
+    }
+
+    /// What a job of `kind` acts on, if this host knows the kind.
+    pub fn resource_kind_of(kind: &str) -> Option<ResourceKind> {
+        match kind {
+            "create_snapshot" | "delete_snapshot" => Some(ResourceKind::Snapshot),
+            k if Job::KINDS.contains(&k) => Some(ResourceKind::Volume),
+            _ => None,
+        }
+    }
+
+    /// The `payload` column: the job's arguments and the request that asked for it.
+    pub fn payload(&self, request_id: Option<&str>) -> String {
+        let mut args = match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        args.remove("kind");
+        if let Some(r) = request_id {
+            args.insert("request_id".into(), Value::String(r.to_string()));
+        }
+        Value::Object(args).to_string()
+    }
+
+    /// Reads a job row's `kind` and `payload` back; also returns the request id it carries.
+    pub fn decode(kind: &str, payload: &str) -> Result<(Job, Option<String>), JobError> {
+        if !Job::KINDS.contains(&kind) {
+            return Err(JobError::UnknownKind(kind.to_string()));
+        }
+        let malformed = |reason: String| JobError::Malformed {
+            kind: kind.to_string(),
+            reason,
+        };
+        let mut args = match serde_json::from_str::<Value>(payload) {
+            Ok(Value::Object(map)) => map,
+            Ok(other) => return Err(malformed(format!("payload {other} is not an object"))),
+            Err(e) => return Err(malformed(format!("payload is not JSON: {e}"))),
+        };
+        let request_id = match args.remove("request_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => return Err(malformed(format!("request_id {other} is not a string"))),
+        };
+        args.insert("kind".into(), Value::String(kind.to_string()));
+        let job: Job =
+            serde_json::from_value(Value::Object(args)).map_err(|e| malformed(e.to_string()))?;
+        job.validate().map_err(malformed)?;
+        Ok((job, request_id))
+    }
+
+    /// Arguments serde accepts but the operation cannot take.
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Job::ExtendVolume { new_size } if *new_size < 1 => {
+                Err(format!("new_size {new_size} is not a size in GiB"))
+            }
+            Job::RevertToSnapshot { snapshot_id } if snapshot_id.is_empty() => {
+                Err("snapshot_id is empty".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_job_round_trips_through_its_row() {
+        let jobs = [
+            Job::CreateVolume,
+            Job::DeleteVolume,
+            Job::ExtendVolume { new_size: 5 },
+            Job::CreateSnapshot,
+            Job::DeleteSnapshot,
+            Job::RevertToSnapshot {
+                snapshot_id: "s-1".into(),
+            },
+        ];
+        assert_eq!(jobs.len(), Job::KINDS.len());
+        for job in jobs {
+            assert!(Job::KINDS.contains(&job.kind()));
+            let payload = job.payload(Some("req-1"));
+            let (back, request) = Job::decode(job.kind(), &payload).unwrap();
+            assert_eq!(back, job);
+            assert_eq!(request.as_deref(), Some("req-1"));
+        }
+    }
+
+    #[test]
+    fn rows_written_before_typed_jobs_still_decode() {
+        let (job, req) =
+            Job::decode("extend_volume", r#"{"new_size": 3, "request_id": "req-x"}"#).unwrap();
+        assert_eq!(job, Job::ExtendVolume { new_size: 3 });
+        assert_eq!(req.as_deref(), Some("req-x"));
+        let (job, _) = Job::decode("create_volume", r#"{"request_id": "req-y"}"#).unwrap();
+        assert_eq!(job, Job::CreateVolume);
+    }
+
+    #[test]
+    fn an_unknown_or_malformed_job_is_refused_with_its_reason() {
+        let e = Job::decode("defragment_volume", "{}").unwrap_err();
+        assert!(matches!(e, JobError::UnknownKind(_)));
+        assert!(
+            e.to_string()
+                .contains("unknown job kind `defragment_volume`"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("extend_volume"), "{e}");
+
+        for (payload, why) in [
+            ("{}", "missing field `new_size`"),
+            (r#"{"new_size": "big"}"#, "invalid type"),
+            (r#"{"new_size": 0}"#, "new_size 0 is not a size"),
+            (r#"{"new_size": 2, "extra": 1}"#, "unknown field `extra`"),
+            ("[1]", "is not an object"),
+            ("not json", "not JSON"),
+        ] {
+            let e = Job::decode("extend_volume", payload).unwrap_err();
+            assert!(matches!(e, JobError::Malformed { .. }), "{payload}: {e}");
+            assert!(e.to_string().contains(why), "{payload}: {e}");
+        }
+    }
+}

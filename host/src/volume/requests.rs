@@ -1,0 +1,243 @@
+//! The operations the API asks for: each checks the domain rules (which status an
+//! operation may start from, what a snapshot or a revert needs), then writes the status
+//! change and the durable job in one transaction and hands the job to the runner. A
+//! request the rules refuse answers [`Refused`] with Cinder's words; the API turns it
+//! into a 400.
+
+use super::VolumeManager;
+use super::job::Job;
+use super::status::{SnapshotStatus, VolumeStatus};
+use crate::db::{DbError, DeleteRefused, JobRow, SnapshotRow, VolumeRow};
+
+/// Why a request was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The rules say no; the message says why and what would make it possible.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn joined(statuses: &[VolumeStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+impl VolumeManager {
+    fn job_row(job: &Job, resource_id: &str, request_id: &str) -> JobRow {
+        JobRow::new(job.kind(), resource_id, job.payload(Some(request_id)))
+    }
+
+    /// Accepts a new volume (status `creating`) and starts its create.
+    pub async fn request_create(&self, v: &VolumeRow, request_id: &str) -> Result<(), DbError> {
+        let job = Self::job_row(&Job::CreateVolume, &v.id, request_id);
+        self.db.insert_volume_with_job(v, &job).await?;
+        self.submit(&job.id);
+        tracing::info!(volume_id = %v.id, size = v.size, request_id, "volume create accepted");
+        Ok(())
+    }
+
+    /// Starts a delete: from [`VolumeStatus::DELETABLE`], or for an administrator's force
+    /// delete from [`VolumeStatus::FORCE_DELETABLE`]; never while snapshots remain.
+    pub async fn request_delete(
+        &self,
+        v: &VolumeRow,
+        force: bool,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        let allowed = if force {
+            VolumeStatus::FORCE_DELETABLE
+        } else {
+            VolumeStatus::DELETABLE
+        };
+        let job = Self::job_row(&Job::DeleteVolume, &v.id, request_id);
+        match self.db.begin_delete_volume(&v.id, allowed, &job).await? {
+            Ok(()) => {
+                self.submit(&job.id);
+                Ok(())
+            }
+            Err(DeleteRefused::HasSnapshots(n)) => Err(Refused::Invalid(format!(
+                "Invalid volume: Volume still has {n} dependent snapshots. Delete the snapshots first."
+            ))),
+            Err(DeleteRefused::Status) => {
+                let now = self
+                    .db
+                    .get_volume(&v.id)
+                    .await?
+                    .map_or("deleted", |v| v.status.as_str());
+                Err(Refused::Invalid(format!(
+                    "Invalid volume: Volume status must be {} to delete it, but it is {now}.",
+                    joined(allowed)
+                )))
+            }
+        }
+    }
+
+    /// Starts an extend to `new_size` GiB (larger than the volume is).
+    pub async fn request_extend(
+        &self,
+        v: &VolumeRow,
+        new_size: i64,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        if new_size <= v.size {
+            return Err(Refused::Invalid(format!(
+                "New size for extend must be greater than current size. (current: {}, extended: {new_size}).",
+                v.size
+            )));
+        }
+        let job = Self::job_row(&Job::ExtendVolume { new_size }, &v.id, request_id);
+        if !self
+            .db
+            .transition_volume(
+                &v.id,
+                VolumeStatus::EXTENDABLE,
+                VolumeStatus::Extending,
+                Some(&job),
+            )
+            .await?
+        {
+            return Err(Refused::Invalid(format!(
+                "Invalid volume: Volume status must be available to extend, but current status is: {}.",
+                v.status
+            )));
+        }
+        self.submit(&job.id);
+        Ok(())
+    }
+
+    /// Accepts a new snapshot (status `creating`) of a volume in
+    /// [`VolumeStatus::SNAPSHOTTABLE`] and starts its create.
+    pub async fn request_snapshot(
+        &self,
+        s: &SnapshotRow,
+        volume: &VolumeRow,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        let job = Self::job_row(&Job::CreateSnapshot, &s.id, request_id);
+        if !self
+            .db
+            .insert_snapshot_with_job(s, VolumeStatus::SNAPSHOTTABLE, &job)
+            .await?
+        {
+            return Err(Refused::Invalid(format!(
+                "Invalid volume: Volume {} status must be available to snapshot it, but current status is: {}.",
+                volume.id, volume.status
+            )));
+        }
+        self.submit(&job.id);
+        Ok(())
+    }
+
+    /// Starts a snapshot delete from [`SnapshotStatus::DELETABLE`].
+    pub async fn request_delete_snapshot(
+        &self,
+        s: &SnapshotRow,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        let job = Self::job_row(&Job::DeleteSnapshot, &s.id, request_id);
+        if !self
+            .db
+            .transition_snapshot(
+                &s.id,
+                SnapshotStatus::DELETABLE,
+                SnapshotStatus::Deleting,
+                Some(&job),
+            )
+            .await?
+        {
+            return Err(Refused::Invalid(format!(
+                "Invalid snapshot: Snapshot status must be available or error to delete it, but it is {}.",
+                s.status
+            )));
+        }
+        self.submit(&job.id);
+        Ok(())
+    }
+
+    /// Starts a revert of `v` to `snapshot`, which must be the volume's latest snapshot,
+    /// `available`, and of the volume's size (Cinder's rules for `revert`).
+    pub async fn request_revert(
+        &self,
+        v: &VolumeRow,
+        snapshot: &SnapshotRow,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        if snapshot.volume_id != v.id {
+            return Err(Refused::Invalid(format!(
+                "Invalid snapshot: snapshot {} is not a snapshot of volume {}.",
+                snapshot.id, v.id
+            )));
+        }
+        let latest = self.db.latest_snapshot_of(&v.id).await?;
+        if latest.as_ref().is_none_or(|l| l.id != snapshot.id) {
+            return Err(Refused::Invalid(format!(
+                "Specified snapshot {} is not the latest one of volume {}.",
+                snapshot.id, v.id
+            )));
+        }
+        if snapshot.volume_size != v.size {
+            return Err(Refused::Invalid(format!(
+                "Volume {} size {} GiB must be equal to snapshot {} size {} GiB to revert it.",
+                v.id, v.size, snapshot.id, snapshot.volume_size
+            )));
+        }
+        let job = Self::job_row(
+            &Job::RevertToSnapshot {
+                snapshot_id: snapshot.id.clone(),
+            },
+            &v.id,
+            request_id,
+        );
+        match self
+            .db
+            .begin_revert(&v.id, &snapshot.id, VolumeStatus::REVERTIBLE, &job)
+            .await?
+        {
+            Ok(()) => {
+                self.submit(&job.id);
+                Ok(())
+            }
+            Err(which) => Err(Refused::Invalid(match which {
+                crate::db::RevertRefused::Volume => format!(
+                    "Can't revert volume {} to its latest snapshot {}. The volume's status must be 'available' but is {}.",
+                    v.id, snapshot.id, v.status
+                ),
+                crate::db::RevertRefused::Snapshot => format!(
+                    "Can't revert volume {} to its latest snapshot {}. The snapshot's status must be 'available' but is {}.",
+                    v.id, snapshot.id, snapshot.status
+                ),
+            })),
+        }
+    }
+
+    /// An administrator's `os-reset_status`: sets the status by hand (after fixing the
+    /// backend), as in Cinder; no driver is called.
+    pub async fn reset_status(
+        &self,
+        v: &VolumeRow,
+        status: VolumeStatus,
+        attach_status: Option<super::AttachStatus>,
+        by: &str,
+    ) -> Result<(), Refused> {
+        if !VolumeStatus::RESETTABLE.contains(&status) {
+            return Err(Refused::Invalid(format!(
+                "Invalid input for field/attribute status. Value: {status}. It must be one of {}.",
+                VolumeStatus::RESETTABLE
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        self.db
+            .reset_volume_status(&v.id, status, attach_status)
+            .await?;
+        tracing::warn!(volume_id = %v.id, from = %v.status, to = %status, user = by, "volume status reset by an administrator");
+        Ok(())
+    }
+}

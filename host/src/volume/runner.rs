@@ -1,0 +1,261 @@
+//! The job runner: claims each submitted job, decodes it, and runs its flow on a task of
+//! its own; at start-up, recovery finishes or reverts what a previous run left. A job
+//! that does not decode (a kind this host does not know, arguments that do not fit) is not
+//! run: its resource goes to `error` with a user message saying why, and the job ends
+//! `error`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::flows::{self, event};
+use super::job::{Job, JobError, ResourceKind};
+use super::status::{SnapshotStatus, VolumeStatus};
+use super::{OpError, VolumeManager};
+use crate::db::{DbError, JobRow};
+use crate::worker::{Worker, WorkerState, WorkerStatus};
+
+/// Runs jobs as they are submitted; see the module doc.
+pub struct JobRunner {
+    manager: Arc<VolumeManager>,
+    rx: mpsc::UnboundedReceiver<String>,
+    /// A job id received while waiting, run by the next `work`.
+    next: Option<String>,
+    running: JoinSet<()>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    done: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl JobRunner {
+    pub(super) fn new(manager: Arc<VolumeManager>, rx: mpsc::UnboundedReceiver<String>) -> Self {
+        JobRunner {
+            manager,
+            rx,
+            next: None,
+            running: JoinSet::new(),
+            counts: Arc::default(),
+        }
+    }
+
+    fn start(&mut self, id: String) {
+        let (m, counts) = (self.manager.clone(), self.counts.clone());
+        self.running.spawn(async move {
+            match m.run_job(&id).await {
+                Some(true) => counts.done.fetch_add(1, Ordering::Relaxed),
+                Some(false) => counts.failed.fetch_add(1, Ordering::Relaxed),
+                None => 0,
+            };
+        });
+    }
+}
+
+impl Worker for JobRunner {
+    fn name(&self) -> String {
+        "job-runner".into()
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            detail: format!(
+                "{} running, {} done, {} failed",
+                self.running.len(),
+                self.counts.done.load(Ordering::Relaxed),
+                self.counts.failed.load(Ordering::Relaxed)
+            ),
+            queue: Some(self.running.len() as u64),
+        }
+    }
+
+    async fn work(&mut self) -> WorkerState {
+        while self.running.try_join_next().is_some() {}
+        if let Some(id) = self.next.take() {
+            self.start(id);
+            return WorkerState::Busy;
+        }
+        match self.rx.try_recv() {
+            Ok(id) => {
+                self.start(id);
+                WorkerState::Busy
+            }
+            Err(mpsc::error::TryRecvError::Empty) => WorkerState::Idle,
+            Err(mpsc::error::TryRecvError::Disconnected) => WorkerState::Done,
+        }
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::select! {
+            id = self.rx.recv() => self.next = id,
+            Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
+        }
+    }
+
+    /// Lets running jobs finish until the deadline; those still running are left
+    /// `running` in the database, for recovery on the next start.
+    async fn drain(&mut self, deadline: Instant) {
+        let n = self.running.len();
+        if n == 0 {
+            return;
+        }
+        tracing::info!(jobs = n, "waiting for running jobs to finish");
+        let finished = tokio::time::timeout_at(deadline.into(), async {
+            while self.running.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                jobs = self.running.len(),
+                "jobs still running at the end of the grace period are left for recovery"
+            );
+            self.running.detach_all();
+        }
+    }
+}
+
+impl VolumeManager {
+    /// Claims and runs one job; `Some(succeeded)`, or `None` when it was not this
+    /// runner's to run.
+    async fn run_job(&self, id: &str) -> Option<bool> {
+        match self.db.claim_job(id, &self.host_name).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::error!(job = id, "cannot claim job: {e}");
+                return None;
+            }
+        }
+        let row = match self.db.get_job(id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(job = id, "cannot read job: {e}");
+                return None;
+            }
+        };
+        Some(self.execute(&row, false).await)
+    }
+
+    /// Finds the work a previous run left: pending jobs run now; jobs that were running
+    /// when the host stopped are finished (deletes, extends, reverts) or reverted
+    /// (creates).
+    pub async fn recover(&self) -> Result<usize, DbError> {
+        let jobs = self.db.unfinished_jobs().await?;
+        let n = jobs.len();
+        for row in jobs {
+            if row.state == "pending" {
+                self.submit(&row.id);
+                continue;
+            }
+            tracing::warn!(job = %row.id, kind = %row.kind, resource = %row.resource_id, "recovering job interrupted by a stop");
+            self.execute(&row, true).await;
+        }
+        Ok(n)
+    }
+
+    /// Decodes and runs a claimed job, records how it ended; true when it succeeded.
+    async fn execute(&self, row: &JobRow, recovering: bool) -> bool {
+        let outcome = match Job::decode(&row.kind, &row.payload) {
+            Ok((job, request_id)) => {
+                let span = tracing::info_span!(
+                    "job",
+                    kind = %row.kind,
+                    resource = %row.resource_id,
+                    request_id = request_id.as_deref().unwrap_or("")
+                );
+                let run = self.dispatch(&job, &row.resource_id, request_id, recovering);
+                tracing::Instrument::instrument(run, span)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => {
+                self.refuse(row, &e).await;
+                Err(e.to_string())
+            }
+        };
+        if let Err(e) = self
+            .db
+            .finish_job(&row.id, outcome.as_ref().err().map(String::as_str))
+            .await
+        {
+            tracing::error!(job = %row.id, "cannot record job outcome: {e}");
+        }
+        outcome.is_ok()
+    }
+
+    async fn dispatch(
+        &self,
+        job: &Job,
+        id: &str,
+        request_id: Option<String>,
+        recovering: bool,
+    ) -> Result<(), OpError> {
+        match job {
+            Job::CreateVolume => flows::create_volume(self, id, request_id, recovering).await,
+            Job::DeleteVolume => flows::delete_volume(self, id, request_id).await,
+            Job::ExtendVolume { new_size } => {
+                flows::extend_volume(self, id, *new_size, request_id).await
+            }
+            Job::CreateSnapshot => flows::create_snapshot(self, id, request_id, recovering).await,
+            Job::DeleteSnapshot => flows::delete_snapshot(self, id, request_id).await,
+            Job::RevertToSnapshot { snapshot_id } => {
+                flows::revert_to_snapshot(self, id, snapshot_id, request_id).await
+            }
+        }
+    }
+
+    /// A job that cannot run: its resource (a volume or a snapshot, whichever the id
+    /// names) goes to `error` from whatever transient status the job held it in, and the
+    /// owner is told why.
+    async fn refuse(&self, row: &JobRow, e: &JobError) {
+        tracing::error!(job = %row.id, kind = %row.kind, resource = %row.resource_id, "job not run: {e}");
+        let kind = Job::resource_kind_of(&row.kind);
+        let text = format!(
+            "the service could not run this request ({e}); nothing was done. An administrator can reset the status once the service runs a version that knows it."
+        );
+        if kind != Some(ResourceKind::Snapshot)
+            && let Ok(Some(v)) = self.db.get_volume(&row.resource_id).await
+        {
+            if let Err(err) = self
+                .db
+                .reset_volume_status(&v.id, VolumeStatus::Error, None)
+                .await
+            {
+                tracing::error!(volume_id = %v.id, "cannot mark the volume failed: {err}");
+            }
+            self.user_message(
+                &v.project_id,
+                None,
+                "VOLUME",
+                &v.id,
+                event::JOB_UNREADABLE,
+                text,
+            )
+            .await;
+        } else if let Ok(Some(s)) = self.db.get_snapshot(&row.resource_id).await {
+            let all: Vec<SnapshotStatus> = SnapshotStatus::ALL.to_vec();
+            if let Err(err) = self
+                .db
+                .transition_snapshot(&s.id, &all, SnapshotStatus::Error, None)
+                .await
+            {
+                tracing::error!(snapshot_id = %s.id, "cannot mark the snapshot failed: {err}");
+            }
+            self.user_message(
+                &s.project_id,
+                None,
+                "SNAPSHOT",
+                &s.id,
+                event::JOB_UNREADABLE,
+                text,
+            )
+            .await;
+        }
+    }
+}
