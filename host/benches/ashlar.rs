@@ -3,10 +3,15 @@
 //!
 //! 1. a trivial driver call through the sandbox versus the same driver code compiled
 //!    natively;
-//! 2. volume create+delete per second through the HTTP API on the bundled nfs driver,
-//!    versus running the same `qemu-img create` + `rm` directly.
+//! 2. volume lists (`detail?limit=1000`, `?limit=100`) against one volume's show, through
+//!    the HTTP API on 1,000 volumes;
+//! 3. volume create+delete per second through the HTTP API on the bundled nfs driver,
+//!    versus running the same `qemu-img create` + `rm` directly;
+//! 4. an attach round trip, swap latency, and one backend's latency while another spins.
 //!
-//! Run with `cargo bench -p ashlar`; `ASHLAR_BENCH_QUICK=1` shortens it.
+//! Run with `cargo bench -p ashlar`; `ASHLAR_BENCH_QUICK=1` shortens it, and
+//! `ASHLAR_BENCH_ONLY=list,create` runs only the named ones (call, list, create, attach,
+//! swap, isolation).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -29,11 +34,25 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    trivial_call(&rt);
-    api_create_delete(&rt);
-    attach_round_trip(&rt);
-    swap_latency(&rt);
-    isolation(&rt);
+    type Bench = fn(&tokio::runtime::Runtime);
+    let benches: [(&str, Bench); 6] = [
+        ("call", trivial_call),
+        ("list", list_against_show),
+        ("create", api_create_delete),
+        ("attach", attach_round_trip),
+        ("swap", swap_latency),
+        ("isolation", isolation),
+    ];
+    // `ASHLAR_BENCH_ONLY=list,swap` runs only those.
+    let only = std::env::var("ASHLAR_BENCH_ONLY").ok();
+    for (name, bench) in benches {
+        if only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|w| w.trim() == name))
+        {
+            bench(&rt);
+        }
+    }
 }
 
 fn trivial_call(rt: &tokio::runtime::Runtime) {
@@ -192,6 +211,121 @@ async fn one_create_delete(http: &reqwest::Client, base: &str) {
         .unwrap();
     assert_eq!(r.status(), 202);
     wait_for(http, &url, |s, _| s == 404).await;
+}
+
+/// Volume lists against a single volume's show, through the API on the embedded SQLite:
+/// `GET /volumes/detail?limit=1000` and `?limit=100` against `GET /volumes/{id}`, four
+/// clients at once, on 1,000 volumes with three metadata keys each. A list costs a fixed
+/// number of queries, so its ratio to a show is what serialising the page costs.
+fn list_against_show(rt: &tokio::runtime::Runtime) {
+    const VOLUMES: usize = 1000;
+    const CLIENTS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let ids = rt.block_on(plant_volumes(&data, VOLUMES));
+    let server = start_server(&data);
+    let http = reqwest::Client::new();
+    let seconds = if quick() { 2.0 } else { 6.0 };
+    let base = server.base.clone();
+    let rate = |path_of: Box<dyn Fn(usize) -> String + Send + Sync>| {
+        let path_of = Arc::new(path_of);
+        rt.block_on(async {
+            let until = Instant::now() + Duration::from_secs_f64(seconds);
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..CLIENTS)
+                .map(|c| {
+                    let (http, base, path_of) = (http.clone(), base.clone(), path_of.clone());
+                    tokio::spawn(async move {
+                        let mut n = 0usize;
+                        while Instant::now() < until {
+                            let r = http
+                                .get(format!("{base}{}", path_of(c * 7919 + n)))
+                                .header("X-Auth-Token", "bench:bench")
+                                .send()
+                                .await
+                                .unwrap();
+                            assert!(r.status().is_success(), "{}", r.status());
+                            let body = r.bytes().await.unwrap();
+                            assert!(!body.is_empty());
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.unwrap();
+            }
+            total as f64 / started.elapsed().as_secs_f64()
+        })
+    };
+    let show = {
+        let ids = ids.clone();
+        rate(Box::new(move |i| {
+            format!("/v3/bench/volumes/{}", ids[i % ids.len()])
+        }))
+    };
+    let detail_100 = rate(Box::new(|_| "/v3/bench/volumes/detail?limit=100".into()));
+    let detail_1000 = rate(Box::new(|_| "/v3/bench/volumes/detail?limit=1000".into()));
+    println!(
+        "volume list against show through the API ({VOLUMES} volumes, 3 metadata keys each; {CLIENTS} clients, {seconds} s each):"
+    );
+    println!("  GET /volumes/{{id}}:                {show:>9.1} req/s");
+    println!(
+        "  GET /volumes/detail?limit=100:     {detail_100:>9.1} req/s  (show/list ratio {:.1})",
+        show / detail_100.max(0.001)
+    );
+    println!(
+        "  GET /volumes/detail?limit=1000:    {detail_1000:>9.1} req/s  (show/list ratio {:.1}; at most 40 wanted)",
+        show / detail_1000.max(0.001)
+    );
+}
+
+/// Writes `n` available volumes with three metadata keys each straight into a fresh
+/// database in `data` (as if made through the API), and returns their ids.
+async fn plant_volumes(data: &std::path::Path, n: usize) -> Vec<String> {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}?mode=rwc", data.join("ashlar.db").display());
+    // Opening through the host's own store creates the schema.
+    drop(ashlar::db::Db::open(&url).await.unwrap());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = ashlar::db::time::now();
+        sqlx::query(
+            "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, \
+             availability_zone, host, provider_location, created_at, updated_at, launched_at) \
+             VALUES ($1, 'bench', 'bench', $2, 'planted for the list benchmark', 1, 'available', 'detached', \
+             'nova', 'ashlar@local#local', $3, $4, $4, $4)",
+        )
+        .bind(&id)
+        .bind(format!("volume-{i}"))
+        .bind(format!("volume-{id}"))
+        .bind(&at)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        for (k, v) in [
+            ("tier", "gold"),
+            ("owner", "bench"),
+            ("index", &i.to_string()),
+        ] {
+            sqlx::query("INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        ids.push(id);
+    }
+    tx.commit().await.unwrap();
+    ids
 }
 
 /// Connecting and disconnecting a volume through the API (os-initialize_connection then

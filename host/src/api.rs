@@ -6,7 +6,6 @@
 
 mod admin;
 mod attachments;
-pub use attachments::parse_connector;
 mod list;
 mod messages;
 mod pools;
@@ -14,6 +13,7 @@ mod snapshots;
 mod types;
 mod versions;
 mod views;
+mod visible;
 mod volumes;
 
 use std::sync::Arc;
@@ -358,17 +358,25 @@ impl From<crate::volume::Refused> for ApiError {
 /// A JSON response that also says which microversion answered.
 /// A `Value::Null` body means no body at all (as Cinder's 202 for deletes and actions).
 pub fn reply(ctx: &Ctx, status: StatusCode, body: Value) -> Response {
-    let mut resp = if body.is_null() {
-        status.into_response()
-    } else {
-        (status, axum::Json(body)).into_response()
-    };
+    if body.is_null() {
+        return versioned(ctx, status.into_response());
+    }
+    reply_with(ctx, status, &body)
+}
+
+/// Says which microversion answered.
+fn versioned(ctx: &Ctx, mut resp: Response) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("volume {}", ctx.version)) {
         resp.headers_mut().insert("openstack-api-version", v);
     }
     resp.headers_mut()
         .insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
     resp
+}
+
+/// [`reply`] for a body that serialises itself (a large list), with no JSON tree between.
+pub fn reply_with<T: serde::Serialize>(ctx: &Ctx, status: StatusCode, body: &T) -> Response {
+    versioned(ctx, (status, axum::Json(body)).into_response())
 }
 
 /// Parses a request body as a JSON object, with Cinder's messages for what is wrong.

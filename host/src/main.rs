@@ -57,7 +57,8 @@ enum PluginCommand {
         #[arg(long)]
         backend: Option<String>,
     },
-    /// Per backend: the running driver, since when, calls, traps, latency, last swap.
+    /// Per backend: the running driver, since when, calls, traps, latency, last swap; then
+    /// the server's background workers and their state.
     List {
         #[command(flatten)]
         server: ServerArgs,
@@ -173,6 +174,8 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::List { server } => {
             let body = admin_call(&server, reqwest::Method::GET, "/ashlar/v1/plugins", None)?;
             println!("{}", offline::render_list(&body));
+            let workers = admin_call(&server, reqwest::Method::GET, "/ashlar/v1/workers", None)?;
+            println!("{}", ashlar::worker::render(&workers));
             Ok(())
         }
         PluginCommand::Swap {

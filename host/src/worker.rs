@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
+/// How long past the deadline a stopping worker may take to finish its drain's own
+/// bookkeeping (logging what it leaves behind).
+const DRAIN_MARGIN: Duration = Duration::from_millis(500);
+
 /// What a worker's `work` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -175,7 +179,8 @@ impl Workers {
         *self.deadline.lock().expect("workers lock") = Some(deadline);
         let _ = self.stop.send(true);
         let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("workers lock"));
-        let drained = tokio::time::timeout_at(deadline.into(), async {
+        // Each worker's drain ends by the deadline; the margin lets it say so.
+        let drained = tokio::time::timeout_at((deadline + DRAIN_MARGIN).into(), async {
             while tasks.join_next().await.is_some() {}
         })
         .await;
@@ -186,6 +191,24 @@ impl Workers {
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
+}
+
+/// `GET /ashlar/v1/workers` as the `WORKERS` section of `ashlar plugin list`.
+pub fn render(body: &serde_json::Value) -> String {
+    let mut out = format!(
+        "{:<44} {:<8} {:>10}  {}\n",
+        "WORKER", "STATE", "ITERATIONS", "STATUS"
+    );
+    for w in body["workers"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<44} {:<8} {:>10}  {}\n",
+            w["name"].as_str().unwrap_or(""),
+            w["state"].as_str().unwrap_or(""),
+            w["iterations"],
+            w["detail"].as_str().unwrap_or("")
+        ));
+    }
+    out
 }
 
 fn state_name(s: WorkerState) -> &'static str {
@@ -245,6 +268,31 @@ mod tests {
             }
             tokio::task::yield_now().await;
         }
+    }
+
+    #[test]
+    fn the_list_section_has_a_row_per_worker() {
+        let body = serde_json::json!({"workers": [
+            {"id": 1, "name": "job-runner", "state": "idle", "iterations": 12,
+             "detail": "0 running, 6 done, 0 failed", "queue": 0, "started_at": "t"},
+            {"id": 2, "name": "stats-poller", "state": "busy", "iterations": 3,
+             "detail": "2 polls, every 60 s", "started_at": "t"},
+        ]});
+        let text = render(&body);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("WORKER"), "{text}");
+        assert!(
+            lines[1].starts_with("job-runner")
+                && lines[1].contains(" idle ")
+                && lines[1].contains(" 12 ")
+                && lines[1].ends_with("6 done, 0 failed"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("stats-poller") && lines[2].contains(" busy "),
+            "{text}"
+        );
     }
 
     #[tokio::test]

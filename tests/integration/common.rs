@@ -119,6 +119,56 @@ impl Server {
         dir
     }
 
+    /// Waits until the server's log has a line containing `needle` (an event the test
+    /// waits for, such as a driver call having started).
+    pub async fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with `{needle}` after 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit, keeping the data directory for a
+    /// restart.
+    pub fn terminate(mut self) -> Stopped {
+        let started = Instant::now();
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = started + Duration::from_secs(180);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ashlar did not exit within 180 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = started.elapsed();
+        if let Some(tmp) = self._tmp.take() {
+            let _ = tmp.keep();
+        }
+        // The reader thread may still hold the last lines: it ends with the pipe.
+        std::thread::sleep(Duration::from_millis(50));
+        Stopped {
+            dir: self.dir.clone(),
+            took,
+            clean: status.success(),
+            log: self.log(),
+        }
+    }
+
+    /// The server's SQLite database, for tests that look at or plant rows directly.
+    pub fn database_url(dir: &Path) -> String {
+        format!("sqlite://{}", dir.join("data/ashlar.db").display())
+    }
+
     pub fn client(&self, token: &str) -> Client {
         let project = token.split(':').nth(1).unwrap_or(token).to_string();
         Client {
@@ -129,6 +179,16 @@ impl Server {
             version: None,
         }
     }
+}
+
+/// A server stopped with SIGTERM.
+pub struct Stopped {
+    pub dir: PathBuf,
+    /// From the signal to the exit.
+    pub took: Duration,
+    /// Whether it exited with status 0.
+    pub clean: bool,
+    pub log: String,
 }
 
 pub struct Client {
@@ -159,6 +219,17 @@ impl Resp {
 }
 
 impl Client {
+    /// The same client asking for microversion `v`.
+    pub fn with_version(&self, v: &str) -> Client {
+        Client {
+            base: self.base.clone(),
+            token: self.token.clone(),
+            project: self.project.clone(),
+            http: self.http.clone(),
+            version: Some(v.to_string()),
+        }
+    }
+
     /// `path` under the project's v3 URL, or from the root when it starts with `/`.
     pub fn url(&self, path: &str) -> String {
         if path.starts_with('/') {
@@ -261,16 +332,12 @@ impl Client {
         v
     }
 
-    /// User messages about a resource (messages API, microversion 3.3).
+    /// User messages about a resource (messages API; filters from microversion 3.5).
     pub async fn messages_for(&self, id: &str) -> Vec<String> {
-        let c = Client {
-            base: self.base.clone(),
-            token: self.token.clone(),
-            project: self.project.clone(),
-            http: self.http.clone(),
-            version: Some("3.3".into()),
-        };
-        let r = c.get(&format!("messages?resource_uuid={id}")).await;
+        let r = self
+            .with_version("3.5")
+            .get(&format!("messages?resource_uuid={id}"))
+            .await;
         assert_eq!(r.status, 200, "messages: {}", r.body);
         r.body["messages"]
             .as_array()
@@ -291,6 +358,22 @@ impl Client {
         assert_eq!(r.status, 200, "create type: {}", r.body);
         r.body["volume_type"]["id"].as_str().unwrap().to_string()
     }
+}
+
+/// A backend's volume-driver row of `GET /ashlar/v1/plugins` (`admin` must be an
+/// administrator).
+pub async fn plugin_of(admin: &Client, backend: &str) -> Value {
+    let r = admin
+        .raw(reqwest::Method::GET, "/ashlar/v1/plugins", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["backend"] == backend)
+        .unwrap()
+        .clone()
 }
 
 /// Config with the default local nfs backend plus the misbehaving fixture as backend `bad`,

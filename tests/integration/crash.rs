@@ -1,8 +1,6 @@
 //! A host killed with SIGKILL mid-operation finds the work on restart and finishes or
 //! reverts it: no volume stays `creating`.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::common::{Server, config_with_fixture};
@@ -17,11 +15,11 @@ async fn sigkill_during_create_leaves_no_volume_creating() {
         .await;
     c.wait_status("volumes", &done, "available").await;
 
-    // The fixture sleeps 30 s inside create-volume.
+    // The fixture sleeps 30 s inside create-volume; it logs when it starts.
     let slow = c
         .create_volume(json!({"size": 1, "name": "slow-30", "volume_type": "bad"}))
         .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.wait_log("slow-30: started").await;
     assert_eq!(
         c.get(&format!("volumes/{slow}")).await.body["volume"]["status"],
         "creating"

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 
-use crate::common::{Server, config_with_fixture};
+use crate::common::{Server, config_with_fixture, plugin_of};
 
 #[tokio::test]
 async fn misbehaving_driver_fails_one_operation_never_the_host() {
@@ -197,14 +197,7 @@ async fn a_backend_that_keeps_failing_is_quarantined_then_tried_again() {
         "{msg}"
     );
     let admin = server.client("admin:ops");
-    let r = admin.get("/ashlar/v1/plugins").await;
-    let bad = r.body["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["backend"] == "bad")
-        .unwrap()
-        .clone();
+    let bad = plugin_of(&admin, "bad").await;
     assert!(
         bad["quarantined_for_secs"].as_u64().is_some_and(|s| s <= 3),
         "{bad}"
@@ -220,7 +213,18 @@ async fn a_backend_that_keeps_failing_is_quarantined_then_tried_again() {
     );
 
     // Served its time, it is tried again.
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let bad = plugin_of(&admin, "bad").await;
+        if bad["quarantined_for_secs"].is_null() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still quarantined after 30 s: {bad}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let id = c
         .create_volume(json!({"size": 1, "name": "fine", "volume_type": "bad"}))
         .await;

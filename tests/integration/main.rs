@@ -9,6 +9,8 @@ mod attach;
 mod crash;
 mod hostile;
 mod iscsi;
+mod jobs;
+mod lists;
 mod loading;
 mod lvm;
 mod nfs_real;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::common::{Client, FIXTURES_DIR, Server};
+use crate::common::{Client, FIXTURES_DIR, Server, plugin_of};
 
 /// Writes the bundled nfs driver to `dir` as a different version of itself.
 fn nfs_as_version(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
@@ -60,18 +60,18 @@ async fn cycle(c: &Client, load: &Load) {
     load.done.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn plugin_of(admin: &Client, backend: &str) -> Value {
-    let r = admin
-        .raw(reqwest::Method::GET, "/ashlar/v1/plugins", None)
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["backend"] == backend)
-        .unwrap()
-        .clone()
+/// Waits until the load has completed `more` cycles beyond `from`.
+async fn load_progresses(load: &Load, from: usize, more: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while load.done.load(Ordering::Relaxed) < from + more {
+        assert!(
+            Instant::now() < deadline,
+            "the load made no progress for 60 s: {} cycles, failures {:?}",
+            load.done.load(Ordering::Relaxed),
+            load.failures.lock().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -109,14 +109,14 @@ async fn swap_under_load_then_roll_back_a_broken_version() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    load_progresses(&load, 0, 3).await;
 
-    // 1. A good new version: zero failed requests.
+    // 1. A good new version: zero failed requests, while cycles go on across the swap.
     let r = swap(v2.clone()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["swap"]["from"], "nfs 0.1.0");
     assert_eq!(r.body["swap"]["to"], "nfs 0.2.0");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    load_progresses(&load, load.done.load(Ordering::Relaxed), 6).await;
     assert_eq!(plugin_of(&admin, "local").await["version"], "0.2.0");
     assert!(
         load.failures.lock().await.is_empty(),
@@ -164,7 +164,7 @@ async fn swap_under_load_then_roll_back_a_broken_version() {
     // The old version serves again: the load goes on, and every failure of the whole run
     // was answered by the broken version (cycles still waiting when it was rolled back
     // report a little later, so failures are judged by who failed them, not when).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    load_progresses(&load, done_at_rollback, 6).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
@@ -339,6 +339,17 @@ async fn a_swap_that_would_drop_a_feature_in_use_is_refused() {
     assert!(ok, "{err}");
     assert!(
         out.contains("BACKEND") && out.contains("flaky") && out.contains("swapped"),
+        "{out}"
+    );
+    // The workers section: the swap's probation watches the new driver.
+    let probation = out
+        .lines()
+        .find(|l| l.starts_with("probation local flaky 9.9.9"))
+        .unwrap_or_else(|| panic!("no probation worker in:\n{out}"));
+    assert!(probation.contains("ms of probation left"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("job-runner") && l.contains("done")),
         "{out}"
     );
     let (ok, out, err) = cli(&["rollback", "local"]);

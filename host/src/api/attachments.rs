@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::list::{ListRequest, ListSpec};
-use super::volumes::visible_volume;
+use super::visible;
 use super::{ApiError, Ctx, State, reply, views};
 use crate::db::{AttachmentRow, VolumeRow, time};
 use crate::driver::{Connector, Value as DriverValue};
@@ -52,7 +52,7 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
 // ---- shared --------------------------------------------------------------------------
 
 /// A connector as os-brick sends it, checked field by field.
-pub fn parse_connector(v: &Value) -> Result<Connector, ApiError> {
+fn parse_connector(v: &Value) -> Result<Connector, ApiError> {
     let Value::Object(map) = v else {
         return Err(ApiError::invalid_field(
             "connector",
@@ -526,25 +526,6 @@ fn require_version(ctx: &Ctx, minor: u32, what: &str) -> Result<(), ApiError> {
     }
 }
 
-/// An attachment of the caller's project (any, for an admin) with its volume.
-async fn visible_attachment(
-    state: &super::AppState,
-    ctx: &Ctx,
-    id: &str,
-) -> Result<(AttachmentRow, VolumeRow), ApiError> {
-    let missing = || ApiError::not_found(format!("Attachment {id} could not be found."));
-    let a = state.db.get_attachment(id).await?.ok_or_else(missing)?;
-    if a.project_id != ctx.project_id && !ctx.is_admin {
-        return Err(missing());
-    }
-    let v = state
-        .db
-        .get_volume(&a.volume_id)
-        .await?
-        .ok_or_else(missing)?;
-    Ok((a, v))
-}
-
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -555,7 +536,7 @@ async fn create(
     let volume_id = opt_text(&body, "volume_uuid")?.ok_or_else(|| {
         ApiError::bad_request("An attachment needs `volume_uuid`, the volume to attach.")
     })?;
-    let v = visible_volume(&state, &ctx, &volume_id).await?;
+    let v = visible::volume(&state, &ctx, &volume_id).await?;
     let connector = match body.get("connector") {
         None | Some(Value::Null) => None,
         Some(c) => Some(parse_connector(c)?),
@@ -595,7 +576,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require_version(&ctx, 27, "The attachments API")?;
-    let (mut a, v) = visible_attachment(&state, &ctx, &id).await?;
+    let (mut a, v) = visible::attachment(&state, &ctx, &id).await?;
     let body = Value::Object(super::body_element(&body, "attachment")?);
     let connector = parse_connector(required_object(&body, "attachment update", "connector")?)?;
     if !matches!(
@@ -623,7 +604,7 @@ async fn action(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require_version(&ctx, 44, "Completing an attachment")?;
-    let (a, v) = visible_attachment(&state, &ctx, &id).await?;
+    let (a, v) = visible::attachment(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
     if !map.contains_key("os-complete") {
         return Err(ApiError::bad_request(
@@ -653,7 +634,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_version(&ctx, 27, "The attachments API")?;
-    let (a, v) = visible_attachment(&state, &ctx, &id).await?;
+    let (a, v) = visible::attachment(&state, &ctx, &id).await?;
     if let Some(connector) = &a.connector {
         let last = is_last_connection(&v.attachments, |o| o.id == a.id);
         state
@@ -713,7 +694,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_version(&ctx, 27, "The attachments API")?;
-    let (a, _) = visible_attachment(&state, &ctx, &id).await?;
+    let (a, _) = visible::attachment(&state, &ctx, &id).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,

@@ -70,7 +70,7 @@ async fn show(
 ) -> Result<Response, ApiError> {
     require_version(&ctx)?;
     match state.db.get_message(&id).await? {
-        Some(m) if m.project_id == ctx.project_id || ctx.is_admin => Ok(reply(
+        Some(m) if ctx.may_see(&m.project_id) => Ok(reply(
             &ctx,
             StatusCode::OK,
             json!({ "message": views::message(&ctx, &m) }),
@@ -88,7 +88,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     require_version(&ctx)?;
     match state.db.get_message(&id).await? {
-        Some(m) if m.project_id == ctx.project_id || ctx.is_admin => {
+        Some(m) if ctx.may_see(&m.project_id) => {
             state.db.delete_message(&id).await?;
             Ok(reply(&ctx, StatusCode::NO_CONTENT, Value::Null))
         }

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::list::{ListRequest, ListSpec};
+use super::visible;
 use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, string_map, views};
 use crate::db::{SnapshotRow, time};
 use crate::volume::SnapshotStatus;
@@ -35,19 +36,6 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/v3/snapshots/{id}", get(show).put(update).delete(delete))
 }
 
-async fn visible_snapshot(
-    state: &super::AppState,
-    ctx: &Ctx,
-    id: &str,
-) -> Result<SnapshotRow, ApiError> {
-    match state.db.get_snapshot(id).await? {
-        Some(s) if s.project_id == ctx.project_id || ctx.is_admin => Ok(s),
-        _ => Err(ApiError::not_found(format!(
-            "Snapshot {id} could not be found."
-        ))),
-    }
-}
-
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -57,14 +45,7 @@ async fn create(
     let volume_id = opt_string(&snap, "volume_id")?.ok_or_else(|| {
         ApiError::invalid_field("volume_id", &Value::Null, "volume_id is required.")
     })?;
-    let volume = match state.db.get_volume(&volume_id).await? {
-        Some(v) if v.project_id == ctx.project_id || ctx.is_admin => v,
-        _ => {
-            return Err(ApiError::not_found(format!(
-                "Volume {volume_id} could not be found."
-            )));
-        }
-    };
+    let volume = visible::volume(&state, &ctx, &volume_id).await?;
     if let Some(force) = snap.get("force")
         && parse_bool("force", force)?
         && ctx.version.at_least(66)
@@ -152,7 +133,7 @@ async fn show(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let s = visible_snapshot(&state, &ctx, &id).await?;
+    let s = visible::snapshot(&state, &ctx, &id).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -166,7 +147,7 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let s = visible_snapshot(&state, &ctx, &id).await?;
+    let s = visible::snapshot(&state, &ctx, &id).await?;
     let upd = body_element(&body, "snapshot")?;
     let (name, description) = super::name_and_description(&upd)?;
     let metadata: Option<std::collections::BTreeMap<String, String>> = match upd.get("metadata") {
@@ -187,7 +168,7 @@ async fn update(
             metadata.as_ref(),
         )
         .await?;
-    let s = visible_snapshot(&state, &ctx, &id).await?;
+    let s = visible::snapshot(&state, &ctx, &id).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -200,7 +181,7 @@ async fn delete(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let s = visible_snapshot(&state, &ctx, &id).await?;
+    let s = visible::snapshot(&state, &ctx, &id).await?;
     state
         .manager
         .request_delete_snapshot(&s, &ctx.request_id)

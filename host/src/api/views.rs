@@ -1,17 +1,15 @@
 //! Resource views: exactly the fields of the requested microversion.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use crate::db::{AttachmentRow, Message, SnapshotRow, VolumeRow, VolumeType};
 use crate::driver::ConnectionInfo;
-use crate::volume::AttachStatus;
+use crate::volume::{AttachStatus, VolumeStatus};
 
 fn links(ctx: &Ctx, kind: &str, id: &str) -> Value {
-    json!([
-        {"href": ctx.link(&format!("{kind}/{id}")), "rel": "self"},
-        {"href": format!("{}/{}/{kind}/{id}", ctx.base, ctx.project_id), "rel": "bookmark"},
-    ])
+    json!(resource_links(ctx, kind, id))
 }
 
 fn metadata_object(items: &[(String, String)]) -> Value {
@@ -23,63 +21,171 @@ fn metadata_object(items: &[(String, String)]) -> Value {
     )
 }
 
-/// A volume in a plain list: id, name, links.
-pub fn volume_summary(ctx: &Ctx, v: &VolumeRow) -> Value {
-    json!({"id": v.id, "name": v.name, "links": links(ctx, "volumes", &v.id)})
+/// A link to a resource, as Cinder lists them.
+#[derive(Serialize)]
+pub struct Link {
+    href: String,
+    rel: &'static str,
 }
 
-/// A volume in full.
-pub fn volume_detail(ctx: &Ctx, v: &VolumeRow) -> Value {
-    let mut o = Map::new();
-    o.insert("id".into(), json!(v.id));
-    o.insert("name".into(), json!(v.name));
-    o.insert("description".into(), json!(v.description));
-    o.insert("status".into(), json!(v.status));
-    o.insert("size".into(), json!(v.size));
-    o.insert("availability_zone".into(), json!(v.availability_zone));
-    o.insert("created_at".into(), json!(v.created_at));
-    o.insert("updated_at".into(), json!(v.updated_at));
-    o.insert("attachments".into(), volume_attachments(v));
-    o.insert(
-        "bootable".into(),
-        json!(if v.bootable { "true" } else { "false" }),
-    );
-    o.insert("encrypted".into(), json!(false));
-    o.insert("multiattach".into(), json!(v.multiattach));
-    o.insert("metadata".into(), metadata_object(&v.metadata));
-    o.insert("snapshot_id".into(), json!(v.snapshot_id));
-    o.insert("source_volid".into(), json!(v.source_volid));
-    o.insert("consistencygroup_id".into(), Value::Null);
-    o.insert("replication_status".into(), Value::Null);
-    o.insert("user_id".into(), json!(v.user_id));
-    o.insert("volume_type".into(), json!(v.volume_type_name));
-    o.insert("links".into(), links(ctx, "volumes", &v.id));
-    o.insert("os-vol-tenant-attr:tenant_id".into(), json!(v.project_id));
-    if ctx.is_admin {
-        o.insert("os-vol-host-attr:host".into(), json!(v.host));
-        o.insert("os-vol-mig-status-attr:migstat".into(), Value::Null);
-        o.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
+/// `self` and `bookmark` links to `{kind}/{id}`.
+fn resource_links(ctx: &Ctx, kind: &str, id: &str) -> [Link; 2] {
+    [
+        Link {
+            href: ctx.link(&format!("{kind}/{id}")),
+            rel: "self",
+        },
+        Link {
+            href: format!("{}/{}/{kind}/{id}", ctx.base, ctx.project_id),
+            rel: "bookmark",
+        },
+    ]
+}
+
+/// Key-value pairs as a JSON object.
+struct Pairs<'a>(&'a [(String, String)]);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
-    if ctx.version.at_least(13) {
-        o.insert("group_id".into(), Value::Null);
+}
+
+/// A volume in a plain list: id, name, links.
+#[derive(Serialize)]
+pub struct VolumeSummary<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    links: [Link; 2],
+}
+
+pub fn volume_summary<'a>(ctx: &Ctx, v: &'a VolumeRow) -> VolumeSummary<'a> {
+    VolumeSummary {
+        id: &v.id,
+        name: v.name.as_deref(),
+        links: resource_links(ctx, "volumes", &v.id),
     }
-    if ctx.version.at_least(21) && ctx.is_admin {
-        o.insert("provider_id".into(), Value::Null);
+}
+
+/// An attachment as a volume's view lists it.
+#[derive(Serialize)]
+struct VolumeAttachment<'a> {
+    id: &'a str,
+    attachment_id: &'a str,
+    volume_id: &'a str,
+    server_id: Option<&'a str>,
+    host_name: Option<&'a str>,
+    device: Option<&'a str>,
+    attached_at: Option<&'a str>,
+}
+
+/// A volume in full. Serialised straight from the row (a page of a thousand volumes is no
+/// tree of JSON values first); `()` is JSON `null`, and a `None` field is absent at the
+/// caller's microversion or role.
+#[derive(Serialize)]
+pub struct VolumeDetail<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    description: Option<&'a str>,
+    status: VolumeStatus,
+    size: i64,
+    availability_zone: &'a str,
+    created_at: &'a str,
+    updated_at: Option<&'a str>,
+    attachments: Vec<VolumeAttachment<'a>>,
+    bootable: &'static str,
+    encrypted: bool,
+    multiattach: bool,
+    metadata: Pairs<'a>,
+    snapshot_id: Option<&'a str>,
+    source_volid: Option<&'a str>,
+    consistencygroup_id: (),
+    replication_status: (),
+    user_id: &'a str,
+    volume_type: Option<&'a str>,
+    links: [Link; 2],
+    #[serde(rename = "os-vol-tenant-attr:tenant_id")]
+    tenant_id: &'a str,
+    #[serde(
+        rename = "os-vol-host-attr:host",
+        skip_serializing_if = "Option::is_none"
+    )]
+    host: Option<Option<&'a str>>,
+    #[serde(
+        rename = "os-vol-mig-status-attr:migstat",
+        skip_serializing_if = "Option::is_none"
+    )]
+    migstat: Option<()>,
+    #[serde(
+        rename = "os-vol-mig-status-attr:name_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    name_id: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_id: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared_targets: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_uuid: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_name: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume_type_id: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumes_quota: Option<bool>,
+}
+
+pub fn volume_detail<'a>(ctx: &Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
+    let at = |minor: u32| ctx.version.at_least(minor);
+    let admin = ctx.is_admin;
+    VolumeDetail {
+        id: &v.id,
+        name: v.name.as_deref(),
+        description: v.description.as_deref(),
+        status: v.status,
+        size: v.size,
+        availability_zone: &v.availability_zone,
+        created_at: &v.created_at,
+        updated_at: v.updated_at.as_deref(),
+        attachments: v
+            .attachments
+            .iter()
+            .filter(|a| a.attach_status == AttachStatus::Attached)
+            .map(|a| VolumeAttachment {
+                id: &v.id,
+                attachment_id: &a.id,
+                volume_id: &v.id,
+                server_id: a.instance_uuid.as_deref(),
+                host_name: a.attached_host.as_deref(),
+                device: a.mountpoint.as_deref(),
+                attached_at: a.attach_time.as_deref(),
+            })
+            .collect(),
+        bootable: if v.bootable { "true" } else { "false" },
+        encrypted: false,
+        multiattach: v.multiattach,
+        metadata: Pairs(&v.metadata),
+        snapshot_id: v.snapshot_id.as_deref(),
+        source_volid: v.source_volid.as_deref(),
+        consistencygroup_id: (),
+        replication_status: (),
+        user_id: &v.user_id,
+        volume_type: v.volume_type_name.as_deref(),
+        links: resource_links(ctx, "volumes", &v.id),
+        tenant_id: &v.project_id,
+        host: admin.then_some(v.host.as_deref()),
+        migstat: admin.then_some(()),
+        name_id: admin.then_some(()),
+        group_id: at(13).then_some(()),
+        provider_id: (at(21) && admin).then_some(()),
+        shared_targets: at(48).then_some(false),
+        service_uuid: at(48).then_some(()),
+        cluster_name: (at(61) && admin).then_some(()),
+        volume_type_id: at(63).then_some(v.volume_type_id.as_deref()),
+        consumes_quota: at(65).then_some(true),
     }
-    if ctx.version.at_least(48) {
-        o.insert("shared_targets".into(), json!(false));
-        o.insert("service_uuid".into(), Value::Null);
-    }
-    if ctx.version.at_least(61) && ctx.is_admin {
-        o.insert("cluster_name".into(), Value::Null);
-    }
-    if ctx.version.at_least(63) {
-        o.insert("volume_type_id".into(), json!(v.volume_type_id));
-    }
-    if ctx.version.at_least(65) {
-        o.insert("consumes_quota".into(), json!(true));
-    }
-    Value::Object(o)
 }
 
 pub fn snapshot(ctx: &Ctx, s: &SnapshotRow, detail: bool) -> Value {
@@ -147,27 +253,6 @@ pub fn message(ctx: &Ctx, m: &Message) -> Value {
 
 pub fn metadata(items: &[(String, String)]) -> Value {
     metadata_object(items)
-}
-
-/// The `attachments` of a volume view: the attached ones, in Cinder's shape.
-fn volume_attachments(v: &VolumeRow) -> Value {
-    Value::Array(
-        v.attachments
-            .iter()
-            .filter(|a| a.attach_status == AttachStatus::Attached)
-            .map(|a| {
-                json!({
-                    "id": v.id,
-                    "attachment_id": a.id,
-                    "volume_id": v.id,
-                    "server_id": a.instance_uuid,
-                    "host_name": a.attached_host,
-                    "device": a.mountpoint,
-                    "attached_at": a.attach_time,
-                })
-            })
-            .collect(),
-    )
 }
 
 /// An attachment in a plain list (Cinder 3.27).

@@ -11,10 +11,11 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::list::{ListRequest, ListSpec};
+use super::visible;
 use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, string_map, views};
 use crate::db::{VolumeRow, time};
 use crate::volume::types::DEFAULT_VOLUME_TYPE;
-use crate::volume::{AttachStatus, VolumeStatus};
+use crate::volume::{AttachStatus, SnapshotStatus, VolumeStatus};
 
 /// Largest volume Cinder's schema accepts, in GiB.
 const MAX_SIZE_GIB: i64 = i32::MAX as i64;
@@ -61,20 +62,6 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
                 .put(metadata_key_set)
                 .delete(metadata_key_delete),
         )
-}
-
-/// A volume of the caller's project (or any project for an admin), else 404.
-pub(super) async fn visible_volume(
-    state: &super::AppState,
-    ctx: &Ctx,
-    id: &str,
-) -> Result<VolumeRow, ApiError> {
-    match state.db.get_volume(id).await? {
-        Some(v) if v.project_id == ctx.project_id || ctx.is_admin => Ok(v),
-        _ => Err(ApiError::not_found(format!(
-            "Volume {id} could not be found."
-        ))),
-    }
 }
 
 /// A size in GiB from JSON: an integer, or a string of digits as Cinder also accepts.
@@ -142,7 +129,7 @@ async fn create(
                 .db
                 .get_snapshot(&id)
                 .await?
-                .filter(|s| s.project_id == ctx.project_id || ctx.is_admin)
+                .filter(|s| ctx.may_see(&s.project_id))
                 .ok_or_else(|| {
                     ApiError::invalid_field(
                         "snapshot_id",
@@ -150,7 +137,7 @@ async fn create(
                         format!("Snapshot {id} could not be found."),
                     )
                 })?;
-            if s.status != "available" {
+            if s.status != SnapshotStatus::Available {
                 return Err(ApiError::invalid_field(
                     "snapshot_id",
                     &json!(id),
@@ -170,7 +157,7 @@ async fn create(
                 .db
                 .get_volume(&id)
                 .await?
-                .filter(|v| v.project_id == ctx.project_id || ctx.is_admin)
+                .filter(|v| ctx.may_see(&v.project_id))
                 .ok_or_else(|| {
                     ApiError::invalid_field(
                         "source_volid",
@@ -309,26 +296,36 @@ async fn create(
     Ok(reply(&ctx, StatusCode::ACCEPTED, json!({ "volume": view })))
 }
 
-/// A page of volumes, and its "next" link when it is full.
+/// A page of volumes, and its "next" link when it is full, serialised straight from the
+/// rows.
 async fn page(
     state: &super::AppState,
     ctx: &Ctx,
     params: &[(String, String)],
     spec: &ListSpec,
-    view: impl Fn(&Ctx, &VolumeRow) -> Value,
+    detail: bool,
 ) -> Result<Response, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Page<V> {
+        volumes: Vec<V>,
+        #[serde(flatten)]
+        links: Map<String, Value>,
+    }
     let req = ListRequest::parse(ctx, params, spec)?;
     let rows = req.rows(spec, state.db.list_volumes(&req.query).await)?;
-    let mut body = Map::new();
-    if let Some((key, links)) = req.links(ctx, spec, rows.last().map(|v| v.id.as_str()), rows.len())
+    let mut links = Map::new();
+    if let Some((key, value)) = req.links(ctx, spec, rows.last().map(|v| v.id.as_str()), rows.len())
     {
-        body.insert(key, links);
+        links.insert(key, value);
     }
-    body.insert(
-        "volumes".into(),
-        Value::Array(rows.iter().map(|v| view(ctx, v)).collect()),
-    );
-    Ok(reply(ctx, StatusCode::OK, Value::Object(body)))
+    let (ok, each) = (StatusCode::OK, rows.iter());
+    Ok(if detail {
+        let volumes = each.map(|v| views::volume_detail(ctx, v)).collect();
+        super::reply_with(ctx, ok, &Page { volumes, links })
+    } else {
+        let volumes = each.map(|v| views::volume_summary(ctx, v)).collect();
+        super::reply_with(ctx, ok, &Page { volumes, links })
+    })
 }
 
 async fn list(
@@ -336,7 +333,7 @@ async fn list(
     ctx: Ctx,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    page(&state, &ctx, &params, &LIST, views::volume_summary).await
+    page(&state, &ctx, &params, &LIST, false).await
 }
 
 async fn list_detail(
@@ -344,7 +341,7 @@ async fn list_detail(
     ctx: Ctx,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    page(&state, &ctx, &params, &LIST_DETAIL, views::volume_detail).await
+    page(&state, &ctx, &params, &LIST_DETAIL, true).await
 }
 
 async fn show(
@@ -352,7 +349,7 @@ async fn show(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -366,7 +363,7 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     let upd = body_element(&body, "volume")?;
     let (name, description) = super::name_and_description(&upd)?;
     let metadata = match upd.get("metadata") {
@@ -385,7 +382,7 @@ async fn update(
     if let Some(m) = metadata {
         state.db.set_volume_metadata(&v.id, &m, true).await?;
     }
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -399,7 +396,7 @@ async fn delete(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     if let Some(c) = q.get("cascade")
         && parse_bool("cascade", &json!(c))?
     {
@@ -475,7 +472,7 @@ async fn action(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
     let Some((name, args)) = map.iter().next() else {
         return Err(ApiError::bad_request(
@@ -540,7 +537,7 @@ async fn revert(
         .db
         .get_snapshot(&snapshot_id)
         .await?
-        .filter(|s| s.project_id == ctx.project_id || ctx.is_admin)
+        .filter(|s| ctx.may_see(&s.project_id))
         .ok_or_else(|| {
             ApiError::not_found(format!("Snapshot {snapshot_id} could not be found."))
         })?;
@@ -556,7 +553,7 @@ async fn metadata_show(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -571,7 +568,7 @@ async fn metadata_write(
     body: &Bytes,
     replace: bool,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(state, ctx, id).await?;
+    let v = visible::volume(state, ctx, id).await?;
     let map = super::parse_body(body)?;
     let items = string_map(
         "metadata",
@@ -611,7 +608,7 @@ async fn metadata_key_show(
     ctx: Ctx,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     let value = v
         .metadata
         .iter()
@@ -631,7 +628,7 @@ async fn metadata_key_set(
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
     let items = string_map(
         "meta",
@@ -657,7 +654,7 @@ async fn metadata_key_delete(
     ctx: Ctx,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let v = visible_volume(&state, &ctx, &id).await?;
+    let v = visible::volume(&state, &ctx, &id).await?;
     if !state.db.delete_volume_metadata(&v.id, &key).await? {
         return Err(ApiError::not_found(format!(
             "Volume {id} has no metadata with key {key}."

@@ -204,19 +204,17 @@ impl Db {
         rows.iter().map(AttachmentRow::from_row).collect()
     }
 
-    /// The live attachments of many volumes, in one query.
+    /// The live attachments of many volumes, in one query (the ids go as one JSON array,
+    /// whatever their number).
     pub(super) async fn attachments_of_all(
         &self,
         volume_ids: &[&str],
     ) -> Result<HashMap<String, Vec<AttachmentRow>>> {
-        let sql = format!(
-            "SELECT * FROM volume_attachments WHERE deleted = 0 AND volume_id IN ({}) ORDER BY created_at, id",
-            in_list(1, volume_ids.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in volume_ids {
-            q = q.bind(*id);
-        }
+        let q = sqlx::query(
+            "SELECT * FROM volume_attachments WHERE deleted = 0 \
+             AND volume_id IN (SELECT value FROM json_each($1)) ORDER BY created_at, id",
+        )
+        .bind(serde_json::to_string(volume_ids).expect("ids serialise"));
         let mut out: HashMap<String, Vec<AttachmentRow>> = HashMap::new();
         for r in q.fetch_all(&self.pool).await? {
             let a = AttachmentRow::from_row(&r)?;

@@ -49,6 +49,18 @@ pub(super) trait OpContext<'m>: Send {
     fn op(&self) -> &Op<'m>;
 }
 
+/// The context of a flow: the [`Op`] and what the flow's tasks share.
+pub(super) struct Ctx<'m, T> {
+    pub op: Op<'m>,
+    pub it: T,
+}
+
+impl<'m, T: Send> OpContext<'m> for Ctx<'m, T> {
+    fn op(&self) -> &Op<'m> {
+        &self.op
+    }
+}
+
 /// A status the failure task moves a resource to, from the status the operation holds it in.
 #[derive(Clone, Debug)]
 pub(super) enum Mark {
@@ -77,6 +89,50 @@ pub(super) struct MarkFailed {
 }
 
 impl MarkFailed {
+    /// Failing `v` moves it from `from` to `to`.
+    pub(super) fn volume(
+        v: &VolumeRow,
+        event: &'static str,
+        action: &'static str,
+        from: VolumeStatus,
+        to: VolumeStatus,
+    ) -> MarkFailed {
+        MarkFailed {
+            resource_type: "VOLUME",
+            resource_id: v.id.clone(),
+            project_id: v.project_id.clone(),
+            event,
+            action,
+            marks: vec![Mark::Volume {
+                id: v.id.clone(),
+                from,
+                to,
+            }],
+        }
+    }
+
+    /// Failing `s` moves it from `from` to `to`.
+    pub(super) fn snapshot(
+        s: &SnapshotRow,
+        event: &'static str,
+        action: &'static str,
+        from: SnapshotStatus,
+        to: SnapshotStatus,
+    ) -> MarkFailed {
+        MarkFailed {
+            resource_type: "SNAPSHOT",
+            resource_id: s.id.clone(),
+            project_id: s.project_id.clone(),
+            event,
+            action,
+            marks: vec![Mark::Snapshot {
+                id: s.id.clone(),
+                from,
+                to,
+            }],
+        }
+    }
+
     /// Moves the resources to their error statuses and records `text` for the user.
     pub(super) async fn fail(&self, op: &Op<'_>, text: &str) {
         for mark in &self.marks {

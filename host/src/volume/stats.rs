@@ -119,6 +119,24 @@ impl VolumeManager {
         spec: &scheduler::RequestSpec,
         only_backend: Option<&str>,
     ) -> Result<scheduler::Placement, String> {
+        self.place(spec, only_backend, true)
+    }
+
+    /// Whether [`VolumeManager::schedule`] would find a pool now, without taking one.
+    pub fn could_schedule(
+        &self,
+        spec: &scheduler::RequestSpec,
+        only_backend: Option<&str>,
+    ) -> bool {
+        self.place(spec, only_backend, false).is_ok()
+    }
+
+    fn place(
+        &self,
+        spec: &scheduler::RequestSpec,
+        only_backend: Option<&str>,
+        consume_it: bool,
+    ) -> Result<scheduler::Placement, String> {
         let mut stats = self.stats.write().expect("stats lock");
         let mut pools = Vec::new();
         let mut unavailable = Vec::new();
@@ -147,10 +165,11 @@ impl VolumeManager {
         }
         match scheduler::schedule(&pools, spec, &self.scheduler) {
             Ok(placement) => {
-                if let Some(p) = stats
-                    .values_mut()
-                    .flat_map(|s| s.pools.iter_mut())
-                    .find(|p| p.backend == placement.backend && p.pool == placement.pool)
+                if consume_it
+                    && let Some(p) = stats
+                        .values_mut()
+                        .flat_map(|s| s.pools.iter_mut())
+                        .find(|p| p.backend == placement.backend && p.pool == placement.pool)
                 {
                     consume(p, spec.size_gib as f64, !p.provisions_thin(spec));
                 }

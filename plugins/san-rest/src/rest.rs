@@ -86,8 +86,6 @@ pub enum RestError {
     JobTimeout { what: String, job: String, ms: u64 },
     /// The array answered something this driver cannot read.
     Malformed { what: String, detail: String },
-    /// Not sent: the driver cannot make the request (its settings are wrong).
-    NotSent(DriverError),
 }
 
 impl RestError {
@@ -203,7 +201,6 @@ impl RestError {
                 "{what}: the array's job {job} was still running after {ms} ms (job_timeout_ms); \
                  check the job on the array before retrying"
             )),
-            RestError::NotSent(e) => e,
             RestError::Malformed { what, detail } => DriverError::Internal(format!(
                 "{what}: the array at {base} answered something this driver cannot read: {detail}"
             )),

@@ -1,11 +1,14 @@
 //! Create a volume: schedule it, have the driver make it (empty, from a snapshot, or a
-//! clone), mark it available. When the driver fails, the volume is rescheduled to another
-//! backend, up to `scheduler_max_attempts` in all (Cinder's reschedule); a volume made from
-//! a snapshot or another volume must stay beside its source and is not rescheduled.
+//! clone), mark it available. When the driver fails and another backend could take the
+//! volume, it is rescheduled there (each backend tried is passed by, Cinder's RetryFilter),
+//! up to `scheduler_max_attempts` in all, and the user is told which backend failed and
+//! why; a volume made from a snapshot or another volume must stay beside its source and is
+//! not rescheduled. The shared failure task runs once the create gives up, with every
+//! attempt in its message.
 
 use super::super::flow::{self, BoxFuture, Task};
 use super::{
-    Mark, MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, event, volume_in,
+    MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, event, volume_in,
 };
 use crate::db::VolumeRow;
 use crate::driver::ModelUpdate;
@@ -39,6 +42,44 @@ struct CreateOnBackend;
 /// `creating` → `available`.
 struct MarkAvailable;
 
+/// What scheduling the volume asks for, and the backend it must stay on when it is made
+/// from a snapshot or another volume.
+async fn request_spec(
+    m: &VolumeManager,
+    v: &VolumeRow,
+    tried: &[String],
+) -> Result<(RequestSpec, Option<String>), OpError> {
+    let source_host = if let Some(snap_id) = &v.snapshot_id {
+        let snap =
+            m.db.get_snapshot(snap_id)
+                .await?
+                .ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
+        m.db.get_volume(&snap.volume_id)
+            .await?
+            .and_then(|sv| sv.host)
+    } else if let Some(src) = &v.source_volid {
+        m.db.get_volume(src).await?.and_then(|sv| sv.host)
+    } else {
+        None
+    };
+    let only_backend = source_host
+        .as_deref()
+        .and_then(|h| m.backend_of(Some(h)))
+        .map(|b| b.name.clone());
+    let extra_specs = match &v.volume_type_id {
+        Some(id) => m.db.extra_specs(id).await?,
+        None => Vec::new(),
+    };
+    let spec = RequestSpec {
+        size_gib: v.size as u64,
+        availability_zone: Some(v.availability_zone.clone()),
+        volume_type: v.volume_type_id.clone(),
+        extra_specs: extra_specs.into_iter().collect(),
+        tried: tried.to_vec(),
+    };
+    Ok((spec, only_backend))
+}
+
 impl<'m> Task<CreateCtx<'m>, OpError> for Schedule {
     fn name(&self) -> &'static str {
         "schedule"
@@ -46,35 +87,8 @@ impl<'m> Task<CreateCtx<'m>, OpError> for Schedule {
     fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let m = ctx.op.m;
+            let (spec, only_backend) = request_spec(m, &ctx.volume, &ctx.tried).await?;
             let v = &ctx.volume;
-            let source_host = if let Some(snap_id) = &v.snapshot_id {
-                let snap =
-                    m.db.get_snapshot(snap_id)
-                        .await?
-                        .ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
-                m.db.get_volume(&snap.volume_id)
-                    .await?
-                    .and_then(|sv| sv.host)
-            } else if let Some(src) = &v.source_volid {
-                m.db.get_volume(src).await?.and_then(|sv| sv.host)
-            } else {
-                None
-            };
-            let only_backend = source_host
-                .as_deref()
-                .and_then(|h| m.backend_of(Some(h)))
-                .map(|b| b.name.clone());
-            let extra_specs = match &v.volume_type_id {
-                Some(id) => m.db.extra_specs(id).await?,
-                None => Vec::new(),
-            };
-            let spec = RequestSpec {
-                size_gib: v.size as u64,
-                availability_zone: Some(v.availability_zone.clone()),
-                volume_type: v.volume_type_id.clone(),
-                extra_specs: extra_specs.into_iter().collect(),
-                tried: ctx.tried.clone(),
-            };
             let (id, size) = (v.id.clone(), v.size);
             ctx.volume.host = None;
             let placement = m
@@ -202,17 +216,14 @@ pub(in crate::volume) async fn create_volume(
     let Some(volume) = volume_in(m, id, VolumeStatus::Creating).await? else {
         return Ok(());
     };
-    let failed = |event: &'static str, action: &'static str| MarkFailed {
-        resource_type: "VOLUME",
-        resource_id: id.to_string(),
-        project_id: volume.project_id.clone(),
-        event,
-        action,
-        marks: vec![Mark::Volume {
-            id: id.to_string(),
-            from: VolumeStatus::Creating,
-            to: VolumeStatus::Error,
-        }],
+    let failed = |event: &'static str, action: &'static str| {
+        MarkFailed::volume(
+            &volume,
+            event,
+            action,
+            VolumeStatus::Creating,
+            VolumeStatus::Error,
+        )
     };
     let op = Op { m, request_id };
     if recovering {
@@ -252,56 +263,64 @@ pub(in crate::volume) async fn create_volume(
         let Err(e) = result else {
             return Ok(());
         };
-        let where_ = ctx.placed.take().unwrap_or_else(|| "no backend".into());
-        if let OpError::NoValidBackend(msg) = &e {
-            let text = if attempts.is_empty() {
-                msg.clone()
-            } else {
+        let placed = ctx.placed.take();
+        let text = match (&e, placed) {
+            (OpError::NoValidBackend(msg), _) if attempts.is_empty() => {
+                failed(event::SCHEDULE_NO_BACKEND, "schedule allocate volume")
+                    .fail(&ctx.op, msg)
+                    .await;
+                return Err(e);
+            }
+            // A reschedule that another create raced out of its pool.
+            (OpError::NoValidBackend(msg), _) => {
                 format!(
                     "{}; then no other backend could take it: {msg}",
                     tried_text(&attempts)
                 )
-            };
-            failed(event::SCHEDULE_NO_BACKEND, "schedule allocate volume")
-                .fail(&ctx.op, &text)
-                .await;
-            return Err(e);
-        }
-        attempts.push((where_.clone(), e.to_string()));
-        if !reschedulable(&e) || attempts.len() >= max_attempts {
-            let text = if attempts.len() == 1 {
-                e.to_string()
-            } else {
-                format!(
-                    "{} (scheduler_max_attempts is {max_attempts})",
+            }
+            (_, None) => e.to_string(),
+            (_, Some(placed)) => {
+                let backend = placed
+                    .split_once('#')
+                    .map_or(placed.as_str(), |(b, _)| b)
+                    .to_string();
+                attempts.push((placed.clone(), e.to_string()));
+                let mut tried = ctx.tried.clone();
+                tried.push(backend.clone());
+                let elsewhere = reschedulable(&e)
+                    && attempts.len() < max_attempts
+                    && match request_spec(m, &ctx.volume, &tried).await {
+                        Ok((spec, only)) => m.could_schedule(&spec, only.as_deref()),
+                        Err(_) => false,
+                    };
+                if elsewhere {
+                    tracing::warn!(volume_id = id, backend = %backend, attempt = attempts.len(), "create failed; rescheduling: {e}");
+                    m.user_message(
+                        &volume.project_id,
+                        ctx.op.request_id.clone(),
+                        "VOLUME",
+                        id,
+                        event::CREATE_RESCHEDULED,
+                        format!(
+                            "create volume: attempt {} of {max_attempts} on {placed} failed: {e}; rescheduled to another backend.",
+                            attempts.len()
+                        ),
+                    )
+                    .await;
+                    ctx.tried = tried;
+                    continue;
+                }
+                if attempts.len() == 1 {
+                    e.to_string()
+                } else {
                     tried_text(&attempts)
-                )
-            };
-            failed(event::CREATE_DRIVER_FAILED, "create volume")
-                .fail(&ctx.op, &text)
-                .await;
-            return Err(e);
-        }
-        let backend = where_
-            .split_once('#')
-            .map_or(where_.as_str(), |(b, _)| b)
-            .to_string();
-        tracing::warn!(volume_id = id, backend = %backend, attempt = attempts.len(), "create failed; rescheduling: {e}");
-        ctx.op
-            .m
-            .user_message(
-                &volume.project_id,
-                ctx.op.request_id.clone(),
-                "VOLUME",
-                id,
-                event::CREATE_RESCHEDULED,
-                format!(
-                    "create volume: attempt {} of {max_attempts} on {where_} failed: {e}; rescheduled to another backend.",
-                    attempts.len()
-                ),
-            )
+                }
+            }
+        };
+        failed(event::CREATE_DRIVER_FAILED, "create volume")
+            .fail(&ctx.op, &text)
             .await;
-        ctx.tried.push(backend);
+        return Err(e);
     }
 }
 

@@ -2,21 +2,12 @@
 //! pool's cached stats get the capacity back. A failure leaves `error_deleting`.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Mark, MarkFailed, Op, OpContext, driver_volume, event, volume_in};
+use super::{Ctx, MarkFailed, Op, driver_volume, event, volume_in};
 use crate::db::VolumeRow;
 use crate::volume::status::VolumeStatus;
 use crate::volume::{OpError, VolumeManager};
 
-struct DeleteCtx<'m> {
-    op: Op<'m>,
-    volume: VolumeRow,
-}
-
-impl<'m> OpContext<'m> for DeleteCtx<'m> {
-    fn op(&self) -> &Op<'m> {
-        &self.op
-    }
-}
+type DeleteCtx<'m> = Ctx<'m, VolumeRow>;
 
 /// Has the driver delete the volume's storage (nothing to do for a volume never placed).
 struct DeleteOnBackend;
@@ -30,8 +21,8 @@ impl<'m> Task<DeleteCtx<'m>, OpError> for DeleteOnBackend {
     fn execute<'a>(&'a self, ctx: &'a mut DeleteCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let m = ctx.op.m;
-            if let Some(backend) = m.backend_of(ctx.volume.host.as_deref()) {
-                let v = driver_volume(m, &ctx.volume).await?;
+            if let Some(backend) = m.backend_of(ctx.it.host.as_deref()) {
+                let v = driver_volume(m, &ctx.it).await?;
                 backend.driver().delete_volume(&v).await?;
             }
             Ok(())
@@ -46,11 +37,11 @@ impl<'m> Task<DeleteCtx<'m>, OpError> for MarkDeleted {
     fn execute<'a>(&'a self, ctx: &'a mut DeleteCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let m = ctx.op.m;
-            m.db.finish_delete_volume(&ctx.volume.id).await?;
-            if let Some(host) = &ctx.volume.host {
-                m.adjust_pool(host, -ctx.volume.size);
+            m.db.finish_delete_volume(&ctx.it.id).await?;
+            if let Some(host) = &ctx.it.host {
+                m.adjust_pool(host, -ctx.it.size);
             }
-            tracing::info!(volume_id = %ctx.volume.id, "volume deleted");
+            tracing::info!(volume_id = %ctx.it.id, "volume deleted");
             Ok(())
         })
     }
@@ -64,21 +55,16 @@ pub(in crate::volume) async fn delete_volume(
     let Some(volume) = volume_in(m, id, VolumeStatus::Deleting).await? else {
         return Ok(());
     };
-    let failed = MarkFailed {
-        resource_type: "VOLUME",
-        resource_id: id.to_string(),
-        project_id: volume.project_id.clone(),
-        event: event::DELETE_FAILED,
-        action: "delete volume",
-        marks: vec![Mark::Volume {
-            id: id.to_string(),
-            from: VolumeStatus::Deleting,
-            to: VolumeStatus::ErrorDeleting,
-        }],
-    };
-    let mut ctx = DeleteCtx {
+    let failed = MarkFailed::volume(
+        &volume,
+        event::DELETE_FAILED,
+        "delete volume",
+        VolumeStatus::Deleting,
+        VolumeStatus::ErrorDeleting,
+    );
+    let mut ctx = Ctx {
         op: Op { m, request_id },
-        volume,
+        it: volume,
     };
     flow::run(
         "delete-volume",

@@ -2,22 +2,13 @@
 //! cached stats the difference. A failure leaves `error_extending`.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Mark, MarkFailed, Op, OpContext, driver_volume, event, volume_in};
+use super::{Ctx, MarkFailed, Op, driver_volume, event, volume_in};
 use crate::db::VolumeRow;
 use crate::volume::status::VolumeStatus;
 use crate::volume::{OpError, VolumeManager};
 
-struct ExtendCtx<'m> {
-    op: Op<'m>,
-    volume: VolumeRow,
-    new_size: i64,
-}
-
-impl<'m> OpContext<'m> for ExtendCtx<'m> {
-    fn op(&self) -> &Op<'m> {
-        &self.op
-    }
-}
+/// The volume and the size it grows to, in GiB.
+type ExtendCtx<'m> = Ctx<'m, (VolumeRow, i64)>;
 
 struct ExtendOnBackend;
 /// `extending` → `available` at the new size.
@@ -29,18 +20,12 @@ impl<'m> Task<ExtendCtx<'m>, OpError> for ExtendOnBackend {
     }
     fn execute<'a>(&'a self, ctx: &'a mut ExtendCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
-            let m = ctx.op.m;
-            let backend = m.backend_of(ctx.volume.host.as_deref()).ok_or_else(|| {
-                OpError::Gone(format!(
-                    "volume {} has no backend on this host",
-                    ctx.volume.id
-                ))
+            let (m, (volume, new_size)) = (ctx.op.m, &ctx.it);
+            let backend = m.backend_of(volume.host.as_deref()).ok_or_else(|| {
+                OpError::Gone(format!("volume {} has no backend on this host", volume.id))
             })?;
-            let v = driver_volume(m, &ctx.volume).await?;
-            backend
-                .driver()
-                .extend_volume(&v, ctx.new_size as u64)
-                .await?;
+            let v = driver_volume(m, volume).await?;
+            backend.driver().extend_volume(&v, *new_size as u64).await?;
             Ok(())
         })
     }
@@ -52,17 +37,18 @@ impl<'m> Task<ExtendCtx<'m>, OpError> for MarkExtended {
     }
     fn execute<'a>(&'a self, ctx: &'a mut ExtendCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
-            let (m, v) = (ctx.op.m, &ctx.volume);
-            if !m.db.finish_extend(&v.id, ctx.new_size).await? {
+            let (m, (v, new_size)) = (ctx.op.m, &ctx.it);
+            let new_size = *new_size;
+            if !m.db.finish_extend(&v.id, new_size).await? {
                 return Err(OpError::Gone(format!(
                     "volume {} left `extending` while the driver worked",
                     v.id
                 )));
             }
             if let Some(host) = &v.host {
-                m.adjust_pool(host, ctx.new_size - v.size);
+                m.adjust_pool(host, new_size - v.size);
             }
-            tracing::info!(volume_id = %v.id, new_size = ctx.new_size, "volume extended");
+            tracing::info!(volume_id = %v.id, new_size, "volume extended");
             Ok(())
         })
     }
@@ -77,22 +63,16 @@ pub(in crate::volume) async fn extend_volume(
     let Some(volume) = volume_in(m, id, VolumeStatus::Extending).await? else {
         return Ok(());
     };
-    let failed = MarkFailed {
-        resource_type: "VOLUME",
-        resource_id: id.to_string(),
-        project_id: volume.project_id.clone(),
-        event: event::EXTEND_FAILED,
-        action: "extend volume",
-        marks: vec![Mark::Volume {
-            id: id.to_string(),
-            from: VolumeStatus::Extending,
-            to: VolumeStatus::ErrorExtending,
-        }],
-    };
-    let mut ctx = ExtendCtx {
+    let failed = MarkFailed::volume(
+        &volume,
+        event::EXTEND_FAILED,
+        "extend volume",
+        VolumeStatus::Extending,
+        VolumeStatus::ErrorExtending,
+    );
+    let mut ctx = Ctx {
         op: Op { m, request_id },
-        volume,
-        new_size,
+        it: (volume, new_size),
     };
     flow::run(
         "extend-volume",

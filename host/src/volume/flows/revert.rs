@@ -3,22 +3,13 @@
 //! or, on failure, the volume `error` and the snapshot `available` again, as in Cinder.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Mark, MarkFailed, Op, OpContext, driver_snapshot, driver_volume, event, volume_in};
+use super::{Ctx, Mark, MarkFailed, Op, driver_snapshot, driver_volume, event, volume_in};
 use crate::db::{SnapshotRow, VolumeRow};
 use crate::volume::status::{SnapshotStatus, VolumeStatus};
 use crate::volume::{OpError, VolumeManager};
 
-struct RevertCtx<'m> {
-    op: Op<'m>,
-    volume: VolumeRow,
-    snapshot: SnapshotRow,
-}
-
-impl<'m> OpContext<'m> for RevertCtx<'m> {
-    fn op(&self) -> &Op<'m> {
-        &self.op
-    }
-}
+/// The volume and the snapshot it goes back to.
+type RevertCtx<'m> = Ctx<'m, (VolumeRow, SnapshotRow)>;
 
 struct RevertOnBackend;
 /// `reverting` / `restoring` → `available`.
@@ -30,17 +21,14 @@ impl<'m> Task<RevertCtx<'m>, OpError> for RevertOnBackend {
     }
     fn execute<'a>(&'a self, ctx: &'a mut RevertCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
-            let m = ctx.op.m;
-            let backend = m.backend_of(ctx.volume.host.as_deref()).ok_or_else(|| {
-                OpError::Gone(format!(
-                    "volume {} has no backend on this host",
-                    ctx.volume.id
-                ))
+            let (m, (volume, snapshot)) = (ctx.op.m, &ctx.it);
+            let backend = m.backend_of(volume.host.as_deref()).ok_or_else(|| {
+                OpError::Gone(format!("volume {} has no backend on this host", volume.id))
             })?;
-            let v = driver_volume(m, &ctx.volume).await?;
+            let v = driver_volume(m, volume).await?;
             backend
                 .driver()
-                .revert_to_snapshot(&v, &driver_snapshot(&ctx.snapshot))
+                .revert_to_snapshot(&v, &driver_snapshot(snapshot))
                 .await?;
             Ok(())
         })
@@ -54,7 +42,7 @@ impl<'m> Task<RevertCtx<'m>, OpError> for MarkReverted {
     fn execute<'a>(&'a self, ctx: &'a mut RevertCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let db = &ctx.op.m.db;
-            let (v, s) = (&ctx.volume.id, &ctx.snapshot.id);
+            let (v, s) = (&ctx.it.0.id, &ctx.it.1.id);
             let volume_done = db
                 .transition_volume(v, &[VolumeStatus::Reverting], VolumeStatus::Available, None)
                 .await?;
@@ -86,35 +74,27 @@ pub(in crate::volume) async fn revert_to_snapshot(
     let Some(volume) = volume_in(m, id, VolumeStatus::Reverting).await? else {
         return Ok(());
     };
-    let failed = MarkFailed {
-        resource_type: "VOLUME",
-        resource_id: id.to_string(),
-        project_id: volume.project_id.clone(),
-        event: event::REVERT_FAILED,
-        action: "revert volume to snapshot",
-        marks: vec![
-            Mark::Volume {
-                id: id.to_string(),
-                from: VolumeStatus::Reverting,
-                to: VolumeStatus::Error,
-            },
-            Mark::Snapshot {
-                id: snapshot_id.to_string(),
-                from: SnapshotStatus::Restoring,
-                to: SnapshotStatus::Available,
-            },
-        ],
-    };
+    let mut failed = MarkFailed::volume(
+        &volume,
+        event::REVERT_FAILED,
+        "revert volume to snapshot",
+        VolumeStatus::Reverting,
+        VolumeStatus::Error,
+    );
+    failed.marks.push(Mark::Snapshot {
+        id: snapshot_id.to_string(),
+        from: SnapshotStatus::Restoring,
+        to: SnapshotStatus::Available,
+    });
     let op = Op { m, request_id };
     let Some(snapshot) = m.db.get_snapshot(snapshot_id).await? else {
         let e = OpError::Gone(format!("snapshot {snapshot_id} is gone"));
         failed.fail(&op, &e.to_string()).await;
         return Err(e);
     };
-    let mut ctx = RevertCtx {
+    let mut ctx = Ctx {
         op,
-        volume,
-        snapshot,
+        it: (volume, snapshot),
     };
     flow::run(
         "revert-to-snapshot",

@@ -2,27 +2,20 @@
 //! and delete.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{
-    Mark, MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, event,
-    snapshot_in,
-};
+use super::{Ctx, MarkFailed, Op, check_model, driver_snapshot, driver_volume, event, snapshot_in};
 use crate::db::SnapshotRow;
 use crate::driver::{Snapshot, Volume};
 use crate::runtime::DriverPool;
 use crate::volume::status::SnapshotStatus;
 use crate::volume::{OpError, VolumeManager};
 
-struct SnapshotCtx<'m> {
-    op: Op<'m>,
-    snapshot: SnapshotRow,
+/// The snapshot, and where the driver said it lives once made.
+struct Snap {
+    row: SnapshotRow,
     provider_location: Option<String>,
 }
 
-impl<'m> OpContext<'m> for SnapshotCtx<'m> {
-    fn op(&self) -> &Op<'m> {
-        &self.op
-    }
-}
+type SnapshotCtx<'m> = Ctx<'m, Snap>;
 
 /// The snapshot's volume, its backend's driver, and both as the driver sees them.
 async fn on_backend(
@@ -56,15 +49,15 @@ impl<'m> Task<SnapshotCtx<'m>, OpError> for CreateSnapshotOnBackend {
     }
     fn execute<'a>(&'a self, ctx: &'a mut SnapshotCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
-            let (driver, v, s) = on_backend(ctx.op.m, &ctx.snapshot).await?;
+            let (driver, v, s) = on_backend(ctx.op.m, &ctx.it.row).await?;
             let model = driver.create_snapshot(&s, &v).await?;
             check_model(&model)?;
-            ctx.provider_location = model.provider_location;
+            ctx.it.provider_location = model.provider_location;
             Ok(())
         })
     }
     fn revert<'a>(&'a self, ctx: &'a mut SnapshotCtx<'m>, _e: &'a OpError) -> BoxFuture<'a, ()> {
-        Box::pin(async move { undo_snapshot(ctx.op.m, &ctx.snapshot).await })
+        Box::pin(async move { undo_snapshot(ctx.op.m, &ctx.it.row).await })
     }
 }
 
@@ -84,12 +77,12 @@ impl<'m> Task<SnapshotCtx<'m>, OpError> for MarkSnapshotAvailable {
     }
     fn execute<'a>(&'a self, ctx: &'a mut SnapshotCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
-            let id = &ctx.snapshot.id;
+            let id = &ctx.it.row.id;
             if !ctx
                 .op
                 .m
                 .db
-                .finish_create_snapshot(id, ctx.provider_location.as_deref())
+                .finish_create_snapshot(id, ctx.it.provider_location.as_deref())
                 .await?
             {
                 return Err(OpError::Gone(format!(
@@ -109,7 +102,7 @@ impl<'m> Task<SnapshotCtx<'m>, OpError> for DeleteSnapshotOnBackend {
     fn execute<'a>(&'a self, ctx: &'a mut SnapshotCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             // A snapshot whose volume or backend is gone has no storage left to delete.
-            match on_backend(ctx.op.m, &ctx.snapshot).await {
+            match on_backend(ctx.op.m, &ctx.it.row).await {
                 Ok((driver, v, s)) => Ok(driver.delete_snapshot(&s, &v).await?),
                 Err(OpError::Gone(_)) => Ok(()),
                 Err(e) => Err(e),
@@ -124,30 +117,10 @@ impl<'m> Task<SnapshotCtx<'m>, OpError> for MarkSnapshotDeleted {
     }
     fn execute<'a>(&'a self, ctx: &'a mut SnapshotCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
-            ctx.op.m.db.finish_delete_snapshot(&ctx.snapshot.id).await?;
-            tracing::info!(snapshot_id = %ctx.snapshot.id, "snapshot deleted");
+            ctx.op.m.db.finish_delete_snapshot(&ctx.it.row.id).await?;
+            tracing::info!(snapshot_id = %ctx.it.row.id, "snapshot deleted");
             Ok(())
         })
-    }
-}
-
-fn failed(
-    snap: &SnapshotRow,
-    event: &'static str,
-    action: &'static str,
-    mark: (SnapshotStatus, SnapshotStatus),
-) -> MarkFailed {
-    MarkFailed {
-        resource_type: "SNAPSHOT",
-        resource_id: snap.id.clone(),
-        project_id: snap.project_id.clone(),
-        event,
-        action,
-        marks: vec![Mark::Snapshot {
-            id: snap.id.clone(),
-            from: mark.0,
-            to: mark.1,
-        }],
     }
 }
 
@@ -160,11 +133,12 @@ pub(in crate::volume) async fn create_snapshot(
     let Some(snapshot) = snapshot_in(m, id, SnapshotStatus::Creating).await? else {
         return Ok(());
     };
-    let failed = failed(
+    let failed = MarkFailed::snapshot(
         &snapshot,
         event::SNAPSHOT_CREATE_FAILED,
         "create snapshot",
-        (SnapshotStatus::Creating, SnapshotStatus::Error),
+        SnapshotStatus::Creating,
+        SnapshotStatus::Error,
     );
     let op = Op { m, request_id };
     if recovering {
@@ -173,10 +147,12 @@ pub(in crate::volume) async fn create_snapshot(
         failed.fail(&op, text).await;
         return Err(OpError::Gone(format!("create snapshot: {text}")));
     }
-    let mut ctx = SnapshotCtx {
+    let mut ctx = Ctx {
         op,
-        snapshot,
-        provider_location: None,
+        it: Snap {
+            row: snapshot,
+            provider_location: None,
+        },
     };
     flow::run(
         "create-snapshot",
@@ -194,16 +170,19 @@ pub(in crate::volume) async fn delete_snapshot(
     let Some(snapshot) = snapshot_in(m, id, SnapshotStatus::Deleting).await? else {
         return Ok(());
     };
-    let failed = failed(
+    let failed = MarkFailed::snapshot(
         &snapshot,
         event::SNAPSHOT_DELETE_FAILED,
         "delete snapshot",
-        (SnapshotStatus::Deleting, SnapshotStatus::ErrorDeleting),
+        SnapshotStatus::Deleting,
+        SnapshotStatus::ErrorDeleting,
     );
-    let mut ctx = SnapshotCtx {
+    let mut ctx = Ctx {
         op: Op { m, request_id },
-        snapshot,
-        provider_location: None,
+        it: Snap {
+            row: snapshot,
+            provider_location: None,
+        },
     };
     flow::run(
         "delete-snapshot",
