@@ -12,7 +12,8 @@
 //! drivers through the typed methods of `operations`, in its own types (`convert`).
 //!
 //! The host side of every import a driver may call is in `host_calls`; the bindings of each
-//! contract version in `since_v0_*`.
+//! contract version in `since_v0_*`, with the host types behind the contract's resources in
+//! `resources` (which uses no bindings, so bindings and host calls do not use each other).
 
 mod cache;
 mod component;
@@ -24,6 +25,7 @@ pub mod host_calls;
 mod load;
 mod operations;
 mod pool;
+pub mod resources;
 pub mod since_v0_1_0;
 pub mod since_v0_2_0;
 pub mod versions;

@@ -15,7 +15,6 @@ mod log;
 pub use clock::SleptPastDeadline;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,13 +58,6 @@ pub struct BackendContext {
     pub limits: Limits,
     pub http: reqwest::Client,
     pub runtime: tokio::runtime::Handle,
-}
-
-/// A granted file or device, open for a driver.
-pub struct BlockHandle {
-    file: File,
-    path: PathBuf,
-    writable: bool,
 }
 
 /// The data of one instance's store.

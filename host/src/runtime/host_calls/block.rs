@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use wasmtime::component::Resource;
 
-use super::{BlockHandle, HostState};
+use super::HostState;
+use crate::runtime::resources::BlockHandle;
 use crate::runtime::since_v0_2_0::ashlar::driver::block;
 
 /// Largest single read a driver may ask for; bulk moves use `block.copy`.
