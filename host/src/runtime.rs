@@ -33,8 +33,8 @@ pub mod versions;
 /// The newest contract version; the rest of the host speaks its types.
 pub use since_v0_2_0 as latest;
 
-pub use component::{CONTRACT_SECTION, contract_version};
+pub use component::{CONTRACT_SECTION, contract_version, export_names, world_of_exports};
 pub use engine::Runtime;
 pub use error::{CallError, DriverFailure, LoadError, SandboxFailure};
-pub use load::DriverSpec;
+pub use load::{Admitted, DriverSpec, admit, served_contract};
 pub use pool::{DriverPool, PoolMetrics};

@@ -1,19 +1,20 @@
 //! Loading a driver, in order: the contract version its component was built against
-//! must be served here, the manifest must declare the world the driver is configured as,
-//! the operator's grants must cover what the manifest asks, and the compiled component must
-//! link against the bindings of its contract and world. Only then is a pool made.
+//! must be served here ([`served_contract`]), the manifest must declare the world the
+//! driver is configured as and the operator's grants must cover what the manifest asks
+//! ([`admit`]), and the compiled component must link against the bindings of its contract
+//! and world ([`Runtime::prepare`]). Only then is a pool made. `ashlar plugin validate`
+//! runs the same checks without making the pool.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::component::contract_version;
 use super::engine::Runtime;
 use super::error::LoadError;
 use super::host_calls::{BackendContext, PluginIdentity};
 use super::pool::DriverPool;
-use super::versions;
-use crate::capabilities::{self, Manifest, World};
+use super::versions::{self, Contract};
+use crate::capabilities::{self, EffectiveCapabilities, Manifest, World};
 use crate::config::{Credential, Limits};
 
 /// Everything needed to run one backend's driver.
@@ -34,52 +35,87 @@ pub struct DriverSpec {
     pub world: World,
 }
 
-impl Runtime {
-    /// Checks and prepares a backend's driver: contract version, manifest against the
-    /// operator's grants, world, then one instance that must pass do-setup.
-    pub fn load(self: &Arc<Self>, spec: DriverSpec) -> Result<Arc<DriverPool>, LoadError> {
-        let identity = PluginIdentity {
-            name: spec.manifest.name.clone(),
-            version: spec.manifest.version.clone(),
-            backend: spec.backend.clone(),
-        };
-        let what = format!(
+impl DriverSpec {
+    /// How messages name the driver: `plugin NAME VERSION (ORIGIN)`.
+    pub fn what(&self) -> String {
+        format!(
             "plugin {} {} ({})",
-            identity.name, identity.version, spec.origin
-        );
-        let contract = match contract_version(&spec.wasm).map_err(|m| LoadError::Compile {
-            what: what.clone(),
-            message: m,
-        })? {
-            None => return Err(LoadError::NoContractVersion { what }),
-            Some(v) if versions::served(&v).is_none() => {
-                return Err(LoadError::UnsupportedContract {
-                    what,
-                    found: v.to_string(),
-                    served: versions::served_list(),
-                });
-            }
-            Some(v) => v,
-        };
-        let served = versions::served(&contract).expect("checked above");
-        if spec.manifest.world != spec.world {
-            return Err(LoadError::WorldNotServed {
-                what,
-                declared: spec.manifest.world.to_string(),
-                wanted: spec.world.to_string(),
+            self.manifest.name, self.manifest.version, self.origin
+        )
+    }
+}
+
+/// The contract version a component was built against, if this host serves it
+/// ([`versions::contract_of`]); `what` names the driver in the refusal.
+pub fn served_contract(what: &str, wasm: &[u8]) -> Result<semver::Version, LoadError> {
+    match versions::contract_of(wasm) {
+        Contract::Served { stamped, .. } => Ok(stamped),
+        Contract::NotServed(v) => Err(LoadError::UnsupportedContract {
+            what: what.to_string(),
+            found: v.to_string(),
+            served: versions::served_list(),
+        }),
+        Contract::Unstamped => Err(LoadError::NoContractVersion {
+            what: what.to_string(),
+        }),
+        Contract::Unreadable(message) => Err(LoadError::Compile {
+            what: what.to_string(),
+            message,
+        }),
+    }
+}
+
+/// What the operator's config lets an admitted driver do.
+pub struct Admitted {
+    /// The backend's settings, with the manifest's defaults for those it leaves out.
+    pub settings: BTreeMap<String, String>,
+    pub capabilities: EffectiveCapabilities,
+}
+
+/// Whether the driver of `spec` may run as configured: its manifest declares the world it
+/// is configured as, and the operator's grants cover everything it asks for.
+pub fn admit(spec: &DriverSpec) -> Result<Admitted, LoadError> {
+    if spec.manifest.world != spec.world {
+        return Err(LoadError::WorldNotServed {
+            what: spec.what(),
+            declared: spec.manifest.world.to_string(),
+            wanted: spec.world.to_string(),
+        });
+    }
+    let settings = spec.manifest.settings_with_defaults(&spec.settings);
+    // Refusals name the config section the grants live in.
+    let section = match spec.world {
+        World::TargetDriver => format!("{}.target", spec.backend),
+        _ => spec.backend.clone(),
+    };
+    let capabilities = capabilities::grant(&spec.manifest, &section, &settings, &spec.grants)
+        .map_err(|e| LoadError::Capability(Box::new(e)))?;
+    Ok(Admitted {
+        settings,
+        capabilities,
+    })
+}
+
+impl Runtime {
+    /// Compiles a component (or takes its cached artifact) and links it against the
+    /// bindings of `contract` as a `world`: every check short of instantiating it.
+    pub fn prepare(
+        &self,
+        what: &str,
+        wasm: &[u8],
+        contract: &semver::Version,
+        world: World,
+    ) -> Result<versions::DriverPre, LoadError> {
+        let Some(served) = versions::served(contract) else {
+            return Err(LoadError::UnsupportedContract {
+                what: what.to_string(),
+                found: contract.to_string(),
+                served: versions::served_list(),
             });
-        }
-        let settings = spec.manifest.settings_with_defaults(&spec.settings);
-        // Refusals name the config section the grants live in.
-        let section = match spec.world {
-            World::TargetDriver => format!("{}.target", spec.backend),
-            _ => spec.backend.clone(),
         };
-        let capabilities = capabilities::grant(&spec.manifest, &section, &settings, &spec.grants)
-            .map_err(|e| LoadError::Capability(Box::new(e)))?;
-        let component = self.compile(&what, &spec.wasm)?;
+        let component = self.compile(what, wasm)?;
         let contract_err = |e: wasmtime::Error| LoadError::Contract {
-            what: what.clone(),
+            what: what.to_string(),
             version: served.to_string(),
             message: format!("{e:#}"),
         };
@@ -87,10 +123,25 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(contract_err)?;
-        let pre =
-            versions::DriverPre::new(&contract, spec.world, instance_pre).map_err(contract_err)?;
+        versions::DriverPre::new(contract, world, instance_pre).map_err(contract_err)
+    }
+
+    /// Checks and prepares a backend's driver: contract version, world, manifest against
+    /// the operator's grants, compile and link; the pool's first instance runs do-setup.
+    pub fn load(self: &Arc<Self>, spec: DriverSpec) -> Result<Arc<DriverPool>, LoadError> {
+        let what = spec.what();
+        let contract = served_contract(&what, &spec.wasm)?;
+        let Admitted {
+            settings,
+            capabilities,
+        } = admit(&spec)?;
+        let pre = self.prepare(&what, &spec.wasm, &contract, spec.world)?;
         let ctx = Arc::new(BackendContext {
-            identity,
+            identity: PluginIdentity {
+                name: spec.manifest.name.clone(),
+                version: spec.manifest.version.clone(),
+                backend: spec.backend.clone(),
+            },
             capabilities,
             settings,
             credentials: spec.credentials,
