@@ -1,5 +1,6 @@
 //! The operator's plugin surface: hot swap with probation and rollback, per-plugin
-//! figures, and the checks `ashlar plugin inspect` / `validate` run offline.
+//! figures, and the checks `ashlar plugin inspect` / `validate` run offline. Every driver
+//! is read and specified through [`source`], whichever of these loads it.
 //!
 //! A swap: load the new component (contract version, world, manifest against the
 //! backend's grants, compile or take the cached artifact), probe it (do-setup on a fresh
