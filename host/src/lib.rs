@@ -2,6 +2,8 @@
 //! are sandboxed WebAssembly components.
 
 pub mod api;
+#[cfg(test)]
+mod architecture;
 pub mod bundled;
 pub use ashlar_capabilities as capabilities;
 pub mod config;

@@ -38,8 +38,10 @@ enum Command {
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Show what a component is and asks for: name, version, world, contract version,
-    /// requested capabilities, size, imports and exports.
+    /// requested capabilities, size, imports and exports. Without its plugin.toml, what
+    /// the component says of itself.
     Inspect {
+        /// A .wasm component, or the name of a bundled driver.
         wasm: PathBuf,
         /// Its plugin.toml (default: beside the .wasm, same stem).
         #[arg(long)]
@@ -48,6 +50,7 @@ enum PluginCommand {
     /// Say whether a component would load on this config's backends, and what would be
     /// refused.
     Validate {
+        /// A .wasm component, or the name of a bundled driver.
         wasm: PathBuf,
         #[arg(long)]
         manifest: Option<PathBuf>,
@@ -150,9 +153,13 @@ fn run() -> anyhow::Result<()> {
 
 fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
     use ashlar::plugins::offline;
+    use ashlar::plugins::source::DriverSource;
     match cmd {
         PluginCommand::Inspect { wasm, manifest } => {
-            println!("{}", offline::inspect(&wasm, manifest.as_deref())?);
+            println!(
+                "{}",
+                offline::inspect(&DriverSource::named(&wasm, manifest))?
+            );
             Ok(())
         }
         PluginCommand::Validate {
@@ -163,8 +170,8 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
         } => {
             let mut cfg = ashlar::config::Config::load(config.as_deref())?;
             cfg.finish()?;
-            let (report, ok) =
-                offline::validate(&wasm, manifest.as_deref(), &cfg, backend.as_deref())?;
+            let source = DriverSource::named(&wasm, manifest);
+            let (report, ok) = offline::validate(&source, &cfg, backend.as_deref())?;
             println!("{report}");
             if !ok {
                 anyhow::bail!("the component would not load");

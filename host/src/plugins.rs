@@ -1,5 +1,6 @@
 //! The operator's plugin surface: hot swap with probation and rollback, per-plugin
-//! figures, and the checks `ashlar plugin inspect` / `validate` run offline.
+//! figures, and the checks `ashlar plugin inspect` / `validate` run offline. Every driver
+//! is read and specified through [`source`], whichever of these loads it.
 //!
 //! A swap: load the new component (contract version, world, manifest against the
 //! backend's grants, compile or take the cached artifact), probe it (do-setup on a fresh
@@ -16,12 +17,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub mod offline;
+pub mod source;
 
-use crate::capabilities::{Manifest, World};
 use crate::db::PluginEvent;
 use crate::runtime::{DriverPool, DriverSpec, LoadError, Runtime};
 use crate::volume::{Backend, DriverSlot, VolumeManager};
 use crate::worker::{Worker, WorkerState, WorkerStatus, Workers};
+use source::{DriverSource, SourceError};
 
 /// How often probation looks at the new driver, and how often it probes its health.
 const PROBATION_TICK: Duration = Duration::from_millis(100);
@@ -31,8 +33,8 @@ const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
 pub enum SwapError {
     #[error("there is no backend `{0}`; see `ashlar plugin list`")]
     UnknownBackend(String),
-    #[error("cannot read {path}: {message}")]
-    Read { path: PathBuf, message: String },
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("the new driver was refused: {0}")]
     Load(#[from] Box<LoadError>),
     #[error(
@@ -119,23 +121,6 @@ pub struct PluginManager {
     default_probation: Duration,
 }
 
-/// Reads a component and its manifest (beside it unless given).
-fn read_component(
-    wasm_path: PathBuf,
-    manifest_path: Option<PathBuf>,
-) -> Result<(Vec<u8>, Manifest), SwapError> {
-    let wasm = std::fs::read(&wasm_path).map_err(|e| SwapError::Read {
-        path: wasm_path.clone(),
-        message: e.to_string(),
-    })?;
-    let manifest_path = manifest_path.unwrap_or_else(|| wasm_path.with_extension("toml"));
-    let manifest = Manifest::load(&manifest_path).map_err(|e| SwapError::Read {
-        path: manifest_path.clone(),
-        message: e.to_string(),
-    })?;
-    Ok((wasm, manifest))
-}
-
 /// Makes up to two instances ahead of the switch, so the first calls after it do not
 /// pay for instantiation.
 async fn prewarm(pool: &Arc<DriverPool>, instances: u32) -> Result<(), SwapError> {
@@ -202,10 +187,8 @@ impl PluginManager {
         let backend = self.backend(backend_name)?;
         let slot = part.slot(backend)?;
         let event_name = part.event_name(backend_name);
-        let result = match part {
-            Part::Volume => self.prepare(backend, wasm_path, manifest_path).await,
-            Part::Target => self.prepare_target(backend, wasm_path, manifest_path).await,
-        };
+        let source = DriverSource::file(wasm_path, manifest_path);
+        let result = self.prepare(backend, part, &source).await;
         let current = slot.driver();
         let next = match result {
             Ok(next) => next,
@@ -257,29 +240,35 @@ impl PluginManager {
         })
     }
 
-    /// Loads and probes a new driver for `backend` without switching to it.
+    /// Loads and probes a new volume or target driver for `backend` without switching to
+    /// it.
     async fn prepare(
         &self,
         backend: &Backend,
-        wasm_path: PathBuf,
-        manifest_path: Option<PathBuf>,
+        part: Part,
+        source: &DriverSource,
     ) -> Result<Arc<DriverPool>, SwapError> {
-        let (wasm, manifest) = read_component(wasm_path.clone(), manifest_path)?;
-        let cfg = &backend.config;
-        let spec = DriverSpec {
-            backend: backend.name.clone(),
-            origin: wasm_path.display().to_string(),
-            wasm: wasm.into(),
-            manifest,
-            grants: cfg.grants.clone(),
-            settings: cfg.settings.clone(),
-            credentials: cfg.credentials.clone(),
-            limits: cfg.limits.clone(),
-            host_name: self.host_name.clone(),
-            exec_dirs: cfg.exec_dirs.clone(),
-            world: World::VolumeDriver,
-        };
-        let next = self.load_checked(spec).await?;
+        let config = part
+            .config(&backend.name, &backend.config)
+            .ok_or_else(|| SwapError::NoTarget(backend.name.clone()))?;
+        let files = source.read()?;
+        let next = self
+            .load_checked(config.spec(files, &self.host_name))
+            .await?;
+        if part == Part::Volume {
+            self.probe_volume_driver(backend, &next).await?;
+        }
+        prewarm(&next, config.limits.instances).await?;
+        Ok(next)
+    }
+
+    /// Whether a new volume driver can take over the backend's volumes: it reports pools,
+    /// the pools the volumes live in, and the features they use.
+    async fn probe_volume_driver(
+        &self,
+        backend: &Backend,
+        next: &Arc<DriverPool>,
+    ) -> Result<(), SwapError> {
         let stats = next
             .get_volume_stats(true)
             .await
@@ -330,8 +319,7 @@ impl PluginManager {
                 ),
             });
         }
-        prewarm(&next, backend.config.limits.instances).await?;
-        Ok(next)
+        Ok(())
     }
 
     /// Loads a component off the async threads (compiling is CPU work) and runs its
@@ -351,35 +339,6 @@ impl PluginManager {
                 step: "check-for-setup-error",
                 message: e.to_string(),
             })?;
-        Ok(next)
-    }
-
-    /// Loads and probes a new target driver for `backend` without switching to it.
-    async fn prepare_target(
-        &self,
-        backend: &Backend,
-        wasm_path: PathBuf,
-        manifest_path: Option<PathBuf>,
-    ) -> Result<Arc<DriverPool>, SwapError> {
-        let Some(cfg) = &backend.config.target else {
-            return Err(SwapError::NoTarget(backend.name.clone()));
-        };
-        let (wasm, manifest) = read_component(wasm_path.clone(), manifest_path)?;
-        let spec = DriverSpec {
-            backend: backend.name.clone(),
-            origin: wasm_path.display().to_string(),
-            wasm: wasm.into(),
-            manifest,
-            grants: cfg.grants.clone(),
-            settings: cfg.settings.clone(),
-            credentials: cfg.credentials.clone(),
-            limits: cfg.limits.clone(),
-            host_name: self.host_name.clone(),
-            exec_dirs: backend.config.exec_dirs.clone(),
-            world: World::TargetDriver,
-        };
-        let next = self.load_checked(spec).await?;
-        prewarm(&next, cfg.limits.instances).await?;
         Ok(next)
     }
 

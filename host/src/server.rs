@@ -8,117 +8,39 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::api::{self, AppState};
-use crate::bundled;
-use crate::capabilities::{Manifest, World};
 use crate::config::{BackendConfig, Config};
 use crate::db::Db;
-use crate::runtime::{DriverPool, DriverSpec, Runtime};
+use crate::plugins::Part;
+use crate::runtime::{DriverPool, Runtime};
 use crate::scheduler::SchedulerConfig;
 use crate::volume::{self, Backend, StatsPoller, VolumeManager};
 use crate::worker::Workers;
 
-/// Reads a driver's component and manifest: bundled by name, or from files. `what` names
-/// the config entry in messages (`backend lvm1`, `backend lvm1 target`).
-pub fn driver_source(
-    what: &str,
-    driver: &str,
-    manifest: Option<&std::path::Path>,
-) -> anyhow::Result<(String, Arc<[u8]>, Manifest)> {
-    if let Some(b) = bundled::find(driver) {
-        let manifest = Manifest::from_toml_str(b.manifest).context("bundled manifest")?;
-        return Ok((
-            format!("bundled driver {}", b.name),
-            Arc::from(b.wasm),
-            manifest,
-        ));
-    }
-    let path = std::path::PathBuf::from(driver);
-    if path.extension().is_none_or(|e| e != "wasm") {
-        anyhow::bail!(
-            "{what}: driver `{driver}` is neither a bundled driver ({}) nor a path to a .wasm component",
-            bundled::BUNDLED
-                .iter()
-                .map(|b| b.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let wasm =
-        std::fs::read(&path).with_context(|| format!("{what}: reading {}", path.display()))?;
-    let manifest_path = manifest
-        .map(|m| m.to_path_buf())
-        .unwrap_or_else(|| path.with_extension("toml"));
-    let manifest = Manifest::load(&manifest_path).with_context(|| {
-        format!(
-            "{what}: the component's plugin.toml is expected at {}",
-            manifest_path.display()
-        )
-    })?;
-    Ok((path.display().to_string(), Arc::from(wasm), manifest))
-}
-
-/// Loads one backend's driver through the runtime and checks it can serve.
-pub async fn load_backend(
+/// Loads one of a backend's drivers through the runtime (bundled, or from its files) and
+/// checks it can serve; `None` for a target the backend does not have.
+pub async fn load_driver(
     runtime: &Arc<Runtime>,
     cfg: &Config,
     name: &str,
     backend: &BackendConfig,
-) -> anyhow::Result<Arc<DriverPool>> {
-    let (origin, wasm, manifest) = driver_source(
-        &format!("backend {name}"),
-        &backend.driver,
-        backend.manifest.as_deref(),
-    )?;
-    let spec = DriverSpec {
-        backend: name.to_string(),
-        origin,
-        wasm,
-        manifest,
-        grants: backend.grants.clone(),
-        settings: backend.settings.clone(),
-        credentials: backend.credentials.clone(),
-        limits: backend.limits.clone(),
-        host_name: cfg.host_name.clone(),
-        exec_dirs: backend.exec_dirs.clone(),
-        world: World::VolumeDriver,
-    };
-    let pool = runtime
-        .load(spec)
-        .with_context(|| format!("backend {name}: loading its driver"))?;
-    check_setup(name, "driver", &pool).await;
-    Ok(pool)
-}
-
-/// Loads the target driver paired with a backend, if it has one.
-pub async fn load_target(
-    runtime: &Arc<Runtime>,
-    cfg: &Config,
-    name: &str,
-    backend: &BackendConfig,
+    part: Part,
 ) -> anyhow::Result<Option<Arc<DriverPool>>> {
-    let Some(target) = &backend.target else {
+    let Some(driver) = part.config(name, backend) else {
         return Ok(None);
     };
-    let what = format!("backend {name} target");
-    let (origin, wasm, manifest) =
-        driver_source(&what, &target.driver, target.manifest.as_deref())?;
-    let spec = DriverSpec {
-        backend: name.to_string(),
-        origin,
-        wasm,
-        manifest,
-        grants: target.grants.clone(),
-        settings: target.settings.clone(),
-        credentials: target.credentials.clone(),
-        limits: target.limits.clone(),
-        host_name: cfg.host_name.clone(),
-        exec_dirs: backend.exec_dirs.clone(),
-        world: World::TargetDriver,
+    let what = driver.what();
+    let files = driver
+        .source()
+        .and_then(|source| source.read())
+        .with_context(|| what.clone())?;
+    let which = match part {
+        Part::Volume => "driver",
+        Part::Target => "target driver",
     };
     let pool = runtime
-        .load(spec)
-        .with_context(|| format!("{what}: loading its target driver"))?;
-    check_setup(name, "target driver", &pool).await;
+        .load(driver.spec(files, &cfg.host_name))
+        .with_context(|| format!("{what}: loading its {which}"))?;
+    check_setup(name, which, &pool).await;
     Ok(Some(pool))
 }
 
@@ -146,9 +68,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let mut backends = BTreeMap::new();
     for (name, backend) in &cfg.backends {
-        let driver = load_backend(&runtime, &cfg, name, backend).await?;
+        let driver = load_driver(&runtime, &cfg, name, backend, Part::Volume)
+            .await?
+            .expect("every backend has a volume driver");
         tracing::info!(backend = %name, plugin = %driver.identity.name, version = %driver.identity.version, "backend loaded");
-        let target = load_target(&runtime, &cfg, name, backend).await?;
+        let target = load_driver(&runtime, &cfg, name, backend, Part::Target).await?;
         if let Some(t) = &target {
             tracing::info!(backend = %name, plugin = %t.identity.name, version = %t.identity.version, "target driver loaded");
         }

@@ -218,3 +218,97 @@ driver = "@FIXTURES@/contract-v0-1.wasm"
     assert_eq!(c.wait("snapshots", &snap).await["status"], "error");
     assert!(c.messages_for(&snap).await[0].contains("not supported"));
 }
+
+/// Runs `ashlar plugin ARGS…`; returns whether it succeeded, its stdout and its stderr.
+fn plugin(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ashlar"))
+        .arg("plugin")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plugin_validate_accepts_a_driver_on_contract_0_1_as_serve_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(FIXTURES_DIR).join("contract-v0-1.wasm");
+    let config = dir.path().join("ashlar.toml");
+    // It asks for nothing, so a backend granting nothing serves it.
+    std::fs::write(
+        &config,
+        format!("[backends.old]\ndriver = {:?}\n", fixture.display()),
+    )
+    .unwrap();
+    let (ok, out, err) = plugin(&[
+        "validate".as_ref(),
+        fixture.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    assert!(ok, "{out}{err}");
+    for want in [
+        "old-contract 0.1.0: contract 0.1.0 (served here)",
+        "fit contract 0.1.0 as a volume-driver",
+        "backend old: every requested capability is granted",
+        "would load",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+}
+
+#[test]
+fn plugin_inspect_of_a_bare_component_says_what_the_component_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = |name: &str| {
+        let wasm = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&wasm, ashlar::bundled::find(name).unwrap().wasm).unwrap();
+        wasm
+    };
+    let nfs = bare("nfs");
+    let (ok, out, err) = plugin(&["inspect".as_ref(), nfs.as_os_str()]);
+    assert!(ok, "{out}{err}");
+    let toml = dir.path().join("nfs.toml");
+    for want in [
+        format!("manifest:    MISSING: no plugin.toml at {}", toml.display()),
+        "world:       volume-driver".into(),
+        "contract:    0.2.0 (served here)".into(),
+        "size:        ".into(),
+        "ashlar:driver/volume-driver-core@0.2.0".into(),
+        "ashlar:driver/exec@0.2.0".into(),
+    ] {
+        assert!(out.contains(&want), "missing `{want}` in:\n{out}");
+    }
+    assert!(
+        !out.contains("requests:"),
+        "no manifest, no requests:\n{out}"
+    );
+
+    let tgt = bare("iscsi-tgt");
+    let (ok, out, err) = plugin(&["inspect".as_ref(), tgt.as_os_str()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("world:       target-driver"), "{out}");
+    assert!(
+        out.contains("ashlar:driver/target-driver-core@0.2.0"),
+        "{out}"
+    );
+
+    // With a manifest that says otherwise, the component's own word is a warning.
+    std::fs::write(
+        tgt.with_extension("toml"),
+        ashlar::bundled::find("nfs").unwrap().manifest,
+    )
+    .unwrap();
+    let (ok, out, err) = plugin(&["inspect".as_ref(), tgt.as_os_str()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("world:       volume-driver"), "{out}");
+    assert!(
+        out.contains("warning:") && out.contains("exports make it a target-driver"),
+        "{out}"
+    );
+}

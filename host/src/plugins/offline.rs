@@ -1,78 +1,81 @@
-//! `ashlar plugin inspect` and `validate`: answers about a component without a server.
+//! `ashlar plugin inspect` and `validate`: answers about a component without a server,
+//! through the same source, contract check and load checks `ashlar serve` uses.
 
 use std::fmt::Write;
-use std::path::Path;
 
-use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::capabilities::{self, Manifest};
+use super::Part;
+use super::source::DriverSource;
+use crate::capabilities::{Manifest, World};
 use crate::config::Config;
-use crate::runtime::{Runtime, contract_version, latest};
+use crate::runtime::{self, Runtime, served_contract, versions};
 
-fn read(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<(Vec<u8>, Manifest)> {
-    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
-    let manifest_path = manifest
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| wasm.with_extension("toml"));
-    let manifest = Manifest::load(&manifest_path).with_context(|| {
-        format!(
-            "the component's plugin.toml is expected at {}",
-            manifest_path.display()
-        )
-    })?;
-    Ok((bytes, manifest))
-}
-
-/// Whether this host can serve the component's contract, in words.
-fn contract_verdict(bytes: &[u8]) -> (String, bool) {
-    let served = latest::VERSION;
-    match contract_version(bytes) {
-        Ok(Some(v)) if v.major == served.major && v.minor == served.minor => {
-            (format!("{v} (served here)"), true)
-        }
-        Ok(Some(v)) => (
-            format!("{v} (NOT served: this host serves {served})"),
-            false,
-        ),
-        Ok(None) => ("none: not built with the Ashlar SDK".into(), false),
-        Err(e) => (format!("unreadable: {e}"), false),
-    }
-}
-
-pub fn inspect(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<String> {
-    let (bytes, m) = read(wasm, manifest)?;
+/// What a component is and asks for. Without its manifest, what the component says of
+/// itself: the world its exports implement, its contract version, size, imports, exports.
+pub fn inspect(source: &DriverSource) -> anyhow::Result<String> {
+    let bytes = source.read_wasm()?;
     let mut out = String::new();
     let digest: String = Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    writeln!(out, "name:        {}", m.name)?;
-    writeln!(out, "version:     {}", m.version)?;
-    writeln!(out, "world:       {}", m.world)?;
-    if let Some(d) = &m.description {
-        writeln!(out, "description: {d}")?;
+    let exported = runtime::export_names(&bytes).map(|names| runtime::world_of_exports(&names));
+    let manifest = match source.manifest_path() {
+        Some(path) if !path.exists() => {
+            writeln!(
+                out,
+                "manifest:    MISSING: no plugin.toml at {} (a manifest sits beside its .wasm, same stem, or is given with --manifest); below is what the component says of itself",
+                path.display()
+            )?;
+            None
+        }
+        _ => match source.read_manifest() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                writeln!(
+                    out,
+                    "manifest:    UNREADABLE: {e}; below is what the component says of itself"
+                )?;
+                None
+            }
+        },
+    };
+    match (&manifest, &exported) {
+        (Some(m), _) => {
+            writeln!(out, "name:        {}", m.name)?;
+            writeln!(out, "version:     {}", m.version)?;
+            writeln!(out, "world:       {}", m.world)?;
+            match exported {
+                Ok(Some(w)) if w != m.world => writeln!(
+                    out,
+                    "warning:     the manifest declares world {}, but the component's exports make it a {w}: it will not load",
+                    m.world
+                )?,
+                Ok(None) => writeln!(
+                    out,
+                    "warning:     the component exports no driver interface of any world; it will not load"
+                )?,
+                _ => {}
+            }
+            if let Some(d) = &m.description {
+                writeln!(out, "description: {d}")?;
+            }
+        }
+        (None, Ok(Some(w))) => writeln!(out, "world:       {w} (from its exports)")?,
+        (None, Ok(None)) => writeln!(out, "world:       none: it exports no driver interface")?,
+        (None, Err(e)) => writeln!(out, "world:       unknown: its exports are unreadable: {e}")?,
     }
-    writeln!(out, "contract:    {}", contract_verdict(&bytes).0)?;
+    writeln!(out, "contract:    {}", versions::contract_of(&bytes))?;
     writeln!(out, "size:        {} bytes (sha256 {digest})", bytes.len())?;
-    writeln!(out, "requests:")?;
-    for e in &m.capabilities.exec {
-        writeln!(out, "  exec  {} {}", e.program, e.args.join(" "))?;
-    }
-    for b in &m.capabilities.block {
-        writeln!(out, "  block {b}")?;
-    }
-    for h in &m.capabilities.http {
-        writeln!(out, "  http  {h}")?;
-    }
-    if m.capabilities.exec.is_empty()
-        && m.capabilities.block.is_empty()
-        && m.capabilities.http.is_empty()
-    {
-        writeln!(out, "  nothing")?;
+    if let Some(m) = &manifest {
+        write_requests(&mut out, m)?;
     }
     let runtime = Runtime::new(None)?;
-    match runtime.compile(&m.name, &bytes) {
+    let what = manifest
+        .as_ref()
+        .map_or_else(|| source.origin(), |m| m.name.clone());
+    match runtime.compile(&what, &bytes) {
         Ok(component) => {
             let ty = component.component_type();
             writeln!(out, "imports:")?;
@@ -89,66 +92,98 @@ pub fn inspect(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Reports, per backend, whether the component would load and what would be refused.
-/// The bool is whether it would load on every backend checked.
+fn write_requests(out: &mut String, m: &Manifest) -> std::fmt::Result {
+    writeln!(out, "requests:")?;
+    for e in &m.capabilities.exec {
+        writeln!(out, "  exec  {} {}", e.program, e.args.join(" "))?;
+    }
+    for b in &m.capabilities.block {
+        writeln!(out, "  block {b}")?;
+    }
+    for h in &m.capabilities.http {
+        writeln!(out, "  http  {h}")?;
+    }
+    if m.capabilities.exec.is_empty()
+        && m.capabilities.block.is_empty()
+        && m.capabilities.http.is_empty()
+    {
+        writeln!(out, "  nothing")?;
+    }
+    Ok(())
+}
+
+/// Reports, per backend, whether the component would load and what would be refused: the
+/// checks `ashlar serve` and a swap make, short of running the driver. The bool is whether
+/// it would load on every backend checked.
 pub fn validate(
-    wasm: &Path,
-    manifest: Option<&Path>,
+    source: &DriverSource,
     cfg: &Config,
     only: Option<&str>,
 ) -> anyhow::Result<(String, bool)> {
-    let (bytes, m) = read(wasm, manifest)?;
+    let files = source.read()?;
+    let m = &files.manifest;
     let mut out = String::new();
     let mut ok = true;
-    let (contract, served) = contract_verdict(&bytes);
+    let what = format!("plugin {} {} ({})", m.name, m.version, files.origin);
+    let contract = versions::contract_of(&files.wasm);
     writeln!(out, "{} {}: contract {contract}", m.name, m.version)?;
-    ok &= served;
-    let as_target = m.world == capabilities::World::TargetDriver;
-    if m.world == capabilities::World::BackupDriver {
-        writeln!(out, "world {}: NOT served by this host yet", m.world)?;
-        ok = false;
-    }
+    // A target driver is checked against the backends' `[target]` sections.
+    let part = match m.world {
+        World::VolumeDriver => Part::Volume,
+        World::TargetDriver => Part::Target,
+        World::BackupDriver => {
+            writeln!(out, "world {}: NOT served by this host yet", m.world)?;
+            writeln!(out, "would NOT load")?;
+            return Ok((out, false));
+        }
+    };
     let runtime = Runtime::new(None)?;
-    if let Err(e) = runtime.compile(&m.name, &bytes) {
-        writeln!(out, "compile: FAILED: {e}")?;
-        ok = false;
+    match served_contract(&what, &files.wasm) {
+        // Compiled and linked once: the same for every backend.
+        Ok(stamped) => match runtime.prepare(&what, &files.wasm, &stamped, m.world) {
+            Ok(_) => writeln!(
+                out,
+                "component: compiles, and its exports fit contract {stamped} as a {}",
+                m.world
+            )?,
+            Err(e) => {
+                ok = false;
+                writeln!(out, "component: FAILED: {e}")?;
+            }
+        },
+        Err(_) => {
+            ok = false;
+            if let Err(e) = runtime.compile(&what, &files.wasm) {
+                writeln!(out, "compile: FAILED: {e}")?;
+            }
+        }
     }
     let mut checked = 0;
     for (name, backend) in &cfg.backends {
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        // A target driver is checked against the backend's `[target]` section.
-        let (what, settings, grants) = match (as_target, &backend.target) {
-            (false, _) => (
-                format!("backend {name}"),
-                &backend.settings,
-                &backend.grants,
-            ),
-            (true, Some(t)) => (format!("backend {name} target"), &t.settings, &t.grants),
-            (true, None) => {
-                if only.is_some() {
-                    checked += 1;
-                    ok = false;
-                    writeln!(
-                        out,
-                        "backend {name}: has no [target] section for a target driver"
-                    )?;
-                }
-                continue;
+        let Some(config) = part.config(name, backend) else {
+            if only.is_some() {
+                checked += 1;
+                ok = false;
+                writeln!(
+                    out,
+                    "backend {name}: has no [target] section for a target driver"
+                )?;
             }
+            continue;
         };
         checked += 1;
-        let section = if as_target {
-            format!("{name}.target")
-        } else {
-            name.clone()
-        };
-        match capabilities::grant(&m, &section, &m.settings_with_defaults(settings), grants) {
-            Ok(_) => writeln!(out, "{what}: every requested capability is granted")?,
+        match runtime::admit(&config.spec(files.clone(), &cfg.host_name)) {
+            Ok(_) => writeln!(
+                out,
+                "{}: every requested capability is granted",
+                config.what()
+            )?,
             Err(e) => {
                 ok = false;
-                writeln!(out, "{what}: REFUSED: {e}")?;
+                writeln!(out, "{}: REFUSED: {e}", config.what())?;
             }
         }
     }

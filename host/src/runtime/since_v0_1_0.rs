@@ -13,14 +13,15 @@ wasmtime::component::bindgen!({
     },
     with: {
         "ashlar:driver/types": super::since_v0_2_0::ashlar::driver::types,
-        "ashlar:driver/block.handle": crate::runtime::host_calls::BlockHandle,
+        "ashlar:driver/block.handle": crate::runtime::resources::BlockHandle,
     },
 });
 
 /// The contract version these bindings serve.
 pub const VERSION: semver::Version = semver::Version::new(0, 1, 0);
 
-use super::host_calls::{BlockHandle, HostState};
+use super::host_calls::HostState;
+use super::resources::BlockHandle;
 use super::since_v0_2_0::ashlar::driver as latest;
 use ashlar::driver::{block, clock, config, exec, http, log};
 use wasmtime::component::Resource;

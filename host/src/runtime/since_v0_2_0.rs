@@ -9,7 +9,7 @@ wasmtime::component::bindgen!({
         "ashlar:driver/clock.sleep-ms": trappable,
     },
     with: {
-        "ashlar:driver/block.handle": crate::runtime::host_calls::BlockHandle,
+        "ashlar:driver/block.handle": crate::runtime::resources::BlockHandle,
     },
 });
 

@@ -5,6 +5,7 @@
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
+use super::component::contract_version;
 use super::host_calls::HostState;
 use super::since_v0_1_0 as v0_1;
 use super::since_v0_2_0 as v0_2;
@@ -31,6 +32,48 @@ pub fn served_list() -> String {
         .map(|v| format!("{}.{}", v.major, v.minor))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What this host makes of the contract a component was built against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contract {
+    /// Served: `stamped` falls under `served`.
+    Served {
+        stamped: semver::Version,
+        served: &'static semver::Version,
+    },
+    /// Built against a contract this host does not serve.
+    NotServed(semver::Version),
+    /// No contract version stamped: not built with the Ashlar SDK.
+    Unstamped,
+    /// Not a component whose sections can be read.
+    Unreadable(String),
+}
+
+/// The one contract check: loading, `ashlar plugin validate` and `inspect` all ask it.
+pub fn contract_of(wasm: &[u8]) -> Contract {
+    match contract_version(wasm) {
+        Ok(Some(v)) => match served(&v) {
+            Some(served) => Contract::Served { stamped: v, served },
+            None => Contract::NotServed(v),
+        },
+        Ok(None) => Contract::Unstamped,
+        Err(e) => Contract::Unreadable(e),
+    }
+}
+
+/// The verdict in words, as `ashlar plugin inspect` shows it.
+impl std::fmt::Display for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Contract::Served { stamped, .. } => write!(f, "{stamped} (served here)"),
+            Contract::NotServed(v) => {
+                write!(f, "{v} (NOT served: this host serves {})", served_list())
+            }
+            Contract::Unstamped => f.write_str("none: not built with the Ashlar SDK"),
+            Contract::Unreadable(e) => write!(f, "unreadable: {e}"),
+        }
+    }
 }
 
 pub enum DriverPre {
@@ -318,5 +361,31 @@ impl Driver {
             Driver::V0_1(_) | Driver::Target(_) => None,
             Driver::V0_2(d) => Some(d.ashlar_driver_volume_driver_health().call_health(s)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_contract_is_served_and_no_other() {
+        let fixtures = std::path::Path::new(crate::bundled::FIXTURES_DIR);
+        let old = std::fs::read(fixtures.join("contract-v0-1.wasm")).unwrap();
+        assert_eq!(
+            contract_of(&old),
+            Contract::Served {
+                stamped: semver::Version::new(0, 1, 0),
+                served: &SERVED[0]
+            }
+        );
+        let nfs = crate::bundled::find("nfs").unwrap();
+        assert_eq!(contract_of(nfs.wasm).to_string(), "0.2.0 (served here)");
+        assert_eq!(
+            Contract::NotServed(semver::Version::new(0, 9, 0)).to_string(),
+            "0.9.0 (NOT served: this host serves 0.1, 0.2)"
+        );
+        assert_eq!(contract_of(b"\0asm\x01\0\0\0"), Contract::Unstamped);
+        assert!(matches!(contract_of(b"not wasm"), Contract::Unreadable(_)));
     }
 }
