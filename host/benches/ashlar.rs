@@ -296,32 +296,22 @@ async fn plant_volumes(data: &std::path::Path, n: usize) -> Vec<String> {
     for i in 0..n {
         let id = uuid::Uuid::new_v4().to_string();
         let at = ashlar::db::time::now();
+        let metadata =
+            serde_json::json!({"tier": "gold", "owner": "bench", "index": i.to_string()});
         sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, \
-             availability_zone, host, provider_location, created_at, updated_at, launched_at) \
+             availability_zone, host, provider_location, created_at, updated_at, launched_at, metadata) \
              VALUES ($1, 'bench', 'bench', $2, 'planted for the list benchmark', 1, 'available', 'detached', \
-             'nova', 'ashlar@local#local', $3, $4, $4, $4)",
+             'nova', 'ashlar@local#local', $3, $4, $4, $4, $5)",
         )
         .bind(&id)
         .bind(format!("volume-{i}"))
         .bind(format!("volume-{id}"))
         .bind(&at)
+        .bind(metadata.to_string())
         .execute(&mut *tx)
         .await
         .unwrap();
-        for (k, v) in [
-            ("tier", "gold"),
-            ("owner", "bench"),
-            ("index", &i.to_string()),
-        ] {
-            sqlx::query("INSERT INTO volume_metadata (volume_id, key, value) VALUES ($1, $2, $3)")
-                .bind(&id)
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
         ids.push(id);
     }
     tx.commit().await.unwrap();

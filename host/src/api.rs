@@ -376,7 +376,32 @@ fn versioned(ctx: &Ctx, mut resp: Response) -> Response {
 
 /// [`reply`] for a body that serialises itself (a large list), with no JSON tree between.
 pub fn reply_with<T: serde::Serialize>(ctx: &Ctx, status: StatusCode, body: &T) -> Response {
-    versioned(ctx, (status, axum::Json(body)).into_response())
+    reply_sized(ctx, status, body, 256)
+}
+
+/// [`reply_with`] into a buffer of about `size` bytes, so a large body is not copied as it
+/// grows.
+pub fn reply_sized<T: serde::Serialize>(
+    ctx: &Ctx,
+    status: StatusCode,
+    body: &T,
+    size: usize,
+) -> Response {
+    let mut buf = Vec::with_capacity(size);
+    if let Err(e) = serde_json::to_writer(&mut buf, body) {
+        tracing::error!("cannot serialise a response: {e}");
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server has either erred or is incapable of performing the requested operation.",
+        )
+        .into_response();
+    }
+    let mut resp = (status, buf).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    versioned(ctx, resp)
 }
 
 /// Parses a request body as a JSON object, with Cinder's messages for what is wrong.

@@ -8,6 +8,17 @@
 //! Status changes only by conditional update (`… WHERE id = $1 AND status IN (…)`), so two
 //! racing requests cannot both win.
 
+/// An attachment row as JSON, `[[columns…], connector, connection_info]` (the last two as
+/// stored, spliced in unparsed): read alone, in a list, and inside a volume's row.
+macro_rules! attachment_json {
+    () => {
+        "'[' || json_array(a.id, a.volume_id, a.project_id, a.instance_uuid, a.attached_host, \
+         a.mountpoint, a.attach_mode, a.attach_status, a.attach_time, a.detach_time, \
+         a.created_at, a.updated_at) || ',' || COALESCE(a.connector, 'null') || ',' || \
+         COALESCE(a.connection_info, 'null') || ']'"
+    };
+}
+
 mod attachments;
 mod jobs;
 pub mod list;
@@ -48,6 +59,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_attachments",
         include_str!("../migrations/0003_attachments.sql"),
     ),
+    ("0004_lists", include_str!("../migrations/0004_lists.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

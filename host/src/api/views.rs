@@ -1,5 +1,7 @@
 //! Resource views: exactly the fields of the requested microversion.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -8,7 +10,7 @@ use crate::db::{AttachmentRow, Message, SnapshotRow, VolumeRow, VolumeType};
 use crate::driver::ConnectionInfo;
 use crate::volume::{AttachStatus, VolumeStatus};
 
-fn links(ctx: &Ctx, kind: &str, id: &str) -> Value {
+fn links(ctx: &Ctx, kind: &'static str, id: &str) -> Value {
     json!(resource_links(ctx, kind, id))
 }
 
@@ -21,33 +23,53 @@ fn metadata_object(items: &[(String, String)]) -> Value {
     )
 }
 
-/// A link to a resource, as Cinder lists them.
-#[derive(Serialize)]
-pub struct Link {
-    href: String,
-    rel: &'static str,
+/// `self` and `bookmark` links to `{kind}/{id}`, as Cinder lists them; written straight
+/// into the response (a page of a thousand volumes makes no strings for them).
+pub struct Links<'a> {
+    base: &'a str,
+    project: &'a str,
+    kind: &'static str,
+    id: &'a str,
 }
 
-/// `self` and `bookmark` links to `{kind}/{id}`.
-fn resource_links(ctx: &Ctx, kind: &str, id: &str) -> [Link; 2] {
-    [
-        Link {
-            href: ctx.link(&format!("{kind}/{id}")),
-            rel: "self",
-        },
-        Link {
-            href: format!("{}/{}/{kind}/{id}", ctx.base, ctx.project_id),
-            rel: "bookmark",
-        },
-    ]
-}
-
-/// Key-value pairs as a JSON object.
-struct Pairs<'a>(&'a [(String, String)]);
-
-impl Serialize for Pairs<'_> {
+impl Serialize for Links<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Href<'b>(&'b Links<'b>, &'static str);
+        impl Serialize for Href<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let Links {
+                    base,
+                    project,
+                    kind,
+                    id,
+                } = self.0;
+                s.collect_str(&format_args!("{base}{}/{project}/{kind}/{id}", self.1))
+            }
+        }
+        let mut seq = s.serialize_seq(Some(2))?;
+        for (prefix, rel) in [("/v3", "self"), ("", "bookmark")] {
+            struct One<'b>(Href<'b>, &'static str);
+            impl Serialize for One<'_> {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    let mut m = s.serialize_map(Some(2))?;
+                    m.serialize_entry("href", &self.0)?;
+                    m.serialize_entry("rel", self.1)?;
+                    m.end()
+                }
+            }
+            seq.serialize_element(&One(Href(self, prefix), rel))?;
+        }
+        seq.end()
+    }
+}
+
+fn resource_links<'a>(ctx: &'a Ctx, kind: &'static str, id: &'a str) -> Links<'a> {
+    Links {
+        base: &ctx.base,
+        project: &ctx.project_id,
+        kind,
+        id,
     }
 }
 
@@ -56,10 +78,10 @@ impl Serialize for Pairs<'_> {
 pub struct VolumeSummary<'a> {
     id: &'a str,
     name: Option<&'a str>,
-    links: [Link; 2],
+    links: Links<'a>,
 }
 
-pub fn volume_summary<'a>(ctx: &Ctx, v: &'a VolumeRow) -> VolumeSummary<'a> {
+pub fn volume_summary<'a>(ctx: &'a Ctx, v: &'a VolumeRow) -> VolumeSummary<'a> {
     VolumeSummary {
         id: &v.id,
         name: v.name.as_deref(),
@@ -96,14 +118,14 @@ pub struct VolumeDetail<'a> {
     bootable: &'static str,
     encrypted: bool,
     multiattach: bool,
-    metadata: Pairs<'a>,
+    metadata: &'a BTreeMap<String, String>,
     snapshot_id: Option<&'a str>,
     source_volid: Option<&'a str>,
     consistencygroup_id: (),
     replication_status: (),
     user_id: &'a str,
     volume_type: Option<&'a str>,
-    links: [Link; 2],
+    links: Links<'a>,
     #[serde(rename = "os-vol-tenant-attr:tenant_id")]
     tenant_id: &'a str,
     #[serde(
@@ -137,7 +159,7 @@ pub struct VolumeDetail<'a> {
     consumes_quota: Option<bool>,
 }
 
-pub fn volume_detail<'a>(ctx: &Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
+pub fn volume_detail<'a>(ctx: &'a Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
     let at = |minor: u32| ctx.version.at_least(minor);
     let admin = ctx.is_admin;
     VolumeDetail {
@@ -166,7 +188,7 @@ pub fn volume_detail<'a>(ctx: &Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
         bootable: if v.bootable { "true" } else { "false" },
         encrypted: false,
         multiattach: v.multiattach,
-        metadata: Pairs(&v.metadata),
+        metadata: &v.metadata,
         snapshot_id: v.snapshot_id.as_deref(),
         source_volid: v.source_volid.as_deref(),
         consistencygroup_id: (),

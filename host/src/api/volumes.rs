@@ -113,8 +113,8 @@ async fn create(
     }
     let (name, description) = super::name_and_description(&vol)?;
     let metadata = match vol.get("metadata") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(m) => string_map("metadata", m)?,
+        None | Some(Value::Null) => Default::default(),
+        Some(m) => string_map("metadata", m)?.into_iter().collect(),
     };
     let multiattach = match vol.get("multiattach") {
         None | Some(Value::Null) => false,
@@ -321,10 +321,10 @@ async fn page(
     let (ok, each) = (StatusCode::OK, rows.iter());
     Ok(if detail {
         let volumes = each.map(|v| views::volume_detail(ctx, v)).collect();
-        super::reply_with(ctx, ok, &Page { volumes, links })
+        super::reply_sized(ctx, ok, &Page { volumes, links }, rows.len() * 1024)
     } else {
         let volumes = each.map(|v| views::volume_summary(ctx, v)).collect();
-        super::reply_with(ctx, ok, &Page { volumes, links })
+        super::reply_sized(ctx, ok, &Page { volumes, links }, rows.len() * 256)
     })
 }
 
@@ -557,7 +557,7 @@ async fn metadata_show(
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "metadata": views::metadata(&v.metadata) }),
+        json!({ "metadata": v.metadata }),
     ))
 }
 
@@ -576,13 +576,8 @@ async fn metadata_write(
             ApiError::bad_request("Missing required element 'metadata' in request body.")
         })?,
     )?;
-    state.db.set_volume_metadata(&v.id, &items, replace).await?;
-    let all = state.db.volume_metadata(&v.id).await?;
-    Ok(reply(
-        ctx,
-        StatusCode::OK,
-        json!({ "metadata": views::metadata(&all) }),
-    ))
+    let all = state.db.set_volume_metadata(&v.id, &items, replace).await?;
+    Ok(reply(ctx, StatusCode::OK, json!({ "metadata": all })))
 }
 
 async fn metadata_merge(
@@ -609,12 +604,7 @@ async fn metadata_key_show(
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let v = visible::volume(&state, &ctx, &id).await?;
-    let value = v
-        .metadata
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.clone());
-    match value {
+    match v.metadata.get(&key).cloned() {
         Some(val) => Ok(reply(&ctx, StatusCode::OK, json!({ "meta": { key: val } }))),
         None => Err(ApiError::not_found(format!(
             "Volume {id} has no metadata with key {key}."

@@ -3,17 +3,16 @@
 //! moves the volume happens in one transaction with it. The connector and the connection
 //! info are stored in the host's own serde form ([`crate::driver`]).
 
-use std::collections::HashMap;
-
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use serde::Deserialize;
 
 use super::list::{ListError, ListQuery, Listing, Match};
-use super::{Db, DbError, Result, in_list, parse_column, time};
+use super::{Db, DbError, Result, in_list, time};
 use crate::driver::{ConnectionInfo, Connector};
 use crate::volume::status::{AttachStatus, VolumeStatus, status_for_attachments};
 
-#[derive(Debug, Clone)]
+/// An attachment as the store reads it (see [`ATTACHMENT_JSON`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "AttachmentJson")]
 pub struct AttachmentRow {
     pub id: String,
     pub volume_id: String,
@@ -55,19 +54,49 @@ impl Default for AttachmentRow {
     }
 }
 
-/// A JSON column read into a host type; a row written by an older host that does not
-/// read is reported, not silently dropped.
-fn json_column<T: serde::de::DeserializeOwned>(r: &SqliteRow, column: &str) -> Result<Option<T>> {
-    let Some(text): Option<String> = r.try_get(column)? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| DbError::Corrupt {
-            table: "volume_attachments",
-            id: r.try_get("id").unwrap_or_default(),
-            message: format!("{column}: {e}"),
-        })
+/// An attachment row as JSON: `[[columns…], connector, connection_info]`, the last two
+/// as stored (the host's serde form, or `null`), spliced in unparsed.
+pub(super) const ATTACHMENT_JSON: &str = attachment_json!();
+
+/// The columns of [`ATTACHMENT_JSON`], in order.
+#[derive(Deserialize)]
+struct AttachmentColumns {
+    id: String,
+    volume_id: String,
+    project_id: String,
+    instance_uuid: Option<String>,
+    attached_host: Option<String>,
+    mountpoint: Option<String>,
+    attach_mode: String,
+    attach_status: AttachStatus,
+    attach_time: Option<String>,
+    detach_time: Option<String>,
+    created_at: String,
+    updated_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AttachmentJson(AttachmentColumns, Option<Connector>, Option<ConnectionInfo>);
+
+impl From<AttachmentJson> for AttachmentRow {
+    fn from(AttachmentJson(c, connector, connection_info): AttachmentJson) -> Self {
+        AttachmentRow {
+            id: c.id,
+            volume_id: c.volume_id,
+            project_id: c.project_id,
+            instance_uuid: c.instance_uuid,
+            attached_host: c.attached_host,
+            mountpoint: c.mountpoint,
+            attach_mode: c.attach_mode,
+            attach_status: c.attach_status,
+            connector,
+            connection_info,
+            attach_time: c.attach_time,
+            detach_time: c.detach_time,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
 }
 
 fn to_json<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
@@ -75,31 +104,10 @@ fn to_json<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
         .map(|v| serde_json::to_string(v).expect("driver types serialise"))
 }
 
-impl AttachmentRow {
-    fn from_row(r: &SqliteRow) -> Result<Self> {
-        Ok(AttachmentRow {
-            id: r.try_get("id")?,
-            volume_id: r.try_get("volume_id")?,
-            project_id: r.try_get("project_id")?,
-            instance_uuid: r.try_get("instance_uuid")?,
-            attached_host: r.try_get("attached_host")?,
-            mountpoint: r.try_get("mountpoint")?,
-            attach_mode: r.try_get("attach_mode")?,
-            attach_status: parse_column(r, "volume_attachments", "attach_status")?,
-            connector: json_column(r, "connector")?,
-            connection_info: json_column(r, "connection_info")?,
-            attach_time: r.try_get("attach_time")?,
-            detach_time: r.try_get("detach_time")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-        })
-    }
-}
-
 /// The attachment list (3.27).
 pub const ATTACHMENT_LIST: Listing = Listing {
     from: "volume_attachments a",
-    columns: "a.*",
+    columns: ATTACHMENT_JSON,
     alias: "a",
     live: "a.deleted = 0",
     filters: &[
@@ -117,6 +125,15 @@ pub const ATTACHMENT_LIST: Listing = Listing {
         ("attach_status", "a.attach_status"),
     ],
 };
+
+/// Rows of [`ATTACHMENT_JSON`] (one, or an array of them).
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| DbError::Corrupt {
+        table: "volume_attachments",
+        id: String::new(),
+        message: e.to_string(),
+    })
+}
 
 impl Db {
     /// Inserts `a` and moves its volume from one of `from` to `to`, atomically; false
@@ -165,62 +182,53 @@ impl Db {
     }
 
     pub async fn get_attachment(&self, id: &str) -> Result<Option<AttachmentRow>> {
-        let row = sqlx::query("SELECT * FROM volume_attachments WHERE id = $1 AND deleted = 0")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| AttachmentRow::from_row(&r)).transpose()
+        let text: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT {ATTACHMENT_JSON} FROM volume_attachments a WHERE a.id = $1 AND a.deleted = 0"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        text.map(|t| from_json(&t)).transpose()
+    }
+
+    /// Attachments that meet `condition` (on `a`), oldest first, as one JSON text.
+    async fn attachments_where(
+        &self,
+        condition: &str,
+        bind: Option<&str>,
+    ) -> Result<Vec<AttachmentRow>> {
+        let sql = format!(
+            "SELECT '[' || COALESCE(group_concat(j, ','), '') || ']' FROM \
+             (SELECT {ATTACHMENT_JSON} AS j FROM volume_attachments a WHERE a.deleted = 0 AND {condition} \
+              ORDER BY a.created_at, a.id)"
+        );
+        let mut q = sqlx::query_scalar(&sql);
+        if let Some(b) = bind {
+            q = q.bind(b);
+        }
+        let text: String = q.fetch_one(&self.pool).await?;
+        from_json(&text)
     }
 
     /// A page of attachments.
     pub async fn list_attachments(&self, q: &ListQuery) -> Result<Vec<AttachmentRow>, ListError> {
-        let rows = ATTACHMENT_LIST.fetch(self, q).await?;
-        Ok(rows
-            .iter()
-            .map(AttachmentRow::from_row)
-            .collect::<Result<_>>()?)
+        ATTACHMENT_LIST.fetch_json(self, q).await
     }
 
     /// Every live attachment of every volume that has a connector: what start-up must
     /// re-export.
     pub async fn connected_attachments(&self) -> Result<Vec<AttachmentRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM volume_attachments WHERE deleted = 0 AND connector IS NOT NULL \
-             AND attach_status IN ('attaching', 'attached') ORDER BY created_at, id",
+        self.attachments_where(
+            "a.connector IS NOT NULL AND a.attach_status IN ('attaching', 'attached')",
+            None,
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(AttachmentRow::from_row).collect()
+        .await
     }
 
     /// A volume's live attachments, oldest first.
     pub async fn attachments_of(&self, volume_id: &str) -> Result<Vec<AttachmentRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM volume_attachments WHERE deleted = 0 AND volume_id = $1 ORDER BY created_at, id",
-        )
-        .bind(volume_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(AttachmentRow::from_row).collect()
-    }
-
-    /// The live attachments of many volumes, in one query (the ids go as one JSON array,
-    /// whatever their number).
-    pub(super) async fn attachments_of_all(
-        &self,
-        volume_ids: &[&str],
-    ) -> Result<HashMap<String, Vec<AttachmentRow>>> {
-        let q = sqlx::query(
-            "SELECT * FROM volume_attachments WHERE deleted = 0 \
-             AND volume_id IN (SELECT value FROM json_each($1)) ORDER BY created_at, id",
-        )
-        .bind(serde_json::to_string(volume_ids).expect("ids serialise"));
-        let mut out: HashMap<String, Vec<AttachmentRow>> = HashMap::new();
-        for r in q.fetch_all(&self.pool).await? {
-            let a = AttachmentRow::from_row(&r)?;
-            out.entry(a.volume_id.clone()).or_default().push(a);
-        }
-        Ok(out)
+        self.attachments_where("a.volume_id = $1", Some(volume_id))
+            .await
     }
 
     /// Records a connection made for an attachment: its connector, the info handed out,

@@ -3,6 +3,7 @@
 //! it takes and which column or expression each one is ([`Listing`]); the API's list
 //! helper fills a [`ListQuery`] from the query string with Cinder's semantics.
 
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{Db, DbError};
@@ -93,12 +94,9 @@ pub enum Match {
     Equal(&'static str),
     /// `expr = value` for a boolean column, the value read as Cinder reads booleans.
     Bool(&'static str),
-    /// A `{"key": "value", …}` JSON object, every pair present in the entity's metadata
-    /// table (`table`, keyed by `fk`).
-    Metadata {
-        table: &'static str,
-        fk: &'static str,
-    },
+    /// A `{"key": "value", …}` JSON object, every pair present in the metadata object the
+    /// column holds.
+    Metadata(&'static str),
 }
 
 /// What an entity's list takes: its `FROM` (with joins), the columns it selects, the
@@ -144,13 +142,16 @@ impl Listing {
             })
     }
 
-    /// The rows of one page, in one query (after one more that checks the marker).
-    pub(super) async fn fetch(&self, db: &Db, q: &ListQuery) -> Result<Vec<SqliteRow>, ListError> {
+    /// The `SELECT` of `columns` for one page, its parameters, and the page's order over
+    /// the sort keys it also selects as `k0, k1, …`; checks the marker first.
+    async fn page_sql(
+        &self,
+        db: &Db,
+        q: &ListQuery,
+        columns: &str,
+    ) -> Result<(String, Vec<Bind>, String), ListError> {
         let a = self.alias;
-        let mut sql = format!(
-            "SELECT {} FROM {} WHERE {}",
-            self.columns, self.from, self.live
-        );
+        let mut sql = String::new();
         let mut binds: Vec<Bind> = Vec::new();
         let param = |binds: &mut Vec<Bind>, b: Bind| {
             binds.push(b);
@@ -178,7 +179,7 @@ impl Listing {
                     let n = param(&mut binds, Bind::Int(b as i64));
                     sql.push_str(&format!(" AND {expr} = {n}"));
                 }
-                Match::Metadata { table, fk } => {
+                Match::Metadata(column) => {
                     let pairs = parse_metadata(value).ok_or_else(|| {
                         ListError::Invalid(format!(
                             "Invalid input for field/attribute {name}. Value: {value}. It must be a JSON object of strings, e.g. {{\"key\": \"value\"}}."
@@ -188,7 +189,7 @@ impl Listing {
                         let kn = param(&mut binds, Bind::Text(k));
                         let vn = param(&mut binds, Bind::Text(v));
                         sql.push_str(&format!(
-                            " AND EXISTS (SELECT 1 FROM {table} m WHERE m.{fk} = {a}.id AND m.key = {kn} AND m.value = {vn})"
+                            " AND EXISTS (SELECT 1 FROM json_each({column}) m WHERE m.key = {kn} AND m.value = {vn})"
                         ));
                     }
                 }
@@ -238,7 +239,23 @@ impl Listing {
             .iter()
             .map(|(e, d)| format!("{e} {}", d.sql()))
             .collect();
-        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+        let keys_as: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (e, _))| format!("{e} AS k{i}"))
+            .collect();
+        let by_keys: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (_, d))| format!("k{i} {}", d.sql()))
+            .collect();
+        sql = format!(
+            "SELECT {columns}, {} FROM {} WHERE {}{sql} ORDER BY {}",
+            keys_as.join(", "),
+            self.from,
+            self.live,
+            order.join(", ")
+        );
         if let Some(limit) = q.page.limit {
             sql.push_str(&format!(" LIMIT {limit}"));
         } else if q.page.offset.is_some() {
@@ -247,15 +264,58 @@ impl Listing {
         if let Some(offset) = q.page.offset {
             sql.push_str(&format!(" OFFSET {offset}"));
         }
-        let mut query = sqlx::query(&sql);
-        for b in binds {
-            query = match b {
-                Bind::Text(s) => query.bind(s),
-                Bind::Int(i) => query.bind(i),
-            };
-        }
-        Ok(query.fetch_all(&db.pool).await?)
+        Ok((sql, binds, by_keys.join(", ")))
     }
+
+    /// The rows of one page, in one query (after one more that checks the marker).
+    pub(super) async fn fetch(&self, db: &Db, q: &ListQuery) -> Result<Vec<SqliteRow>, ListError> {
+        let (sql, binds, _) = self.page_sql(db, q, self.columns).await?;
+        Ok(bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&db.pool)
+            .await?)
+    }
+
+    /// One page whose `columns` is one JSON value per row, read as a `T` each: the page
+    /// comes back as a single text (`[v1,v2,…]`, in order), so the driver copies one value
+    /// instead of a row and a value per column for each item.
+    pub(super) async fn fetch_json<T: serde::de::DeserializeOwned>(
+        &self,
+        db: &Db,
+        q: &ListQuery,
+    ) -> Result<Vec<T>, ListError> {
+        let columns = format!("{} AS j", self.columns);
+        let (sql, binds, order) = self.page_sql(db, q, &columns).await?;
+        // group_concat joins text, so the values are not parsed again as json_group_array
+        // would; it keeps the page's order only when told it.
+        let sql = format!(
+            "SELECT '[' || COALESCE(group_concat(j, ',' ORDER BY {order}), '') || ']' FROM ({sql})"
+        );
+        let text: String = bind_all(sqlx::query(&sql), binds)
+            .fetch_one(&db.pool)
+            .await?
+            .try_get(0)?;
+        serde_json::from_str(&text).map_err(|e| {
+            ListError::Db(DbError::Corrupt {
+                table: self.from,
+                id: String::new(),
+                message: e.to_string(),
+            })
+        })
+    }
+}
+
+/// Binds a page's parameters in order.
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for b in binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s),
+            Bind::Int(i) => query.bind(i),
+        };
+    }
+    query
 }
 
 /// Cinder's boolean spellings (`oslo_utils.strutils.bool_from_string`, strict).
