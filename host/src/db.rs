@@ -1,5 +1,7 @@
 //! The state store. SQLite (one file) is the embedded default. Queries are plain SQL with
-//! `$N` parameters so the same text serves PostgreSQL later.
+//! `$N` parameters, except where a page or a volume is rendered as JSON text in the query
+//! (`json_array`, `group_concat`, `json_each`: SQLite's spelling; PostgreSQL has
+//! `json_build_array`, `string_agg` and `jsonb_each` for the same).
 //!
 //! One module per entity (volumes, snapshots, attachments, volume types, jobs, messages,
 //! plugin events); what volumes and snapshots share — conditional status changes, soft
