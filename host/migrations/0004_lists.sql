@@ -7,8 +7,8 @@ CREATE INDEX messages_list ON messages (project_id, created_at, id);
 CREATE INDEX volume_attachments_by_volume ON volume_attachments (volume_id, deleted, created_at, id);
 
 -- A volume's metadata lives on its row as a JSON object, as a snapshot's already does, so
--- a page of volumes needs no lookup per volume. (json_group_object is SQLite's; the
--- PostgreSQL spelling is json_object_agg.)
+-- a page of volumes needs no lookup per volume. (json_group_object is SQLite's, and
+-- json_object_agg PostgreSQL's.)
 ALTER TABLE volumes ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
 UPDATE volumes SET metadata = COALESCE(
     (SELECT json_group_object(key, value) FROM volume_metadata WHERE volume_id = volumes.id), '{}');

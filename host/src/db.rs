@@ -162,15 +162,14 @@ impl Db {
                 continue;
             }
             let mut tx = self.write_tx().await?;
+            // Comments first: a `;` in one must not split a statement.
+            let sql: String = sql
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
             for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                let statement: String = statement
-                    .lines()
-                    .filter(|l| !l.trim_start().starts_with("--"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if !statement.trim().is_empty() {
-                    sqlx::query(&statement).execute(&mut *tx).await?;
-                }
+                sqlx::query(statement).execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)")
                 .bind(name)
@@ -243,5 +242,68 @@ pub(crate) mod testing {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         (super::Db::open(&url).await.unwrap(), dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// A database an earlier host wrote (migrations up to 0003, metadata in its own
+    /// table) opens with its volumes' metadata and attachments intact.
+    #[tokio::test]
+    async fn an_earlier_database_migrates_with_its_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        for (name, sql) in &MIGRATIONS[..3] {
+            for statement in sql.split(';').filter(|s| {
+                s.lines()
+                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+            }) {
+                sqlx::query(statement).execute(&mut c).await.unwrap();
+            }
+            sqlx::query("INSERT INTO schema_migrations VALUES ($1, 'then')")
+                .bind(name)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        for statement in [
+            "INSERT INTO volumes (id, project_id, user_id, size, status, availability_zone, created_at) \
+             VALUES ('v1', 'p', 'u', 1, 'in-use', 'nova', '2026-01-01T00:00:00.000000')",
+            "INSERT INTO volumes (id, project_id, user_id, size, status, availability_zone, created_at) \
+             VALUES ('v2', 'p', 'u', 1, 'available', 'nova', '2026-01-02T00:00:00.000000')",
+            "INSERT INTO volume_metadata VALUES ('v1', 'tier', 'gold'), ('v1', 'owner', 'o\"q')",
+            "INSERT INTO volume_attachments (id, volume_id, project_id, attach_status, connector, created_at) \
+             VALUES ('a1', 'v1', 'p', 'attached', '{\"host\": \"h1\", \"nqn\": null}', 't')",
+        ] {
+            sqlx::query(statement).execute(&mut c).await.unwrap();
+        }
+        c.close().await.unwrap();
+
+        let db = Db::open(&url).await.unwrap();
+        let v1 = db.get_volume("v1").await.unwrap().unwrap();
+        assert_eq!(
+            v1.metadata,
+            std::collections::BTreeMap::from([
+                ("owner".to_string(), "o\"q".to_string()),
+                ("tier".to_string(), "gold".to_string())
+            ])
+        );
+        assert_eq!(v1.attachments.len(), 1);
+        assert_eq!(v1.attachments[0].connector.as_ref().unwrap().host, "h1");
+        let v2 = db.get_volume("v2").await.unwrap().unwrap();
+        assert!(v2.metadata.is_empty());
+        let page = db.list_volumes(&ListQuery::project("p")).await.unwrap();
+        assert_eq!(page.len(), 2);
     }
 }

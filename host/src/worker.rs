@@ -219,11 +219,6 @@ fn state_name(s: WorkerState) -> &'static str {
     }
 }
 
-/// A grace period as a deadline from now.
-pub fn deadline_in(grace: Duration) -> Instant {
-    Instant::now() + grace
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +316,7 @@ mod tests {
         assert_eq!(list[0].status.queue, Some(0));
         assert_eq!(list[1].status.detail, "at 2");
 
-        let left = workers.stop(deadline_in(Duration::from_secs(5))).await;
+        let left = workers.stop(Instant::now() + Duration::from_secs(5)).await;
         assert_eq!(left, 0);
         assert!(workers.stopping());
         let list = workers.list();
