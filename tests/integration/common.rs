@@ -360,9 +360,10 @@ impl Client {
     }
 }
 
-/// A backend's volume-driver row of `GET /ashlar/v1/plugins` (`admin` must be an
-/// administrator).
-pub async fn plugin_of(admin: &Client, backend: &str) -> Value {
+/// A backend's row of `GET /ashlar/v1/plugins` for the driver of `world`
+/// (`volume-driver`, or `target-driver` for its paired target); `admin` must be an
+/// administrator.
+pub async fn plugin_row(admin: &Client, backend: &str, world: &str) -> Value {
     let r = admin
         .raw(reqwest::Method::GET, "/ashlar/v1/plugins", None)
         .await;
@@ -371,9 +372,14 @@ pub async fn plugin_of(admin: &Client, backend: &str) -> Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["backend"] == backend)
-        .unwrap()
+        .find(|p| p["backend"] == backend && p["world"] == world)
+        .unwrap_or_else(|| panic!("no {world} row for {backend}: {}", r.body))
         .clone()
+}
+
+/// A backend's volume-driver row of `GET /ashlar/v1/plugins`.
+pub async fn plugin_of(admin: &Client, backend: &str) -> Value {
+    plugin_row(admin, backend, "volume-driver").await
 }
 
 /// Config with the default local nfs backend plus the misbehaving fixture as backend `bad`,

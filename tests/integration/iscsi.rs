@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::common::{Client, FIXTURES_DIR, Server, Tgtd, read_at, write_at};
+use crate::common::{Client, FIXTURES_DIR, Server, Tgtd, plugin_row, read_at, write_at};
 
 /// qemu's `--image-opts` (and the secret object) for logging in as `initiator`.
 fn login(data: &Value, initiator: &str, password: &str) -> [String; 4] {
@@ -347,17 +347,7 @@ async fn attached_volumes_are_exported_again_after_a_restart() {
 
 /// The backend's target driver (`world = target-driver`) in `ashlar plugin list`.
 async fn target_of(admin: &Client, backend: &str) -> Value {
-    let r = admin
-        .raw(reqwest::Method::GET, "/ashlar/v1/plugins", None)
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["backend"] == backend && p["world"] == "target-driver")
-        .unwrap_or_else(|| panic!("no target row for {backend}: {}", r.body))
-        .clone()
+    plugin_row(admin, backend, "target-driver").await
 }
 
 /// A target driver is hot-swapped like a volume driver: a broken release passes the
