@@ -227,8 +227,8 @@ fn list_against_show(rt: &tokio::runtime::Runtime) {
     let server = start_server(&data);
     let http = reqwest::Client::new();
     let seconds = if quick() { 2.0 } else { 6.0 };
-    let base = server.base.clone();
-    let rate = |path_of: Box<dyn Fn(usize) -> String + Send + Sync>| {
+    let rate = |base: &str, path_of: Box<dyn Fn(usize) -> String + Send + Sync>| {
+        let base = base.to_string();
         let path_of = Arc::new(path_of);
         rt.block_on(async {
             let until = Instant::now() + Duration::from_secs_f64(seconds);
@@ -263,12 +263,26 @@ fn list_against_show(rt: &tokio::runtime::Runtime) {
     };
     let show = {
         let ids = ids.clone();
-        rate(Box::new(move |i| {
-            format!("/v3/bench/volumes/{}", ids[i % ids.len()])
-        }))
+        rate(
+            &server.base,
+            Box::new(move |i| format!("/v3/bench/volumes/{}", ids[i % ids.len()])),
+        )
     };
-    let detail_100 = rate(Box::new(|_| "/v3/bench/volumes/detail?limit=100".into()));
-    let detail_1000 = rate(Box::new(|_| "/v3/bench/volumes/detail?limit=1000".into()));
+    let detail = |base: &str, limit: usize| {
+        rate(
+            base,
+            Box::new(move |_| format!("/v3/bench/volumes/detail?limit={limit}")),
+        )
+    };
+    let detail_100 = detail(&server.base, 100);
+    let detail_1000 = detail(&server.base, 1000);
+    // The same lists from a host that keeps no rendered views: every volume read in full
+    // and rendered on every request, as after every volume has changed.
+    drop(server);
+    let config = dir.path().join("no-view-cache.toml");
+    std::fs::write(&config, "[api]\nlist_view_cache_mib = 0\n").unwrap();
+    let server = start_server_with(&data, Some(&config));
+    let cold_1000 = detail(&server.base, 1000);
     println!(
         "volume list against show through the API ({VOLUMES} volumes, 3 metadata keys each; {CLIENTS} clients, {seconds} s each):"
     );
@@ -280,6 +294,10 @@ fn list_against_show(rt: &tokio::runtime::Runtime) {
     println!(
         "  GET /volumes/detail?limit=1000:    {detail_1000:>9.1} req/s  (show/list ratio {:.1}; at most 40 wanted)",
         show / detail_1000.max(0.001)
+    );
+    println!(
+        "  … every view rendered again:       {cold_1000:>9.1} req/s  (show/list ratio {:.1})",
+        show / cold_1000.max(0.001)
     );
 }
 

@@ -12,6 +12,8 @@ mod pools;
 mod snapshots;
 mod types;
 mod versions;
+mod view_cache;
+pub use view_cache::ViewCache;
 mod views;
 mod visible;
 mod volumes;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub plugins: Arc<crate::plugins::PluginManager>,
     pub workers: Arc<Workers>,
     pub default_availability_zone: String,
+    /// Volume views rendered at their revision, for lists.
+    pub volume_views: view_cache::ViewCache<views::VolumeViewKey>,
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;
@@ -128,7 +132,7 @@ async fn strip_project(mut req: Request, next: Next) -> Response {
 }
 
 /// A requested microversion, `3.N`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Microversion(pub u32, pub u32);
 
 impl std::fmt::Display for Microversion {
@@ -396,7 +400,12 @@ pub fn reply_sized<T: serde::Serialize>(
         )
         .into_response();
     }
-    let mut resp = (status, buf).into_response();
+    reply_json_bytes(ctx, status, buf)
+}
+
+/// A response whose body is JSON text already written.
+pub fn reply_json_bytes(ctx: &Ctx, status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

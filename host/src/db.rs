@@ -62,6 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_attachments.sql"),
     ),
     ("0004_lists", include_str!("../migrations/0004_lists.sql")),
+    (
+        "0005_revisions",
+        include_str!("../migrations/0005_revisions.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -162,15 +166,8 @@ impl Db {
                 continue;
             }
             let mut tx = self.write_tx().await?;
-            // Comments first: a `;` in one must not split a statement.
-            let sql: String = sql
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(statement).execute(&mut *tx).await?;
-            }
+            // SQLite parses the script itself: comments, and triggers whose bodies hold `;`.
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)")
                 .bind(name)
                 .bind(time::now())
@@ -265,12 +262,7 @@ mod tests {
         .await
         .unwrap();
         for (name, sql) in &MIGRATIONS[..3] {
-            for statement in sql.split(';').filter(|s| {
-                s.lines()
-                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
-            }) {
-                sqlx::query(statement).execute(&mut c).await.unwrap();
-            }
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
             sqlx::query("INSERT INTO schema_migrations VALUES ($1, 'then')")
                 .bind(name)
                 .execute(&mut c)

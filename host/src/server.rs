@@ -130,6 +130,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         manager,
         workers: workers.clone(),
         default_availability_zone: cfg.default_availability_zone.clone(),
+        volume_views: crate::api::ViewCache::new((cfg.api.list_view_cache_mib as usize) << 20),
     });
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await

@@ -150,3 +150,146 @@ async fn all_tenants_and_project_id_mean_the_same_on_every_list() {
         );
     }
 }
+
+/// A list keeps volumes' rendered views between requests; whatever changes a volume's view
+/// — its row, its metadata, its attachments, its type's name — shows in the next list as
+/// it does in a show, for each kind of caller.
+#[tokio::test]
+async fn a_list_shows_every_change_as_a_show_does() {
+    let server = Server::start("");
+    let alice = server.client("alice:proj-a").with_version("3.44");
+    let admin = server.client("admin:proj-a").with_version("3.65");
+    let type_id = admin.create_type("gold", json!({})).await;
+    let vol = alice
+        .create_volume(
+            json!({"size": 1, "name": "one", "volume_type": type_id, "multiattach": true}),
+        )
+        .await;
+    alice.wait_status("volumes", &vol, "available").await;
+    let other = alice.create_volume(json!({"size": 1})).await;
+    alice.wait_status("volumes", &other, "available").await;
+
+    // Each listed entry equals the volume's show, for a user's and an admin's lists.
+    let agree = |step: &'static str| {
+        let (alice, admin, vol) = (&alice, &admin, vol.clone());
+        async move {
+            for c in [alice, admin] {
+                let shown = c.get(&format!("volumes/{vol}")).await.body["volume"].clone();
+                for _ in 0..2 {
+                    let listed = list_ok(c, "volumes/detail").await;
+                    let entry = listed["volumes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|v| v["id"] == vol.as_str())
+                        .unwrap_or_else(|| panic!("{step}: {vol} not listed: {listed}"))
+                        .clone();
+                    assert_eq!(entry, shown, "{step}: list and show differ");
+                    let plain = list_ok(c, "volumes").await;
+                    assert!(
+                        plain["volumes"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|v| v["id"] == vol.as_str() && v["name"] == shown["name"]),
+                        "{step}: {plain}"
+                    );
+                }
+            }
+        }
+    };
+    agree("created").await;
+
+    let r = alice
+        .put(
+            &format!("volumes/{vol}"),
+            json!({"volume": {"name": "renamed"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    agree("renamed").await;
+
+    let r = alice
+        .post(
+            &format!("volumes/{vol}/metadata"),
+            json!({"metadata": {"tier": "gold"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    agree("metadata set").await;
+    assert_eq!(
+        alice
+            .delete(&format!("volumes/{vol}/metadata/tier"))
+            .await
+            .status,
+        200
+    );
+    agree("metadata key deleted").await;
+
+    let r = alice
+        .post(
+            &format!("volumes/{vol}/action"),
+            json!({"os-extend": {"new_size": 2}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    alice.wait_status("volumes", &vol, "available").await;
+    agree("extended").await;
+
+    // Two servers attach it; while it stays in-use only its attachments change.
+    let mut attachments = Vec::new();
+    for (server_id, host) in [
+        ("0c5d0f6d-8e8f-4e55-9a25-4e6f0d1f0a11", "compute-1"),
+        ("5b0e3c7a-1f2d-4c3b-8a9e-7d6c5b4a3f21", "compute-2"),
+    ] {
+        let r = alice
+            .post(
+                "attachments",
+                json!({"attachment": {"volume_uuid": vol, "instance_uuid": server_id,
+                       "connector": {"host": host, "initiator": format!("iqn.1993-08.org.debian:01:{host}")}}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let att = r.body["attachment"]["id"].as_str().unwrap().to_string();
+        agree("attaching").await;
+        let r = alice
+            .post(
+                &format!("attachments/{att}/action"),
+                json!({"os-complete": {}}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        agree("attached").await;
+        attachments.push(att);
+    }
+    for att in attachments {
+        assert_eq!(
+            alice.delete(&format!("attachments/{att}")).await.status,
+            200
+        );
+        agree("detached").await;
+    }
+
+    let r = admin
+        .put(
+            &format!("types/{type_id}"),
+            json!({"volume_type": {"name": "platinum"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    agree("type renamed").await;
+    let listed = list_ok(&alice, "volumes/detail").await;
+    assert!(listed.to_string().contains("platinum"), "{listed}");
+
+    assert_eq!(alice.delete(&format!("volumes/{vol}")).await.status, 202);
+    alice.wait("volumes", &vol).await;
+    for c in [&alice, &admin] {
+        let listed = list_ok(c, "volumes/detail").await;
+        let ids = ids(&listed, "volumes");
+        assert_eq!(
+            ids,
+            vec![other.clone()],
+            "a deleted volume is no longer listed"
+        );
+    }
+}

@@ -73,6 +73,42 @@ fn resource_links<'a>(ctx: &'a Ctx, kind: &'static str, id: &'a str) -> Links<'a
     }
 }
 
+/// Everything of the caller a volume's view depends on: two callers with the same key are
+/// shown the same bytes for the same volume revision (see [`super::view_cache`]). A view
+/// that comes to read more of [`Ctx`] must add it here.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct VolumeViewKey {
+    detail: bool,
+    version: super::Microversion,
+    admin: bool,
+    base: String,
+    project: String,
+}
+
+impl VolumeViewKey {
+    pub fn of(ctx: &Ctx, detail: bool) -> Self {
+        VolumeViewKey {
+            detail,
+            version: ctx.version,
+            admin: ctx.is_admin,
+            base: ctx.base.clone(),
+            project: ctx.project_id.clone(),
+        }
+    }
+}
+
+/// A volume's view as JSON text: in full (`detail`) or as a plain list shows it.
+pub fn volume_json(ctx: &Ctx, v: &VolumeRow, detail: bool) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(if detail { 1024 } else { 256 });
+    let written = if detail {
+        serde_json::to_writer(&mut buf, &volume_detail(ctx, v))
+    } else {
+        serde_json::to_writer(&mut buf, &volume_summary(ctx, v))
+    };
+    written.expect("a view of strings and numbers serialises");
+    buf
+}
+
 /// A volume in a plain list: id, name, links.
 #[derive(Serialize)]
 pub struct VolumeSummary<'a> {

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::list::{ListRequest, ListSpec};
 use super::visible;
@@ -288,6 +288,7 @@ async fn create(
         created_at: now.clone(),
         updated_at: Some(now),
         launched_at: None,
+        revision: 0,
         metadata,
         attachments: Vec::new(),
     };
@@ -296,8 +297,9 @@ async fn create(
     Ok(reply(&ctx, StatusCode::ACCEPTED, json!({ "volume": view })))
 }
 
-/// A page of volumes, and its "next" link when it is full, serialised straight from the
-/// rows.
+/// A page of volumes, and its "next" link when it is full. The page is read as ids and
+/// revisions; only the volumes not already rendered at their revision for this kind of
+/// caller are read in full and rendered, in one more query.
 async fn page(
     state: &super::AppState,
     ctx: &Ctx,
@@ -305,27 +307,73 @@ async fn page(
     spec: &ListSpec,
     detail: bool,
 ) -> Result<Response, ApiError> {
-    #[derive(serde::Serialize)]
-    struct Page<V> {
-        volumes: Vec<V>,
-        #[serde(flatten)]
-        links: Map<String, Value>,
-    }
     let req = ListRequest::parse(ctx, params, spec)?;
-    let rows = req.rows(spec, state.db.list_volumes(&req.query).await)?;
-    let mut links = Map::new();
-    if let Some((key, value)) = req.links(ctx, spec, rows.last().map(|v| v.id.as_str()), rows.len())
-    {
-        links.insert(key, value);
-    }
-    let (ok, each) = (StatusCode::OK, rows.iter());
-    Ok(if detail {
-        let volumes = each.map(|v| views::volume_detail(ctx, v)).collect();
-        super::reply_sized(ctx, ok, &Page { volumes, links }, rows.len() * 1024)
+    let kind = views::VolumeViewKey::of(ctx, detail);
+    let render = |v: &VolumeRow| -> super::view_cache::Rendered {
+        let view: super::view_cache::Rendered = views::volume_json(ctx, v, detail).into();
+        state
+            .volume_views
+            .put(kind.clone(), &v.id, v.revision, view.clone());
+        view
+    };
+    let (items, rendered) = if !state.volume_views.has_any(&kind) {
+        // Nothing kept for this kind of caller yet: one query reads the page in full.
+        let rows = req.rows(spec, state.db.list_volumes(&req.query).await)?;
+        let rendered = rows.iter().map(|v| Some(render(v))).collect();
+        (
+            rows.into_iter().map(|v| (v.id, v.revision)).collect(),
+            rendered,
+        )
     } else {
-        let volumes = each.map(|v| views::volume_summary(ctx, v)).collect();
-        super::reply_sized(ctx, ok, &Page { volumes, links }, rows.len() * 256)
-    })
+        let items = req.rows(spec, state.db.list_volume_revisions(&req.query).await)?;
+        let mut rendered = state.volume_views.get_many(&kind, &items);
+        let missing: Vec<&str> = items
+            .iter()
+            .zip(&rendered)
+            .filter(|(_, r)| r.is_none())
+            .map(|((id, _), _)| id.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let mut fresh: HashMap<String, super::view_cache::Rendered> = state
+                .db
+                .volumes_by_ids(&missing)
+                .await?
+                .iter()
+                .map(|v| (v.id.clone(), render(v)))
+                .collect();
+            for ((id, _), r) in items.iter().zip(rendered.iter_mut()) {
+                if r.is_none() {
+                    // A volume deleted since the page was read is left out, as a list
+                    // read a moment later would leave it.
+                    *r = fresh.remove(id);
+                }
+            }
+        }
+        (items, rendered)
+    };
+    let views: Vec<&[u8]> = rendered.iter().flatten().map(|v| &v[..]).collect();
+    let mut body = Vec::with_capacity(views.iter().map(|v| v.len() + 1).sum::<usize>() + 256);
+    body.extend_from_slice(b"{\"volumes\":[");
+    for (i, v) in views.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(v);
+    }
+    body.push(b']');
+    if let Some((key, value)) = req.links(
+        ctx,
+        spec,
+        items.last().map(|(id, _)| id.as_str()),
+        items.len(),
+    ) {
+        body.push(b',');
+        serde_json::to_writer(&mut body, &key).expect("a string serialises");
+        body.push(b':');
+        serde_json::to_writer(&mut body, &value).expect("a value serialises");
+    }
+    body.push(b'}');
+    Ok(super::reply_json_bytes(ctx, StatusCode::OK, body))
 }
 
 async fn list(

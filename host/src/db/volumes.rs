@@ -35,6 +35,9 @@ pub struct VolumeRow {
     pub created_at: String,
     pub updated_at: Option<String>,
     pub launched_at: Option<String>,
+    /// Changes whenever anything the volume's view shows changes (see migration 0005);
+    /// 0 for a row not yet stored.
+    pub revision: i64,
     pub metadata: BTreeMap<String, String>,
     /// Live attachments, oldest first.
     pub attachments: Vec<AttachmentRow>,
@@ -48,7 +51,7 @@ const VOLUME_JSON: &str = concat!(
     "'[' || json_array(v.id, v.project_id, v.user_id, v.name, v.description, v.size, \
      v.status, v.attach_status, v.availability_zone, v.volume_type_id, t.name, v.host, \
      v.provider_location, v.provider_auth, v.snapshot_id, v.source_volid, v.bootable, \
-     v.multiattach, v.created_at, v.updated_at, v.launched_at) || ',' || v.metadata || ',[' || \
+     v.multiattach, v.created_at, v.updated_at, v.launched_at, v.revision) || ',' || v.metadata || ',[' || \
      COALESCE((SELECT group_concat(j, ',') FROM (SELECT ",
     attachment_json!(),
     " AS j FROM volume_attachments a WHERE a.volume_id = v.id AND a.deleted = 0 \
@@ -79,6 +82,7 @@ struct VolumeColumns {
     created_at: String,
     updated_at: Option<String>,
     launched_at: Option<String>,
+    revision: i64,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +112,7 @@ impl From<VolumeJson> for VolumeRow {
             created_at: c.created_at,
             updated_at: c.updated_at,
             launched_at: c.launched_at,
+            revision: c.revision,
             metadata,
             attachments,
         }
@@ -189,6 +194,13 @@ pub const VOLUME_LIST: Listing = Listing {
     ],
 };
 
+/// The same list as [`VOLUME_LIST`], read as `[id, revision]` per volume: what a list needs
+/// to find the views it has already rendered.
+pub const VOLUME_REVISIONS: Listing = Listing {
+    columns: "json_array(v.id, v.revision)",
+    ..VOLUME_LIST
+};
+
 fn names(statuses: &[VolumeStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
@@ -245,6 +257,32 @@ impl Db {
     /// page size (two with a marker).
     pub async fn list_volumes(&self, q: &ListQuery) -> Result<Vec<VolumeRow>, ListError> {
         VOLUME_LIST.fetch_json(self, q).await
+    }
+
+    /// The page of [`VOLUME_LIST`] as ids and revisions, in one query.
+    pub async fn list_volume_revisions(
+        &self,
+        q: &ListQuery,
+    ) -> Result<Vec<(String, i64)>, ListError> {
+        VOLUME_REVISIONS.fetch_json(self, q).await
+    }
+
+    /// The live volumes among `ids`, in one query, in no particular order.
+    pub async fn volumes_by_ids(&self, ids: &[&str]) -> Result<Vec<VolumeRow>> {
+        let ids = serde_json::to_string(ids).expect("strings serialise");
+        let text: String = sqlx::query_scalar(&format!(
+            "SELECT '[' || COALESCE(group_concat(j, ','), '') || ']' FROM (SELECT {VOLUME_JSON} AS j \
+             FROM volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id \
+             WHERE v.id IN (SELECT value FROM json_each($1)) AND v.deleted = 0)"
+        ))
+        .bind(ids)
+        .fetch_one(&self.pool)
+        .await?;
+        serde_json::from_str(&text).map_err(|e| DbError::Corrupt {
+            table: "volumes",
+            id: String::new(),
+            message: e.to_string(),
+        })
     }
 
     /// Moves a volume from one of `from` to `to` (and inserts `job` in the same
@@ -572,6 +610,7 @@ mod tests {
             created_at: created_at.into(),
             updated_at: None,
             launched_at: None,
+            revision: 0,
             metadata: BTreeMap::from([("k".into(), id.into())]),
             attachments: Vec::new(),
         }
