@@ -45,7 +45,9 @@ pub use messages::{MESSAGE_LIST, Message};
 pub use plugin_events::PluginEvent;
 pub use snapshots::{SNAPSHOT_LIST, SnapshotRow};
 pub use volume_types::VolumeType;
-pub use volumes::{DeleteRefused, RevertRefused, VOLUME_LIST, VolumeRow};
+pub use volumes::{
+    DeleteRefused, ExtendRefused, Reading, RevertRefused, SourceRefused, VOLUME_LIST, VolumeRow,
+};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(&str, &str)] = &[

@@ -7,6 +7,7 @@ mod architecture;
 pub mod bundled;
 pub use ashlar_capabilities as capabilities;
 pub mod config;
+pub mod data_dir;
 pub mod db;
 pub mod driver;
 pub mod plugins;

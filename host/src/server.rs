@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::api::{self, AppState};
 use crate::config::{BackendConfig, Config};
+use crate::data_dir::DataDirLock;
 use crate::db::Db;
 use crate::plugins::Part;
 use crate::runtime::{DriverPool, Runtime};
@@ -53,9 +54,17 @@ async fn check_setup(name: &str, which: &str, pool: &Arc<DriverPool>) {
 }
 
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    // The data directory's lock, then the listening socket, before anything is read or
+    // written: a second host, or one whose address is taken, leaves a running one alone.
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+    let _owner = DataDirLock::acquire(&cfg.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
     std::fs::create_dir_all(cfg.data_dir.join("volumes"))
         .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
-    tracing::info!(data_dir = %cfg.data_dir.display(), "data directory ready");
+    tracing::info!(data_dir = %cfg.data_dir.display(), "data directory locked and ready");
 
     let db = Db::open(&cfg.database_url())
         .await
@@ -132,9 +141,6 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         default_availability_zone: cfg.default_availability_zone.clone(),
         volume_views: crate::api::ViewCache::new((cfg.api.list_view_cache_mib as usize) << 20),
     });
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!("ashlar listening on http://{addr}");
 

@@ -99,6 +99,11 @@ impl Server {
         }
     }
 
+    /// The server process's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn share(&self) -> PathBuf {
         self.dir.join("data/volumes")
     }
@@ -191,6 +196,7 @@ pub struct Stopped {
     pub log: String,
 }
 
+#[derive(Clone)]
 pub struct Client {
     pub base: String,
     pub token: String,

@@ -6,6 +6,7 @@ mod common;
 
 mod api_errors;
 mod attach;
+mod conflicts;
 mod crash;
 mod hostile;
 mod iscsi;
@@ -14,6 +15,7 @@ mod lists;
 mod loading;
 mod lvm;
 mod nfs_real;
+mod ownership;
 mod real_clients;
 mod san;
 mod scheduling;

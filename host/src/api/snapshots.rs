@@ -60,7 +60,7 @@ async fn create(
         Some(m) => string_map("metadata", m)?.into_iter().collect(),
     };
     let now = time::now();
-    let row = SnapshotRow {
+    let mut row = SnapshotRow {
         id: uuid::Uuid::new_v4().to_string(),
         project_id: ctx.project_id.clone(),
         user_id: ctx.user_id.clone(),
@@ -77,7 +77,7 @@ async fn create(
     };
     state
         .manager
-        .request_snapshot(&row, &volume, &ctx.request_id)
+        .request_snapshot(&mut row, &volume, &ctx.request_id)
         .await?;
     Ok(reply(
         &ctx,

@@ -81,22 +81,25 @@ impl Db {
     /// `volume_states`.
     pub async fn insert_snapshot_with_job(
         &self,
-        s: &SnapshotRow,
+        s: &mut SnapshotRow,
         volume_states: &[VolumeStatus],
         job: &JobRow,
     ) -> Result<bool> {
         let mut tx = self.write_tx().await?;
+        // The volume's size as the snapshot starts: read with the status check, in the
+        // transaction that records the snapshot, so no extend can come between.
         let sql = format!(
-            "SELECT COUNT(*) FROM volumes WHERE id = $1 AND deleted = 0 AND status IN ({})",
+            "SELECT size FROM volumes WHERE id = $1 AND deleted = 0 AND status IN ({})",
             in_list(2, volume_states.len())
         );
         let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(&s.volume_id);
         for st in volume_states {
             q = q.bind(st.as_str());
         }
-        if q.fetch_one(&mut *tx).await? != 1 {
+        let Some(size) = q.fetch_optional(&mut *tx).await? else {
             return Ok(false);
-        }
+        };
+        s.volume_size = size;
         sqlx::query(
             "INSERT INTO snapshots (id, project_id, user_id, volume_id, name, description, status, progress, volume_size, metadata, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
@@ -145,6 +148,41 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| SnapshotRow::from_row(&r)).transpose()
+    }
+
+    /// Starts a snapshot delete: from one of `from` to `deleting`, with the job, in one
+    /// transaction; false (nothing written) when it was not in one of `from`, and the
+    /// number of volumes being created from it when there are any.
+    pub async fn begin_delete_snapshot(
+        &self,
+        id: &str,
+        from: &[SnapshotStatus],
+        job: &JobRow,
+    ) -> Result<std::result::Result<bool, i64>> {
+        let mut tx = self.write_tx().await?;
+        let readers: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM volumes WHERE snapshot_id = $1 AND deleted = 0 AND status = 'creating'",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if readers > 0 {
+            return Ok(Err(readers));
+        }
+        let sql = format!(
+            "UPDATE snapshots SET status = 'deleting', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
+            in_list(3, from.len())
+        );
+        let mut q = sqlx::query(&sql).bind(time::now()).bind(id);
+        for f in from {
+            q = q.bind(f.as_str());
+        }
+        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(Ok(false));
+        }
+        job.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(true))
     }
 
     /// Moves a snapshot from one of `from` to `to` (with `job`, when given, in the same

@@ -146,18 +146,75 @@ impl VolumeRow {
     }
 }
 
+/// Work under way that reads a volume's data, which an operation changing its size or
+/// data must wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// A snapshot of it is being created.
+    Snapshot,
+    /// A volume is being cloned from it.
+    Clone,
+}
+
 /// Why a delete could not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteRefused {
     HasSnapshots(i64),
     Status,
+    Busy(Reading),
 }
 
-/// Which of the two was not in a status a revert may start from.
+/// Why an extend could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtendRefused {
+    Status,
+    Busy(Reading),
+}
+
+/// Why a revert could not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevertRefused {
+    /// The volume was not in a status a revert may start from.
     Volume,
+    /// The snapshot was not `available`.
     Snapshot,
+    /// The volume's size is no longer the snapshot's.
+    Size,
+    Busy(Reading),
+}
+
+/// Why a volume made from a source could not be recorded: the source, read again when
+/// the volume is written, is no longer usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceRefused {
+    /// The snapshot is gone or not `available` (its status, if any).
+    Snapshot(Option<String>),
+    /// The volume is gone or not in a status it may be cloned from (its status, if any).
+    Volume(Option<String>),
+    /// The source has grown beyond the new volume's size, in GiB.
+    Larger(i64),
+}
+
+/// What of [`Reading`] is under way on volume `id`, read in the transaction that is about
+/// to change it.
+pub(super) async fn reading(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: &str,
+) -> Result<Option<Reading>> {
+    let which: i64 = sqlx::query_scalar(
+        "SELECT CASE \
+           WHEN EXISTS (SELECT 1 FROM snapshots WHERE volume_id = $1 AND deleted = 0 AND status = 'creating') THEN 1 \
+           WHEN EXISTS (SELECT 1 FROM volumes WHERE source_volid = $1 AND deleted = 0 AND status = 'creating') THEN 2 \
+           ELSE 0 END",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(match which {
+        1 => Some(Reading::Snapshot),
+        2 => Some(Reading::Clone),
+        _ => None,
+    })
 }
 
 /// The volume list: filters and sort keys as Cinder names them.
@@ -206,9 +263,47 @@ fn names(statuses: &[VolumeStatus]) -> Vec<&'static str> {
 }
 
 impl Db {
-    /// Inserts a volume (status `creating`) and its job in one transaction.
-    pub async fn insert_volume_with_job(&self, v: &VolumeRow, job: &JobRow) -> Result<()> {
+    /// Inserts a volume (status `creating`) and its job in one transaction. A volume made
+    /// from a snapshot or a volume is written only if, in the same transaction, its source
+    /// is still usable (`source_states` for a volume) and no larger than it.
+    pub async fn insert_volume_with_job(
+        &self,
+        v: &VolumeRow,
+        source_states: &[VolumeStatus],
+        job: &JobRow,
+    ) -> Result<Result<(), SourceRefused>> {
         let mut tx = self.write_tx().await?;
+        if let Some(snapshot) = &v.snapshot_id {
+            let now: Option<(String, i64)> = sqlx::query_as(
+                "SELECT status, volume_size FROM snapshots WHERE id = $1 AND deleted = 0",
+            )
+            .bind(snapshot)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match now {
+                Some((status, _)) if status != "available" => {
+                    return Ok(Err(SourceRefused::Snapshot(Some(status))));
+                }
+                None => return Ok(Err(SourceRefused::Snapshot(None))),
+                Some((_, size)) if size > v.size => return Ok(Err(SourceRefused::Larger(size))),
+                Some(_) => {}
+            }
+        }
+        if let Some(source) = &v.source_volid {
+            let now: Option<(String, i64)> =
+                sqlx::query_as("SELECT status, size FROM volumes WHERE id = $1 AND deleted = 0")
+                    .bind(source)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match now {
+                Some((status, _)) if !source_states.iter().any(|s| s.as_str() == status) => {
+                    return Ok(Err(SourceRefused::Volume(Some(status))));
+                }
+                None => return Ok(Err(SourceRefused::Volume(None))),
+                Some((_, size)) if size > v.size => return Ok(Err(SourceRefused::Larger(size))),
+                Some(_) => {}
+            }
+        }
         sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, availability_zone, \
              volume_type_id, host, snapshot_id, source_volid, bootable, multiattach, created_at, updated_at, metadata) \
@@ -235,7 +330,7 @@ impl Db {
         .await?;
         job.insert(&mut tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// A live volume with its type name, metadata and attachments.
@@ -353,6 +448,34 @@ impl Db {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Starts an extend: the volume from one of `from` to `extending`, with the job, in
+    /// one transaction, unless a snapshot or a clone is reading it.
+    pub async fn begin_extend(
+        &self,
+        id: &str,
+        from: &[VolumeStatus],
+        job: &JobRow,
+    ) -> Result<Result<(), ExtendRefused>> {
+        let mut tx = self.write_tx().await?;
+        if let Some(r) = reading(&mut tx, id).await? {
+            return Ok(Err(ExtendRefused::Busy(r)));
+        }
+        let sql = format!(
+            "UPDATE volumes SET status = 'extending', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
+            in_list(3, from.len())
+        );
+        let mut q = sqlx::query(&sql).bind(time::now()).bind(id);
+        for f in from {
+            q = q.bind(f.as_str());
+        }
+        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(Err(ExtendRefused::Status));
+        }
+        job.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
     /// `extending` → `available` at the new size.
     pub async fn finish_extend(&self, id: &str, new_size: i64) -> Result<bool> {
         let res = sqlx::query("UPDATE volumes SET status = 'available', size = $1, updated_at = $2 WHERE id = $3 AND status = 'extending'")
@@ -418,6 +541,9 @@ impl Db {
         if snaps > 0 {
             return Ok(Err(DeleteRefused::HasSnapshots(snaps)));
         }
+        if let Some(r) = reading(&mut tx, id).await? {
+            return Ok(Err(DeleteRefused::Busy(r)));
+        }
         let sql = format!(
             "UPDATE volumes SET status = 'deleting', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
             in_list(3, from.len())
@@ -455,6 +581,20 @@ impl Db {
         }
         if q.execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(Err(RevertRefused::Volume));
+        }
+        if let Some(r) = reading(&mut tx, volume_id).await? {
+            return Ok(Err(RevertRefused::Busy(r)));
+        }
+        let same_size: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM volumes v JOIN snapshots s ON s.volume_id = v.id \
+             WHERE v.id = $1 AND s.id = $2 AND s.volume_size = v.size)",
+        )
+        .bind(volume_id)
+        .bind(snapshot_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !same_size {
+            return Ok(Err(RevertRefused::Size));
         }
         let snap = sqlx::query(
             "UPDATE snapshots SET status = 'restoring', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status = 'available'",
@@ -639,10 +779,16 @@ mod tests {
                 name,
                 &format!("2026-01-0{}T00:00:00", i + 1),
             );
-            db.insert_volume_with_job(&v, &job(&v.id)).await.unwrap();
+            db.insert_volume_with_job(&v, &[], &job(&v.id))
+                .await
+                .unwrap()
+                .unwrap();
         }
         let other = volume("x", "q", "a", "2026-01-09T00:00:00");
-        db.insert_volume_with_job(&other, &job("x")).await.unwrap();
+        db.insert_volume_with_job(&other, &[], &job("x"))
+            .await
+            .unwrap()
+            .unwrap();
 
         let mut q = ListQuery::project("p");
         assert_eq!(ids(&db, &q).await, ["v3", "v2", "v1", "v0"]);
@@ -684,7 +830,10 @@ mod tests {
                 "n",
                 &format!("2026-01-01T00:00:{i:02}"),
             );
-            db.insert_volume_with_job(&v, &job(&v.id)).await.unwrap();
+            db.insert_volume_with_job(&v, &[], &job(&v.id))
+                .await
+                .unwrap()
+                .unwrap();
         }
         let mut q = ListQuery::project("p");
         q.filters = vec![("metadata".into(), r#"{"k": "v07"}"#.into())];

@@ -7,7 +7,10 @@
 use super::VolumeManager;
 use super::job::Job;
 use super::status::{SnapshotStatus, VolumeStatus};
-use crate::db::{DbError, DeleteRefused, JobRow, SnapshotRow, VolumeRow};
+use crate::db::{
+    DbError, DeleteRefused, ExtendRefused, JobRow, Reading, RevertRefused, SnapshotRow,
+    SourceRefused, VolumeRow,
+};
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,18 @@ pub enum Refused {
     Invalid(String),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+/// Why volume `id` cannot change now: something is reading it.
+fn busy(id: &str, what: &str, r: Reading) -> Refused {
+    Refused::Invalid(match r {
+        Reading::Snapshot => format!(
+            "Invalid volume: a snapshot of volume {id} is being created; {what} it once the snapshot is available."
+        ),
+        Reading::Clone => format!(
+            "Invalid volume: a volume is being cloned from volume {id}; {what} it once the clone is available."
+        ),
+    })
 }
 
 fn joined(statuses: &[VolumeStatus]) -> String {
@@ -32,10 +47,34 @@ impl VolumeManager {
         JobRow::new(job.kind(), resource_id, job.payload(Some(request_id)))
     }
 
-    /// Accepts a new volume (status `creating`) and starts its create.
-    pub async fn request_create(&self, v: &VolumeRow, request_id: &str) -> Result<(), DbError> {
+    /// Accepts a new volume (status `creating`) and starts its create. A volume made from
+    /// a snapshot or a volume is accepted only if its source, read again as the volume is
+    /// recorded, is still usable and no larger.
+    pub async fn request_create(&self, v: &VolumeRow, request_id: &str) -> Result<(), Refused> {
         let job = Self::job_row(&Job::CreateVolume, &v.id, request_id);
-        self.db.insert_volume_with_job(v, &job).await?;
+        if let Err(why) = self
+            .db
+            .insert_volume_with_job(v, VolumeStatus::CLONEABLE, &job)
+            .await?
+        {
+            return Err(Refused::Invalid(match why {
+                SourceRefused::Snapshot(status) => format!(
+                    "Invalid snapshot: Snapshot {} is {}; it must be available to create a volume from it.",
+                    v.snapshot_id.as_deref().unwrap_or_default(),
+                    status.as_deref().unwrap_or("deleted")
+                ),
+                SourceRefused::Volume(status) => format!(
+                    "Invalid volume: Volume {} is {}; it must be {} to clone it.",
+                    v.source_volid.as_deref().unwrap_or_default(),
+                    status.as_deref().unwrap_or("deleted"),
+                    joined(VolumeStatus::CLONEABLE)
+                ),
+                SourceRefused::Larger(min) => format!(
+                    "Volume size {}GB cannot be smaller than the source's size {min}GB.",
+                    v.size
+                ),
+            }));
+        }
         self.submit(&job.id);
         tracing::info!(volume_id = %v.id, size = v.size, request_id, "volume create accepted");
         Ok(())
@@ -60,6 +99,7 @@ impl VolumeManager {
                 self.submit(&job.id);
                 Ok(())
             }
+            Err(DeleteRefused::Busy(r)) => Err(busy(&v.id, "delete", r)),
             Err(DeleteRefused::HasSnapshots(n)) => Err(Refused::Invalid(format!(
                 "Invalid volume: Volume still has {n} dependent snapshots. Delete the snapshots first."
             ))),
@@ -91,30 +131,34 @@ impl VolumeManager {
             )));
         }
         let job = Self::job_row(&Job::ExtendVolume { new_size }, &v.id, request_id);
-        if !self
+        match self
             .db
-            .transition_volume(
-                &v.id,
-                VolumeStatus::EXTENDABLE,
-                VolumeStatus::Extending,
-                Some(&job),
-            )
+            .begin_extend(&v.id, VolumeStatus::EXTENDABLE, &job)
             .await?
         {
-            return Err(Refused::Invalid(format!(
-                "Invalid volume: Volume status must be available to extend, but current status is: {}.",
-                v.status
-            )));
+            Ok(()) => {
+                self.submit(&job.id);
+                Ok(())
+            }
+            Err(ExtendRefused::Busy(r)) => Err(busy(&v.id, "extend", r)),
+            Err(ExtendRefused::Status) => {
+                let now = self
+                    .db
+                    .get_volume(&v.id)
+                    .await?
+                    .map_or("deleted", |v| v.status.as_str());
+                Err(Refused::Invalid(format!(
+                    "Invalid volume: Volume status must be available to extend, but current status is: {now}."
+                )))
+            }
         }
-        self.submit(&job.id);
-        Ok(())
     }
 
     /// Accepts a new snapshot (status `creating`) of a volume in
     /// [`VolumeStatus::SNAPSHOTTABLE`] and starts its create.
     pub async fn request_snapshot(
         &self,
-        s: &SnapshotRow,
+        s: &mut SnapshotRow,
         volume: &VolumeRow,
         request_id: &str,
     ) -> Result<(), Refused> {
@@ -140,23 +184,24 @@ impl VolumeManager {
         request_id: &str,
     ) -> Result<(), Refused> {
         let job = Self::job_row(&Job::DeleteSnapshot, &s.id, request_id);
-        if !self
+        match self
             .db
-            .transition_snapshot(
-                &s.id,
-                SnapshotStatus::DELETABLE,
-                SnapshotStatus::Deleting,
-                Some(&job),
-            )
+            .begin_delete_snapshot(&s.id, SnapshotStatus::DELETABLE, &job)
             .await?
         {
-            return Err(Refused::Invalid(format!(
+            Ok(true) => {
+                self.submit(&job.id);
+                Ok(())
+            }
+            Ok(false) => Err(Refused::Invalid(format!(
                 "Invalid snapshot: Snapshot status must be available or error to delete it, but it is {}.",
                 s.status
-            )));
+            ))),
+            Err(n) => Err(Refused::Invalid(format!(
+                "Invalid snapshot: {n} volume(s) are being created from snapshot {}; delete it once they are available.",
+                s.id
+            ))),
         }
-        self.submit(&job.id);
-        Ok(())
     }
 
     /// Starts a revert of `v` to `snapshot`, which must be the volume's latest snapshot,
@@ -202,16 +247,19 @@ impl VolumeManager {
                 self.submit(&job.id);
                 Ok(())
             }
-            Err(which) => Err(Refused::Invalid(match which {
-                crate::db::RevertRefused::Volume => format!(
-                    "Can't revert volume {} to its latest snapshot {}. The volume's status must be 'available' but is {}.",
-                    v.id, snapshot.id, v.status
-                ),
-                crate::db::RevertRefused::Snapshot => format!(
-                    "Can't revert volume {} to its latest snapshot {}. The snapshot's status must be 'available' but is {}.",
-                    v.id, snapshot.id, snapshot.status
-                ),
-            })),
+            Err(RevertRefused::Busy(r)) => Err(busy(&v.id, "revert", r)),
+            Err(RevertRefused::Size) => Err(Refused::Invalid(format!(
+                "Volume {} size must be equal to snapshot {} size {} GiB to revert it; the volume has been extended since.",
+                v.id, snapshot.id, snapshot.volume_size
+            ))),
+            Err(RevertRefused::Volume) => Err(Refused::Invalid(format!(
+                "Can't revert volume {} to its latest snapshot {}. The volume's status must be 'available' but is {}.",
+                v.id, snapshot.id, v.status
+            ))),
+            Err(RevertRefused::Snapshot) => Err(Refused::Invalid(format!(
+                "Can't revert volume {} to its latest snapshot {}. The snapshot's status must be 'available' but is {}.",
+                v.id, snapshot.id, snapshot.status
+            ))),
         }
     }
 
