@@ -6,6 +6,7 @@ mod common;
 
 mod api_errors;
 mod attach;
+mod bad_input;
 mod crash;
 mod hostile;
 mod iscsi;
