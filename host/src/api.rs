@@ -6,6 +6,8 @@
 
 mod admin;
 mod attachments;
+mod input;
+pub use input::InputLimits;
 mod list;
 mod messages;
 mod pools;
@@ -21,7 +23,6 @@ mod volumes;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
@@ -32,6 +33,7 @@ use serde_json::{Value, json};
 use crate::db::Db;
 use crate::volume::VolumeManager;
 use crate::worker::Workers;
+use input::{Body, Text, parse_body};
 
 /// The microversions served: `OpenStack-API-Version: volume 3.N`.
 pub const MIN_VERSION: Microversion = Microversion(3, 0);
@@ -57,6 +59,8 @@ pub struct AppState {
     pub default_availability_zone: String,
     /// Volume views rendered at their revision, for lists.
     pub volume_views: view_cache::ViewCache<views::VolumeViewKey>,
+    /// What one request may carry (`[api]` settings).
+    pub input_limits: InputLimits,
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;
@@ -146,38 +150,101 @@ impl Microversion {
         self >= Microversion(3, minor)
     }
 
-    /// Reads `OpenStack-API-Version: volume 3.N` (or `latest`); absent means 3.0.
+    /// Reads `OpenStack-API-Version: volume 3.N` (or `latest`) as Cinder does with
+    /// microversion_parse: the header may name several services (`volume 3.5, compute
+    /// 2.1`); none for `volume` means 3.0. A version not of the form `MajorNum.MinorNum`
+    /// is 400, one outside what is served 406, with Cinder's messages.
     fn from_headers(headers: &HeaderMap) -> Result<Microversion, ApiError> {
-        let Some(raw) = headers
-            .get("openstack-api-version")
-            .and_then(|v| v.to_str().ok())
-        else {
+        let Some(raw) = headers.get("openstack-api-version") else {
             return Ok(MIN_VERSION);
         };
-        let Some(value) = raw
-            .split(',')
-            .map(str::trim)
-            .find_map(|part| part.strip_prefix("volume ").map(str::trim))
-        else {
+        let Ok(raw) = raw.to_str() else {
+            return Err(ApiError::bad_request(
+                "OpenStack-API-Version must be ASCII, e.g. `volume 3.67`.",
+            ));
+        };
+        let Some(value) = raw.split(',').find_map(|part| {
+            let mut words = part.split_whitespace();
+            let service = words.next()?;
+            service
+                .eq_ignore_ascii_case("volume")
+                .then(|| words.collect::<Vec<_>>().join(" "))
+        }) else {
             return Ok(MIN_VERSION);
         };
         if value.eq_ignore_ascii_case("latest") {
             return Ok(MAX_VERSION);
         }
-        let parsed = value
+        // Cinder's APIVersionRequest: `^([1-9]\d*)\.([1-9]\d*|0)$`.
+        let number = |s: &str| {
+            !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && (s == "0" || !s.starts_with('0'))
+        };
+        let Some((major, minor)) = value
             .split_once('.')
-            .and_then(|(a, b)| Some(Microversion(a.parse().ok()?, b.parse().ok()?)))
-            .ok_or_else(|| ApiError::bad_request(format!("API Version String {value} is of invalid format. Must be of format MajorNum.MinorNum.")))?;
-        if parsed < MIN_VERSION || parsed > MAX_VERSION {
-            return Err(ApiError::new(
+            .filter(|(a, b)| number(a) && *a != "0" && number(b))
+        else {
+            return Err(ApiError::bad_request(format!(
+                "API Version String {} is of invalid format. Must be of format MajorNum.MinorNum.",
+                value.escape_debug()
+            )));
+        };
+        let not_served = || {
+            ApiError::new(
                 StatusCode::NOT_ACCEPTABLE,
                 format!(
-                    "Version {parsed} is not supported by the API. Minimum is {MIN_VERSION} and maximum is {MAX_VERSION}."
+                    "Version {value} is not supported by the API. Minimum is {MIN_VERSION} and maximum is {MAX_VERSION}."
                 ),
-            ));
+            )
+        };
+        // Well formed but too large for a number is simply not served.
+        let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
+            return Err(not_served());
+        };
+        let parsed = Microversion(major, minor);
+        if parsed < MIN_VERSION || parsed > MAX_VERSION {
+            return Err(not_served());
         }
         Ok(parsed)
     }
+}
+
+/// The longest user or project id a token may carry (Cinder's columns hold 255).
+const MAX_ID: usize = 255;
+
+/// Reads Cinder's noauth token: `user:project`, or `user` alone for a project of the same
+/// name, as Cinder's noauth middleware splits it at the first colon. Each part must be
+/// 1 to 255 visible ASCII characters, and the project must fit in a URL path segment.
+fn parse_token(token: &str) -> Result<(String, String), ApiError> {
+    let unauthorized = |why: String| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("X-Auth-Token is not a valid token: {why}. With noauth send `user:project`."),
+        )
+    };
+    let (user, project) = token.split_once(':').unwrap_or((token, token));
+    for (what, id) in [("user", user), ("project", project)] {
+        if id.is_empty() {
+            return Err(unauthorized(format!("the {what} id is empty")));
+        }
+        if id.chars().count() > MAX_ID {
+            return Err(unauthorized(format!(
+                "the {what} id is longer than {MAX_ID} characters"
+            )));
+        }
+        if let Some(c) = id.chars().find(|c| !c.is_ascii_graphic()) {
+            return Err(unauthorized(format!(
+                "the {what} id has the character {c:?}; ids are visible ASCII without spaces"
+            )));
+        }
+    }
+    if let Some(c) = project.chars().find(|c| matches!(c, '/' | '?' | '#' | '%')) {
+        return Err(unauthorized(format!(
+            "the project id has the character {c:?}, which cannot stand in a URL path"
+        )));
+    }
+    Ok((user.to_string(), project.to_string()))
 }
 
 /// Who is asking, from Cinder's noauth token `user:project`, and at which microversion.
@@ -215,29 +282,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let version = Microversion::from_headers(&parts.headers)?;
-        let token = parts
-            .headers
-            .get("x-auth-token")
-            .and_then(|v| v.to_str().ok())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "Authentication required: send an X-Auth-Token header (noauth: `user:project`)"
-                        .to_string(),
-                )
-            })?;
-        let (user_id, project_id) = match token.split_once(':') {
-            Some((u, p)) if !u.is_empty() && !p.is_empty() => (u.to_string(), p.to_string()),
-            Some(_) => {
+        // Authentication first, as Cinder's auth middleware runs before the API sees
+        // the microversion.
+        let token = match parts.headers.get("x-auth-token") {
+            None => {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "X-Auth-Token must be `user:project`".to_string(),
+                    "Authentication required: send an X-Auth-Token header (noauth: `user:project`)",
                 ));
             }
-            None => (token.to_string(), token.to_string()),
+            Some(t) => t.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "X-Auth-Token is not a valid token: it has characters outside visible ASCII. With noauth send `user:project`.",
+                )
+            })?,
         };
+        let (user_id, project_id) = parse_token(token)?;
+        let version = Microversion::from_headers(&parts.headers)?;
         if let Some(UrlProject(url_project)) = parts.extensions.get::<UrlProject>()
             && *url_project != project_id
         {
@@ -300,6 +362,8 @@ impl ApiError {
             "Invalid input for field/attribute {field}. Value: {shown}. {why}"
         ))
     }
+    /// The body's key, as Cinder's `Fault` names it; any status it does not name (406
+    /// among them) is a `computeFault` there too.
     fn kind(&self) -> &'static str {
         match self.status.as_u16() {
             400 => "badRequest",
@@ -307,11 +371,11 @@ impl ApiError {
             403 => "forbidden",
             404 => "itemNotFound",
             405 => "badMethod",
-            406 => "notAcceptable",
             409 => "conflictingRequest",
             413 => "overLimit",
             415 => "badMediaType",
             501 => "notImplemented",
+            503 => "serviceUnavailable",
             _ => "computeFault",
         }
     }
@@ -413,26 +477,8 @@ pub fn reply_json_bytes(ctx: &Ctx, status: StatusCode, body: Vec<u8>) -> Respons
     versioned(ctx, resp)
 }
 
-/// Parses a request body as a JSON object, with Cinder's messages for what is wrong.
-pub fn parse_body(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "The request body is empty; send a JSON object.",
-        ));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request(
-            "The request body must be a JSON object.",
-        )),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "Malformed request body: {e}"
-        ))),
-    }
-}
-
 /// The object under `key` in a body, as Cinder requires (`{"volume": {…}}`).
-pub fn body_element(body: &Bytes, key: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub fn body_element(body: &Body, key: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
     let mut map = parse_body(body)?;
     match map.remove(key) {
         Some(Value::Object(inner)) => Ok(inner),
@@ -447,79 +493,34 @@ pub fn body_element(body: &Bytes, key: &str) -> Result<serde_json::Map<String, V
     }
 }
 
-/// An optional string field of at most 255 characters.
+/// An optional string field of at most 255 characters without control characters (an
+/// id, a zone, a type's name or id).
 pub fn opt_string(
     obj: &serde_json::Map<String, Value>,
     field: &str,
 ) -> Result<Option<String>, ApiError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= 255 => Ok(Some(s.clone())),
-        Some(v @ Value::String(_)) => Err(ApiError::invalid_field(
-            field,
-            v,
-            "It is longer than 255 characters.",
-        )),
-        Some(v) => Err(ApiError::invalid_field(
-            field,
-            v,
-            format!("{v} is not of type 'string'"),
-        )),
-    }
+    input::opt_text(obj, field, Text::Line)
 }
 
 /// `name` and `description`, or their v1 spellings `display_name` and
-/// `display_description`, which Cinder still accepts.
+/// `display_description`, which Cinder still accepts: at most 255 characters each, no
+/// control characters in a name, none but tabs and line breaks in a description.
 pub fn name_and_description(
     obj: &serde_json::Map<String, Value>,
 ) -> Result<(Option<String>, Option<String>), ApiError> {
-    let name = match opt_string(obj, "name")? {
+    let name = match input::opt_text(obj, "name", Text::Line)? {
         Some(n) => Some(n),
-        None => opt_string(obj, "display_name")?,
+        None => input::opt_text(obj, "display_name", Text::Line)?,
     };
-    let description = match opt_string(obj, "description")? {
+    let description = match input::opt_text(obj, "description", Text::Prose)? {
         Some(d) => Some(d),
-        None => opt_string(obj, "display_description")?,
+        None => input::opt_text(obj, "display_description", Text::Prose)?,
     };
     Ok((name, description))
 }
 
-/// A `{"key": "value"}` map of strings (metadata, extra specs).
-pub fn string_map(field: &str, v: &Value) -> Result<Vec<(String, String)>, ApiError> {
-    let Value::Object(map) = v else {
-        return Err(ApiError::invalid_field(
-            field,
-            v,
-            format!("{v} is not of type 'object'"),
-        ));
-    };
-    map.iter()
-        .map(|(k, val)| {
-            if k.is_empty() || k.chars().count() > 255 {
-                return Err(ApiError::invalid_field(
-                    field,
-                    v,
-                    format!("key `{k}` must be 1 to 255 characters"),
-                ));
-            }
-            match val {
-                Value::String(s) if s.chars().count() <= 255 => Ok((k.clone(), s.clone())),
-                Value::String(_) => Err(ApiError::invalid_field(
-                    field,
-                    val,
-                    format!("the value of `{k}` is longer than 255 characters"),
-                )),
-                other => Err(ApiError::invalid_field(
-                    field,
-                    other,
-                    format!("the value of `{k}` must be a string"),
-                )),
-            }
-        })
-        .collect()
-}
-
-/// Cinder's boolean parsing for query strings and bodies.
+/// Cinder's boolean parsing for query strings (`strutils.bool_from_string`); bodies use
+/// [`input::body_bool`], as strict as Cinder's schema.
 pub fn parse_bool(field: &str, v: &Value) -> Result<bool, ApiError> {
     match v {
         Value::Bool(b) => Ok(*b),

@@ -92,18 +92,29 @@ pub struct ApiSection {
     /// 40,000 volumes' detail views.
     #[serde(default = "default_list_view_cache_mib")]
     pub list_view_cache_mib: u64,
+    /// Most metadata items one volume or snapshot may carry (and extra specs one volume
+    /// type); a request that would leave more is refused with 403, as Nova refuses
+    /// server metadata beyond its `metadata_items` quota. Cinder itself sets no cap.
+    /// Default 128, Nova's `metadata_items`.
+    #[serde(default = "default_max_metadata_items")]
+    pub max_metadata_items: usize,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
         ApiSection {
             list_view_cache_mib: default_list_view_cache_mib(),
+            max_metadata_items: default_max_metadata_items(),
         }
     }
 }
 
 fn default_list_view_cache_mib() -> u64 {
     48
+}
+
+fn default_max_metadata_items() -> usize {
+    128
 }
 
 impl Default for SchedulerSection {

@@ -140,6 +140,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         workers: workers.clone(),
         default_availability_zone: cfg.default_availability_zone.clone(),
         volume_views: crate::api::ViewCache::new((cfg.api.list_view_cache_mib as usize) << 20),
+        input_limits: (&cfg.api).into(),
     });
     let addr = listener.local_addr()?;
     tracing::info!("ashlar listening on http://{addr}");

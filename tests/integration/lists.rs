@@ -34,6 +34,9 @@ struct Owned {
     message: String,
 }
 
+/// A volume type that names a backend the server does not have.
+const NOWHERE: &str = "[volume_types.nowhere]\nvolume_backend_name = \"nowhere\"\n";
+
 async fn populate(c: &Client) -> Owned {
     let volume = c.create_volume(json!({"size": 1})).await;
     c.wait_status("volumes", &volume, "available").await;
@@ -53,10 +56,13 @@ async fn populate(c: &Client) -> Owned {
     assert_eq!(r.status, 200, "{}", r.body);
     let attachment = r.body["attachment"]["id"].as_str().unwrap().to_string();
     c27.version = Some("3.5".into());
-    // More than any pool holds: the create fails and leaves a user message.
-    let huge = c.create_volume(json!({"size": 100_000_000})).await;
-    assert_eq!(c.wait("volumes", &huge).await["status"], "error");
-    let r = c27.get(&format!("messages?resource_uuid={huge}")).await;
+    // A type no backend serves (see [`NOWHERE`]): the create fails and leaves a user
+    // message. (A size beyond every pool is refused at the API, before any message.)
+    let unplaced = c
+        .create_volume(json!({"size": 1, "volume_type": "nowhere"}))
+        .await;
+    assert_eq!(c.wait("volumes", &unplaced).await["status"], "error");
+    let r = c27.get(&format!("messages?resource_uuid={unplaced}")).await;
     let message = r.body["messages"][0]["id"].as_str().unwrap().to_string();
     Owned {
         volume,
@@ -68,7 +74,7 @@ async fn populate(c: &Client) -> Owned {
 
 #[tokio::test]
 async fn all_tenants_and_project_id_mean_the_same_on_every_list() {
-    let server = Server::start("");
+    let server = Server::start(NOWHERE);
     let alice = server.client("alice:proj-a");
     let bob = server.client("bob:proj-b");
     let a = populate(&alice).await;

@@ -269,8 +269,21 @@ settings.activation = "false"
     assert!(vg.lvs().len() == 1, "no snapshot LV: {:?}", vg.lvs());
     delete(&c, "snapshots", &snap).await;
 
-    // Growing past the free space: lvm2 refuses, the error says what to do.
-    extend(&c, &vol, 40).await;
+    // Growing past what the volume group could ever hold is refused at the API.
+    let r = c
+        .post(
+            &format!("volumes/{vol}/action"),
+            json!({"os-extend": {"new_size": 40}}),
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.error_message().contains("can ever hold"), "{}", r.body);
+
+    // Growing past the free space (another volume holds the rest): lvm2 refuses, the
+    // error says what to do.
+    let other = c.create_volume(json!({"size": 1, "name": "filler"})).await;
+    c.wait_status("volumes", &other, "available").await;
+    extend(&c, &vol, 3).await;
     let v = c.wait("volumes", &vol).await;
     assert_eq!(v["status"], "error_extending");
     let msgs = c.messages_for(&vol).await;
@@ -283,6 +296,7 @@ settings.activation = "false"
 
     // Delete (allowed from error_extending): the LV is gone and the space is back.
     delete(&c, "volumes", &vol).await;
+    delete(&c, "volumes", &other).await;
     assert!(vg.lvs().is_empty(), "{:?}", vg.lvs());
     assert_eq!(vg.vgs().1, free0);
     pool_where(&admin, "the space given back", |p| {

@@ -6,6 +6,7 @@ mod common;
 
 mod api_errors;
 mod attach;
+mod bad_input;
 mod conflicts;
 mod crash;
 mod hostile;

@@ -1,13 +1,13 @@
 //! Ashlar's own admin surface beside the v3 API: plugins, swap, rollback, metrics.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::input::Body;
 use super::{ApiError, Ctx, State, parse_body, reply};
 use crate::plugins::{Part, SwapError};
 
@@ -73,7 +73,7 @@ async fn swap(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     ctx.require_admin(POLICY)?;
     let body = parse_body(&body)?;
@@ -138,10 +138,10 @@ async fn rollback(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     ctx.require_admin(POLICY)?;
-    let part = if body.iter().all(u8::is_ascii_whitespace) {
+    let part = if body.is_empty() {
         Part::Volume
     } else {
         part_of(&parse_body(&body)?)?

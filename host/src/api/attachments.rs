@@ -4,13 +4,13 @@
 //! (`POST /attachments`, `PUT` with a connector, `os-complete` from 3.44, `DELETE`).
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::input::{Body, Text, check_text};
 use super::list::{ListRequest, ListSpec};
 use super::visible;
 use super::{ApiError, Ctx, State, reply, views};
@@ -63,7 +63,10 @@ fn parse_connector(v: &Value) -> Result<Connector, ApiError> {
     let text = |key: &str| -> Result<Option<String>, ApiError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => {
+                check_text(&format!("connector.{key}"), s, Text::Line)?;
+                Ok(Some(s.clone()))
+            }
             Some(other) => Err(ApiError::invalid_field(
                 &format!("connector.{key}"),
                 other,
@@ -142,10 +145,14 @@ fn required_object<'a>(args: &'a Value, action: &str, key: &str) -> Result<&'a V
     })
 }
 
+/// An optional string argument: at most 255 characters, no control characters.
 fn opt_text(args: &Value, key: &str) -> Result<Option<String>, ApiError> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => {
+            check_text(key, s, Text::Line)?;
+            Ok(Some(s.clone()))
+        }
         Some(other) => Err(ApiError::invalid_field(key, other, "It must be a string.")),
     }
 }
@@ -529,7 +536,7 @@ fn require_version(ctx: &Ctx, minor: u32, what: &str) -> Result<(), ApiError> {
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     require_version(&ctx, 27, "The attachments API")?;
     let body = Value::Object(super::body_element(&body, "attachment")?);
@@ -573,7 +580,7 @@ async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     require_version(&ctx, 27, "The attachments API")?;
     let (mut a, v) = visible::attachment(&state, &ctx, &id).await?;
@@ -601,12 +608,13 @@ async fn action(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     require_version(&ctx, 44, "Completing an attachment")?;
     let (a, v) = visible::attachment(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
-    if !map.contains_key("os-complete") {
+    let (name, _) = super::input::one_action(&map, "{\"os-complete\": {}}")?;
+    if name != "os-complete" {
         return Err(ApiError::bad_request(
             "The only attachment action is os-complete: send {\"os-complete\": {}}.",
         ));

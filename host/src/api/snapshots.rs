@@ -1,16 +1,16 @@
 //! `/v3/{project_id}/snapshots`.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::input::{Body, Keys, body_bool, string_map};
 use super::list::{ListRequest, ListSpec};
 use super::visible;
-use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, string_map, views};
+use super::{ApiError, Ctx, State, body_element, opt_string, reply, views};
 use crate::db::{SnapshotRow, time};
 use crate::volume::SnapshotStatus;
 
@@ -39,15 +39,14 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let snap = body_element(&body, "snapshot")?;
     let volume_id = opt_string(&snap, "volume_id")?.ok_or_else(|| {
         ApiError::invalid_field("volume_id", &Value::Null, "volume_id is required.")
     })?;
-    let volume = visible::volume(&state, &ctx, &volume_id).await?;
     if let Some(force) = snap.get("force")
-        && parse_bool("force", force)?
+        && body_bool("force", force)?
         && ctx.version.at_least(66)
     {
         return Err(ApiError::bad_request(
@@ -57,8 +56,16 @@ async fn create(
     let (name, description) = super::name_and_description(&snap)?;
     let metadata = match snap.get("metadata") {
         None | Some(Value::Null) => Default::default(),
-        Some(m) => string_map("metadata", m)?.into_iter().collect(),
+        Some(m) => string_map(
+            "metadata",
+            m,
+            Keys::Metadata,
+            state.input_limits.max_metadata_items,
+        )?
+        .into_iter()
+        .collect(),
     };
+    let volume = visible::volume(&state, &ctx, &volume_id).await?;
     let now = time::now();
     let mut row = SnapshotRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -145,14 +152,23 @@ async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let s = visible::snapshot(&state, &ctx, &id).await?;
     let upd = body_element(&body, "snapshot")?;
     let (name, description) = super::name_and_description(&upd)?;
     let metadata: Option<std::collections::BTreeMap<String, String>> = match upd.get("metadata") {
         None | Some(Value::Null) => None,
-        Some(m) => Some(string_map("metadata", m)?.into_iter().collect()),
+        Some(m) => Some(
+            string_map(
+                "metadata",
+                m,
+                Keys::Metadata,
+                state.input_limits.max_metadata_items,
+            )?
+            .into_iter()
+            .collect(),
+        ),
     };
     if name.is_none() && description.is_none() && metadata.is_none() {
         return Err(ApiError::bad_request(

@@ -1,14 +1,14 @@
 //! `/v3/{project_id}/types` and their extra specs. Changing types is for administrators.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, string_map, views};
+use super::input::{Body, Keys, Text, body_bool, check_key, opt_text, string_map};
+use super::{ApiError, Ctx, State, body_element, reply, views};
 use crate::db::VolumeType;
 
 const MANAGE: &str = "volume_extension:types_manage";
@@ -78,11 +78,11 @@ async fn show(
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     ctx.require_admin(MANAGE)?;
     let t = body_element(&body, "volume_type")?;
-    let name = opt_string(&t, "name")?
+    let name = opt_text(&t, "name", Text::Line)?
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| {
             ApiError::invalid_field(
@@ -91,17 +91,24 @@ async fn create(
                 "A volume type needs a non-empty name.",
             )
         })?;
-    let description = opt_string(&t, "description")?;
+    let description = opt_text(&t, "description", Text::Prose)?;
     let is_public = match t
         .get("os-volume-type-access:is_public")
         .or(t.get("is_public"))
     {
         None | Some(Value::Null) => true,
-        Some(v) => parse_bool("os-volume-type-access:is_public", v)?,
+        Some(v) => body_bool("os-volume-type-access:is_public", v)?,
     };
     let specs = match t.get("extra_specs") {
         None | Some(Value::Null) => Vec::new(),
-        Some(v) => string_map("extra_specs", v)?,
+        // A type's extra specs given at creation may have spaces in their keys, as
+        // Cinder's `extra_specs_with_null` allows.
+        Some(v) => string_map(
+            "extra_specs",
+            v,
+            Keys::Metadata,
+            state.input_limits.max_metadata_items,
+        )?,
     };
     let created = state
         .db
@@ -118,16 +125,16 @@ async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     ctx.require_admin(MANAGE)?;
     let existing = find(&state, &ctx, &id).await?;
     let t = body_element(&body, "volume_type")?;
-    let name = opt_string(&t, "name")?;
-    let description = opt_string(&t, "description")?;
+    let name = opt_text(&t, "name", Text::Line)?;
+    let description = opt_text(&t, "description", Text::Prose)?;
     let is_public = match t.get("is_public") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(parse_bool("is_public", v)?),
+        Some(v) => Some(body_bool("is_public", v)?),
     };
     state
         .db
@@ -182,17 +189,25 @@ async fn specs_set(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     ctx.require_admin(SPECS_MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
+    let max_items = state.input_limits.max_metadata_items;
     let specs = string_map(
         "extra_specs",
         map.get("extra_specs").ok_or_else(|| {
             ApiError::bad_request("Missing required element 'extra_specs' in request body.")
         })?,
+        Keys::ExtraSpecs,
+        max_items,
     )?;
+    let added = specs
+        .iter()
+        .filter(|(k, _)| !t.extra_specs.iter().any(|(e, _)| e == k))
+        .count();
+    super::input::check_item_count("extra_specs", t.extra_specs.len() + added, max_items)?;
     state.db.set_extra_specs(&t.id, &specs).await?;
     Ok(reply(
         &ctx,
@@ -219,16 +234,26 @@ async fn spec_put(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path((id, key)): Path<(String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     ctx.require_admin(SPECS_MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
-    let specs = string_map("extra_specs", &Value::Object(map))?;
+    check_key("extra_specs", &key, Keys::ExtraSpecs)?;
+    let max_items = state.input_limits.max_metadata_items;
+    let specs = string_map(
+        "extra_specs",
+        &Value::Object(map),
+        Keys::ExtraSpecs,
+        max_items,
+    )?;
     if specs.len() != 1 || specs[0].0 != key {
         return Err(ApiError::bad_request(
             "Request body and URI mismatch: the body must hold exactly the key in the URL.",
         ));
+    }
+    if !t.extra_specs.iter().any(|(k, _)| *k == key) {
+        super::input::check_item_count("extra_specs", t.extra_specs.len() + 1, max_items)?;
     }
     state.db.set_extra_specs(&t.id, &specs).await?;
     Ok(reply(

@@ -3,16 +3,16 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::input::{Body, Keys, body_bool, check_item_count, check_key, string_map};
 use super::list::{ListRequest, ListSpec};
 use super::visible;
-use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, string_map, views};
+use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, views};
 use crate::db::{VolumeRow, time};
 use crate::volume::types::DEFAULT_VOLUME_TYPE;
 use crate::volume::{AttachStatus, SnapshotStatus, VolumeStatus};
@@ -64,15 +64,49 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         )
 }
 
-/// A size in GiB from JSON: an integer, or a string of digits as Cinder also accepts.
+/// A size in GiB from JSON: an integer, or a string of digits as Cinder also accepts
+/// (`parameter_types.volume_size`: `^[0-9]+$`, 1 to 2147483647).
 fn parse_size(field: &str, v: &Value) -> Result<i64, ApiError> {
+    let too_big = || {
+        ApiError::invalid_field(
+            field,
+            v,
+            format!("It is greater than the maximum of {MAX_SIZE_GIB}."),
+        )
+    };
     let n = match v {
-        Value::Number(n) => n.as_i64().ok_or_else(|| {
-            ApiError::invalid_field(field, v, format!("{v} is not of type 'integer'"))
-        })?,
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| {
-            ApiError::invalid_field(field, v, format!("'{s}' is not of type 'integer'"))
-        })?,
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i,
+            (None, Some(_), _) => return Err(too_big()),
+            // An integer too long for 64 bits arrives as a float with no fraction.
+            (None, None, Some(f)) if f.fract() == 0.0 && f.abs() >= 9.2e18 => {
+                return Err(if f > 0.0 {
+                    too_big()
+                } else {
+                    ApiError::invalid_field(field, v, "It is less than the minimum of 1.")
+                });
+            }
+            _ => {
+                return Err(ApiError::invalid_field(
+                    field,
+                    v,
+                    format!("{v} is not of type 'integer'"),
+                ));
+            }
+        },
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<i64>().map_err(|_| too_big())?
+        }
+        Value::String(s) => {
+            return Err(ApiError::invalid_field(
+                field,
+                v,
+                format!(
+                    "'{}' is not of type 'integer': give a whole number of GiB, e.g. 10.",
+                    s.escape_debug()
+                ),
+            ));
+        }
         other => {
             return Err(ApiError::invalid_field(
                 field,
@@ -98,10 +132,78 @@ fn parse_size(field: &str, v: &Value) -> Result<i64, ApiError> {
     Ok(n)
 }
 
+/// The most one pool could ever hold, in GB: its total less the reservation, times the
+/// over-subscription ratio where it provisions thin (the bounds of Cinder's
+/// CapacityFilter for an empty pool). `None` when it reports `infinite` or `unknown`.
+fn pool_ceiling(p: &crate::scheduler::PoolState) -> Option<f64> {
+    if !p.total_capacity_gb.is_finite() || !p.free_capacity_gb.is_finite() {
+        return None;
+    }
+    let usable = (p.total_capacity_gb - p.reserved_gb()).max(0.0);
+    let ratio = p.max_over_subscription_ratio;
+    Some(if p.thin_provisioning_support && ratio >= 1.0 {
+        usable * ratio
+    } else {
+        usable
+    })
+}
+
+/// Refuses a size no pool could ever hold, before anything is recorded: the largest
+/// pool's ceiling bounds a new volume, the volume's own pool bounds an extend
+/// (`host` is `host@backend#pool`). Pools of unknown or infinite capacity, or no
+/// stats yet, let the request through to the scheduler. Answered 413 as Cinder answers
+/// a size beyond its per-volume limit (`VolumeSizeExceedsLimit`).
+fn check_fits_pools(
+    state: &super::AppState,
+    field: &str,
+    size: i64,
+    host: Option<&str>,
+) -> Result<(), ApiError> {
+    let stats = state.manager.stats();
+    let all: Vec<_> = stats.values().flat_map(|s| s.pools.iter()).collect();
+    // The volume's own pool when its stats are known, else every pool.
+    let own: Vec<_> = host
+        .and_then(|h| h.split_once('#'))
+        .map(|(b, pool)| {
+            all.iter()
+                .copied()
+                .filter(|p| p.backend == b && p.pool == pool)
+                .collect()
+        })
+        .unwrap_or_default();
+    let own_pool = !own.is_empty();
+    let pools = if own_pool { own } else { all };
+    if pools.is_empty() {
+        return Ok(());
+    }
+    let mut largest = 0.0_f64;
+    for p in pools {
+        match pool_ceiling(p) {
+            None => return Ok(()),
+            Some(c) => largest = largest.max(c),
+        }
+    }
+    let largest = largest.floor() as i64;
+    if size <= largest {
+        return Ok(());
+    }
+    let which = if own_pool {
+        "the volume's pool"
+    } else {
+        "the largest pool"
+    };
+    Err(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "Invalid input for field/attribute {field}. Value: {size}. Requested volume size {size}G is larger than {which} can ever hold ({largest}G); ask for at most {largest}G."
+        ),
+    ))
+}
+
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let vol = body_element(&body, "volume")?;
     for unsupported in ["imageRef", "backup_id", "consistencygroup_id", "group_id"] {
@@ -112,13 +214,16 @@ async fn create(
         }
     }
     let (name, description) = super::name_and_description(&vol)?;
+    let max_items = state.input_limits.max_metadata_items;
     let metadata = match vol.get("metadata") {
         None | Some(Value::Null) => Default::default(),
-        Some(m) => string_map("metadata", m)?.into_iter().collect(),
+        Some(m) => string_map("metadata", m, Keys::Metadata, max_items)?
+            .into_iter()
+            .collect(),
     };
     let multiattach = match vol.get("multiattach") {
         None | Some(Value::Null) => false,
-        Some(v) => parse_bool("multiattach", v)?,
+        Some(v) => body_bool("multiattach", v)?,
     };
 
     // Source: a snapshot or a volume of the caller's project, usable right now.
@@ -197,6 +302,7 @@ async fn create(
         })?,
         Some(v) => parse_size("size", v)?,
     };
+    check_fits_pools(&state, "size", size, None)?;
     if let Some(min) = source_size
         && size < min
     {
@@ -409,14 +515,19 @@ async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let v = visible::volume(&state, &ctx, &id).await?;
     let upd = body_element(&body, "volume")?;
     let (name, description) = super::name_and_description(&upd)?;
     let metadata = match upd.get("metadata") {
         None | Some(Value::Null) => None,
-        Some(m) => Some(string_map("metadata", m)?),
+        Some(m) => Some(string_map(
+            "metadata",
+            m,
+            Keys::Metadata,
+            state.input_limits.max_metadata_items,
+        )?),
     };
     if name.is_none() && description.is_none() && metadata.is_none() {
         return Err(ApiError::bad_request(
@@ -518,15 +629,12 @@ async fn action(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let v = visible::volume(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
-    let Some((name, args)) = map.iter().next() else {
-        return Err(ApiError::bad_request(
-            "The action body is empty: send e.g. {\"os-extend\": {\"new_size\": 2}}.",
-        ));
-    };
+    let (name, args) = super::input::one_action(&map, "{\"os-extend\": {\"new_size\": 2}}")?;
+    let args = &args;
     match name.as_str() {
         "os-extend" => {
             let new_size = args.get("new_size").ok_or_else(|| {
@@ -535,6 +643,7 @@ async fn action(
                 )
             })?;
             let new_size = parse_size("new_size", new_size)?;
+            check_fits_pools(&state, "new_size", new_size, v.host.as_deref())?;
             state
                 .manager
                 .request_extend(&v, new_size, &ctx.request_id)
@@ -613,17 +722,27 @@ async fn metadata_write(
     state: &super::AppState,
     ctx: &Ctx,
     id: &str,
-    body: &Bytes,
+    body: &Body,
     replace: bool,
 ) -> Result<Response, ApiError> {
     let v = visible::volume(state, ctx, id).await?;
     let map = super::parse_body(body)?;
+    let max_items = state.input_limits.max_metadata_items;
     let items = string_map(
         "metadata",
         map.get("metadata").ok_or_else(|| {
             ApiError::bad_request("Missing required element 'metadata' in request body.")
         })?,
+        Keys::Metadata,
+        max_items,
     )?;
+    if !replace {
+        let added = items
+            .iter()
+            .filter(|(k, _)| !v.metadata.contains_key(k))
+            .count();
+        check_item_count("metadata", v.metadata.len() + added, max_items)?;
+    }
     let all = state.db.set_volume_metadata(&v.id, &items, replace).await?;
     Ok(reply(ctx, StatusCode::OK, json!({ "metadata": all })))
 }
@@ -632,7 +751,7 @@ async fn metadata_merge(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     metadata_write(&state, &ctx, &id, &body, false).await
 }
@@ -641,7 +760,7 @@ async fn metadata_replace(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     metadata_write(&state, &ctx, &id, &body, true).await
 }
@@ -664,20 +783,27 @@ async fn metadata_key_set(
     axum::extract::State(state): State,
     ctx: Ctx,
     Path((id, key)): Path<(String, String)>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let v = visible::volume(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
+    check_key("meta", &key, Keys::Metadata)?;
+    let max_items = state.input_limits.max_metadata_items;
     let items = string_map(
         "meta",
         map.get("meta").ok_or_else(|| {
             ApiError::bad_request("Missing required element 'meta' in request body.")
         })?,
+        Keys::Metadata,
+        max_items,
     )?;
     if items.len() != 1 || items[0].0 != key {
         return Err(ApiError::bad_request(
             "Request body and URI mismatch: `meta` must hold exactly the key in the URL.",
         ));
+    }
+    if !v.metadata.contains_key(&key) {
+        check_item_count("metadata", v.metadata.len() + 1, max_items)?;
     }
     state.db.set_volume_metadata(&v.id, &items, false).await?;
     Ok(reply(
