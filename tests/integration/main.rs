@@ -13,6 +13,7 @@ mod jobs;
 mod lists;
 mod loading;
 mod lvm;
+mod messages;
 mod nfs_real;
 mod real_clients;
 mod san;
