@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_revisions",
         include_str!("../migrations/0005_revisions.sql"),
     ),
+    (
+        "0006_message_details",
+        include_str!("../migrations/0006_message_details.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

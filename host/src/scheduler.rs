@@ -4,7 +4,9 @@
 //! expectations carry over: every pool runs through the filters
 //! ([`AvailabilityZoneFilter`], [`CapacityFilter`], [`CapabilitiesFilter`]),
 //! the survivors are weighed ([`CapacityWeigher`]) and the heaviest wins.
-//! Every rejection is kept so a failed request can say why each pool said no.
+//! Every rejection is kept so a failed request can say why each pool said no:
+//! in full to the log and administrators, and to the tenant naming only backends
+//! (a pool's name may be the directory it lives in) and what the request lacked.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -251,16 +253,42 @@ impl Placement {
 pub struct Rejection {
     /// `host@backend#pool`.
     pub pool: String,
+    /// `host@backend`.
+    pub backend: String,
     pub filter: &'static str,
+    /// The filter's reason, naming the pool: for the log and administrators.
     pub reason: String,
+    /// The filter's reason in a tenant's words ([`BackendFilter::public_reason`]).
+    pub public: String,
 }
 
 /// No pool passed every filter; carries each pool's reason so the user is
 /// not left guessing, unlike Cinder's bare "No valid backend was found".
+/// Its text names every pool and is for the log; [`NoValidBackend::public`]
+/// is what a tenant is told.
 #[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
 #[error("No valid backend was found. {}", describe_rejections(.reasons))]
 pub struct NoValidBackend {
     pub reasons: Vec<Rejection>,
+}
+
+impl NoValidBackend {
+    /// Each backend (`host@backend`, never its pools) and why it could not take
+    /// the volume, once per backend and reason.
+    pub fn public(&self) -> String {
+        if self.reasons.is_empty() {
+            return "No valid backend was found. No backend has reported its capacity yet."
+                .to_owned();
+        }
+        let mut parts: Vec<String> = Vec::new();
+        for rejection in &self.reasons {
+            let part = format!("{}: {}", rejection.backend, rejection.public);
+            if !parts.contains(&part) {
+                parts.push(part);
+            }
+        }
+        format!("No valid backend was found. {}.", parts.join("; "))
+    }
 }
 
 fn describe_rejections(reasons: &[Rejection]) -> String {
@@ -288,8 +316,10 @@ pub fn filter_backends<'a>(
             if let Err(reason) = filter.backend_passes(pool, spec) {
                 rejections.push(Rejection {
                     pool: pool.name(),
+                    backend: pool.backend.clone(),
                     filter: filter.name(),
                     reason,
+                    public: filter.public_reason(pool, spec),
                 });
                 continue 'pools;
             }
@@ -529,6 +559,42 @@ mod tests {
              provisioned capacity over total capacity 21.00 has exceeded the maximum over \
              subscription ratio 20.00 on pool c@nfs#share."
         );
+    }
+
+    #[test]
+    fn a_tenant_is_told_backends_and_reasons_not_pools() {
+        let mut elsewhere = pool("h@nfs#localhost:/srv/a", 1000.0, 900.0);
+        elsewhere.availability_zone = "az2".to_owned();
+        let pools = vec![
+            elsewhere,
+            pool("h@lvm#/dev/vg0", 100.0, 20.0),
+            pool("h@lvm#/dev/vg1", 100.0, 10.0),
+            pool("h@acme#/srv/b", 100.0, 90.0),
+        ];
+        let request = RequestSpec {
+            availability_zone: Some("nova".to_owned()),
+            ..spec_with(
+                50,
+                &[("vendor_name", "Acme"), ("provisioning:type", "thick")],
+            )
+        };
+        let err = schedule(&pools, &request, &SchedulerConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("h@lvm#/dev/vg0"), "{err}");
+        assert_eq!(
+            err.public(),
+            "No valid backend was found. h@nfs: Not in availability zone nova; \
+             h@lvm: Insufficient free space for a 50 GB volume; \
+             h@acme: Capability `vendor_name` does not satisfy the volume type."
+        );
+        let mut thin_only = pool("h@nfs#/srv/c", 100.0, 90.0);
+        thin_only.thick_provisioning_support = false;
+        let err = schedule(&[thin_only], &request, &SchedulerConfig::default()).unwrap_err();
+        assert_eq!(
+            err.public(),
+            "No valid backend was found. h@nfs: Does not support thick provisioning."
+        );
+        let err = schedule(&[], &request, &SchedulerConfig::default()).unwrap_err();
+        assert!(!err.public().contains('#'));
     }
 
     #[test]

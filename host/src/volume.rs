@@ -11,6 +11,7 @@ mod backend;
 pub mod flow;
 mod flows;
 pub mod job;
+pub mod message_field;
 mod requests;
 mod runner;
 mod stats;
@@ -32,14 +33,19 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use crate::db::{Db, DbError, Message, time};
-use crate::runtime::{CallError, DriverFailure};
+use crate::runtime::{CallError, DriverFailure, SandboxFailure};
 use crate::scheduler::SchedulerConfig;
+use message_field::{Detail, Event};
 
-/// Why an operation failed, in words a user of the API can act on.
+/// Why an operation failed. Its text is for the log and administrators: it may carry the
+/// driver's words, command lines and paths. A tenant is told [`OpError::detail_or`] and
+/// [`OpError::hint`] instead.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
-    #[error("{0}")]
-    NoValidBackend(String),
+    /// No pool could take the volume: `detail` names every pool and its reason, `public`
+    /// only backends (`host@backend`) and reasons a tenant can act on.
+    #[error("{detail}")]
+    NoValidBackend { public: String, detail: String },
     #[error("{0}")]
     Driver(#[from] CallError),
     #[error("{0}")]
@@ -78,6 +84,59 @@ impl OpError {
             },
             _ => FailureKind::Internal,
         }
+    }
+
+    /// The Cinder detail a user message gives for this error: the one the error maps to
+    /// (as Cinder's `EXCEPTION_DETAIL_MAPPINGS`), else `default` for a driver's failure,
+    /// else `UNKNOWN_ERROR`.
+    pub fn detail_or(&self, default: Detail) -> Detail {
+        match self {
+            OpError::NoValidBackend { .. } => Detail::NO_BACKEND_AVAILABLE,
+            OpError::Driver(
+                CallError::Driver(DriverFailure::BackendUnavailable(_))
+                | CallError::Sandbox {
+                    kind: SandboxFailure::Quarantined,
+                    ..
+                },
+            ) => Detail::DRIVER_NOT_INITIALIZED,
+            OpError::Driver(_) => default,
+            OpError::Db(_) | OpError::Gone(_) => Detail::UNKNOWN_ERROR,
+        }
+    }
+
+    /// What a tenant may read after Cinder's words: the host's own sentence for the kind
+    /// of failure, never the driver's text.
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            OpError::NoValidBackend { public, .. } => return Some(public.clone()),
+            OpError::Driver(CallError::Driver(f)) => match f {
+                DriverFailure::NotFound(_) => {
+                    "The backend could not find what the operation needs."
+                }
+                DriverFailure::InvalidArgument(_) => {
+                    "The backend refused the request as it was made."
+                }
+                DriverFailure::NotSupported(_) => "The operation is not supported by the backend.",
+                DriverFailure::CapacityExceeded(_) => "The backend has not enough free space.",
+                DriverFailure::BackendUnavailable(_) => {
+                    "The backend is unavailable at present; try again later."
+                }
+                DriverFailure::Internal(_) => return None,
+            },
+            OpError::Driver(CallError::Sandbox { kind, .. }) => match kind {
+                SandboxFailure::Quarantined => {
+                    "The backend is unavailable at present after repeated failures; try again later."
+                }
+                SandboxFailure::DeadlineExceeded => "The backend did not answer in time.",
+                SandboxFailure::OutOfMemory
+                | SandboxFailure::Trapped
+                | SandboxFailure::InstantiationFailed => {
+                    "The backend's driver stopped unexpectedly."
+                }
+            },
+            OpError::Db(_) | OpError::Gone(_) => return None,
+        };
+        Some(hint.to_string())
     }
 }
 
@@ -150,25 +209,39 @@ impl VolumeManager {
         zones
     }
 
-    /// Records a user message (Cinder's messages API) about an operation.
+    /// Records a user message (Cinder's messages API) about an operation: the tenant reads
+    /// `event`'s words and the host's `hint`; `internal`, the whole story (the driver's
+    /// text, paths, command lines), goes to the log with the request id and to the
+    /// message's internal detail, which only administrators read. A message with no
+    /// request (a job that did not say which) gets an id of its own, so it can be found.
     pub async fn user_message(
         &self,
         project_id: &str,
         request_id: Option<String>,
-        resource_type: &str,
         resource_uuid: &str,
-        event_id: &str,
-        text: String,
+        event: Event,
+        hint: Option<&str>,
+        internal: &str,
     ) {
+        let request_id = request_id.unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+        let event_id = event.id();
+        tracing::warn!(
+            request_id = %request_id,
+            resource_uuid,
+            event_id = %event_id,
+            "{}: {internal}",
+            event.action.text
+        );
         let m = Message {
             id: uuid::Uuid::new_v4().to_string(),
             project_id: project_id.to_string(),
-            request_id,
-            resource_type: resource_type.to_string(),
+            request_id: Some(request_id),
+            resource_type: event.resource.as_str().to_string(),
             resource_uuid: Some(resource_uuid.to_string()),
-            event_id: event_id.to_string(),
+            event_id,
             message_level: "ERROR".into(),
-            user_message: text,
+            user_message: event.user_message(hint),
+            internal_detail: Some(internal.to_string()),
             created_at: time::now(),
             expires_at: time::after(Duration::from_secs(30 * 86_400)),
         };

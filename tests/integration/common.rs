@@ -353,6 +353,33 @@ impl Client {
             .collect()
     }
 
+    /// What an administrator reads about a resource's messages on Ashlar's admin surface:
+    /// each message's user text, then ` | ` and its internal detail (the driver's text,
+    /// paths, command lines), which tenants are never shown.
+    pub async fn message_details_for(&self, id: &str) -> Vec<String> {
+        let admin = Client {
+            token: format!("admin:{}", self.project),
+            version: None,
+            ..self.with_version("3.0")
+        };
+        let r = admin
+            .get(&format!("/ashlar/v1/messages?resource_uuid={id}"))
+            .await;
+        assert_eq!(r.status, 200, "messages: {}", r.body);
+        r.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} | {}",
+                    m["user_message"].as_str().unwrap(),
+                    m["internal_detail"].as_str().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
     /// Creates a public volume type (admin) and returns its id.
     pub async fn create_type(&self, name: &str, specs: Value) -> String {
         let r = self

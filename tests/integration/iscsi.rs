@@ -393,13 +393,24 @@ async fn a_target_driver_is_swapped_watched_and_rolled_back() {
         .body["plugins"][0];
     assert_eq!(volume_row["plugin"], "nfs", "the volume driver stays");
 
-    // The broken target traps on the attach; the request fails, naming it.
+    // The broken target traps on the attach; the request fails, in Cinder's words for the
+    // tenant, naming the plugin in the log, on a line with the request id.
     let r = connect().await;
     assert_eq!(r.status, 500, "{}", r.body);
     assert!(
-        r.error_message().contains("plugin broken-target 9.9.9"),
+        r.error_message()
+            .starts_with("Unable to initialize the connection: An unknown error occurred.")
+            && !r.error_message().contains("broken-target"),
         "{}",
         r.error_message()
+    );
+    let request_id = r.headers["x-openstack-request-id"].to_str().unwrap();
+    assert!(
+        server
+            .log()
+            .lines()
+            .any(|l| l.contains(request_id) && l.contains("plugin broken-target 9.9.9")),
+        "no log line with {request_id} naming the plugin"
     );
     // Probation's verdict, not the clock: rolled back, never passed.
     let started = Instant::now();

@@ -82,8 +82,15 @@ async fn a_job_the_host_cannot_read_ends_in_error_with_a_message() {
         };
         assert_eq!(v["status"], "error", "{v}");
         assert_eq!(v["size"], 1, "the malformed job must not have run: {v}");
+        // The tenant is told nothing was done; why is for the administrator.
         let msgs = c.messages_for(volume).await;
-        assert!(msgs.iter().any(|m| m.contains(why)), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("nothing was done") && !m.contains(why)),
+            "{msgs:?}"
+        );
+        let details = c.message_details_for(volume).await;
+        assert!(details.iter().any(|m| m.contains(why)), "{details:?}");
         let (state, error) = job_outcome(&dir, job).await;
         assert_eq!(state, "error");
         assert!(
@@ -135,14 +142,25 @@ async fn a_create_whose_backend_fails_is_rescheduled_to_the_next() {
     let host = v["os-vol-host-attr:host"].as_str().unwrap();
     assert!(host.contains("@local#"), "{v}");
     assert!(server.share().join(format!("volume-{id}")).exists());
+    // The tenant is told the backend (not its pool) and that the volume moved on…
     let msgs = c.messages_for(&id).await;
     assert!(
-        msgs.iter().any(
+        msgs.iter()
+            .any(|m| m.starts_with("create volume from backend storage:")
+                && m.contains("Attempt 1 of 3 on ashlar@bad failed")
+                && m.contains("rescheduled")
+                && !m.contains("asked to fail")
+                && !m.contains('#')),
+        "{msgs:?}"
+    );
+    // …the administrator the pool and the driver's words.
+    let details = c.message_details_for(&id).await;
+    assert!(
+        details.iter().any(
             |m| m.contains("attempt 1 of 3 on ashlar@bad#fixture failed")
                 && m.contains("asked to fail")
-                && m.contains("rescheduled")
         ),
-        "{msgs:?}"
+        "{details:?}"
     );
     // A volume the healthy backend takes first is not rescheduled at all.
     let fine = c.create_volume(json!({"size": 1, "name": "fine"})).await;
@@ -162,7 +180,9 @@ async fn when_every_attempt_fails_the_message_lists_them() {
     let msgs = c.messages_for(&id).await;
     assert_eq!(msgs.len(), 1, "{msgs:?}");
     assert!(
-        msgs[0].starts_with("create volume: ") && msgs[0].contains("asked to fail"),
+        msgs[0].starts_with("create volume from backend storage:"),
         "{msgs:?}"
     );
+    let details = c.message_details_for(&id).await;
+    assert!(details[0].contains("asked to fail"), "{details:?}");
 }

@@ -260,7 +260,7 @@ settings.activation = "false"
     let snap = snapshot(&c, &vol).await;
     let s = c.wait("snapshots", &snap).await;
     assert_eq!(s["status"], "error", "{s}");
-    let msgs = c.messages_for(&snap).await;
+    let msgs = c.message_details_for(&snap).await;
     assert!(
         msgs.iter()
             .any(|m| m.contains("needs device-mapper") && m.contains("activation = true")),
@@ -286,7 +286,7 @@ settings.activation = "false"
     extend(&c, &vol, 3).await;
     let v = c.wait("volumes", &vol).await;
     assert_eq!(v["status"], "error_extending");
-    let msgs = c.messages_for(&vol).await;
+    let msgs = c.message_details_for(&vol).await;
     assert!(
         msgs.iter()
             .any(|m| m.contains("Insufficient free space") && m.contains("vgextend")),

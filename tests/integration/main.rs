@@ -15,6 +15,7 @@ mod jobs;
 mod lists;
 mod loading;
 mod lvm;
+mod messages;
 mod nfs_real;
 mod ownership;
 mod real_clients;

@@ -699,7 +699,7 @@ settings.max_over_subscription_ratio = "100"
     let clone = c.create_volume(json!({"source_volid": vol})).await;
     assert_eq!(c.wait("volumes", &clone).await["status"], "error");
     assert_says(
-        &c.messages_for(&clone).await,
+        &c.message_details_for(&clone).await,
         &[
             "capacity exceeded",
             &format!(
@@ -718,7 +718,10 @@ settings.max_over_subscription_ratio = "100"
     assert_eq!(r.status, 202, "{}", r.body);
     let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
     assert_eq!(c.wait("snapshots", &snap).await["status"], "error");
-    assert_says(&c.messages_for(&snap).await, &["is full", "needs 40.0 MiB"]);
+    assert_says(
+        &c.message_details_for(&snap).await,
+        &["is full", "needs 40.0 MiB"],
+    );
     assert_eq!(files_in(&share), vec![format!("volume-{vol}")]);
 
     // Something else fills the share to the last byte (ENOSPC ends the write): even a thin
@@ -737,9 +740,9 @@ settings.max_over_subscription_ratio = "100"
     let thin = c.create_volume(json!({"size": 1})).await;
     assert_eq!(c.wait("volumes", &thin).await["status"], "error");
     assert_says(
-        &c.messages_for(&thin).await,
+        &c.message_details_for(&thin).await,
         &[
-            "create volume: capacity exceeded",
+            "capacity exceeded",
             "is full (0 bytes usable of 64.0 MiB)",
             "a thin 1 GiB volume needs room for its first writes",
         ],
@@ -824,7 +827,7 @@ settings.share_path = "{nowhere}"
         .await;
     assert_eq!(c.wait("volumes", &v).await["status"], "error");
     assert_says(
-        &c.messages_for(&v).await,
+        &c.message_details_for(&v).await,
         &[
             "No valid backend was found",
             "ashlar@nas: stats unavailable",
@@ -836,7 +839,7 @@ settings.share_path = "{nowhere}"
         .await;
     assert_eq!(c.wait("volumes", &v).await["status"], "error");
     assert_says(
-        &c.messages_for(&v).await,
+        &c.message_details_for(&v).await,
         &[&format!(
             "ashlar@gone: stats unavailable (backend unavailable: share {} does not exist on this host",
             nowhere.display()
@@ -867,7 +870,7 @@ settings.share_path = "{nowhere}"
         .await;
     assert_eq!(c.wait("volumes", &ro).await["status"], "error");
     assert_says(
-        &c.messages_for(&ro).await,
+        &c.message_details_for(&ro).await,
         &[
             "backend unavailable",
             &format!("share {} is read-only", share.display()),
@@ -882,8 +885,8 @@ settings.share_path = "{nowhere}"
     assert_eq!(c.delete(&format!("volumes/{vol}")).await.status, 202);
     assert_eq!(c.wait("volumes", &vol).await["status"], "error_deleting");
     assert_says(
-        &c.messages_for(&vol).await,
-        &["delete volume: backend unavailable", &unmounted],
+        &c.message_details_for(&vol).await,
+        &["delete volume:", "backend unavailable", &unmounted],
     );
     assert_eq!(files_in(&backing), vec![format!("volume-{vol}")]);
 

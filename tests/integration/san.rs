@@ -574,7 +574,7 @@ async fn array_failures_are_retried_or_reported_with_the_arrays_words() {
     .await;
     let failed = c.create_volume(json!({"size": 1})).await;
     assert_eq!(c.wait("volumes", &failed).await["status"], "error");
-    let msg = c.messages_for(&failed).await.join(" ");
+    let msg = c.message_details_for(&failed).await.join(" ");
     assert!(msg.contains("controller failover in progress"), "{msg}");
     assert!(msg.contains("HTTP 500"), "{msg}");
     assert!(msg.contains("on all 4 attempts"), "{msg}");
@@ -637,7 +637,7 @@ async fn array_failures_are_retried_or_reported_with_the_arrays_words() {
         .await;
     let job_failed = c.create_volume(json!({"size": 1})).await;
     assert_eq!(c.wait("volumes", &job_failed).await["status"], "error");
-    let msg = c.messages_for(&job_failed).await.join(" ");
+    let msg = c.message_details_for(&job_failed).await.join(" ");
     assert!(
         msg.contains("aggregate aggr1 is offline for maintenance"),
         "{msg}"
@@ -653,7 +653,7 @@ async fn array_failures_are_retried_or_reported_with_the_arrays_words() {
         .await;
     let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
     assert_eq!(c.wait("snapshots", &snap).await["status"], "error");
-    let msg = c.messages_for(&snap).await.join(" ");
+    let msg = c.message_details_for(&snap).await.join(" ");
     assert!(msg.contains("snapshot reserve exhausted"), "{msg}");
 }
 
@@ -664,7 +664,7 @@ async fn a_wrong_password_is_named_as_the_arrays_refusal() {
     let c = server.client("alice:proj-a");
     let id = c.create_volume(json!({"size": 1})).await;
     assert_eq!(c.wait("volumes", &id).await["status"], "error");
-    let msg = c.messages_for(&id).await.join(" ");
+    let msg = c.message_details_for(&id).await.join(" ");
     assert!(msg.contains("backend unavailable"), "{msg}");
     assert!(msg.contains("refused credential `array`"), "{msg}");
     assert!(msg.contains("HTTP 401"), "{msg}");
@@ -725,7 +725,7 @@ credentials.array.password = {PASSWORD:?}
         .create_volume(json!({"size": 1, "volume_type": "probe"}))
         .await;
     assert_eq!(c.wait("volumes", &probe).await["status"], "error");
-    let msg = c.messages_for(&probe).await.join(" ");
+    let msg = c.message_details_for(&probe).await.join(" ");
     assert!(msg.contains("probe saw config"), "{msg}");
     assert!(msg.contains("status 200"), "the echo answered: {msg}");
     assert!(

@@ -16,6 +16,7 @@ use super::visible;
 use super::{ApiError, Ctx, State, reply, views};
 use crate::db::{AttachmentRow, VolumeRow, time};
 use crate::driver::{Connector, Value as DriverValue};
+use crate::volume::message_field::Detail;
 use crate::volume::{AttachStatus, FailureKind, OpError, VolumeStatus, is_last_connection};
 
 /// The attachment list: Cinder pages it but gives it no links.
@@ -121,7 +122,9 @@ fn parse_connector(v: &Value) -> Result<Connector, ApiError> {
     })
 }
 
-/// A failed connection, with the status that fits what the driver said.
+/// A failed connection, with the status that fits what the driver said. The answer says
+/// what failed in Cinder's words (`message_field`'s details) and the host's; the driver's
+/// own text, paths and command lines go to the log, on a line with the request id.
 fn op_error(what: &str, e: OpError) -> ApiError {
     let e = match e {
         OpError::Db(d) => return d.into(),
@@ -134,7 +137,9 @@ fn op_error(what: &str, e: OpError) -> ApiError {
         FailureKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::warn!("{what} failed: {e}");
-    ApiError::new(status, format!("Unable to {what}: {e}"))
+    let detail = e.detail_or(Detail::UNKNOWN_ERROR);
+    let hint = e.hint().map(|h| format!(" {h}")).unwrap_or_default();
+    ApiError::new(status, format!("Unable to {what}: {}{hint}", detail.text))
 }
 
 fn required_object<'a>(args: &'a Value, action: &str, key: &str) -> Result<&'a Value, ApiError> {

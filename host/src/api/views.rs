@@ -294,6 +294,8 @@ pub fn volume_type(ctx: &Ctx, t: &VolumeType) -> Value {
     Value::Object(o)
 }
 
+/// Cinder's message view, the same for administrators: tempest's schema allows no other
+/// key, so what tenants are not told (`internal_detail`) is on Ashlar's admin surface.
 pub fn message(ctx: &Ctx, m: &Message) -> Value {
     json!({
         "id": m.id,

@@ -1,4 +1,6 @@
-//! Cinder's user messages: why an asynchronous request failed.
+//! Cinder's user messages: why an asynchronous request failed. `user_message` is what the
+//! tenant reads (Cinder's words); `internal_detail` the driver's text, paths and command
+//! lines behind it, for administrators only.
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -16,6 +18,8 @@ pub struct Message {
     pub event_id: String,
     pub message_level: String,
     pub user_message: String,
+    /// What the log says about the failure; never shown in the v3 API.
+    pub internal_detail: Option<String>,
     pub created_at: String,
     pub expires_at: String,
 }
@@ -31,16 +35,25 @@ impl Message {
             event_id: r.try_get("event_id")?,
             message_level: r.try_get("message_level")?,
             user_message: r.try_get("user_message")?,
+            internal_detail: r.try_get("internal_detail")?,
             created_at: r.try_get("created_at")?,
             expires_at: r.try_get("expires_at")?,
         })
     }
 }
 
+/// The columns a [`Message`] is read from, named: a `SELECT *` prepared on a pooled
+/// connection that has not yet seen a migration's new column would step with one column
+/// more than it was prepared with.
+const COLUMNS: &str = "id, project_id, request_id, resource_type, resource_uuid, event_id, \
+     message_level, user_message, internal_detail, created_at, expires_at";
+
 /// The message list (filters, sorting and paging from 3.5).
 pub const MESSAGE_LIST: Listing = Listing {
     from: "messages msg",
-    columns: "msg.*",
+    columns: "msg.id, msg.project_id, msg.request_id, msg.resource_type, msg.resource_uuid, \
+        msg.event_id, msg.message_level, msg.user_message, msg.internal_detail, \
+        msg.created_at, msg.expires_at",
     alias: "msg",
     live: "1 = 1",
     filters: &[
@@ -64,10 +77,10 @@ pub const MESSAGE_LIST: Listing = Listing {
 
 impl Db {
     pub async fn insert_message(&self, m: &Message) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO messages (id, project_id, request_id, resource_type, resource_uuid, event_id, message_level, user_message, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO messages ({COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
         .bind(&m.id)
         .bind(&m.project_id)
         .bind(&m.request_id)
@@ -76,6 +89,7 @@ impl Db {
         .bind(&m.event_id)
         .bind(&m.message_level)
         .bind(&m.user_message)
+        .bind(&m.internal_detail)
         .bind(&m.created_at)
         .bind(&m.expires_at)
         .execute(&self.pool)
@@ -89,7 +103,7 @@ impl Db {
     }
 
     pub async fn get_message(&self, id: &str) -> Result<Option<Message>> {
-        let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM messages WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -103,5 +117,97 @@ impl Db {
             .await?
             .rows_affected()
             > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::super::MIGRATIONS;
+    use super::*;
+
+    /// Messages an earlier host wrote told tenants the driver's words: after the migration
+    /// they tell Cinder's, under Cinder's event ids, and keep the old words for
+    /// administrators.
+    #[tokio::test]
+    async fn earlier_messages_are_reworded_and_their_text_kept_for_administrators() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == "0006_message_details")
+            .unwrap();
+        for (name, sql) in &MIGRATIONS[..before] {
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            sqlx::query("INSERT INTO schema_migrations VALUES ($1, 'then')")
+                .bind(name)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        let leaky = "create snapshot: driver error: `qemu-img convert -f raw -O raw /srv/share/volume-v /srv/share/snapshot-s` failed";
+        for (id, resource_type, event_id, text) in [
+            ("m1", "SNAPSHOT", "VOLUME_SNAPSHOT_004_001", leaky),
+            (
+                "m2",
+                "VOLUME",
+                "VOLUME_VOLUME_001_003",
+                "schedule allocate volume: No valid backend was found. h@nfs#localhost:/srv/share: …",
+            ),
+            ("m3", "VOLUME", "VOLUME_VOLUME_006_001", "extend volume: …"),
+            (
+                "m4",
+                "SNAPSHOT",
+                "VOLUME_VOLUME_008_001",
+                "the service could not run …",
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO messages (id, project_id, request_id, resource_type, resource_uuid, \
+                 event_id, message_level, user_message, created_at, expires_at) \
+                 VALUES ($1, 'p', 'req-1', $2, 'r', $3, 'ERROR', $4, 't', 'u')",
+            )
+            .bind(id)
+            .bind(resource_type)
+            .bind(event_id)
+            .bind(text)
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+        c.close().await.unwrap();
+
+        let db = Db::open(&url).await.unwrap();
+        let m1 = db.get_message("m1").await.unwrap().unwrap();
+        assert_eq!(m1.resource_type, "VOLUME_SNAPSHOT");
+        assert_eq!(m1.event_id, "VOLUME_VOLUME_SNAPSHOT_009_013");
+        assert_eq!(
+            m1.user_message,
+            "create snapshot:Snapshot failed to create."
+        );
+        assert_eq!(m1.internal_detail.as_deref(), Some(leaky));
+        let m2 = db.get_message("m2").await.unwrap().unwrap();
+        assert_eq!(m2.event_id, "VOLUME_VOLUME_001_003");
+        assert_eq!(
+            m2.user_message,
+            "schedule allocate volume:Could not find any available weighted backend."
+        );
+        let m3 = db.get_message("m3").await.unwrap().unwrap();
+        assert_eq!(m3.event_id, "VOLUME_VOLUME_007_010");
+        assert_eq!(
+            m3.user_message,
+            "extend volume:Volume Driver failed to extend volume."
+        );
+        let m4 = db.get_message("m4").await.unwrap().unwrap();
+        assert_eq!(m4.event_id, "VOLUME_VOLUME_SNAPSHOT_900_001");
+        assert_eq!(m4.user_message, "unknown action:An unknown error occurred.");
     }
 }

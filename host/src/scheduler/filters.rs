@@ -9,9 +9,12 @@ use super::{CapValue, PoolState, RequestSpec, python_float};
 /// One step of the filter chain, named as in Cinder's `scheduler_default_filters`.
 pub trait BackendFilter {
     fn name(&self) -> &'static str;
-    /// `Err` carries a human-readable reason, shown to the user when no
-    /// pool is left.
+    /// `Err` carries a human-readable reason for the log and administrators,
+    /// naming the pool (whose name may be a directory) and what it reported.
     fn backend_passes(&self, pool: &PoolState, spec: &RequestSpec) -> Result<(), String>;
+    /// Why this filter refused `pool`, in words a tenant may read: no pool name,
+    /// no value the driver reported, only what the request asked for.
+    fn public_reason(&self, pool: &PoolState, spec: &RequestSpec) -> String;
 }
 
 /// Passes over the backends a rescheduled request already failed on (Cinder's
@@ -34,6 +37,10 @@ impl BackendFilter for RetryFilter {
             Ok(())
         }
     }
+
+    fn public_reason(&self, _pool: &PoolState, _spec: &RequestSpec) -> String {
+        "Already failed this request".to_owned()
+    }
 }
 
 /// Keeps volumes in the zone the user asked for; no zone asked, any will do.
@@ -52,6 +59,13 @@ impl BackendFilter for AvailabilityZoneFilter {
                 pool.availability_zone
             )),
             _ => Ok(()),
+        }
+    }
+
+    fn public_reason(&self, _pool: &PoolState, spec: &RequestSpec) -> String {
+        match &spec.availability_zone {
+            Some(wanted) => format!("Not in availability zone {wanted}"),
+            None => "Not in the availability zone asked for".to_owned(),
         }
     }
 }
@@ -157,6 +171,14 @@ impl BackendFilter for CapacityFilter {
         }
         Ok(())
     }
+
+    fn public_reason(&self, pool: &PoolState, spec: &RequestSpec) -> String {
+        if !spec.wants_thin() && !pool.thick_provisioning_support {
+            "Does not support thick provisioning".to_owned()
+        } else {
+            format!("Insufficient free space for a {} GB volume", spec.size_gib)
+        }
+    }
 }
 
 /// Matches the volume type's extra specs against the pool's capabilities,
@@ -176,6 +198,23 @@ impl BackendFilter for CapabilitiesFilter {
     }
 
     fn backend_passes(&self, pool: &PoolState, spec: &RequestSpec) -> Result<(), String> {
+        self.first_unmet(pool, spec)
+            .map_or(Ok(()), |(_, reason)| Err(reason))
+    }
+
+    fn public_reason(&self, pool: &PoolState, spec: &RequestSpec) -> String {
+        match self.first_unmet(pool, spec) {
+            Some((capability, _)) => {
+                format!("Capability `{capability}` does not satisfy the volume type")
+            }
+            None => "Does not satisfy the volume type".to_owned(),
+        }
+    }
+}
+
+impl CapabilitiesFilter {
+    /// The first capability the pool does not satisfy, and why.
+    fn first_unmet(&self, pool: &PoolState, spec: &RequestSpec) -> Option<(String, String)> {
         for (key, requirement) in &spec.extra_specs {
             let capability = match key.split_once(':') {
                 None => key.as_str(),
@@ -187,30 +226,27 @@ impl BackendFilter for CapabilitiesFilter {
             if capability == "provisioning:type" {
                 continue;
             }
-            let Some(value) = pool.capability(capability) else {
-                return Err(format!(
+            let reason = match pool.capability(capability) {
+                None => format!(
                     "capability `{capability}` not reported by pool {}",
                     pool.name()
-                ));
-            };
-            match match_extra_spec(&value, requirement) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(format!(
+                ),
+                Some(value) => match match_extra_spec(&value, requirement) {
+                    Ok(true) => continue,
+                    Ok(false) => format!(
                         "capability `{capability}` is '{value}' on pool {}, which does not \
                          satisfy '{requirement}'",
                         pool.name()
-                    ));
-                }
-                Err(err) => {
-                    return Err(format!(
+                    ),
+                    Err(err) => format!(
                         "extra spec `{key}` = '{requirement}' cannot be evaluated on pool {}: {err}",
                         pool.name()
-                    ));
-                }
-            }
+                    ),
+                },
+            };
+            return Some((capability.to_owned(), reason));
         }
-        Ok(())
+        None
     }
 }
 

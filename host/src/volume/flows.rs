@@ -4,7 +4,9 @@
 //!
 //! Each flow starts with [`MarkFailed`], the one shared failure task: it does nothing on
 //! the way in and, when a later task fails, reverts last — after the others have undone
-//! what they did — by moving the resource to its error status and telling the user why.
+//! what they did — by moving the resource to its error status and telling the user what
+//! failed in Cinder's words (see [`super::message_field`]), and the log and administrators
+//! why in the error's own.
 
 mod create;
 mod delete;
@@ -19,24 +21,11 @@ pub(super) use revert::revert_to_snapshot;
 pub(super) use snapshot::{create_snapshot, delete_snapshot};
 
 use super::flow::{BoxFuture, Task};
+use super::message_field::{Action, Detail, Event, Resource};
 use super::status::{SnapshotStatus, VolumeStatus};
 use super::{OpError, VolumeManager};
 use crate::db::{SnapshotRow, VolumeRow};
 use crate::driver::{ModelUpdate, Snapshot, Volume};
-
-/// Cinder-style event ids for user messages: VOLUME_<resource>_<action>_<detail>.
-pub(super) mod event {
-    pub const SCHEDULE_NO_BACKEND: &str = "VOLUME_VOLUME_001_003";
-    pub const CREATE_RESCHEDULED: &str = "VOLUME_VOLUME_001_009";
-    pub const CREATE_DRIVER_FAILED: &str = "VOLUME_VOLUME_002_001";
-    pub const CREATE_INTERRUPTED: &str = "VOLUME_VOLUME_002_008";
-    pub const DELETE_FAILED: &str = "VOLUME_VOLUME_003_001";
-    pub const EXTEND_FAILED: &str = "VOLUME_VOLUME_006_001";
-    pub const REVERT_FAILED: &str = "VOLUME_VOLUME_007_001";
-    pub const JOB_UNREADABLE: &str = "VOLUME_VOLUME_008_001";
-    pub const SNAPSHOT_CREATE_FAILED: &str = "VOLUME_SNAPSHOT_004_001";
-    pub const SNAPSHOT_DELETE_FAILED: &str = "VOLUME_SNAPSHOT_005_001";
-}
 
 /// What every flow's context carries: the manager and the request the job came from.
 pub(super) struct Op<'m> {
@@ -78,13 +67,14 @@ pub(super) enum Mark {
 
 /// The shared failure task.
 pub(super) struct MarkFailed {
-    /// `VOLUME` or `SNAPSHOT`, and its id, for the user message.
-    pub resource_type: &'static str,
+    /// The resource the user message is about, and its id.
+    pub resource: Resource,
     pub resource_id: String,
     pub project_id: String,
-    pub event: &'static str,
-    /// The operation in a user's words (`create volume`), the message's prefix.
-    pub action: &'static str,
+    /// The operation, in Cinder's words.
+    pub action: Action,
+    /// What a driver's failure is called, unless the error maps to a detail of its own.
+    pub detail: Detail,
     pub marks: Vec<Mark>,
 }
 
@@ -92,17 +82,17 @@ impl MarkFailed {
     /// Failing `v` moves it from `from` to `to`.
     pub(super) fn volume(
         v: &VolumeRow,
-        event: &'static str,
-        action: &'static str,
+        action: Action,
+        detail: Detail,
         from: VolumeStatus,
         to: VolumeStatus,
     ) -> MarkFailed {
         MarkFailed {
-            resource_type: "VOLUME",
+            resource: Resource::Volume,
             resource_id: v.id.clone(),
             project_id: v.project_id.clone(),
-            event,
             action,
+            detail,
             marks: vec![Mark::Volume {
                 id: v.id.clone(),
                 from,
@@ -114,17 +104,17 @@ impl MarkFailed {
     /// Failing `s` moves it from `from` to `to`.
     pub(super) fn snapshot(
         s: &SnapshotRow,
-        event: &'static str,
-        action: &'static str,
+        action: Action,
+        detail: Detail,
         from: SnapshotStatus,
         to: SnapshotStatus,
     ) -> MarkFailed {
         MarkFailed {
-            resource_type: "SNAPSHOT",
+            resource: Resource::VolumeSnapshot,
             resource_id: s.id.clone(),
             project_id: s.project_id.clone(),
-            event,
             action,
+            detail,
             marks: vec![Mark::Snapshot {
                 id: s.id.clone(),
                 from,
@@ -133,8 +123,26 @@ impl MarkFailed {
         }
     }
 
-    /// Moves the resources to their error statuses and records `text` for the user.
-    pub(super) async fn fail(&self, op: &Op<'_>, text: &str) {
+    /// Moves the resources to their error statuses and tells the user of `e`.
+    pub(super) async fn fail(&self, op: &Op<'_>, e: &OpError) {
+        self.fail_as(
+            op,
+            e.detail_or(self.detail),
+            e.hint().as_deref(),
+            &e.to_string(),
+        )
+        .await
+    }
+
+    /// Moves the resources to their error statuses and records a user message: `detail`
+    /// and the host's `hint` for the tenant, `internal` for the log and administrators.
+    pub(super) async fn fail_as(
+        &self,
+        op: &Op<'_>,
+        detail: Detail,
+        hint: Option<&str>,
+        internal: &str,
+    ) {
         for mark in &self.marks {
             let moved = match mark {
                 Mark::Volume { id, from, to } => {
@@ -148,14 +156,18 @@ impl MarkFailed {
                 tracing::error!(resource = %self.resource_id, "cannot record the failure: {e}");
             }
         }
-        tracing::warn!(resource = %self.resource_id, "{}: {text}", self.action);
+        let event = Event {
+            resource: self.resource,
+            action: self.action,
+            detail,
+        };
         op.m.user_message(
             &self.project_id,
             op.request_id.clone(),
-            self.resource_type,
             &self.resource_id,
-            self.event,
-            format!("{}: {text}", self.action),
+            event,
+            hint,
+            internal,
         )
         .await;
     }
@@ -169,7 +181,7 @@ impl<'m, C: OpContext<'m>> Task<C, OpError> for MarkFailed {
         Box::pin(async { Ok(()) })
     }
     fn revert<'a>(&'a self, ctx: &'a mut C, error: &'a OpError) -> BoxFuture<'a, ()> {
-        Box::pin(async move { self.fail(ctx.op(), &error.to_string()).await })
+        Box::pin(async move { self.fail(ctx.op(), error).await })
     }
 }
 

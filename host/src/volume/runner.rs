@@ -11,8 +11,9 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::flows::{self, event};
+use super::flows;
 use super::job::{Job, JobError, ResourceKind};
+use super::message_field::{Action, Detail, Event, Resource};
 use super::status::{SnapshotStatus, VolumeStatus};
 use super::{OpError, VolumeManager};
 use crate::db::{DbError, JobRow};
@@ -212,14 +213,21 @@ impl VolumeManager {
 
     /// A job that cannot run: its resource (a volume or a snapshot, whichever the id
     /// names) goes to `error` from whatever transient status the job held it in, and the
-    /// owner is told why.
+    /// owner is told, in Cinder's words, that nothing was done; why (the job's kind and
+    /// arguments) is for the log and administrators.
     async fn refuse(&self, row: &JobRow, e: &JobError) {
         tracing::error!(job = %row.id, kind = %row.kind, resource = %row.resource_id, "job not run: {e}");
         let kind = Job::resource_kind_of(&row.kind);
-        let text = format!(
-            "the service could not run this request ({e}); nothing was done. An administrator can reset the status once the service runs a version that knows it."
+        // The request the job came from, when its payload still says.
+        let request_id = serde_json::from_str::<serde_json::Value>(&row.payload)
+            .ok()
+            .and_then(|p| p.get("request_id")?.as_str().map(str::to_string));
+        let hint = "The service could not run this request; nothing was done. An administrator can reset the status.";
+        let internal = format!(
+            "job {} not run: {e}; an administrator can reset the status once the service runs a version that knows it",
+            row.id
         );
-        if kind != Some(ResourceKind::Snapshot)
+        let (project_id, resource) = if kind != Some(ResourceKind::Snapshot)
             && let Ok(Some(v)) = self.db.get_volume(&row.resource_id).await
         {
             if let Err(err) = self
@@ -229,15 +237,7 @@ impl VolumeManager {
             {
                 tracing::error!(volume_id = %v.id, "cannot mark the volume failed: {err}");
             }
-            self.user_message(
-                &v.project_id,
-                None,
-                "VOLUME",
-                &v.id,
-                event::JOB_UNREADABLE,
-                text,
-            )
-            .await;
+            (v.project_id, Resource::Volume)
         } else if let Ok(Some(s)) = self.db.get_snapshot(&row.resource_id).await {
             let all: Vec<SnapshotStatus> = SnapshotStatus::ALL.to_vec();
             if let Err(err) = self
@@ -247,15 +247,37 @@ impl VolumeManager {
             {
                 tracing::error!(snapshot_id = %s.id, "cannot mark the snapshot failed: {err}");
             }
-            self.user_message(
-                &s.project_id,
-                None,
-                "SNAPSHOT",
-                &s.id,
-                event::JOB_UNREADABLE,
-                text,
-            )
-            .await;
-        }
+            (s.project_id, Resource::VolumeSnapshot)
+        } else {
+            return;
+        };
+        // Cinder has no detail for a request the service cannot run.
+        let event = Event {
+            resource,
+            action: action_of_job(&row.kind),
+            detail: Detail::UNKNOWN_ERROR,
+        };
+        self.user_message(
+            &project_id,
+            request_id,
+            &row.resource_id,
+            event,
+            Some(hint),
+            &internal,
+        )
+        .await;
+    }
+}
+
+/// The action a job of `kind` carries out, in Cinder's words.
+fn action_of_job(kind: &str) -> Action {
+    match kind {
+        "create_volume" => Action::CREATE_VOLUME_FROM_BACKEND,
+        "delete_volume" => Action::DELETE_VOLUME,
+        "extend_volume" => Action::EXTEND_VOLUME,
+        "create_snapshot" => Action::SNAPSHOT_CREATE,
+        "delete_snapshot" => Action::SNAPSHOT_DELETE,
+        "revert_to_snapshot" => Action::REVERT_TO_SNAPSHOT,
+        _ => Action::UNKNOWN,
     }
 }

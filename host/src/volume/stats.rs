@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{Backend, VolumeManager};
+use super::{Backend, OpError, VolumeManager};
 use crate::driver::{self, VolumeStats};
 use crate::scheduler::{self, CapValue, PoolState};
 use crate::worker::{Worker, WorkerState, WorkerStatus};
@@ -113,12 +113,14 @@ impl VolumeManager {
 
     /// Picks a pool, restricted to `only_backend` when the volume must live beside its
     /// source; consumes the size from the chosen pool's cached stats so a burst of
-    /// creates spreads as the weigher intends (Cinder's `consume_from_volume`).
+    /// creates spreads as the weigher intends (Cinder's `consume_from_volume`). A refusal
+    /// is [`OpError::NoValidBackend`]: every pool's reason for the log, and for the tenant
+    /// only backends and what they lack.
     pub fn schedule(
         &self,
         spec: &scheduler::RequestSpec,
         only_backend: Option<&str>,
-    ) -> Result<scheduler::Placement, String> {
+    ) -> Result<scheduler::Placement, OpError> {
         self.place(spec, only_backend, true)
     }
 
@@ -136,10 +138,12 @@ impl VolumeManager {
         spec: &scheduler::RequestSpec,
         only_backend: Option<&str>,
         consume_it: bool,
-    ) -> Result<scheduler::Placement, String> {
+    ) -> Result<scheduler::Placement, OpError> {
         let mut stats = self.stats.write().expect("stats lock");
         let mut pools = Vec::new();
+        // Backends passed by: what the log says, and what a tenant is told.
         let mut unavailable = Vec::new();
+        let mut unavailable_public = Vec::new();
         for (name, s) in stats.iter() {
             if only_backend.is_some_and(|b| b != name) {
                 continue;
@@ -153,11 +157,19 @@ impl VolumeManager {
                     driver.identity.version,
                     left.as_secs() + 1
                 ));
+                unavailable_public.push(format!(
+                    "{}: Unavailable at present after repeated failures",
+                    self.backend_host(name)
+                ));
                 continue;
             }
             if let Some(err) = &s.error {
                 unavailable.push(format!(
                     "{}: stats unavailable ({err})",
+                    self.backend_host(name)
+                ));
+                unavailable_public.push(format!(
+                    "{}: Unavailable at present",
                     self.backend_host(name)
                 ));
             }
@@ -176,11 +188,16 @@ impl VolumeManager {
                 Ok(placement)
             }
             Err(e) => {
-                let mut msg = e.to_string();
+                let mut detail = e.to_string();
+                let mut public = e.public();
                 if !unavailable.is_empty() {
-                    msg.push_str(&format!(" Backends passed by: {}.", unavailable.join("; ")));
+                    detail.push_str(&format!(" Backends passed by: {}.", unavailable.join("; ")));
+                    public.push_str(&format!(
+                        " Backends passed by: {}.",
+                        unavailable_public.join("; ")
+                    ));
                 }
-                Err(msg)
+                Err(OpError::NoValidBackend { public, detail })
             }
         }
     }

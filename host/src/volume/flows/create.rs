@@ -1,19 +1,19 @@
 //! Create a volume: schedule it, have the driver make it (empty, from a snapshot, or a
 //! clone), mark it available. When the driver fails and another backend could take the
 //! volume, it is rescheduled there (each backend tried is passed by, Cinder's RetryFilter),
-//! up to `scheduler_max_attempts` in all, and the user is told which backend failed and
-//! why; a volume made from a snapshot or another volume must stay beside its source and is
-//! not rescheduled. The shared failure task runs once the create gives up, with every
-//! attempt in its message.
+//! up to `scheduler_max_attempts` in all, and the user is told which backend failed (its
+//! `host@backend`, never its pool, whose name may be a directory) while the log and the
+//! message's internal detail say why; a volume made from a snapshot or another volume must
+//! stay beside its source and is not rescheduled. The shared failure task runs once the
+//! create gives up, with every attempt in its message.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{
-    MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, event, volume_in,
-};
+use super::{MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, volume_in};
 use crate::db::VolumeRow;
 use crate::driver::ModelUpdate;
 use crate::runtime::CallError;
 use crate::scheduler::RequestSpec;
+use crate::volume::message_field::{Action, Detail, Event, Resource};
 use crate::volume::status::VolumeStatus;
 use crate::volume::{OpError, VolumeManager};
 
@@ -91,9 +91,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for Schedule {
             let v = &ctx.volume;
             let (id, size) = (v.id.clone(), v.size);
             ctx.volume.host = None;
-            let placement = m
-                .schedule(&spec, only_backend.as_deref())
-                .map_err(OpError::NoValidBackend)?;
+            let placement = m.schedule(&spec, only_backend.as_deref())?;
             let host = placement.name();
             ctx.placed = Some(host.clone());
             ctx.volume.host = Some(host.clone());
@@ -207,6 +205,14 @@ fn reschedulable(e: &OpError) -> bool {
     )
 }
 
+/// One failed attempt: the backend (`host@backend`) a tenant may be told of, the pool it
+/// was placed on and the error, for the log and administrators.
+struct Attempt {
+    backend: String,
+    placed: String,
+    error: String,
+}
+
 pub(in crate::volume) async fn create_volume(
     m: &VolumeManager,
     id: &str,
@@ -216,11 +222,11 @@ pub(in crate::volume) async fn create_volume(
     let Some(volume) = volume_in(m, id, VolumeStatus::Creating).await? else {
         return Ok(());
     };
-    let failed = |event: &'static str, action: &'static str| {
+    let failed = |action: Action, detail: Detail| {
         MarkFailed::volume(
             &volume,
-            event,
             action,
+            detail,
             VolumeStatus::Creating,
             VolumeStatus::Error,
         )
@@ -229,9 +235,17 @@ pub(in crate::volume) async fn create_volume(
     if recovering {
         // The host died mid-create: undo whatever the driver may have made, then error.
         undo_create(m, &volume).await;
-        let text = "the service stopped while the volume was being created; it was cleaned up. Create it again.";
-        failed(event::CREATE_INTERRUPTED, "create volume")
-            .fail(&op, text)
+        let text = "the service stopped while the volume was being created; it was cleaned up";
+        // Cinder has no detail for an interrupted create.
+        failed(Action::CREATE_VOLUME_FROM_BACKEND, Detail::UNKNOWN_ERROR)
+            .fail_as(
+                &op,
+                Detail::UNKNOWN_ERROR,
+                Some(
+                    "The service stopped while the volume was being created; it was cleaned up. Create it again.",
+                ),
+                text,
+            )
             .await;
         return Err(OpError::Gone(format!("create volume: {text}")));
     }
@@ -251,8 +265,7 @@ pub(in crate::volume) async fn create_volume(
         placed: None,
         model: None,
     };
-    // Each failed attempt: where, and why.
-    let mut attempts: Vec<(String, String)> = Vec::new();
+    let mut attempts: Vec<Attempt> = Vec::new();
     loop {
         let result = flow::run(
             "create-volume",
@@ -263,72 +276,132 @@ pub(in crate::volume) async fn create_volume(
         let Err(e) = result else {
             return Ok(());
         };
-        let placed = ctx.placed.take();
-        let text = match (&e, placed) {
-            (OpError::NoValidBackend(msg), _) if attempts.is_empty() => {
-                failed(event::SCHEDULE_NO_BACKEND, "schedule allocate volume")
-                    .fail(&ctx.op, msg)
-                    .await;
-                return Err(e);
-            }
-            // A reschedule that another create raced out of its pool.
-            (OpError::NoValidBackend(msg), _) => {
-                format!(
-                    "{}; then no other backend could take it: {msg}",
-                    tried_text(&attempts)
+        let Some(placed) = ctx.placed.take() else {
+            let failed = if matches!(e, OpError::NoValidBackend { .. }) {
+                failed(
+                    Action::SCHEDULE_ALLOCATE_VOLUME,
+                    Detail::NO_BACKEND_AVAILABLE,
                 )
-            }
-            (_, None) => e.to_string(),
-            (_, Some(placed)) => {
-                let backend = placed
-                    .split_once('#')
-                    .map_or(placed.as_str(), |(b, _)| b)
-                    .to_string();
-                attempts.push((placed.clone(), e.to_string()));
-                let mut tried = ctx.tried.clone();
-                tried.push(backend.clone());
-                let elsewhere = reschedulable(&e)
-                    && attempts.len() < max_attempts
-                    && match request_spec(m, &ctx.volume, &tried).await {
-                        Ok((spec, only)) => m.could_schedule(&spec, only.as_deref()),
-                        Err(_) => false,
-                    };
-                if elsewhere {
-                    tracing::warn!(volume_id = id, backend = %backend, attempt = attempts.len(), "create failed; rescheduling: {e}");
-                    m.user_message(
-                        &volume.project_id,
-                        ctx.op.request_id.clone(),
-                        "VOLUME",
-                        id,
-                        event::CREATE_RESCHEDULED,
-                        format!(
-                            "create volume: attempt {} of {max_attempts} on {placed} failed: {e}; rescheduled to another backend.",
-                            attempts.len()
-                        ),
+            } else {
+                failed(
+                    Action::CREATE_VOLUME_FROM_BACKEND,
+                    Detail::DRIVER_FAILED_CREATE,
+                )
+            };
+            if attempts.is_empty() || !matches!(e, OpError::NoValidBackend { .. }) {
+                failed.fail(&ctx.op, &e).await;
+            } else {
+                // A reschedule that another create raced out of its pool.
+                let hint = join_hints(
+                    format!(
+                        "{} Then no other backend could take it.",
+                        tried_public(&attempts)
+                    ),
+                    e.hint(),
+                );
+                let internal = format!(
+                    "{}; then no other backend could take it: {e}",
+                    tried_internal(&attempts)
+                );
+                failed
+                    .fail_as(
+                        &ctx.op,
+                        Detail::NO_BACKEND_AVAILABLE,
+                        Some(&hint),
+                        &internal,
                     )
                     .await;
-                    ctx.tried = tried;
-                    continue;
-                }
-                if attempts.len() == 1 {
-                    e.to_string()
-                } else {
-                    tried_text(&attempts)
-                }
             }
+            return Err(e);
         };
-        failed(event::CREATE_DRIVER_FAILED, "create volume")
-            .fail(&ctx.op, &text)
+        let backend = placed
+            .split_once('#')
+            .map_or(placed.as_str(), |(b, _)| b)
+            .to_string();
+        attempts.push(Attempt {
+            backend: backend.clone(),
+            placed,
+            error: e.to_string(),
+        });
+        let mut tried = ctx.tried.clone();
+        tried.push(backend.clone());
+        let elsewhere = reschedulable(&e)
+            && attempts.len() < max_attempts
+            && match request_spec(m, &ctx.volume, &tried).await {
+                Ok((spec, only)) => m.could_schedule(&spec, only.as_deref()),
+                Err(_) => false,
+            };
+        let detail = e.detail_or(Detail::DRIVER_FAILED_CREATE);
+        if elsewhere {
+            let n = attempts.len();
+            let hint = format!(
+                "Attempt {n} of {max_attempts} on {backend} failed; rescheduled to another backend."
+            );
+            let internal = format!(
+                "attempt {n} of {max_attempts} on {} failed: {e}; rescheduled to another backend",
+                attempts[n - 1].placed
+            );
+            let event = Event {
+                resource: Resource::Volume,
+                action: Action::CREATE_VOLUME_FROM_BACKEND,
+                detail,
+            };
+            m.user_message(
+                &volume.project_id,
+                ctx.op.request_id.clone(),
+                id,
+                event,
+                Some(&hint),
+                &internal,
+            )
             .await;
+            ctx.tried = tried;
+            continue;
+        }
+        let failed = failed(
+            Action::CREATE_VOLUME_FROM_BACKEND,
+            Detail::DRIVER_FAILED_CREATE,
+        );
+        if attempts.len() == 1 {
+            failed.fail(&ctx.op, &e).await;
+        } else {
+            let hint = join_hints(tried_public(&attempts), e.hint());
+            failed
+                .fail_as(&ctx.op, detail, Some(&hint), &tried_internal(&attempts))
+                .await;
+        }
         return Err(e);
     }
 }
 
-fn tried_text(attempts: &[(String, String)]) -> String {
+/// `Attempt 1 on host@a failed; attempt 2 on host@b failed.`, for the tenant.
+fn tried_public(attempts: &[Attempt]) -> String {
     let parts: Vec<String> = attempts
         .iter()
         .enumerate()
-        .map(|(i, (host, why))| format!("attempt {} on {host} failed: {why}", i + 1))
+        .map(|(i, a)| format!("attempt {} on {} failed", i + 1, a.backend))
+        .collect();
+    let text = parts.join("; ");
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => text,
+    }
+}
+
+/// Every attempt's pool and error, for the log and administrators.
+fn tried_internal(attempts: &[Attempt]) -> String {
+    let parts: Vec<String> = attempts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("attempt {} on {} failed: {}", i + 1, a.placed, a.error))
         .collect();
     parts.join("; ")
+}
+
+fn join_hints(first: String, then: Option<String>) -> String {
+    match then {
+        Some(then) => format!("{first} {then}"),
+        None => first,
+    }
 }

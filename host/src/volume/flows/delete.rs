@@ -2,8 +2,9 @@
 //! pool's cached stats get the capacity back. A failure leaves `error_deleting`.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Ctx, MarkFailed, Op, driver_volume, event, volume_in};
+use super::{Ctx, MarkFailed, Op, driver_volume, volume_in};
 use crate::db::VolumeRow;
+use crate::volume::message_field::{Action, Detail};
 use crate::volume::status::VolumeStatus;
 use crate::volume::{OpError, VolumeManager};
 
@@ -57,8 +58,9 @@ pub(in crate::volume) async fn delete_volume(
     };
     let failed = MarkFailed::volume(
         &volume,
-        event::DELETE_FAILED,
-        "delete volume",
+        Action::DELETE_VOLUME,
+        // Cinder has no detail for a driver that failed to delete a volume.
+        Detail::UNKNOWN_ERROR,
         VolumeStatus::Deleting,
         VolumeStatus::ErrorDeleting,
     );

@@ -2,8 +2,9 @@
 //! cached stats the difference. A failure leaves `error_extending`.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Ctx, MarkFailed, Op, driver_volume, event, volume_in};
+use super::{Ctx, MarkFailed, Op, driver_volume, volume_in};
 use crate::db::VolumeRow;
+use crate::volume::message_field::{Action, Detail};
 use crate::volume::status::VolumeStatus;
 use crate::volume::{OpError, VolumeManager};
 
@@ -65,8 +66,8 @@ pub(in crate::volume) async fn extend_volume(
     };
     let failed = MarkFailed::volume(
         &volume,
-        event::EXTEND_FAILED,
-        "extend volume",
+        Action::EXTEND_VOLUME,
+        Detail::DRIVER_FAILED_EXTEND,
         VolumeStatus::Extending,
         VolumeStatus::ErrorExtending,
     );

@@ -3,8 +3,9 @@
 //! or, on failure, the volume `error` and the snapshot `available` again, as in Cinder.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Ctx, Mark, MarkFailed, Op, driver_snapshot, driver_volume, event, volume_in};
+use super::{Ctx, Mark, MarkFailed, Op, driver_snapshot, driver_volume, volume_in};
 use crate::db::{SnapshotRow, VolumeRow};
+use crate::volume::message_field::{Action, Detail};
 use crate::volume::status::{SnapshotStatus, VolumeStatus};
 use crate::volume::{OpError, VolumeManager};
 
@@ -76,8 +77,9 @@ pub(in crate::volume) async fn revert_to_snapshot(
     };
     let mut failed = MarkFailed::volume(
         &volume,
-        event::REVERT_FAILED,
-        "revert volume to snapshot",
+        Action::REVERT_TO_SNAPSHOT,
+        // Cinder has no detail for a driver that failed to revert a volume.
+        Detail::UNKNOWN_ERROR,
         VolumeStatus::Reverting,
         VolumeStatus::Error,
     );
@@ -89,7 +91,7 @@ pub(in crate::volume) async fn revert_to_snapshot(
     let op = Op { m, request_id };
     let Some(snapshot) = m.db.get_snapshot(snapshot_id).await? else {
         let e = OpError::Gone(format!("snapshot {snapshot_id} is gone"));
-        failed.fail(&op, &e.to_string()).await;
+        failed.fail(&op, &e).await;
         return Err(e);
     };
     let mut ctx = Ctx {

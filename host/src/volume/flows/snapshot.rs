@@ -2,10 +2,11 @@
 //! and delete.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Ctx, MarkFailed, Op, check_model, driver_snapshot, driver_volume, event, snapshot_in};
+use super::{Ctx, MarkFailed, Op, check_model, driver_snapshot, driver_volume, snapshot_in};
 use crate::db::SnapshotRow;
 use crate::driver::{Snapshot, Volume};
 use crate::runtime::DriverPool;
+use crate::volume::message_field::{Action, Detail};
 use crate::volume::status::SnapshotStatus;
 use crate::volume::{OpError, VolumeManager};
 
@@ -135,16 +136,25 @@ pub(in crate::volume) async fn create_snapshot(
     };
     let failed = MarkFailed::snapshot(
         &snapshot,
-        event::SNAPSHOT_CREATE_FAILED,
-        "create snapshot",
+        Action::SNAPSHOT_CREATE,
+        Detail::SNAPSHOT_CREATE_ERROR,
         SnapshotStatus::Creating,
         SnapshotStatus::Error,
     );
     let op = Op { m, request_id };
     if recovering {
         undo_snapshot(m, &snapshot).await;
-        let text = "the service stopped while the snapshot was being made; it was cleaned up.";
-        failed.fail(&op, text).await;
+        let text = "the service stopped while the snapshot was being made; it was cleaned up";
+        failed
+            .fail_as(
+                &op,
+                Detail::SNAPSHOT_CREATE_ERROR,
+                Some(
+                    "The service stopped while the snapshot was being made; it was cleaned up. Create it again.",
+                ),
+                text,
+            )
+            .await;
         return Err(OpError::Gone(format!("create snapshot: {text}")));
     }
     let mut ctx = Ctx {
@@ -172,8 +182,8 @@ pub(in crate::volume) async fn delete_snapshot(
     };
     let failed = MarkFailed::snapshot(
         &snapshot,
-        event::SNAPSHOT_DELETE_FAILED,
-        "delete snapshot",
+        Action::SNAPSHOT_DELETE,
+        Detail::SNAPSHOT_DELETE_ERROR,
         SnapshotStatus::Deleting,
         SnapshotStatus::ErrorDeleting,
     );
