@@ -9,6 +9,7 @@ pub use ashlar_capabilities as capabilities;
 pub mod config;
 pub mod db;
 pub mod driver;
+pub mod http;
 pub mod plugins;
 pub mod runtime;
 pub mod scheduler;
