@@ -11,6 +11,7 @@ pub use input::InputLimits;
 mod list;
 mod messages;
 mod pools;
+mod rejections;
 mod snapshots;
 mod types;
 mod versions;
@@ -83,6 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .fallback_service(v3)
         .layer(middleware::from_fn(strip_project))
+        .layer(middleware::from_fn(rejections::cinder_shaped))
         .layer(middleware::from_fn(request_id))
 }
 
@@ -374,6 +376,7 @@ impl ApiError {
             409 => "conflictingRequest",
             413 => "overLimit",
             415 => "badMediaType",
+            429 => "overLimit",
             501 => "notImplemented",
             503 => "serviceUnavailable",
             _ => "computeFault",

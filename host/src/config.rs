@@ -98,19 +98,82 @@ pub struct ApiSection {
     /// Default 128, Nova's `metadata_items`.
     #[serde(default = "default_max_metadata_items")]
     pub max_metadata_items: usize,
+    /// Seconds a client has to send a request's headers: counted from the connection's
+    /// accept for its first request, from the request's first byte for the next ones on a
+    /// kept-alive connection. A client that is late is disconnected without an answer
+    /// (it may not have said enough to be answered). Default 10.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request's whole body once its headers are in; a
+    /// request still waiting for its body then is answered 408 and its connection closed.
+    /// Default 30.
+    #[serde(default = "default_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request before it is closed;
+    /// also how long a response may stall with its client reading none of it. Default 60.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Largest request body taken, in bytes; a larger one is answered 413 (`overLimit`)
+    /// without being read further. Default 114688, Cinder's `max_request_body_size`.
+    #[serde(default = "default_max_request_body_size")]
+    pub max_request_body_size: u64,
+    /// Largest request line plus headers, in bytes; a larger one is answered 431 and its
+    /// connection closed. Default 32768.
+    #[serde(default = "default_max_header_size")]
+    pub max_header_size: usize,
+    /// Connections served at once. Beyond it new connections wait in the listen backlog,
+    /// not refused, until one ends; meanwhile the connections idle between requests are
+    /// closed to make room. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection {
-            list_view_cache_mib: default_list_view_cache_mib(),
-            max_metadata_items: default_max_metadata_items(),
+        toml::from_str("").expect("an empty [api] section is valid")
+    }
+}
+
+impl ApiSection {
+    fn check(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("max_request_body_size", self.max_request_body_size),
+            ("max_header_size", self.max_header_size as u64),
+            ("max_connections", u64::from(self.max_connections)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "[api] {field} must be above 0"
+                )));
+            }
         }
+        Ok(())
     }
 }
 
 fn default_list_view_cache_mib() -> u64 {
     48
+}
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+fn default_body_read_timeout_secs() -> u64 {
+    30
+}
+fn default_idle_timeout_secs() -> u64 {
+    60
+}
+fn default_max_request_body_size() -> u64 {
+    114_688
+}
+fn default_max_header_size() -> usize {
+    32 * 1024
+}
+fn default_max_connections() -> u32 {
+    1024
 }
 
 fn default_max_metadata_items() -> usize {
@@ -354,6 +417,7 @@ impl Config {
             })?;
             self.data_dir = cwd.join(&self.data_dir);
         }
+        self.api.check()?;
         if self.backends.is_empty() {
             self.backends
                 .insert("local".into(), Config::default_backend(&self.data_dir));
@@ -462,6 +526,20 @@ mod tests {
         let mut c: Config =
             toml::from_str("[backends.x]\ndriver = \"nfs\"\nlimits.instances = 0\n").unwrap();
         assert!(c.finish().unwrap_err().to_string().contains("instances"));
+    }
+
+    #[test]
+    fn api_limits_have_their_documented_defaults_and_zero_is_refused() {
+        let api = ApiSection::default();
+        assert_eq!(api.header_read_timeout_secs, 10);
+        assert_eq!(api.body_read_timeout_secs, 30);
+        assert_eq!(api.idle_timeout_secs, 60);
+        assert_eq!(api.max_request_body_size, 114_688);
+        assert_eq!(api.max_header_size, 32_768);
+        assert_eq!(api.max_connections, 1024);
+        let mut c: Config = toml::from_str("[api]\nidle_timeout_secs = 0\n").unwrap();
+        let err = c.finish().unwrap_err().to_string();
+        assert!(err.contains("idle_timeout_secs"), "{err}");
     }
 }
 

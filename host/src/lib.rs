@@ -10,6 +10,7 @@ pub mod config;
 pub mod data_dir;
 pub mod db;
 pub mod driver;
+pub mod http;
 pub mod plugins;
 pub mod runtime;
 pub mod scheduler;

@@ -1,7 +1,6 @@
 //! Start-up, top to bottom, one log line per step.
 
 use std::collections::BTreeMap;
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use crate::api::{self, AppState};
 use crate::config::{BackendConfig, Config};
 use crate::data_dir::DataDirLock;
 use crate::db::Db;
+use crate::http::HttpLimits;
 use crate::plugins::Part;
 use crate::runtime::{DriverPool, Runtime};
 use crate::scheduler::SchedulerConfig;
@@ -151,11 +151,12 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let mut http = tokio::spawn(
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
+    let mut http = tokio::spawn(crate::http::serve(
+        listener,
+        api::router(state),
+        HttpLimits::from(&cfg.api),
+        stopped(stop_rx.clone()),
+    ));
     tokio::select! {
         _ = shutdown_signal() => {}
         ended = &mut http => {

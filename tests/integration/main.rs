@@ -12,6 +12,7 @@ mod crash;
 mod hostile;
 mod iscsi;
 mod jobs;
+mod limits;
 mod lists;
 mod loading;
 mod lvm;
