@@ -133,6 +133,28 @@ impl Resource {
     }
 }
 
+/// Moves a live row of `resource` from one of `from` to `to` on `c` (a transaction that
+/// records more with it, or a connection); false (nothing written) when it was not in one
+/// of `from`.
+async fn move_status(
+    c: &mut sqlx::SqliteConnection,
+    resource: Resource,
+    id: &str,
+    from: &[&str],
+    to: &str,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE {} SET status = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status IN ({})",
+        resource.table(),
+        in_list(4, from.len())
+    );
+    let mut q = sqlx::query(&sql).bind(to).bind(time::now()).bind(id);
+    for f in from {
+        q = q.bind(*f);
+    }
+    Ok(q.execute(c).await?.rows_affected() == 1)
+}
+
 impl Db {
     /// Opens (creating if needed) and migrates the database.
     pub async fn open(url: &str) -> Result<Db> {
@@ -196,20 +218,12 @@ impl Db {
         to: &str,
         job: Option<&JobRow>,
     ) -> Result<bool> {
-        let sql = format!(
-            "UPDATE {} SET status = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status IN ({})",
-            resource.table(),
-            in_list(4, from.len())
-        );
-        let mut q = sqlx::query(&sql).bind(to).bind(time::now()).bind(id);
-        for f in from {
-            q = q.bind(*f);
-        }
         let Some(job) = job else {
-            return Ok(q.execute(&self.pool).await?.rows_affected() == 1);
+            let mut c = self.pool.acquire().await?;
+            return move_status(&mut c, resource, id, from, to).await;
         };
         let mut tx = self.write_tx().await?;
-        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+        if !move_status(&mut tx, resource, id, from, to).await? {
             return Ok(false);
         }
         job.insert(&mut tx).await?;

@@ -108,6 +108,15 @@ impl Server {
         self.dir.join("data/volumes")
     }
 
+    /// Whether one line of the log carries the request id and every one of `words`.
+    pub fn logged_with(&self, request_id: &str, words: &[&str]) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(request_id) && words.iter().all(|w| l.contains(w)))
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
@@ -212,6 +221,11 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// The request id the server answered with.
+    pub fn request_id(&self) -> &str {
+        self.headers["x-openstack-request-id"].to_str().unwrap()
+    }
+
     /// The message of a Cinder error body, whatever its kind key.
     pub fn error_message(&self) -> String {
         self.body

@@ -935,10 +935,17 @@ async fn attach_without_a_target_asks_for_one() {
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
+    // The tenant reads Cinder's words; the operator's log has the driver's advice.
     let msg = r.error_message();
     assert!(
-        msg.contains("[backends.lvm1.target]") && msg.contains("target_helper"),
+        msg.starts_with("Unable to initialize the connection") && !msg.contains("target_helper"),
         "{msg}"
+    );
+    assert!(
+        rec.server
+            .logged_with(r.request_id(), &["[backends.lvm1.target]", "target_helper"]),
+        "no log line with {} and the driver's advice",
+        r.request_id()
     );
 }
 

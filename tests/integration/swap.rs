@@ -44,7 +44,8 @@ async fn cycle(c: &Client, load: &Load) {
     let id = r.body["volume"]["id"].as_str().unwrap().to_string();
     let v = c.wait("volumes", &id).await;
     if v["status"] != "available" {
-        let why = c.messages_for(&id).await.join("; ");
+        // Which plugin failed it is the administrator's detail, not the tenant's.
+        let why = c.message_details_for(&id).await.join("; ");
         load.failures.lock().await.push((id.clone(), why));
         let _ = c.delete(&format!("volumes/{id}")).await;
         return;

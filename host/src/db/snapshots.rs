@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::list::{ListError, ListQuery, Listing, Match};
-use super::{Db, DbError, JobRow, Resource, Result, in_list, parse_column, time};
+use super::{Db, DbError, JobRow, Resource, Result, in_list, move_status, parse_column, time};
 use crate::volume::status::{SnapshotStatus, VolumeStatus};
 
 #[derive(Debug, Clone)]
@@ -169,15 +169,8 @@ impl Db {
         if readers > 0 {
             return Ok(Err(readers));
         }
-        let sql = format!(
-            "UPDATE snapshots SET status = 'deleting', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
-            in_list(3, from.len())
-        );
-        let mut q = sqlx::query(&sql).bind(time::now()).bind(id);
-        for f in from {
-            q = q.bind(f.as_str());
-        }
-        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        if !move_status(&mut tx, Resource::Snapshots, id, &from, "deleting").await? {
             return Ok(Ok(false));
         }
         job.insert(&mut tx).await?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::list::{ListError, ListQuery, Listing, Match};
-use super::{AttachmentRow, Db, DbError, JobRow, Resource, Result, in_list, time};
+use super::{AttachmentRow, Db, DbError, JobRow, Resource, Result, move_status, time};
 use crate::volume::status::{AttachStatus, VolumeStatus};
 
 /// A volume as the store reads it (see [`VOLUME_JSON`]).
@@ -168,6 +168,8 @@ pub enum DeleteRefused {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExtendRefused {
     Status,
+    /// The volume is already at least this large (GiB): an earlier extend got there first.
+    NotLarger(i64),
     Busy(Reading),
 }
 
@@ -448,11 +450,13 @@ impl Db {
         Ok(res.rows_affected() == 1)
     }
 
-    /// Starts an extend: the volume from one of `from` to `extending`, with the job, in
-    /// one transaction, unless a snapshot or a clone is reading it.
+    /// Starts an extend to `new_size`: the volume from one of `from` to `extending`, with
+    /// the job, in one transaction, unless a snapshot or a clone is reading it or it is
+    /// already that large.
     pub async fn begin_extend(
         &self,
         id: &str,
+        new_size: i64,
         from: &[VolumeStatus],
         job: &JobRow,
     ) -> Result<Result<(), ExtendRefused>> {
@@ -460,15 +464,15 @@ impl Db {
         if let Some(r) = reading(&mut tx, id).await? {
             return Ok(Err(ExtendRefused::Busy(r)));
         }
-        let sql = format!(
-            "UPDATE volumes SET status = 'extending', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
-            in_list(3, from.len())
-        );
-        let mut q = sqlx::query(&sql).bind(time::now()).bind(id);
-        for f in from {
-            q = q.bind(f.as_str());
+        let size: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM volumes WHERE id = $1 AND deleted = 0")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(size) = size.filter(|s| *s >= new_size) {
+            return Ok(Err(ExtendRefused::NotLarger(size)));
         }
-        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+        if !move_status(&mut tx, Resource::Volumes, id, &names(from), "extending").await? {
             return Ok(Err(ExtendRefused::Status));
         }
         job.insert(&mut tx).await?;
@@ -544,15 +548,7 @@ impl Db {
         if let Some(r) = reading(&mut tx, id).await? {
             return Ok(Err(DeleteRefused::Busy(r)));
         }
-        let sql = format!(
-            "UPDATE volumes SET status = 'deleting', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
-            in_list(3, from.len())
-        );
-        let mut q = sqlx::query(&sql).bind(time::now()).bind(id);
-        for f in from {
-            q = q.bind(f.as_str());
-        }
-        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+        if !move_status(&mut tx, Resource::Volumes, id, &names(from), "deleting").await? {
             return Ok(Err(DeleteRefused::Status));
         }
         job.insert(&mut tx).await?;
@@ -571,15 +567,15 @@ impl Db {
     ) -> Result<Result<(), RevertRefused>> {
         let now = time::now();
         let mut tx = self.write_tx().await?;
-        let sql = format!(
-            "UPDATE volumes SET status = 'reverting', updated_at = $1 WHERE id = $2 AND deleted = 0 AND status IN ({})",
-            in_list(3, from.len())
-        );
-        let mut q = sqlx::query(&sql).bind(&now).bind(volume_id);
-        for f in from {
-            q = q.bind(f.as_str());
-        }
-        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+        if !move_status(
+            &mut tx,
+            Resource::Volumes,
+            volume_id,
+            &names(from),
+            "reverting",
+        )
+        .await?
+        {
             return Ok(Err(RevertRefused::Volume));
         }
         if let Some(r) = reading(&mut tx, volume_id).await? {

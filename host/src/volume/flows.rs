@@ -143,19 +143,7 @@ impl MarkFailed {
         hint: Option<&str>,
         internal: &str,
     ) {
-        for mark in &self.marks {
-            let moved = match mark {
-                Mark::Volume { id, from, to } => {
-                    op.m.db.transition_volume(id, &[*from], *to, None).await
-                }
-                Mark::Snapshot { id, from, to } => {
-                    op.m.db.transition_snapshot(id, &[*from], *to, None).await
-                }
-            };
-            if let Err(e) = moved {
-                tracing::error!(resource = %self.resource_id, "cannot record the failure: {e}");
-            }
-        }
+        // The message first: a client that sees the error status finds why.
         let event = Event {
             resource: self.resource,
             action: self.action,
@@ -170,6 +158,19 @@ impl MarkFailed {
             internal,
         )
         .await;
+        for mark in &self.marks {
+            let moved = match mark {
+                Mark::Volume { id, from, to } => {
+                    op.m.db.transition_volume(id, &[*from], *to, None).await
+                }
+                Mark::Snapshot { id, from, to } => {
+                    op.m.db.transition_snapshot(id, &[*from], *to, None).await
+                }
+            };
+            if let Err(e) = moved {
+                tracing::error!(resource = %self.resource_id, "cannot record the failure: {e}");
+            }
+        }
     }
 }
 

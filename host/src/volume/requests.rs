@@ -43,6 +43,16 @@ fn joined(statuses: &[VolumeStatus]) -> String {
 }
 
 impl VolumeManager {
+    /// A volume's status as a refusal reports it: read again, since the request saw an
+    /// older one.
+    async fn status_now(&self, id: &str) -> Result<&'static str, DbError> {
+        Ok(self
+            .db
+            .get_volume(id)
+            .await?
+            .map_or("deleted", |v| v.status.as_str()))
+    }
+
     fn job_row(job: &Job, resource_id: &str, request_id: &str) -> JobRow {
         JobRow::new(job.kind(), resource_id, job.payload(Some(request_id)))
     }
@@ -103,17 +113,11 @@ impl VolumeManager {
             Err(DeleteRefused::HasSnapshots(n)) => Err(Refused::Invalid(format!(
                 "Invalid volume: Volume still has {n} dependent snapshots. Delete the snapshots first."
             ))),
-            Err(DeleteRefused::Status) => {
-                let now = self
-                    .db
-                    .get_volume(&v.id)
-                    .await?
-                    .map_or("deleted", |v| v.status.as_str());
-                Err(Refused::Invalid(format!(
-                    "Invalid volume: Volume status must be {} to delete it, but it is {now}.",
-                    joined(allowed)
-                )))
-            }
+            Err(DeleteRefused::Status) => Err(Refused::Invalid(format!(
+                "Invalid volume: Volume status must be {} to delete it, but it is {}.",
+                joined(allowed),
+                self.status_now(&v.id).await?
+            ))),
         }
     }
 
@@ -133,7 +137,7 @@ impl VolumeManager {
         let job = Self::job_row(&Job::ExtendVolume { new_size }, &v.id, request_id);
         match self
             .db
-            .begin_extend(&v.id, VolumeStatus::EXTENDABLE, &job)
+            .begin_extend(&v.id, new_size, VolumeStatus::EXTENDABLE, &job)
             .await?
         {
             Ok(()) => {
@@ -141,16 +145,13 @@ impl VolumeManager {
                 Ok(())
             }
             Err(ExtendRefused::Busy(r)) => Err(busy(&v.id, "extend", r)),
-            Err(ExtendRefused::Status) => {
-                let now = self
-                    .db
-                    .get_volume(&v.id)
-                    .await?
-                    .map_or("deleted", |v| v.status.as_str());
-                Err(Refused::Invalid(format!(
-                    "Invalid volume: Volume status must be available to extend, but current status is: {now}."
-                )))
-            }
+            Err(ExtendRefused::NotLarger(size)) => Err(Refused::Invalid(format!(
+                "New size for extend must be greater than current size. (current: {size}, extended: {new_size})."
+            ))),
+            Err(ExtendRefused::Status) => Err(Refused::Invalid(format!(
+                "Invalid volume: Volume status must be available to extend, but current status is: {}.",
+                self.status_now(&v.id).await?
+            ))),
         }
     }
 

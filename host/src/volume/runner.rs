@@ -227,29 +227,19 @@ impl VolumeManager {
             "job {} not run: {e}; an administrator can reset the status once the service runs a version that knows it",
             row.id
         );
-        let (project_id, resource) = if kind != Some(ResourceKind::Snapshot)
-            && let Ok(Some(v)) = self.db.get_volume(&row.resource_id).await
-        {
-            if let Err(err) = self
-                .db
-                .reset_volume_status(&v.id, VolumeStatus::Error, None)
-                .await
-            {
-                tracing::error!(volume_id = %v.id, "cannot mark the volume failed: {err}");
-            }
-            (v.project_id, Resource::Volume)
-        } else if let Ok(Some(s)) = self.db.get_snapshot(&row.resource_id).await {
-            let all: Vec<SnapshotStatus> = SnapshotStatus::ALL.to_vec();
-            if let Err(err) = self
-                .db
-                .transition_snapshot(&s.id, &all, SnapshotStatus::Error, None)
-                .await
-            {
-                tracing::error!(snapshot_id = %s.id, "cannot mark the snapshot failed: {err}");
-            }
-            (s.project_id, Resource::VolumeSnapshot)
-        } else {
-            return;
+        // The message first, then the status: a client that sees `error` finds why.
+        let volume = match kind {
+            Some(ResourceKind::Snapshot) => None,
+            _ => self.db.get_volume(&row.resource_id).await.ok().flatten(),
+        };
+        let snapshot = match volume {
+            Some(_) => None,
+            None => self.db.get_snapshot(&row.resource_id).await.ok().flatten(),
+        };
+        let (project_id, resource) = match (&volume, &snapshot) {
+            (Some(v), _) => (v.project_id.clone(), Resource::Volume),
+            (None, Some(s)) => (s.project_id.clone(), Resource::VolumeSnapshot),
+            (None, None) => return,
         };
         // Cinder has no detail for a request the service cannot run.
         let event = Event {
@@ -266,6 +256,24 @@ impl VolumeManager {
             &internal,
         )
         .await;
+        if let Some(v) = volume
+            && let Err(err) = self
+                .db
+                .reset_volume_status(&v.id, VolumeStatus::Error, None)
+                .await
+        {
+            tracing::error!(volume_id = %v.id, "cannot mark the volume failed: {err}");
+        }
+        if let Some(s) = snapshot {
+            let all: Vec<SnapshotStatus> = SnapshotStatus::ALL.to_vec();
+            if let Err(err) = self
+                .db
+                .transition_snapshot(&s.id, &all, SnapshotStatus::Error, None)
+                .await
+            {
+                tracing::error!(snapshot_id = %s.id, "cannot mark the snapshot failed: {err}");
+            }
+        }
     }
 }
 
