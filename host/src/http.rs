@@ -198,14 +198,16 @@ async fn connection(
             req.extensions_mut().insert(watch);
             let answer = tower_service::Service::call(&mut router.clone(), req);
             let clock = clock.clone();
-            async move {
+            // Boxed: the connection is polled without being pinned, so that its socket
+            // can be taken back for a lingering close.
+            Box::pin(async move {
                 let resp = answer.await?;
                 clock.set(Phase::Sending {
                     deadline: clock.after(clock.limits.idle_timeout),
                     body_done: false,
                 });
                 Ok::<_, Infallible>(resp.map(|body| ResponseBody { inner: body, clock }))
-            }
+            })
         })
     };
     let mut builder = http1::Builder::new();
@@ -214,16 +216,11 @@ async fn connection(
     builder
         .header_read_timeout(None)
         .max_header_size(limits.max_header_size);
-    let mut conn = std::pin::pin!(builder.serve_connection(io, service));
+    let mut conn = builder.serve_connection(io, service);
     let mut stopping = false;
-    loop {
+    let served = loop {
         tokio::select! {
-            served = conn.as_mut() => {
-                if let Err(e) = served {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                }
-                return;
-            }
+            served = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break served,
             why = clock.expired(&mut signals.pressure) => {
                 // Dropping the connection closes the socket.
                 tracing::debug!(%peer, "connection closed: {why}");
@@ -231,8 +228,36 @@ async fn connection(
             }
             _ = signals.shutdown.wait_for(|s| *s), if !stopping => {
                 stopping = true;
-                conn.as_mut().graceful_shutdown();
+                Pin::new(&mut conn).graceful_shutdown();
             }
+        }
+    };
+    match served {
+        Ok(()) => linger(conn.into_parts().io.into_inner().io).await,
+        Err(e) => tracing::debug!(%peer, "connection ended: {e}"),
+    }
+}
+
+/// How long, and how many bytes, a closing connection reads and discards of what its
+/// client is still sending.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 << 20;
+
+/// Closes a connection whose last answer is written as a lingering close does: the write
+/// side first, then what the client still sends (a body answered 413 before it was read)
+/// is read and discarded for a moment. Closing with unread bytes would make the kernel
+/// reset the connection, and the client could lose the answer it had not read yet.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let until = Instant::now() + LINGER;
+    let (mut buf, mut left) = (vec![0u8; 16 << 10], LINGER_BYTES);
+    while left > 0 {
+        match tokio::time::timeout_at(until, tcp.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
         }
     }
 }

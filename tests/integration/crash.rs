@@ -221,3 +221,39 @@ async fn sigkill_during_each_operation_leaves_nothing_transitional() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A host killed while the real nfs driver extends a volume: whenever the kill lands (the
+/// API shows `extending`, the job queued or `qemu-img resize` running or done), the
+/// restarted host finishes the extend, and the row and the file agree on the new size.
+#[tokio::test]
+async fn sigkill_during_a_real_extend_ends_with_row_and_file_agreeing() {
+    let mut server = Server::start("");
+    for round in 0..5u64 {
+        let c = server.client("alice:proj-a");
+        let vol = c.create_volume(json!({"size": 1})).await;
+        c.wait_status("volumes", &vol, "available").await;
+        let new_size = 2 + round;
+        let r = c
+            .post(
+                &format!("volumes/{vol}/action"),
+                json!({"os-extend": {"new_size": new_size}}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let dir = server.kill9();
+
+        server = Server::start_in(&dir, "");
+        let c = server.client("alice:proj-a");
+        let v = c.wait("volumes", &vol).await;
+        assert_eq!(v["status"], "available", "round {round}: {v}");
+        assert_eq!(v["size"], new_size, "round {round}: {v}");
+        assert_eq!(
+            crate::common::virtual_size(&server.share().join(format!("volume-{vol}"))),
+            new_size << 30,
+            "round {round}: the file's size is the row's"
+        );
+    }
+    let dir = server.dir.clone();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

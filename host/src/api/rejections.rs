@@ -28,7 +28,7 @@ pub async fn cinder_shaped(req: Request, next: Next) -> Response {
         && content_length(req.headers()).is_some_and(|n| n > watch.max_size)
     {
         // Refused before the handler, which may not read its body at all.
-        return too_large(watch).into_response();
+        return closing(too_large(watch).into_response());
     }
     let method = req.method().clone();
     let Some(resp) = CatchPanic(Box::pin(next.run(req))).await else {
@@ -42,8 +42,8 @@ pub async fn cinder_shaped(req: Request, next: Next) -> Response {
     };
     // A broken body is the client's error whatever the handler made of it.
     match watch.as_ref().and_then(|w| Some((w, w.failure()?))) {
-        Some((watch, BodyFailure::TooLarge)) => return too_large(watch).into_response(),
-        Some((watch, BodyFailure::TimedOut)) => return timed_out(watch).into_response(),
+        Some((watch, BodyFailure::TooLarge)) => return closing(too_large(watch).into_response()),
+        Some((watch, BodyFailure::TimedOut)) => return closing(timed_out(watch).into_response()),
         None => {}
     }
     let status = resp.status();
@@ -84,6 +84,17 @@ async fn reshape(resp: Response, method: &Method) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.extend(fresh.headers);
     Response::from_parts(parts, body)
+}
+
+/// An answer given before the request's body was read in full: the connection cannot
+/// carry another request, and says so, or a client would send its next one on a
+/// connection the server is closing.
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    resp
 }
 
 fn too_large(watch: &BodyWatch) -> ApiError {
