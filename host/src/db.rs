@@ -255,10 +255,41 @@ impl Db {
 /// Shared fixtures for the per-entity tests: a fresh database in a temp file.
 #[cfg(test)]
 pub(crate) mod testing {
+    use sqlx::Connection;
+
     pub async fn db() -> (super::Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         (super::Db::open(&url).await.unwrap(), dir)
+    }
+
+    /// A database as an earlier host left it: the migrations before `first_missing`
+    /// applied and recorded. Its URL (for `Db::open`) and an open connection to plant rows.
+    pub async fn earlier_database(
+        dir: &std::path::Path,
+        first_missing: &str,
+    ) -> (String, sqlx::SqliteConnection) {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("old.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let before = super::MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == first_missing)
+            .expect("a known migration");
+        for (name, sql) in &super::MIGRATIONS[..before] {
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            sqlx::query("INSERT INTO schema_migrations VALUES ($1, 'then')")
+                .bind(name)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        (url, c)
     }
 }
 
@@ -273,22 +304,7 @@ mod tests {
     #[tokio::test]
     async fn an_earlier_database_migrates_with_its_metadata() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query(
-            "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )
-        .execute(&mut c)
-        .await
-        .unwrap();
-        for (name, sql) in &MIGRATIONS[..3] {
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-            sqlx::query("INSERT INTO schema_migrations VALUES ($1, 'then')")
-                .bind(name)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
+        let (url, mut c) = testing::earlier_database(dir.path(), "0004_lists").await;
         for statement in [
             "INSERT INTO volumes (id, project_id, user_id, size, status, availability_zone, created_at) \
              VALUES ('v1', 'p', 'u', 1, 'in-use', 'nova', '2026-01-01T00:00:00.000000')",

@@ -124,7 +124,6 @@ impl Db {
 mod tests {
     use sqlx::Connection;
 
-    use super::super::MIGRATIONS;
     use super::*;
 
     /// Messages an earlier host wrote told tenants the driver's words: after the migration
@@ -133,26 +132,8 @@ mod tests {
     #[tokio::test]
     async fn earlier_messages_are_reworded_and_their_text_kept_for_administrators() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query(
-            "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )
-        .execute(&mut c)
-        .await
-        .unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(name, _)| *name == "0006_message_details")
-            .unwrap();
-        for (name, sql) in &MIGRATIONS[..before] {
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-            sqlx::query("INSERT INTO schema_migrations VALUES ($1, 'then')")
-                .bind(name)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
+        let (url, mut c) =
+            super::super::testing::earlier_database(dir.path(), "0006_message_details").await;
         let leaky = "create snapshot: driver error: `qemu-img convert -f raw -O raw /srv/share/volume-v /srv/share/snapshot-s` failed";
         for (id, resource_type, event_id, text) in [
             ("m1", "SNAPSHOT", "VOLUME_SNAPSHOT_004_001", leaky),
