@@ -257,3 +257,84 @@ async fn sigkill_during_a_real_extend_ends_with_row_and_file_agreeing() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Connections are made and ended in the request, as Cinder's are: a host killed inside
+/// the driver's `initialize_connection` or `terminate_connection` leaves the attachment
+/// where the client can take it up again after the restart — the same update or delete
+/// once more — and nothing is left that only an administrator could clear.
+#[tokio::test]
+async fn sigkill_during_attach_or_detach_leaves_a_retryable_attachment() {
+    let config = config_with_fixture(60_000, 64);
+    let connector = json!({"host": "compute-1", "initiator": "iqn.1993-08.org.debian:01:c1"});
+    for prefix in ["attach-", "detach-"] {
+        let server = Server::start(&config);
+        let c = server.client("alice:proj-a").with_version("3.44");
+        let vol = c
+            .create_volume(
+                json!({"size": 1, "name": format!("{prefix}slow-8"), "volume_type": "bad"}),
+            )
+            .await;
+        c.wait_status("volumes", &vol, "available").await;
+        let r = c
+            .post("attachments", json!({"attachment": {"volume_uuid": vol}}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let att = r.body["attachment"]["id"].as_str().unwrap().to_string();
+        let update = json!({"attachment": {"connector": connector}});
+        let stopped = if prefix == "attach-" {
+            let url = format!("attachments/{att}");
+            let (c2, body) = (c.clone(), update.clone());
+            // The request never gets its answer: the host dies inside the driver call.
+            let pending = tokio::spawn(async move { c2.put(&url, body).await });
+            server.wait_log("slow-8: started").await;
+            let dir = server.kill9();
+            pending.abort();
+            dir
+        } else {
+            assert_eq!(
+                c.put(&format!("attachments/{att}"), update.clone())
+                    .await
+                    .status,
+                200
+            );
+            let r = c
+                .post(
+                    &format!("attachments/{att}/action"),
+                    json!({"os-complete": {}}),
+                )
+                .await;
+            assert_eq!(r.status, 204, "{}", r.body);
+            let url = format!("attachments/{att}");
+            let c2 = c.clone();
+            let pending = tokio::spawn(async move { c2.delete(&url).await });
+            server.wait_log("slow-8: started").await;
+            let dir = server.kill9();
+            pending.abort();
+            dir
+        };
+
+        let server = Server::start_in(&stopped, &config);
+        let c = server.client("alice:proj-a").with_version("3.44");
+        if prefix == "attach-" {
+            // The same update again connects, and the attachment completes.
+            let r = c.put(&format!("attachments/{att}"), update).await;
+            assert_eq!(r.status, 200, "{prefix}: {}", r.body);
+            let r = c
+                .post(
+                    &format!("attachments/{att}/action"),
+                    json!({"os-complete": {}}),
+                )
+                .await;
+            assert_eq!(r.status, 204, "{prefix}: {}", r.body);
+            assert_eq!(c.wait("volumes", &vol).await["status"], "in-use");
+        }
+        // The same delete again ends it, and the volume is free.
+        let r = c.delete(&format!("attachments/{att}")).await;
+        assert_eq!(r.status, 200, "{prefix}: {}", r.body);
+        let v = c.wait("volumes", &vol).await;
+        assert_eq!(v["status"], "available", "{prefix}: {v}");
+        assert_eq!(v["attachments"], json!([]), "{prefix}: {v}");
+        drop(server);
+        let _ = std::fs::remove_dir_all(&stopped);
+    }
+}
