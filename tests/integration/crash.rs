@@ -338,3 +338,91 @@ async fn sigkill_during_attach_or_detach_leaves_a_retryable_attachment() {
         let _ = std::fs::remove_dir_all(&stopped);
     }
 }
+
+/// A driver's command dies with its host: a host killed while `qemu-img resize` runs
+/// leaves no `qemu-img` behind to hold the volume's lock against the restarted host's
+/// recovery (which would fail the repeated extend, leaving the row at the old size and the
+/// file at the new one). The first resize is held by a wrapper that records its PID.
+#[tokio::test]
+async fn a_driver_command_dies_with_its_host_and_the_extend_is_finished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v qemu-img"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let held = dir.join("held-pid");
+    let wrapper = bin.join("qemu-img");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = resize ] && [ ! -e {held} ]; then echo $$ > {held}.tmp; mv {held}.tmp {held}; exec sleep 60; fi\nexec {real} \"$@\"\n",
+            held = held.display(),
+            real = real.trim()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let config = r#"
+[backends.local]
+driver = "nfs"
+exec_dirs = ["@DIR@/bin", "/usr/local/bin", "/usr/bin", "/bin"]
+grants.exec = ["qemu-img", "rm", "df", "du"]
+grants.block = ["@DIR@/data/volumes"]
+settings.share_path = "@DIR@/data/volumes"
+"#;
+    let server = Server::start_in(&dir, config);
+    let c = server.client("alice:proj-a");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let r = c
+        .post(
+            &format!("volumes/{vol}/action"),
+            json!({"os-extend": {"new_size": 3}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !held.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resize never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = std::fs::read_to_string(&held).unwrap().trim().to_string();
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists(), "the held resize runs");
+    let dir = server.kill9();
+    // The kernel delivers the parent-death signal as the host dies; reaping takes a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proc_dir.exists()
+        && !std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the driver's qemu-img outlived its host"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let server = Server::start_in(&dir, config);
+    let c = server.client("alice:proj-a");
+    let v = c.wait("volumes", &vol).await;
+    assert_eq!(v["status"], "available", "{v}");
+    assert_eq!(v["size"], 3, "{v}");
+    assert_eq!(
+        crate::common::virtual_size(&server.share().join(format!("volume-{vol}"))),
+        3 << 30
+    );
+    drop(server);
+    drop(tmp);
+}

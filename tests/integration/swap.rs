@@ -360,3 +360,40 @@ async fn a_swap_that_would_drop_a_feature_in_use_is_refused() {
     assert!(!ok);
     assert!(err.contains("no previous driver"), "{err}");
 }
+
+/// The crash matrix's swap: a host killed while a swapped-in version is on probation starts
+/// again on the driver its config names, serving, with its volumes intact — no half-made
+/// swap survives the restart.
+#[tokio::test]
+async fn sigkill_during_a_swaps_probation_restarts_on_the_configured_driver() {
+    let server = Server::start("probation_secs = 600\n");
+    let admin = server.client("admin:ops");
+    let c = server.client("alice:proj-a");
+    let kept = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &kept, "available").await;
+    let v2 = nfs_as_version(&server.dir, "0.2.0");
+    let r = admin
+        .raw(
+            reqwest::Method::POST,
+            "/ashlar/v1/backends/local/swap",
+            Some(json!({"wasm": v2}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(plugin_of(&admin, "local").await["version"], "0.2.0");
+    let dir = server.kill9();
+
+    let server = Server::start_in(&dir, "probation_secs = 600\n");
+    let admin = server.client("admin:ops");
+    let c = server.client("alice:proj-a");
+    assert_eq!(plugin_of(&admin, "local").await["version"], "0.1.0");
+    assert_eq!(c.wait("volumes", &kept).await["status"], "available");
+    assert!(server.share().join(format!("volume-{kept}")).exists());
+    let again = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &again, "available").await;
+    assert_eq!(c.delete(&format!("volumes/{kept}")).await.status, 202);
+    assert!(c.wait("volumes", &kept).await.is_null());
+    assert!(!server.share().join(format!("volume-{kept}")).exists());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

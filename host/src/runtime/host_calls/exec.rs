@@ -18,6 +18,30 @@ fn resolve_program(dirs: &[PathBuf], program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Makes the program die with the host: killed with SIGKILL if the host process ends
+/// while it runs (a crash, a kill -9), so no driver command outlives the host that
+/// recorded its job — the restarted host's recovery repeats the operation, and an orphaned
+/// `qemu-img` still holding a volume's lock would fail it. The calling thread waits for
+/// the program, so the thread-scoped parent-death signal fires only with the process.
+#[allow(unsafe_code)] // pre_exec runs between fork and exec; prctl and getppid are async-signal-safe.
+fn dies_with_host(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let host = std::process::id();
+    // SAFETY: the closure calls only async-signal-safe functions and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The host may have died before the signal was set up.
+            if libc::getppid() as u32 != host {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Kills a program and leaves the waiting to a thread of its own: a process stuck in the
 /// kernel (a hung NFS mount) dies only when its I/O returns, and the call must not wait for
 /// that.
@@ -119,7 +143,9 @@ impl exec::Host for HostState {
         }
         tracing::debug!(plugin = %self.ctx.identity.name, backend = %self.ctx.identity.backend,
             program = %program, args = ?masked_args(&args), "exec");
-        let mut child = Command::new(&path)
+        let mut command = Command::new(&path);
+        dies_with_host(&mut command);
+        let mut child = command
             .args(&args)
             .env_clear()
             .env("PATH", &search_path)
