@@ -339,39 +339,16 @@ async fn sigkill_during_attach_or_detach_leaves_a_retryable_attachment() {
     }
 }
 
-/// A driver's command dies with its host: a host killed while `qemu-img resize` runs
-/// leaves no `qemu-img` behind to hold the volume's lock against the restarted host's
-/// recovery (which would fail the repeated extend, leaving the row at the old size and the
-/// file at the new one). The first resize is held by a wrapper that records its PID.
-#[tokio::test]
-async fn a_driver_command_dies_with_its_host_and_the_extend_is_finished() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = String::from_utf8(
-        std::process::Command::new("sh")
-            .args(["-c", "command -v qemu-img"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let held = dir.join("held-pid");
-    let wrapper = bin.join("qemu-img");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = resize ] && [ ! -e {held} ]; then echo $$ > {held}.tmp; mv {held}.tmp {held}; exec sleep 60; fi\nexec {real} \"$@\"\n",
-            held = held.display(),
-            real = real.trim()
-        ),
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&wrapper, perms).unwrap();
-    let config = r#"
+/// The nfs backend with `qemu-img` and `rm` behind wrappers that hold the first call
+/// matching the pattern in `DIR/hold` (an extended regex over the command line): it records
+/// its PID in `DIR/held` and sleeps, so a test knows the driver's command is under way.
+/// Later calls run the real programs.
+struct Held {
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+const HELD_CONFIG: &str = r#"
 [backends.local]
 driver = "nfs"
 exec_dirs = ["@DIR@/bin", "/usr/local/bin", "/usr/bin", "/bin"]
@@ -379,50 +356,205 @@ grants.exec = ["qemu-img", "rm", "df", "du"]
 grants.block = ["@DIR@/data/volumes"]
 settings.share_path = "@DIR@/data/volumes"
 "#;
-    let server = Server::start_in(&dir, config);
-    let c = server.client("alice:proj-a");
-    let vol = c.create_volume(json!({"size": 1})).await;
-    c.wait_status("volumes", &vol, "available").await;
-    let r = c
-        .post(
-            &format!("volumes/{vol}/action"),
-            json!({"os-extend": {"new_size": 3}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !held.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the resize never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let pid = std::fs::read_to_string(&held).unwrap().trim().to_string();
-    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    assert!(proc_dir.exists(), "the held resize runs");
-    let dir = server.kill9();
-    // The kernel delivers the parent-death signal as the host dies; reaping takes a moment.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while proc_dir.exists()
-        && !std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the driver's qemu-img outlived its host"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+
+impl Held {
+    fn new() -> Held {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for program in ["qemu-img", "rm"] {
+            let real = std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {program}")])
+                .output()
+                .unwrap()
+                .stdout;
+            let real = String::from_utf8(real).unwrap();
+            let wrapper = bin.join(program);
+            std::fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\nd={dir}\nif [ -s $d/hold ] && [ ! -e $d/held ] && echo \"{program} $*\" | grep -Eq -- \"$(cat $d/hold)\"; then\n  echo $$ > $d/held.tmp; mv $d/held.tmp $d/held; exec sleep 60\nfi\nexec {real} \"$@\"\n",
+                    dir = dir.display(),
+                    real = real.trim()
+                ),
+            )
+            .unwrap();
+            let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+            std::fs::set_permissions(&wrapper, perms).unwrap();
+        }
+        Held { dir, _tmp: tmp }
     }
 
-    let server = Server::start_in(&dir, config);
-    let c = server.client("alice:proj-a");
-    let v = c.wait("volumes", &vol).await;
-    assert_eq!(v["status"], "available", "{v}");
-    assert_eq!(v["size"], 3, "{v}");
+    /// Holds the next command matching `pattern`.
+    fn hold(&self, pattern: &str) {
+        std::fs::write(self.dir.join("hold"), pattern).unwrap();
+    }
+
+    /// Waits until a command is held, and returns its PID.
+    async fn held(&self) -> String {
+        let path = self.dir.join("held");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !path.exists() {
+            assert!(std::time::Instant::now() < deadline, "no command was held");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        std::fs::read_to_string(&path).unwrap().trim().to_string()
+    }
+}
+
+/// Every volume and snapshot of the project, once none is transitional: each one available
+/// has its file at its recorded size, a failed create has none, and the share holds no
+/// file that is not one of them.
+async fn files_agree_with_rows(c: &crate::common::Client, share: &std::path::Path, case: &str) {
+    const GIB: u64 = 1 << 30;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (volumes, snapshots) = loop {
+        let v = c.get("volumes/detail").await.body["volumes"].clone();
+        let s = c.get("snapshots/detail").await.body["snapshots"].clone();
+        let moving = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(s.as_array().unwrap())
+            .any(|x| {
+                ["creating", "deleting", "extending", "reverting"]
+                    .contains(&x["status"].as_str().unwrap())
+            });
+        if !moving {
+            break (v, s);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{case}: still transitional: {v} {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut expected = std::collections::BTreeSet::new();
+    for (kind, items) in [("volume", &volumes), ("snapshot", &snapshots)] {
+        for x in items.as_array().unwrap() {
+            let file = share.join(format!("{kind}-{}", x["id"].as_str().unwrap()));
+            // A create the restart reverted: failed, with no file.
+            if x["status"] == "error" {
+                assert!(
+                    !file.exists(),
+                    "{case}: a failed create left {}",
+                    file.display()
+                );
+                continue;
+            }
+            assert_eq!(x["status"], "available", "{case}: {x}");
+            assert_eq!(
+                crate::common::virtual_size(&file),
+                x["size"].as_u64().unwrap() * GIB,
+                "{case}: {kind} {} records {} GiB",
+                x["id"],
+                x["size"]
+            );
+            expected.insert(file.file_name().unwrap().to_string_lossy().to_string());
+        }
+    }
+    let found: std::collections::BTreeSet<String> = std::fs::read_dir(share)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("volume-") || n.starts_with("snapshot-"))
+        .collect();
     assert_eq!(
-        crate::common::virtual_size(&server.share().join(format!("volume-{vol}"))),
-        3 << 30
+        found, expected,
+        "{case}: files on the share and rows disagree"
     );
-    drop(server);
-    drop(tmp);
+}
+
+/// The crash matrix on the real nfs driver: for each operation, the host is killed while
+/// the driver's `qemu-img` or `rm` for it runs; that command dies with the host; the
+/// restarted host leaves nothing transitional, every live volume and snapshot with its
+/// file at its recorded size, and no file that belongs to nothing.
+#[tokio::test]
+async fn sigkill_inside_each_real_driver_command_leaves_rows_and_files_agreeing() {
+    for (case, pattern) in [
+        ("create", "qemu-img create"),
+        ("delete", "^rm .*volume-"),
+        ("extend", "qemu-img resize"),
+        ("snapshot", "qemu-img convert .*snapshot-"),
+        ("unsnapshot", "^rm .*snapshot-"),
+        ("clone", "qemu-img convert .*volume-.*volume-"),
+        ("restore", "qemu-img convert .*snapshot-.*volume-"),
+    ] {
+        let held = Held::new();
+        let server = Server::start_in(&held.dir, HELD_CONFIG);
+        let c = server.client("alice:proj-a");
+        let vol = c.create_volume(json!({"size": 1})).await;
+        c.wait_status("volumes", &vol, "available").await;
+        let mut snapshot = None;
+        if ["unsnapshot", "restore"].contains(&case) {
+            let r = c
+                .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
+                .await;
+            let s = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+            c.wait_status("snapshots", &s, "available").await;
+            snapshot = Some(s);
+        }
+        held.hold(pattern);
+        let r = match case {
+            "create" => c.post("volumes", json!({"volume": {"size": 2}})).await,
+            "delete" => c.delete(&format!("volumes/{vol}")).await,
+            "extend" => {
+                c.post(
+                    &format!("volumes/{vol}/action"),
+                    json!({"os-extend": {"new_size": 3}}),
+                )
+                .await
+            }
+            "snapshot" => {
+                c.post("snapshots", json!({"snapshot": {"volume_id": vol}}))
+                    .await
+            }
+            "unsnapshot" => {
+                c.delete(&format!("snapshots/{}", snapshot.as_deref().unwrap()))
+                    .await
+            }
+            "clone" => {
+                c.post(
+                    "volumes",
+                    json!({"volume": {"size": 1, "source_volid": vol}}),
+                )
+                .await
+            }
+            _ => {
+                c.post(
+                    "volumes",
+                    json!({"volume": {"size": 1, "snapshot_id": snapshot}}),
+                )
+                .await
+            }
+        };
+        assert_eq!(r.status, 202, "{case}: {}", r.body);
+        let pid = held.held().await;
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        let dir = server.kill9();
+        // The driver's command dies with its host (the kernel's parent-death signal).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while proc_dir.exists()
+            && !std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{case}: the driver's command outlived its host"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let server = Server::start_in(&dir, HELD_CONFIG);
+        let c = server.client("alice:proj-a");
+        files_agree_with_rows(&c, &server.share(), case).await;
+        if case == "extend" {
+            assert_eq!(
+                c.wait("volumes", &vol).await["size"],
+                3,
+                "the extend is finished"
+            );
+        }
+        drop(server);
+    }
 }
