@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use super::HostState;
 use crate::runtime::since_v0_2_0::ashlar::driver::exec;
 
+/// How long the output of a program that has exited may stay open.
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
 fn resolve_program(dirs: &[PathBuf], program: &str) -> Option<PathBuf> {
     dirs.iter()
         .map(|dir| dir.join(program))
@@ -201,13 +204,18 @@ impl exec::Host for HostState {
                 }
             }
         };
-        let left = || timeout.saturating_sub(started.elapsed());
+        // An exited program has written all it will: its output closes at once unless a
+        // process it started holds it. The wait is short, and ends well before the call's
+        // own deadline would, so the driver is told why.
+        let exited = Instant::now();
+        let grace = timeout.saturating_sub(started.elapsed()).min(OUTPUT_GRACE);
+        let left = || grace.saturating_sub(exited.elapsed());
         let (Ok(stdout), Ok(stderr)) = (out_rx.recv_timeout(left()), err_rx.recv_timeout(left()))
         else {
             return Err(exec::ExecError::TimedOut(format!(
                 "`{program}` exited, but its output stayed open past {} ms: a process it started \
                  still holds it; the host stopped waiting",
-                timeout.as_millis()
+                grace.as_millis()
             )));
         };
         if over.load(Ordering::Relaxed) {
