@@ -80,6 +80,18 @@ async fn the_cinder_cli_manages_a_volumes_life() {
     assert_eq!(property(&shown, "metadata"), "tier : gold");
     assert!(cinder(&server, &["list"]).contains("from-cli"));
 
+    // `cinder set-bootable` is Cinder's os-set_bootable; the flag shows in the view.
+    cinder(&server, &["set-bootable", "from-cli", "true"]);
+    assert_eq!(
+        property(&cinder(&server, &["show", "from-cli"]), "bootable"),
+        "true"
+    );
+    cinder(&server, &["set-bootable", "from-cli", "false"]);
+    assert_eq!(
+        property(&cinder(&server, &["show", "from-cli"]), "bootable"),
+        "false"
+    );
+
     cinder(&server, &["extend", "from-cli", "2"]);
     assert_eq!(
         api.wait_status("volumes", &id, "available").await["size"],

@@ -269,3 +269,66 @@ settings.volume_format = "qcow2"
     }
     assert_eq!(std::fs::read_dir(server.share()).unwrap().count(), 0);
 }
+
+/// `os-set_bootable`: the flag is the volume's, shown by show and list at once; the value
+/// must be a boolean; a volume in maintenance is not updated, as in Cinder.
+#[tokio::test]
+async fn set_bootable_marks_the_volume_and_refuses_what_cinder_refuses() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a");
+    let admin = server.client("admin:proj-a");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let action = |body: serde_json::Value| {
+        let (c, vol) = (&c, vol.clone());
+        async move { c.post(&format!("volumes/{vol}/action"), body).await }
+    };
+    for (value, want) in [
+        (json!(true), "true"),
+        (json!("false"), "false"),
+        (json!("True"), "true"),
+    ] {
+        let r = action(json!({"os-set_bootable": {"bootable": value}})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            c.get(&format!("volumes/{vol}")).await.body["volume"]["bootable"],
+            want
+        );
+        let listed = c.get("volumes/detail").await.body["volumes"][0]["bootable"].clone();
+        assert_eq!(listed, want, "the list shows the change at once");
+    }
+    for (body, words) in [
+        (json!({"os-set_bootable": {}}), "bootable is required"),
+        (
+            json!({"os-set_bootable": {"bootable": "maybe"}}),
+            "bootable",
+        ),
+        (json!({"os-set_bootable": {"bootable": 1}}), "bootable"),
+    ] {
+        let r = action(body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(
+            r.error_message().contains(words),
+            "{body}: {}",
+            r.error_message()
+        );
+    }
+    let r = admin
+        .post(
+            &format!("volumes/{vol}/action"),
+            json!({"os-reset_status": {"status": "maintenance"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = action(json!({"os-set_bootable": {"bootable": false}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("maintenance"),
+        "{}",
+        r.error_message()
+    );
+    assert_eq!(
+        c.get(&format!("volumes/{vol}")).await.body["volume"]["bootable"],
+        "true"
+    );
+}

@@ -650,6 +650,21 @@ async fn action(
                 .await?;
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
+        "os-set_bootable" => {
+            let bootable = args.get("bootable").ok_or_else(|| {
+                ApiError::bad_request(
+                    "Invalid input for field/attribute bootable. Value: None. bootable is required: send {\"os-set_bootable\": {\"bootable\": true}}.",
+                )
+            })?;
+            let bootable = parse_bool("bootable", bootable)?;
+            if !state.db.set_volume_bootable(&v.id, bootable).await? {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid volume: The volume {} cannot be updated during maintenance.",
+                    v.id
+                )));
+            }
+            Ok(reply(&ctx, StatusCode::OK, Value::Null))
+        }
         "revert" => revert(&state, &ctx, &v, args).await,
         "os-reset_status" => reset_status(&state, &ctx, &v, args).await,
         "os-force_delete" => {
@@ -663,7 +678,7 @@ async fn action(
         other => match super::attachments::volume_action(&state, &ctx, &v, other, args).await {
             Some(r) => r,
             None => Err(ApiError::bad_request(format!(
-                "There is no such action: {other} (Ashlar supports os-extend, revert, os-reset_status, os-force_delete, {}).",
+                "There is no such action: {other} (Ashlar supports os-extend, os-set_bootable, revert, os-reset_status, os-force_delete, {}).",
                 super::attachments::VOLUME_ACTIONS.join(", ")
             ))),
         },

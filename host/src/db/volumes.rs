@@ -480,6 +480,20 @@ impl Db {
         Ok(Ok(()))
     }
 
+    /// Marks a live volume bootable or not (Cinder's `os-set_bootable`); false when it is
+    /// gone or in `maintenance`, which Cinder does not update.
+    pub async fn set_volume_bootable(&self, id: &str, bootable: bool) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE volumes SET bootable = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status != 'maintenance'",
+        )
+        .bind(bootable as i64)
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     /// `extending` → `available` at the new size.
     pub async fn finish_extend(&self, id: &str, new_size: i64) -> Result<bool> {
         let res = sqlx::query("UPDATE volumes SET status = 'available', size = $1, updated_at = $2 WHERE id = $3 AND status = 'extending'")
