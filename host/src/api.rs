@@ -10,6 +10,7 @@ mod input;
 pub use input::InputLimits;
 mod list;
 mod messages;
+mod metadata;
 mod pools;
 mod rejections;
 mod snapshots;
@@ -73,6 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v3", get(versions::v3))
         .route("/v3/", get(versions::v3))
         .merge(volumes::routes())
+        .merge(metadata::routes())
         .merge(attachments::routes())
         .merge(snapshots::routes())
         .merge(types::routes())

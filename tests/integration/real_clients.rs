@@ -106,6 +106,17 @@ async fn the_cinder_cli_manages_a_volumes_life() {
         "id",
     );
     api.wait_status("snapshots", &snap, "available").await;
+    // Snapshot metadata through `cinder snapshot-metadata`, shown by `snapshot-show`.
+    cinder(
+        &server,
+        &["snapshot-metadata", &snap, "set", "tier=gold", "owner=ops"],
+    );
+    cinder(&server, &["snapshot-metadata", &snap, "unset", "owner"]);
+    let shown = cinder(&server, &["snapshot-show", &snap]);
+    assert!(
+        shown.contains("tier") && shown.contains("gold") && !shown.contains("owner"),
+        "{shown}"
+    );
     let restored = property(
         &cinder(
             &server,

@@ -332,3 +332,69 @@ async fn set_bootable_marks_the_volume_and_refuses_what_cinder_refuses() {
         "true"
     );
 }
+
+/// A snapshot's metadata is served as a volume's is: show, merge, replace, one key's show,
+/// set and delete; another project sees none of it.
+#[tokio::test]
+async fn snapshot_metadata_is_served_as_a_volumes() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let r = c
+        .post(
+            "snapshots",
+            json!({"snapshot": {"volume_id": vol, "metadata": {"a": "1"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_status("snapshots", &snap, "available").await;
+    let path = format!("snapshots/{snap}/metadata");
+
+    assert_eq!(c.get(&path).await.body, json!({"metadata": {"a": "1"}}));
+    let r = c.post(&path, json!({"metadata": {"b": "2"}})).await;
+    assert_eq!(
+        r.body,
+        json!({"metadata": {"a": "1", "b": "2"}}),
+        "POST merges"
+    );
+    let r = c.put(&path, json!({"metadata": {"c": "3"}})).await;
+    assert_eq!(r.body, json!({"metadata": {"c": "3"}}), "PUT replaces");
+    let r = c
+        .put(&format!("{path}/d"), json!({"meta": {"d": "4"}}))
+        .await;
+    assert_eq!(r.body, json!({"meta": {"d": "4"}}), "{}", r.body);
+    assert_eq!(
+        c.get(&format!("{path}/d")).await.body,
+        json!({"meta": {"d": "4"}})
+    );
+    assert_eq!(c.delete(&format!("{path}/c")).await.status, 200);
+    let r = c.get(&format!("{path}/c")).await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.error_message().contains("no metadata with key c"),
+        "{}",
+        r.body
+    );
+    let shown = c.get(&format!("snapshots/{snap}")).await.body["snapshot"]["metadata"].clone();
+    assert_eq!(shown, json!({"d": "4"}), "the snapshot's view shows it");
+    let r = c
+        .put(&format!("{path}/e"), json!({"meta": {"f": "5"}}))
+        .await;
+    assert_eq!(
+        r.status, 400,
+        "a key other than the URL's is refused: {}",
+        r.body
+    );
+
+    let bob = server.client("bob:proj-b");
+    assert_eq!(bob.get(&path).await.status, 404);
+    assert_eq!(
+        bob.post(&path, json!({"metadata": {"x": "y"}}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(c.get(&path).await.body, json!({"metadata": {"d": "4"}}));
+}

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::input::{Body, Keys, body_bool, check_item_count, check_key, string_map};
+use super::input::{Body, Keys, body_bool, string_map};
 use super::list::{ListRequest, ListSpec};
 use super::visible;
 use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, views};
@@ -50,18 +50,6 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/v3/volumes/detail", get(list_detail))
         .route("/v3/volumes/{id}", get(show).put(update).delete(delete))
         .route("/v3/volumes/{id}/action", post(action))
-        .route(
-            "/v3/volumes/{id}/metadata",
-            get(metadata_show)
-                .post(metadata_merge)
-                .put(metadata_replace),
-        )
-        .route(
-            "/v3/volumes/{id}/metadata/{key}",
-            get(metadata_key_show)
-                .put(metadata_key_set)
-                .delete(metadata_key_delete),
-        )
 }
 
 /// A size in GiB from JSON: an integer, or a string of digits as Cinder also accepts
@@ -539,7 +527,10 @@ async fn update(
         .update_volume_info(&v.id, name.as_deref(), description.as_deref())
         .await?;
     if let Some(m) = metadata {
-        state.db.set_volume_metadata(&v.id, &m, true).await?;
+        state
+            .db
+            .set_metadata(crate::db::MetadataOf::Volume, &v.id, &m, true)
+            .await?;
     }
     let v = visible::volume(&state, &ctx, &id).await?;
     Ok(reply(
@@ -718,126 +709,4 @@ async fn revert(
         .request_revert(v, &snapshot, &ctx.request_id)
         .await?;
     Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
-}
-
-async fn metadata_show(
-    axum::extract::State(state): State,
-    ctx: Ctx,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let v = visible::volume(&state, &ctx, &id).await?;
-    Ok(reply(
-        &ctx,
-        StatusCode::OK,
-        json!({ "metadata": v.metadata }),
-    ))
-}
-
-async fn metadata_write(
-    state: &super::AppState,
-    ctx: &Ctx,
-    id: &str,
-    body: &Body,
-    replace: bool,
-) -> Result<Response, ApiError> {
-    let v = visible::volume(state, ctx, id).await?;
-    let map = super::parse_body(body)?;
-    let max_items = state.input_limits.max_metadata_items;
-    let items = string_map(
-        "metadata",
-        map.get("metadata").ok_or_else(|| {
-            ApiError::bad_request("Missing required element 'metadata' in request body.")
-        })?,
-        Keys::Metadata,
-        max_items,
-    )?;
-    if !replace {
-        let added = items
-            .iter()
-            .filter(|(k, _)| !v.metadata.contains_key(k))
-            .count();
-        check_item_count("metadata", v.metadata.len() + added, max_items)?;
-    }
-    let all = state.db.set_volume_metadata(&v.id, &items, replace).await?;
-    Ok(reply(ctx, StatusCode::OK, json!({ "metadata": all })))
-}
-
-async fn metadata_merge(
-    axum::extract::State(state): State,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    metadata_write(&state, &ctx, &id, &body, false).await
-}
-
-async fn metadata_replace(
-    axum::extract::State(state): State,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    metadata_write(&state, &ctx, &id, &body, true).await
-}
-
-async fn metadata_key_show(
-    axum::extract::State(state): State,
-    ctx: Ctx,
-    Path((id, key)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let v = visible::volume(&state, &ctx, &id).await?;
-    match v.metadata.get(&key).cloned() {
-        Some(val) => Ok(reply(&ctx, StatusCode::OK, json!({ "meta": { key: val } }))),
-        None => Err(ApiError::not_found(format!(
-            "Volume {id} has no metadata with key {key}."
-        ))),
-    }
-}
-
-async fn metadata_key_set(
-    axum::extract::State(state): State,
-    ctx: Ctx,
-    Path((id, key)): Path<(String, String)>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let v = visible::volume(&state, &ctx, &id).await?;
-    let map = super::parse_body(&body)?;
-    check_key("meta", &key, Keys::Metadata)?;
-    let max_items = state.input_limits.max_metadata_items;
-    let items = string_map(
-        "meta",
-        map.get("meta").ok_or_else(|| {
-            ApiError::bad_request("Missing required element 'meta' in request body.")
-        })?,
-        Keys::Metadata,
-        max_items,
-    )?;
-    if items.len() != 1 || items[0].0 != key {
-        return Err(ApiError::bad_request(
-            "Request body and URI mismatch: `meta` must hold exactly the key in the URL.",
-        ));
-    }
-    if !v.metadata.contains_key(&key) {
-        check_item_count("metadata", v.metadata.len() + 1, max_items)?;
-    }
-    state.db.set_volume_metadata(&v.id, &items, false).await?;
-    Ok(reply(
-        &ctx,
-        StatusCode::OK,
-        json!({ "meta": { key: items[0].1.clone() } }),
-    ))
-}
-
-async fn metadata_key_delete(
-    axum::extract::State(state): State,
-    ctx: Ctx,
-    Path((id, key)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let v = visible::volume(&state, &ctx, &id).await?;
-    if !state.db.delete_volume_metadata(&v.id, &key).await? {
-        return Err(ApiError::not_found(format!(
-            "Volume {id} has no metadata with key {key}."
-        )));
-    }
-    Ok(reply(&ctx, StatusCode::OK, Value::Null))
 }

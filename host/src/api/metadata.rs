@@ -1,0 +1,176 @@
+//! Metadata of volumes and snapshots, as Cinder serves both: `/{kind}/{id}/metadata` to
+//! show, merge (POST) or replace (PUT) it, `/{kind}/{id}/metadata/{key}` to show, set or
+//! delete one key. One set of handlers; the resource is the route's.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use super::input::{Body, Keys, check_item_count, check_key, string_map};
+use super::{ApiError, AppState, Ctx, State, reply, visible};
+use crate::db::MetadataOf;
+
+pub fn routes() -> Router<std::sync::Arc<AppState>> {
+    let mut router = Router::new();
+    for (kind, of) in [
+        ("volumes", MetadataOf::Volume),
+        ("snapshots", MetadataOf::Snapshot),
+    ] {
+        router = router
+            .route(
+                &format!("/v3/{kind}/{{id}}/metadata"),
+                get(move |s: State, c: Ctx, p: Path<String>| show(s, c, p, of))
+                    .post(move |s: State, c: Ctx, p: Path<String>, b: Body| {
+                        write(s, c, p, b, of, false)
+                    })
+                    .put(move |s: State, c: Ctx, p: Path<String>, b: Body| {
+                        write(s, c, p, b, of, true)
+                    }),
+            )
+            .route(
+                &format!("/v3/{kind}/{{id}}/metadata/{{key}}"),
+                get(move |s: State, c: Ctx, p: Path<(String, String)>| key_show(s, c, p, of))
+                    .put(
+                        move |s: State, c: Ctx, p: Path<(String, String)>, b: Body| {
+                            key_set(s, c, p, b, of)
+                        },
+                    )
+                    .delete(move |s: State, c: Ctx, p: Path<(String, String)>| {
+                        key_delete(s, c, p, of)
+                    }),
+            );
+    }
+    router
+}
+
+/// The resource's id and metadata, if the caller may see it.
+async fn current(
+    state: &AppState,
+    ctx: &Ctx,
+    of: MetadataOf,
+    id: &str,
+) -> Result<(String, BTreeMap<String, String>), ApiError> {
+    Ok(match of {
+        MetadataOf::Volume => {
+            let v = visible::volume(state, ctx, id).await?;
+            (v.id, v.metadata)
+        }
+        MetadataOf::Snapshot => {
+            let s = visible::snapshot(state, ctx, id).await?;
+            (s.id, s.metadata)
+        }
+    })
+}
+
+fn no_key(of: MetadataOf, id: &str, key: &str) -> ApiError {
+    let what = match of {
+        MetadataOf::Volume => "Volume",
+        MetadataOf::Snapshot => "Snapshot",
+    };
+    ApiError::not_found(format!("{what} {id} has no metadata with key {key}."))
+}
+
+async fn show(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    of: MetadataOf,
+) -> Result<Response, ApiError> {
+    let (_, metadata) = current(&state, &ctx, of, &id).await?;
+    Ok(reply(&ctx, StatusCode::OK, json!({ "metadata": metadata })))
+}
+
+async fn write(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Body,
+    of: MetadataOf,
+    replace: bool,
+) -> Result<Response, ApiError> {
+    let (id, metadata) = current(&state, &ctx, of, &id).await?;
+    let map = super::parse_body(&body)?;
+    let max_items = state.input_limits.max_metadata_items;
+    let items = string_map(
+        "metadata",
+        map.get("metadata").ok_or_else(|| {
+            ApiError::bad_request("Missing required element 'metadata' in request body.")
+        })?,
+        Keys::Metadata,
+        max_items,
+    )?;
+    if !replace {
+        let added = items
+            .iter()
+            .filter(|(k, _)| !metadata.contains_key(k))
+            .count();
+        check_item_count("metadata", metadata.len() + added, max_items)?;
+    }
+    let all = state.db.set_metadata(of, &id, &items, replace).await?;
+    Ok(reply(&ctx, StatusCode::OK, json!({ "metadata": all })))
+}
+
+async fn key_show(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+    of: MetadataOf,
+) -> Result<Response, ApiError> {
+    let (_, metadata) = current(&state, &ctx, of, &id).await?;
+    match metadata.get(&key).cloned() {
+        Some(val) => Ok(reply(&ctx, StatusCode::OK, json!({ "meta": { key: val } }))),
+        None => Err(no_key(of, &id, &key)),
+    }
+}
+
+async fn key_set(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+    body: Body,
+    of: MetadataOf,
+) -> Result<Response, ApiError> {
+    let (id, metadata) = current(&state, &ctx, of, &id).await?;
+    let map = super::parse_body(&body)?;
+    check_key("meta", &key, Keys::Metadata)?;
+    let max_items = state.input_limits.max_metadata_items;
+    let items = string_map(
+        "meta",
+        map.get("meta").ok_or_else(|| {
+            ApiError::bad_request("Missing required element 'meta' in request body.")
+        })?,
+        Keys::Metadata,
+        max_items,
+    )?;
+    if items.len() != 1 || items[0].0 != key {
+        return Err(ApiError::bad_request(
+            "Request body and URI mismatch: `meta` must hold exactly the key in the URL.",
+        ));
+    }
+    if !metadata.contains_key(&key) {
+        check_item_count("metadata", metadata.len() + 1, max_items)?;
+    }
+    state.db.set_metadata(of, &id, &items, false).await?;
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "meta": { key: items[0].1.clone() } }),
+    ))
+}
+
+async fn key_delete(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+    of: MetadataOf,
+) -> Result<Response, ApiError> {
+    let (id, _) = current(&state, &ctx, of, &id).await?;
+    if !state.db.delete_metadata(of, &id, &key).await? {
+        return Err(no_key(of, &id, &key));
+    }
+    Ok(reply(&ctx, StatusCode::OK, Value::Null))
+}

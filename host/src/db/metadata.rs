@@ -1,0 +1,101 @@
+//! Metadata kept on a row as a JSON object: a volume's and a snapshot's, read and
+//! written the same way.
+
+use std::collections::BTreeMap;
+
+use super::{Db, DbError, Resource, Result, time};
+
+/// Whose metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataOf {
+    Volume,
+    Snapshot,
+}
+
+impl MetadataOf {
+    fn resource(self) -> Resource {
+        match self {
+            MetadataOf::Volume => Resource::Volumes,
+            MetadataOf::Snapshot => Resource::Snapshots,
+        }
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+impl Db {
+    /// A live row's metadata, `None` when there is no such row.
+    async fn metadata_in(
+        &self,
+        tx: &mut Tx,
+        of: MetadataOf,
+        id: &str,
+    ) -> Result<Option<BTreeMap<String, String>>> {
+        let table = of.resource().table();
+        let text: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT metadata FROM {table} WHERE id = $1 AND deleted = 0"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| DbError::Corrupt {
+                table,
+                id: id.to_string(),
+                message: format!("metadata: {e}"),
+            })
+        })
+        .transpose()
+    }
+
+    /// Writes a row's metadata whole.
+    async fn write_metadata(
+        &self,
+        tx: &mut Tx,
+        of: MetadataOf,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        sqlx::query(&format!(
+            "UPDATE {} SET metadata = $1, updated_at = $2 WHERE id = $3",
+            of.resource().table()
+        ))
+        .bind(serde_json::to_string(metadata).expect("string map serialises"))
+        .bind(time::now())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Merges (or, with `replace`, replaces) a row's metadata; returns what it holds after.
+    pub async fn set_metadata(
+        &self,
+        of: MetadataOf,
+        id: &str,
+        items: &[(String, String)],
+        replace: bool,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut tx = self.write_tx().await?;
+        let mut metadata = match replace {
+            true => BTreeMap::new(),
+            false => self.metadata_in(&mut tx, of, id).await?.unwrap_or_default(),
+        };
+        metadata.extend(items.iter().cloned());
+        self.write_metadata(&mut tx, of, id, &metadata).await?;
+        tx.commit().await?;
+        Ok(metadata)
+    }
+
+    /// Removes one key; false when the row had no such key.
+    pub async fn delete_metadata(&self, of: MetadataOf, id: &str, key: &str) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let mut metadata = self.metadata_in(&mut tx, of, id).await?.unwrap_or_default();
+        if metadata.remove(key).is_none() {
+            return Ok(false);
+        }
+        self.write_metadata(&mut tx, of, id, &metadata).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
