@@ -398,3 +398,64 @@ async fn snapshot_metadata_is_served_as_a_volumes() {
     );
     assert_eq!(c.get(&path).await.body, json!({"metadata": {"d": "4"}}));
 }
+
+/// A snapshot's administrator actions: `os-reset_status` to any of Cinder's statuses and
+/// `os-force_delete`, which also takes one left `deleting`; members are refused, other
+/// projects see nothing.
+#[tokio::test]
+async fn snapshot_reset_status_and_force_delete_are_for_administrators() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a");
+    let admin = server.client("admin:proj-a");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let r = c
+        .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
+        .await;
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_status("snapshots", &snap, "available").await;
+    let path = format!("snapshots/{snap}/action");
+    let reset = |status: &str| json!({"os-reset_status": {"status": status}});
+
+    for body in [reset("error"), json!({"os-force_delete": {}})] {
+        let r = c.post(&path, body.clone()).await;
+        assert_eq!(r.status, 403, "{body}: {}", r.body);
+    }
+    let bob = server.client("admin:proj-b");
+    assert_eq!(
+        server
+            .client("bob:proj-b")
+            .post(&path, reset("error"))
+            .await
+            .status,
+        404
+    );
+    let r = admin.post(&path, reset("frozen")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("available"),
+        "{}",
+        r.error_message()
+    );
+    let r = admin.post(&path, json!({"os-unknown": {}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // Left `deleting` (as by a host that lost the job): a plain delete is refused, a
+    // force delete deletes it again.
+    let r = admin.post(&path, reset("deleting")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        c.get(&format!("snapshots/{snap}")).await.body["snapshot"]["status"],
+        "deleting"
+    );
+    let r = c.delete(&format!("snapshots/{snap}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = bob.post(&path, json!({"os-force_delete": {}})).await;
+    assert_eq!(
+        r.status, 202,
+        "an administrator of any project may: {}",
+        r.body
+    );
+    assert!(c.wait("snapshots", &snap).await.is_null());
+    assert!(!server.share().join(format!("snapshot-{snap}")).exists());
+}

@@ -34,6 +34,7 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/v3/snapshots", post(create).get(list))
         .route("/v3/snapshots/detail", get(list_detail))
         .route("/v3/snapshots/{id}", get(show).put(update).delete(delete))
+        .route("/v3/snapshots/{id}/action", post(action))
 }
 
 async fn create(
@@ -200,7 +201,68 @@ async fn delete(
     let s = visible::snapshot(&state, &ctx, &id).await?;
     state
         .manager
-        .request_delete_snapshot(&s, &ctx.request_id)
+        .request_delete_snapshot(&s, false, &ctx.request_id)
         .await?;
     Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+/// A snapshot's administrator actions: `os-reset_status` and `os-force_delete`.
+async fn action(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: super::input::Body,
+) -> Result<Response, ApiError> {
+    let s = visible::snapshot(&state, &ctx, &id).await?;
+    let map = super::parse_body(&body)?;
+    let (name, args) =
+        super::input::one_action(&map, "{\"os-reset_status\": {\"status\": \"available\"}}")?;
+    match name.as_str() {
+        "os-reset_status" => {
+            ctx.require_admin("volume_extension:snapshot_admin_actions:reset_status")?;
+            let allowed = || {
+                SnapshotStatus::RESETTABLE
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let status = match args.get("status") {
+                Some(Value::String(v)) => v
+                    .parse::<SnapshotStatus>()
+                    .ok()
+                    .filter(|st| SnapshotStatus::RESETTABLE.contains(st))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field(
+                            "status",
+                            &json!(v),
+                            format!("It must be one of {}.", allowed()),
+                        )
+                    })?,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "os-reset_status needs `status`, one of {}: {{\"os-reset_status\": {{\"status\": \"available\"}}}}.",
+                        allowed()
+                    )));
+                }
+            };
+            state
+                .db
+                .transition_snapshot(&s.id, SnapshotStatus::ALL, status, None)
+                .await?;
+            tracing::warn!(snapshot_id = %s.id, from = %s.status, to = %status, user = %ctx.user_id, "snapshot status reset by an administrator");
+            Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
+        }
+        "os-force_delete" => {
+            ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
+            state
+                .manager
+                .request_delete_snapshot(&s, true, &ctx.request_id)
+                .await?;
+            Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
+        }
+        other => Err(ApiError::bad_request(format!(
+            "There is no such action: {other} (snapshots take os-reset_status and os-force_delete)."
+        ))),
+    }
 }

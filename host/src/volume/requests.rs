@@ -182,20 +182,27 @@ impl VolumeManager {
     pub async fn request_delete_snapshot(
         &self,
         s: &SnapshotRow,
+        force: bool,
         request_id: &str,
     ) -> Result<(), Refused> {
+        let allowed = if force {
+            SnapshotStatus::FORCE_DELETABLE
+        } else {
+            SnapshotStatus::DELETABLE
+        };
         let job = Self::job_row(&Job::DeleteSnapshot, &s.id, request_id);
-        match self
-            .db
-            .begin_delete_snapshot(&s.id, SnapshotStatus::DELETABLE, &job)
-            .await?
-        {
+        match self.db.begin_delete_snapshot(&s.id, allowed, &job).await? {
             Ok(true) => {
                 self.submit(&job.id);
                 Ok(())
             }
             Ok(false) => Err(Refused::Invalid(format!(
-                "Invalid snapshot: Snapshot status must be available or error to delete it, but it is {}.",
+                "Invalid snapshot: Snapshot status must be {} to delete it, but it is {}.",
+                allowed
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 s.status
             ))),
             Err(n) => Err(Refused::Invalid(format!(

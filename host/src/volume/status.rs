@@ -230,6 +230,30 @@ impl SnapshotStatus {
         SnapshotStatus::Error,
         SnapshotStatus::ErrorDeleting,
     ];
+
+    /// An administrator's `os-force_delete` takes a snapshot from these as well: one left
+    /// `deleting` is deleted again. One `creating` or `restoring` has a job still running
+    /// on it; its status is reset first (`os-reset_status`), as Cinder's guide says.
+    pub const FORCE_DELETABLE: &'static [SnapshotStatus] = &[
+        SnapshotStatus::Available,
+        SnapshotStatus::Error,
+        SnapshotStatus::ErrorDeleting,
+        SnapshotStatus::Deleting,
+        SnapshotStatus::Unmanaging,
+        SnapshotStatus::BackingUp,
+    ];
+
+    /// What `os-reset_status` may set (all but `deleted`, which only a delete reaches).
+    pub const RESETTABLE: &'static [SnapshotStatus] = &[
+        SnapshotStatus::Creating,
+        SnapshotStatus::Available,
+        SnapshotStatus::Deleting,
+        SnapshotStatus::Error,
+        SnapshotStatus::ErrorDeleting,
+        SnapshotStatus::Restoring,
+        SnapshotStatus::Unmanaging,
+        SnapshotStatus::BackingUp,
+    ];
 }
 
 /// A volume's status and attach status given the attachments it still has.
