@@ -340,6 +340,17 @@ impl Client {
     }
 
     /// Waits for a volume to reach `want`, failing with its messages if it does not.
+    /// Takes a snapshot of `volume` and waits until it is available; its id.
+    pub async fn snapshot_available(&self, volume: &str) -> String {
+        let r = self
+            .post("snapshots", json!({"snapshot": {"volume_id": volume}}))
+            .await;
+        assert_eq!(r.status, 202, "snapshot of {volume}: {}", r.body);
+        let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+        self.wait_status("snapshots", &id, "available").await;
+        id
+    }
+
     pub async fn wait_status(&self, kind: &str, id: &str, want: &str) -> Value {
         let v = self.wait(kind, id).await;
         if v["status"] != want {

@@ -138,12 +138,7 @@ async fn sigkill_during_each_operation_leaves_nothing_transitional() {
         // What the case needs before its slow call: a snapshot to delete or restore.
         let mut snapshot = None;
         if ["unsnapshot-", "restore-"].contains(&case.prefix) {
-            let r = c
-                .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
-                .await;
-            assert_eq!(r.status, 202, "{}", r.body);
-            let s = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-            c.wait_status("snapshots", &s, "available").await;
+            let s = c.snapshot_available(&vol).await;
             snapshot = Some(s);
         }
         let mut made = None;
@@ -488,11 +483,7 @@ async fn sigkill_inside_each_real_driver_command_leaves_rows_and_files_agreeing(
         c.wait_status("volumes", &vol, "available").await;
         let mut snapshot = None;
         if ["unsnapshot", "restore"].contains(&case) {
-            let r = c
-                .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
-                .await;
-            let s = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-            c.wait_status("snapshots", &s, "available").await;
+            let s = c.snapshot_available(&vol).await;
             snapshot = Some(s);
         }
         held.hold(pattern);

@@ -449,12 +449,7 @@ settings.volume_format = "{format}"
 
     // Snapshot, then new bytes: a volume from the snapshot reads the old ones over NFS, a
     // clone and the volume itself the new ones.
-    let r = c
-        .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_status("snapshots", &snap, "available").await;
+    let snap = c.snapshot_available(&vol).await;
     for at in MARKS {
         write_volume(&file, format, at, &mark("B", at));
     }

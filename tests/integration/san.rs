@@ -497,11 +497,7 @@ async fn flexvol_pools_keep_a_lun_per_volume_and_clone_luns() {
     );
     write_at(&file, 0, b"snap-me");
 
-    let r = c
-        .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
-        .await;
-    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_status("snapshots", &snap, "available").await;
+    let snap = c.snapshot_available(&vol).await;
     let snap_path = format!("/vol/vol_a/snapshot-{snap}");
     let st = sim.state().await;
     assert_eq!(

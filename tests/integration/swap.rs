@@ -265,11 +265,7 @@ async fn a_swap_that_would_drop_a_feature_in_use_is_refused() {
     let c = server.client("alice:p");
     let vol = c.create_volume(json!({"size": 1})).await;
     c.wait_status("volumes", &vol, "available").await;
-    let r = c
-        .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
-        .await;
-    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_status("snapshots", &snap, "available").await;
+    let snap = c.snapshot_available(&vol).await;
 
     let flaky = json!({"wasm": std::path::Path::new(FIXTURES_DIR).join("flaky.wasm")});
     let r = admin

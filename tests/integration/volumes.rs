@@ -211,11 +211,7 @@ settings.volume_format = "qcow2"
         "a fresh qcow2 file is small"
     );
 
-    let r = c
-        .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
-        .await;
-    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_status("snapshots", &snap, "available").await;
+    let snap = c.snapshot_available(&vol).await;
     let out = std::process::Command::new("qemu-img")
         .args(["snapshot", "-U", "-l"])
         .arg(&file)
@@ -409,11 +405,7 @@ async fn snapshot_reset_status_and_force_delete_are_for_administrators() {
     let admin = server.client("admin:proj-a");
     let vol = c.create_volume(json!({"size": 1})).await;
     c.wait_status("volumes", &vol, "available").await;
-    let r = c
-        .post("snapshots", json!({"snapshot": {"volume_id": vol}}))
-        .await;
-    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_status("snapshots", &snap, "available").await;
+    let snap = c.snapshot_available(&vol).await;
     let path = format!("snapshots/{snap}/action");
     let reset = |status: &str| json!({"os-reset_status": {"status": status}});
 
