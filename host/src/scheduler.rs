@@ -129,6 +129,22 @@ pub struct PoolState {
 }
 
 impl PoolState {
+    /// The most this pool could ever hold, in GB: its total less the reservation, times
+    /// the over-subscription ratio where it provisions thin (the bounds of Cinder's
+    /// CapacityFilter for an empty pool). `None` when it reports `infinite` or `unknown`.
+    pub fn ceiling_gb(&self) -> Option<f64> {
+        if !self.total_capacity_gb.is_finite() || !self.free_capacity_gb.is_finite() {
+            return None;
+        }
+        let usable = (self.total_capacity_gb - self.reserved_gb()).max(0.0);
+        let ratio = self.max_over_subscription_ratio;
+        Some(if self.thin_provisioning_support && ratio >= 1.0 {
+            usable * ratio
+        } else {
+            usable
+        })
+    }
+
     /// `host@backend#pool`, the name Cinder puts in a volume's `host` field.
     pub fn name(&self) -> String {
         format!("{}#{}", self.backend, self.pool)

@@ -108,13 +108,23 @@ impl Server {
         self.dir.join("data/volumes")
     }
 
-    /// Whether one line of the log carries the request id and every one of `words`.
-    pub fn logged_with(&self, request_id: &str, words: &[&str]) -> bool {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains(request_id) && words.iter().all(|w| l.contains(w)))
+    /// Whether a line of the log carries the request id and every one of `words`, waiting
+    /// for it a while: the server's log reaches the test through a reader thread, and may
+    /// trail the response it belongs to.
+    pub async fn logged_with(&self, request_id: &str, words: &[&str]) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(request_id) && words.iter().all(|w| l.contains(w)));
+            if found || Instant::now() > deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn log(&self) -> String {

@@ -407,9 +407,8 @@ async fn a_target_driver_is_swapped_watched_and_rolled_back() {
     let request_id = r.headers["x-openstack-request-id"].to_str().unwrap();
     assert!(
         server
-            .log()
-            .lines()
-            .any(|l| l.contains(request_id) && l.contains("plugin broken-target 9.9.9")),
+            .logged_with(request_id, &["plugin broken-target 9.9.9"])
+            .await,
         "no log line with {request_id} naming the plugin"
     );
     // Probation's verdict, not the clock: rolled back, never passed.

@@ -943,7 +943,8 @@ async fn attach_without_a_target_asks_for_one() {
     );
     assert!(
         rec.server
-            .logged_with(r.request_id(), &["[backends.lvm1.target]", "target_helper"]),
+            .logged_with(r.request_id(), &["[backends.lvm1.target]", "target_helper"])
+            .await,
         "no log line with {} and the driver's advice",
         r.request_id()
     );

@@ -126,10 +126,8 @@ async fn a_driver_failure_is_told_in_cinders_words_and_its_text_kept_for_the_adm
     assert_eq!(one.status, 200, "{}", one.body);
     assert_eq!(one.body["message"]["internal_detail"], details[0].as_str());
     // …and in the log, on a line with the request id.
-    let log = server.log();
     assert!(
-        log.lines()
-            .any(|l| l.contains(&request_id) && l.contains("qemu-img") && l.contains(file)),
+        server.logged_with(&request_id, &["qemu-img", file]).await,
         "no log line with {request_id} and the driver's text"
     );
 

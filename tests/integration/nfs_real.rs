@@ -1029,13 +1029,15 @@ settings.backing_store_dir = "@DIR@/data/volumes"
         "{msg}"
     );
     assert!(
-        server.logged_with(
-            r.request_id(),
-            &[
-                &format!("volume-{vol} is a qcow2 file"),
-                "pair this backend with a target only with volume_format = raw"
-            ]
-        ),
+        server
+            .logged_with(
+                r.request_id(),
+                &[
+                    &format!("volume-{vol} is a qcow2 file"),
+                    "pair this backend with a target only with volume_format = raw"
+                ]
+            )
+            .await,
         "no log line with {} and the driver's advice",
         r.request_id()
     );

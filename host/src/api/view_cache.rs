@@ -59,16 +59,23 @@ impl<K: Hash + Eq> ViewCache<K> {
     }
 
     /// Keeps `view` of `id` at `revision` for `kind`, unless a later revision is kept.
-    pub fn put(&self, kind: K, id: &str, revision: i64, view: Rendered) {
+    pub fn put(&self, kind: &K, id: &str, revision: i64, view: Rendered)
+    where
+        K: Clone,
+    {
+        if view.len() > self.capacity {
+            // Larger than the bound (or no cache at all): not kept, nothing dropped.
+            return;
+        }
         let mut inner = self.inner.lock().expect("view cache poisoned");
         if inner.bytes + view.len() > self.capacity {
             inner.views.clear();
             inner.bytes = 0;
-            if view.len() > self.capacity {
-                return;
-            }
         }
-        let views = inner.views.entry(kind).or_default();
+        if !inner.views.contains_key(kind) {
+            inner.views.insert(kind.clone(), HashMap::new());
+        }
+        let views = inner.views.get_mut(kind).expect("inserted above");
         let old = match views.get_mut(id) {
             Some(entry) if entry.0 > revision => return,
             Some(entry) => Some(std::mem::replace(entry, (revision, view.clone())).1.len()),
@@ -98,7 +105,7 @@ mod tests {
     #[test]
     fn a_view_is_served_only_at_its_revision_and_for_its_kind() {
         let c = ViewCache::new(1 << 20);
-        c.put(1, "a", 3, text("{\"v\":3}"));
+        c.put(&1, "a", 3, text("{\"v\":3}"));
         assert_eq!(got(&c, 1, "a", 3).as_deref(), Some("{\"v\":3}"));
         assert_eq!(
             got(&c, 1, "a", 4),
@@ -111,8 +118,8 @@ mod tests {
             "another kind of caller has its own views"
         );
         assert_eq!(got(&c, 1, "b", 3), None);
-        c.put(1, "a", 4, text("{\"v\":4}"));
-        c.put(1, "a", 3, text("{\"v\":3}"));
+        c.put(&1, "a", 4, text("{\"v\":4}"));
+        c.put(&1, "a", 3, text("{\"v\":3}"));
         assert_eq!(
             got(&c, 1, "a", 4).as_deref(),
             Some("{\"v\":4}"),
@@ -123,19 +130,19 @@ mod tests {
     #[test]
     fn a_full_cache_starts_again_within_its_bound() {
         let c = ViewCache::new(10);
-        c.put(1, "a", 1, text("123456"));
-        c.put(1, "b", 1, text("1234"));
+        c.put(&1, "a", 1, text("123456"));
+        c.put(&1, "b", 1, text("1234"));
         assert!(got(&c, 1, "a", 1).is_some() && got(&c, 1, "b", 1).is_some());
-        c.put(1, "c", 1, text("12"));
+        c.put(&1, "c", 1, text("12"));
         assert_eq!(got(&c, 1, "a", 1), None);
         assert_eq!(got(&c, 1, "c", 1).as_deref(), Some("12"));
-        c.put(1, "d", 1, text("12345678901"));
+        c.put(&1, "d", 1, text("12345678901"));
         assert_eq!(
             got(&c, 1, "d", 1),
             None,
             "a view larger than the bound is not kept"
         );
-        c.put(1, "c", 2, text("1234567"));
+        c.put(&1, "c", 2, text("1234567"));
         assert_eq!(
             c.inner.lock().unwrap().bytes,
             7,

@@ -120,22 +120,6 @@ fn parse_size(field: &str, v: &Value) -> Result<i64, ApiError> {
     Ok(n)
 }
 
-/// The most one pool could ever hold, in GB: its total less the reservation, times the
-/// over-subscription ratio where it provisions thin (the bounds of Cinder's
-/// CapacityFilter for an empty pool). `None` when it reports `infinite` or `unknown`.
-fn pool_ceiling(p: &crate::scheduler::PoolState) -> Option<f64> {
-    if !p.total_capacity_gb.is_finite() || !p.free_capacity_gb.is_finite() {
-        return None;
-    }
-    let usable = (p.total_capacity_gb - p.reserved_gb()).max(0.0);
-    let ratio = p.max_over_subscription_ratio;
-    Some(if p.thin_provisioning_support && ratio >= 1.0 {
-        usable * ratio
-    } else {
-        usable
-    })
-}
-
 /// Refuses a size no pool could ever hold, before anything is recorded: the largest
 /// pool's ceiling bounds a new volume, the volume's own pool bounds an extend
 /// (`host` is `host@backend#pool`). Pools of unknown or infinite capacity, or no
@@ -147,30 +131,9 @@ fn check_fits_pools(
     size: i64,
     host: Option<&str>,
 ) -> Result<(), ApiError> {
-    let stats = state.manager.stats();
-    let all: Vec<_> = stats.values().flat_map(|s| s.pools.iter()).collect();
-    // The volume's own pool when its stats are known, else every pool.
-    let own: Vec<_> = host
-        .and_then(|h| h.split_once('#'))
-        .map(|(b, pool)| {
-            all.iter()
-                .copied()
-                .filter(|p| p.backend == b && p.pool == pool)
-                .collect()
-        })
-        .unwrap_or_default();
-    let own_pool = !own.is_empty();
-    let pools = if own_pool { own } else { all };
-    if pools.is_empty() {
+    let Some((largest, own_pool)) = state.manager.size_ceiling(host) else {
         return Ok(());
-    }
-    let mut largest = 0.0_f64;
-    for p in pools {
-        match pool_ceiling(p) {
-            None => return Ok(()),
-            Some(c) => largest = largest.max(c),
-        }
-    }
+    };
     let largest = largest.floor() as i64;
     if size <= largest {
         return Ok(());
@@ -407,7 +370,7 @@ async fn page(
         let view: super::view_cache::Rendered = views::volume_json(ctx, v, detail).into();
         state
             .volume_views
-            .put(kind.clone(), &v.id, v.revision, view.clone());
+            .put(&kind, &v.id, v.revision, view.clone());
         view
     };
     let (items, rendered) = if !state.volume_views.has_any(&kind) {

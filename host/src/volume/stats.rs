@@ -101,6 +101,28 @@ impl VolumeManager {
         self.stats.read().expect("stats lock").clone()
     }
 
+    /// The largest size, in GB, a volume could ever have: on its own pool when `host`
+    /// (`host@backend#pool`) names one whose stats are known (`true`), else on the
+    /// largest pool (`false`). `None` when no stats are known yet or a pool's capacity is
+    /// infinite or unknown: then only the scheduler can say. Read under the stats lock,
+    /// nothing copied.
+    pub fn size_ceiling(&self, host: Option<&str>) -> Option<(f64, bool)> {
+        let stats = self.stats.read().expect("stats lock");
+        let all = || stats.values().flat_map(|s| s.pools.iter());
+        let own = host
+            .and_then(|h| h.split_once('#'))
+            .and_then(|(b, pool)| all().find(|p| p.backend == b && p.pool == pool));
+        if let Some(p) = own {
+            return p.ceiling_gb().map(|c| (c, true));
+        }
+        let mut largest = None;
+        for p in all() {
+            let c = p.ceiling_gb()?;
+            largest = Some(largest.map_or(c, |l: f64| l.max(c)));
+        }
+        largest.map(|l| (l, false))
+    }
+
     /// The pools a backend last reported.
     pub fn pools_of(&self, backend: &str) -> Vec<String> {
         self.stats
