@@ -4,8 +4,8 @@
 //! `json_build_array`, `string_agg` and `jsonb_each` for the same).
 //!
 //! One module per entity (volumes, snapshots, attachments, volume types, jobs, messages,
-//! plugin events); what volumes and snapshots share — conditional status changes, soft
-//! deletes, pages of a list — is written once here and in [`list`].
+//! plugin events, transfers, services); what volumes and snapshots share — conditional
+//! status changes, soft deletes, pages of a list — is written once here and in [`list`].
 //!
 //! Status changes only by conditional update (`… WHERE id = $1 AND status IN (…)`), so two
 //! racing requests cannot both win.
@@ -27,8 +27,10 @@ pub mod list;
 mod messages;
 mod metadata;
 mod plugin_events;
+mod services;
 mod snapshots;
 pub mod time;
+mod transfers;
 mod volume_types;
 mod volumes;
 
@@ -45,7 +47,9 @@ pub use list::{ListError, ListQuery, Listing, Page, Scope, SortDir};
 pub use messages::{MESSAGE_LIST, Message};
 pub use metadata::MetadataOf;
 pub use plugin_events::PluginEvent;
+pub use services::ServiceRow;
 pub use snapshots::{SNAPSHOT_LIST, SnapshotRow};
+pub use transfers::{AcceptRefused, OfferRefused, TransferRow};
 pub use volume_types::VolumeType;
 pub use volumes::{
     DeleteRefused, ExtendRefused, Reading, RevertRefused, SourceRefused, VOLUME_LIST, VolumeRow,
@@ -73,6 +77,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_message_details",
         include_str!("../migrations/0006_message_details.sql"),
+    ),
+    (
+        "0009_transfers_services",
+        include_str!("../migrations/0009_transfers_services.sql"),
     ),
 ];
 
