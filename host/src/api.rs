@@ -13,7 +13,9 @@ mod messages;
 mod metadata;
 mod pools;
 mod rejections;
+mod services;
 mod snapshots;
+mod transfers;
 mod types;
 mod versions;
 mod view_cache;
@@ -51,6 +53,10 @@ const RESOURCES: &[&str] = &[
     "attachments",
     "os-availability-zone",
     "limits",
+    "os-volume-transfer",
+    "volume-transfers",
+    "os-services",
+    "capabilities",
 ];
 
 pub struct AppState {
@@ -63,6 +69,10 @@ pub struct AppState {
     pub volume_views: view_cache::ViewCache<views::VolumeViewKey>,
     /// What one request may carry (`[api]` settings).
     pub input_limits: InputLimits,
+    /// A service whose last heartbeat is older is `down` (Cinder's `service_down_time`).
+    pub service_down_time: std::time::Duration,
+    /// Characters in a generated transfer key (`volume_transfer_key_length`).
+    pub transfer_key_length: usize,
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;
@@ -80,6 +90,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(types::routes())
         .merge(pools::routes())
         .merge(messages::routes())
+        .merge(transfers::routes())
+        .merge(services::routes())
         .merge(admin::routes())
         .fallback(not_found)
         .with_state(state);
@@ -423,6 +435,7 @@ impl From<crate::volume::Refused> for ApiError {
     fn from(e: crate::volume::Refused) -> Self {
         match e {
             crate::volume::Refused::Invalid(m) => ApiError::bad_request(m),
+            crate::volume::Refused::NotFound(m) => ApiError::not_found(m),
             crate::volume::Refused::Db(e) => e.into(),
         }
     }

@@ -55,6 +55,18 @@ pub struct Config {
     /// Default 60.
     #[serde(default = "default_graceful_shutdown_timeout_secs")]
     pub graceful_shutdown_timeout_secs: u64,
+    /// Seconds between this host's service heartbeats (Cinder's `report_interval`).
+    /// Default 10.
+    #[serde(default = "default_report_interval")]
+    pub report_interval: u64,
+    /// Seconds without a heartbeat after which `os-services` shows a service `down`
+    /// (Cinder's `service_down_time`). Default 60.
+    #[serde(default = "default_service_down_time")]
+    pub service_down_time: u64,
+    /// Characters in a volume transfer's generated auth key (Cinder's
+    /// `volume_transfer_key_length`), 8 to 64. Default 16.
+    #[serde(default = "default_volume_transfer_key_length")]
+    pub volume_transfer_key_length: usize,
     /// Scheduler settings.
     #[serde(default)]
     pub scheduler: SchedulerSection,
@@ -349,6 +361,15 @@ fn default_stats_interval() -> u64 {
 fn default_probation_secs() -> u64 {
     30
 }
+fn default_report_interval() -> u64 {
+    10
+}
+fn default_service_down_time() -> u64 {
+    60
+}
+fn default_volume_transfer_key_length() -> usize {
+    16
+}
 fn default_capacity_weight_multiplier() -> f64 {
     1.0
 }
@@ -418,6 +439,17 @@ impl Config {
             self.data_dir = cwd.join(&self.data_dir);
         }
         self.api.check()?;
+        if !(8..=64).contains(&self.volume_transfer_key_length) {
+            return Err(ConfigError::Invalid(format!(
+                "volume_transfer_key_length is {}; it must be from 8 to 64",
+                self.volume_transfer_key_length
+            )));
+        }
+        if self.report_interval == 0 || self.service_down_time == 0 {
+            return Err(ConfigError::Invalid(
+                "report_interval and service_down_time must be above 0 seconds".into(),
+            ));
+        }
         if self.backends.is_empty() {
             self.backends
                 .insert("local".into(), Config::default_backend(&self.data_dir));

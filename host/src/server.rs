@@ -14,7 +14,7 @@ use crate::http::HttpLimits;
 use crate::plugins::Part;
 use crate::runtime::{DriverPool, Runtime};
 use crate::scheduler::SchedulerConfig;
-use crate::volume::{self, Backend, StatsPoller, VolumeManager};
+use crate::volume::{self, Backend, ServiceHeartbeat, StatsPoller, VolumeManager};
 use crate::worker::Workers;
 
 /// Loads one of a backend's drivers through the runtime (bundled, or from its files) and
@@ -125,6 +125,19 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         manager.clone(),
         Duration::from_secs(cfg.stats_interval_secs.max(1)),
     ));
+    manager
+        .report_services(&cfg.default_availability_zone)
+        .await
+        .context("registering this host's services")?;
+    workers.spawn(ServiceHeartbeat::new(
+        manager.clone(),
+        cfg.default_availability_zone.clone(),
+        Duration::from_secs(cfg.report_interval.max(1)),
+    ));
+    tracing::info!(
+        report_interval_secs = cfg.report_interval,
+        "services registered"
+    );
 
     let plugins = crate::plugins::PluginManager::new(
         runtime.clone(),
@@ -141,6 +154,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         default_availability_zone: cfg.default_availability_zone.clone(),
         volume_views: crate::api::ViewCache::new((cfg.api.list_view_cache_mib as usize) << 20),
         input_limits: (&cfg.api).into(),
+        service_down_time: Duration::from_secs(cfg.service_down_time),
+        transfer_key_length: cfg.volume_transfer_key_length,
     });
     let addr = listener.local_addr()?;
     tracing::info!("ashlar listening on http://{addr}");

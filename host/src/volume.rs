@@ -14,8 +14,10 @@ pub mod job;
 pub mod message_field;
 mod requests;
 mod runner;
+pub mod services;
 mod stats;
 pub mod status;
+mod transfers;
 pub mod types;
 
 pub use attach::is_last_connection;
@@ -23,10 +25,11 @@ pub use backend::{Backend, DriverSlot};
 pub use job::Job;
 pub use requests::Refused;
 pub use runner::JobRunner;
+pub use services::ServiceHeartbeat;
 pub use stats::{BackendStats, StatsPoller};
 pub use status::{AttachStatus, SnapshotStatus, VolumeStatus};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -146,6 +149,8 @@ pub struct VolumeManager {
     pub host_name: String,
     pub backends: BTreeMap<String, Backend>,
     stats: RwLock<BTreeMap<String, BackendStats>>,
+    /// Backends whose volume service an administrator disabled (`os-services`), by name.
+    disabled: RwLock<BTreeSet<String>>,
     /// Woken to poll the stats now rather than at the next interval.
     stats_wanted: Notify,
     scheduler: SchedulerConfig,
@@ -166,6 +171,7 @@ impl VolumeManager {
             host_name,
             backends,
             stats: RwLock::new(BTreeMap::new()),
+            disabled: RwLock::new(BTreeSet::new()),
             stats_wanted: Notify::new(),
             scheduler,
             jobs: tx,

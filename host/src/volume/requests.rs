@@ -18,12 +18,15 @@ pub enum Refused {
     /// The rules say no; the message says why and what would make it possible.
     #[error("{0}")]
     Invalid(String),
+    /// What the request names is not there (any more): Cinder's 404.
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
 
 /// Why volume `id` cannot change now: something is reading it.
-fn busy(id: &str, what: &str, r: Reading) -> Refused {
+pub(super) fn busy(id: &str, what: &str, r: Reading) -> Refused {
     Refused::Invalid(match r {
         Reading::Snapshot => format!(
             "Invalid volume: a snapshot of volume {id} is being created; {what} it once the snapshot is available."

@@ -17,6 +17,7 @@ pub struct BackendStats {
     pub pools: Vec<PoolState>,
     pub updated_at: SystemTime,
     pub error: Option<String>,
+    pub volume_backend_name: String,
     pub vendor_name: String,
     pub driver_version: String,
     pub storage_protocol: String,
@@ -34,6 +35,7 @@ impl VolumeManager {
                         pools: Vec::new(),
                         updated_at: SystemTime::now(),
                         error: Some(e.to_string()),
+                        volume_backend_name: String::new(),
                         vendor_name: String::new(),
                         driver_version: String::new(),
                         storage_protocol: String::new(),
@@ -90,6 +92,7 @@ impl VolumeManager {
             pools,
             updated_at: SystemTime::now(),
             error: None,
+            volume_backend_name: stats.volume_backend_name,
             vendor_name: stats.vendor_name,
             driver_version: stats.driver_version,
             storage_protocol: stats.storage_protocol,
@@ -168,6 +171,18 @@ impl VolumeManager {
         let mut unavailable_public = Vec::new();
         for (name, s) in stats.iter() {
             if only_backend.is_some_and(|b| b != name) {
+                continue;
+            }
+            if self.is_disabled(name) {
+                // Cinder's host manager leaves a disabled service's pools out altogether.
+                unavailable.push(format!(
+                    "{}: its cinder-volume service is disabled",
+                    self.backend_host(name)
+                ));
+                unavailable_public.push(format!(
+                    "{}: Disabled by the administrator",
+                    self.backend_host(name)
+                ));
                 continue;
             }
             let driver = self.backends.get(name).map(|b| b.driver());

@@ -176,6 +176,10 @@ impl VolumeStatus {
     /// A snapshot may be taken of a volume in these.
     pub const SNAPSHOTTABLE: &'static [VolumeStatus] = &[V::Available];
 
+    /// A volume transfer may be offered from these (Cinder: "Volume's status must be
+    /// available"); the volume is `awaiting-transfer` until it is accepted or cancelled.
+    pub const TRANSFERABLE: &'static [VolumeStatus] = &[V::Available];
+
     /// A volume may be cloned from these.
     pub const CLONEABLE: &'static [VolumeStatus] = &[V::Available, V::InUse];
 
