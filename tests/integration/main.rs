@@ -22,5 +22,7 @@ mod ownership;
 mod real_clients;
 mod san;
 mod scheduling;
+mod services;
 mod swap;
+mod transfers;
 mod volumes;

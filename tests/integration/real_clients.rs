@@ -9,14 +9,19 @@ use crate::common::Server;
 
 /// Runs `cinder ARGS` as alice in project demo at microversion 3.67.
 fn cinder_output(server: &Server, args: &[&str]) -> Output {
+    cinder_output_as(server, "alice", "demo", args)
+}
+
+/// Runs `cinder ARGS` as `user` in `project` at microversion 3.67.
+fn cinder_output_as(server: &Server, user: &str, project: &str, args: &[&str]) -> Output {
     Command::new("cinder")
         .args([
             "--os-auth-type",
             "noauth",
             "--os-user-id",
-            "alice",
+            user,
             "--os-project-id",
-            "demo",
+            project,
         ])
         .args([
             "--os-endpoint",
@@ -33,7 +38,12 @@ fn cinder_output(server: &Server, args: &[&str]) -> Output {
 
 /// The same, which must succeed; returns stdout.
 fn cinder(server: &Server, args: &[&str]) -> String {
-    let out = cinder_output(server, args);
+    cinder_as(server, "alice", "demo", args)
+}
+
+/// [`cinder`] as `user` in `project`.
+fn cinder_as(server: &Server, user: &str, project: &str, args: &[&str]) -> String {
+    let out = cinder_output_as(server, user, project, args);
     assert!(
         out.status.success(),
         "cinder {args:?} failed: {}{}",
@@ -204,4 +214,136 @@ async fn the_cinder_cli_attaches_and_detaches_through_the_attachments_api() {
     let shown = cinder(&server, &["show", "to-attach"]);
     assert_eq!(property(&shown, "status"), "available");
     assert_eq!(property(&shown, "attached_servers"), "[]");
+}
+
+/// The cells of the table row whose cells include `needle`.
+fn row_with(table: &str, needle: &str) -> Vec<String> {
+    table
+        .lines()
+        .find(|l| l.split('|').any(|c| c.trim() == needle))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .unwrap_or_else(|| panic!("no row with `{needle}` in:\n{table}"))
+}
+
+#[tokio::test]
+async fn the_cinder_cli_transfers_a_volume_to_another_project() {
+    let server = Server::start("");
+    let alice = server.client("alice:demo");
+    let bob = server.client("bob:other");
+    let id = property(&cinder(&server, &["create", "1", "--name", "gift"]), "id");
+    alice.wait_status("volumes", &id, "available").await;
+
+    let made = cinder(&server, &["transfer-create", "--name", "to-bob", "gift"]);
+    let transfer = property(&made, "id");
+    let key = property(&made, "auth_key");
+    assert_eq!(key.len(), 16, "{made}");
+    assert_eq!(property(&made, "volume_id"), id);
+    assert_eq!(property(&made, "name"), "to-bob");
+    assert_eq!(property(&made, "source_project_id"), "demo");
+    let listed = cinder(&server, &["transfer-list"]);
+    let row = row_with(&listed, &transfer);
+    assert!(
+        row.contains(&id) && row.contains(&"to-bob".to_string()),
+        "{listed}"
+    );
+    assert_eq!(
+        property(&cinder(&server, &["show", "gift"]), "status"),
+        "awaiting-transfer"
+    );
+
+    // A wrong key is refused with Cinder's words.
+    let out = cinder_output_as(
+        &server,
+        "bob",
+        "other",
+        &["transfer-accept", &transfer, "0000000000000000"],
+    );
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("invalid auth key"),
+        "{said}"
+    );
+
+    let accepted = cinder_as(
+        &server,
+        "bob",
+        "other",
+        &["transfer-accept", &transfer, &key],
+    );
+    assert_eq!(property(&accepted, "volume_id"), id);
+    assert_eq!(
+        bob.get(&format!("volumes/{id}")).await.body["volume"]["status"],
+        "available"
+    );
+    assert_eq!(alice.get(&format!("volumes/{id}")).await.status, 404);
+    assert!(
+        cinder_as(&server, "bob", "other", &["list"]).contains(&id),
+        "bob lists the volume"
+    );
+    assert!(!cinder(&server, &["transfer-list"]).contains(&transfer));
+
+    // A transfer cancelled with transfer-delete gives the volume back to its owner.
+    let mine = property(&cinder(&server, &["create", "1", "--name", "kept"]), "id");
+    alice.wait_status("volumes", &mine, "available").await;
+    let cancelled = property(&cinder(&server, &["transfer-create", "kept"]), "id");
+    cinder(&server, &["transfer-delete", &cancelled]);
+    assert_eq!(
+        property(&cinder(&server, &["show", "kept"]), "status"),
+        "available"
+    );
+    assert!(!cinder(&server, &["transfer-list"]).contains(&cancelled));
+}
+
+#[tokio::test]
+async fn the_cinder_cli_lists_disables_and_enables_services_and_reads_capabilities() {
+    let server = Server::start("");
+    let admin = |args: &[&str]| cinder_as(&server, "admin", "demo", args);
+
+    let listed = admin(&["service-list"]);
+    let row = row_with(&listed, "ashlar@local");
+    for cell in ["cinder-volume", "nova", "enabled", "up"] {
+        assert!(row.contains(&cell.to_string()), "{cell} in {listed}");
+    }
+    assert!(row_with(&listed, "cinder-scheduler").contains(&"ashlar".to_string()));
+    assert!(!admin(&["service-list", "--binary", "cinder-scheduler"]).contains("ashlar@local"));
+
+    let disabled = admin(&[
+        "service-disable",
+        "ashlar@local",
+        "cinder-volume",
+        "--reason",
+        "maintenance",
+    ]);
+    let row = row_with(&disabled, "ashlar@local");
+    assert!(
+        row.contains(&"disabled".to_string()) && row.contains(&"maintenance".to_string()),
+        "{disabled}"
+    );
+    let row = row_with(&admin(&["service-list"]), "ashlar@local");
+    assert!(
+        row.contains(&"disabled".to_string()) && row.contains(&"maintenance".to_string()),
+        "{row:?}"
+    );
+    let enabled = admin(&["service-enable", "ashlar@local", "cinder-volume"]);
+    assert!(
+        row_with(&enabled, "ashlar@local").contains(&"enabled".to_string()),
+        "{enabled}"
+    );
+    let row = row_with(&admin(&["service-list"]), "ashlar@local");
+    assert!(
+        row.contains(&"enabled".to_string()) && !row.contains(&"maintenance".to_string()),
+        "{row:?}"
+    );
+
+    let caps = admin(&["get-capabilities", "ashlar@local"]);
+    assert_eq!(property(&caps, "volume_backend_name"), "local", "{caps}");
+    assert_eq!(property(&caps, "storage_protocol"), "nfs", "{caps}");
+    assert!(caps.contains("thin_provisioning"), "{caps}");
+
+    // A tenant is refused, as Cinder's policy refuses it.
+    let out = cinder_output(&server, &["service-list"]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("403"), "{said}");
 }
