@@ -74,6 +74,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_message_details",
         include_str!("../migrations/0006_message_details.sql"),
     ),
+    (
+        "0010_admin_and_image_metadata",
+        include_str!("../migrations/0010_admin_and_image_metadata.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
