@@ -41,7 +41,7 @@ use input::{Body, Text, parse_body};
 
 /// The microversions served: `OpenStack-API-Version: volume 3.N`.
 pub const MIN_VERSION: Microversion = Microversion(3, 0);
-pub const MAX_VERSION: Microversion = Microversion(3, 67);
+pub const MAX_VERSION: Microversion = Microversion(3, 71);
 
 /// Path segments that name a resource; anything else right after `/v3/` is a project id.
 const RESOURCES: &[&str] = &[
@@ -176,7 +176,7 @@ impl Microversion {
         };
         let Ok(raw) = raw.to_str() else {
             return Err(ApiError::bad_request(
-                "OpenStack-API-Version must be ASCII, e.g. `volume 3.67`.",
+                "OpenStack-API-Version must be ASCII, e.g. `volume 3.71`.",
             ));
         };
         let Some(value) = raw.split(',').find_map(|part| {

@@ -82,6 +82,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_transfers_services",
         include_str!("../migrations/0009_transfers_services.sql"),
     ),
+    (
+        "0010_admin_and_image_metadata",
+        include_str!("../migrations/0010_admin_and_image_metadata.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

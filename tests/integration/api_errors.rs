@@ -241,13 +241,13 @@ async fn versions_auth_and_request_ids() {
     let r = c.get("volumes").await;
     assert_eq!(r.status, 406);
     assert!(
-        r.error_message().contains("maximum is 3.67"),
+        r.error_message().contains("maximum is 3.71"),
         "{}",
         r.error_message()
     );
     c.version = Some("latest".into());
     let r = c.get("volumes").await;
-    assert_eq!(r.headers["openstack-api-version"], "volume 3.67");
+    assert_eq!(r.headers["openstack-api-version"], "volume 3.71");
     // Microversion 3.67: the project id may be left out of the URL.
     let r = http
         .get(format!("{}/v3/volumes", server.base))

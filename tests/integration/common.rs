@@ -635,3 +635,20 @@ impl Drop for Tgtd {
         }
     }
 }
+
+/// A program of the virtualenv the tests own (the OpenStack clients and tempest), made by
+/// scripts/setup-clients.sh: `$ASHLAR_VENV/bin/NAME`, by default under ~/.cache.
+pub fn client_program(name: &str) -> PathBuf {
+    let venv = std::env::var_os("ASHLAR_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/ashlar-venv")
+        });
+    let program = venv.join("bin").join(name);
+    assert!(
+        program.exists(),
+        "{} is missing: scripts/setup-clients.sh (run by scripts/test.sh) installs the OpenStack clients and tempest there",
+        program.display()
+    );
+    program
+}

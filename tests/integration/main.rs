@@ -9,6 +9,7 @@ mod attach;
 mod bad_input;
 mod conflicts;
 mod crash;
+mod fidelity;
 mod hostile;
 mod iscsi;
 mod jobs;

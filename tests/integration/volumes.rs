@@ -451,3 +451,313 @@ async fn snapshot_reset_status_and_force_delete_are_for_administrators() {
     assert!(c.wait("snapshots", &snap).await.is_null());
     assert!(!server.share().join(format!("snapshot-{snap}")).exists());
 }
+
+#[tokio::test]
+async fn readonly_volumes_attach_read_only_and_show_it_as_cinder_does() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let action = |body: serde_json::Value| {
+        let (c, vol) = (&c, vol.clone());
+        async move { c.post(&format!("volumes/{vol}/action"), body).await }
+    };
+    let r = action(json!({"os-update_readonly_flag": {"readonly": true}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let shown = c.get(&format!("volumes/{vol}")).await.body["volume"].clone();
+    assert_eq!(shown["metadata"], json!({"readonly": "True"}), "{shown}");
+    assert_eq!(
+        c.get(&format!("volumes/{vol}/metadata")).await.body["metadata"],
+        json!({}),
+        "admin metadata is not the user's metadata"
+    );
+    for (body, words) in [
+        (
+            json!({"os-update_readonly_flag": {}}),
+            "readonly is required",
+        ),
+        (
+            json!({"os-update_readonly_flag": {"readonly": "perhaps"}}),
+            "readonly",
+        ),
+    ] {
+        let r = action(body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.error_message().contains(words), "{}", r.error_message());
+    }
+
+    // A read-only volume refuses a read-write attachment and attaches `ro` by default.
+    let connector = json!({"host": "compute-1", "initiator": "iqn.1993-08.org.debian:01:c1"});
+    let r = c
+        .post(
+            "attachments",
+            json!({"attachment": {"volume_uuid": vol, "instance_uuid": "5e2f7c84-0a3b-4c1d-9e8f-7a6b5c4d3e2f",
+                   "connector": connector, "mode": "rw"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("read-only"),
+        "{}",
+        r.error_message()
+    );
+    let r = c
+        .post(
+            "attachments",
+            json!({"attachment": {"volume_uuid": vol, "instance_uuid": "5e2f7c84-0a3b-4c1d-9e8f-7a6b5c4d3e2f",
+                   "connector": connector}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let attachment = r.body["attachment"].clone();
+    assert_eq!(attachment["attach_mode"], "ro");
+    assert_eq!(attachment["connection_info"]["data"]["access_mode"], "ro");
+    let id = attachment["id"].as_str().unwrap().to_string();
+    let r = c
+        .post(
+            &format!("attachments/{id}/action"),
+            json!({"os-complete": null}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let shown = c.get(&format!("volumes/{vol}")).await.body["volume"].clone();
+    assert_eq!(
+        shown["metadata"],
+        json!({"readonly": "True", "attached_mode": "ro"}),
+        "{shown}"
+    );
+    // Only an available volume's flag changes.
+    let r = action(json!({"os-update_readonly_flag": {"readonly": false}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("must be available") && r.error_message().contains("in-use"),
+        "{}",
+        r.error_message()
+    );
+    let r = c.delete(&format!("attachments/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    c.wait_status("volumes", &vol, "available").await;
+    let shown = c.get(&format!("volumes/{vol}")).await.body["volume"].clone();
+    assert_eq!(shown["metadata"], json!({"readonly": "True"}), "{shown}");
+    let r = action(json!({"os-update_readonly_flag": {"readonly": false}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = c
+        .post(
+            "attachments",
+            json!({"attachment": {"volume_uuid": vol, "connector": connector}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["attachment"]["connection_info"]["data"]["access_mode"],
+        "rw"
+    );
+}
+
+#[tokio::test]
+async fn image_metadata_is_set_shown_and_unset_through_volume_actions() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let action = |body: serde_json::Value| {
+        let (c, vol) = (&c, vol.clone());
+        async move { c.post(&format!("volumes/{vol}/action"), body).await }
+    };
+    let shown = c.get(&format!("volumes/{vol}")).await.body["volume"].clone();
+    assert!(
+        shown.get("volume_image_metadata").is_none(),
+        "no image metadata, no key: {shown}"
+    );
+    let r = action(json!({"os-set_image_metadata": {"metadata": {"image_name": "cirros", "os_distro": "cirros"}}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["metadata"],
+        json!({"image_name": "cirros", "os_distro": "cirros"})
+    );
+    let r = action(json!({"os-set_image_metadata": {"metadata": {"hw_disk_bus": "scsi"}}})).await;
+    assert_eq!(
+        r.body["metadata"],
+        json!({"image_name": "cirros", "os_distro": "cirros", "hw_disk_bus": "scsi"}),
+        "set merges"
+    );
+    let r = action(json!({"os-unset_image_metadata": {"key": "os_distro"}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = action(json!({"os-unset_image_metadata": {"key": "os_distro"}})).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = action(json!({"os-show_image_metadata": null})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let want = json!({"image_name": "cirros", "hw_disk_bus": "scsi"});
+    assert_eq!(r.body["metadata"], want);
+    let shown = c.get(&format!("volumes/{vol}")).await.body["volume"].clone();
+    assert_eq!(shown["volume_image_metadata"], want);
+    let listed = c.get("volumes/detail").await.body["volumes"][0].clone();
+    assert_eq!(listed["volume_image_metadata"], want);
+    let r = action(json!({"os-set_image_metadata": {"metadata": "x"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // A clone carries its source's image metadata, as Cinder copies it.
+    let clone = c
+        .create_volume(json!({"size": 1, "source_volid": vol}))
+        .await;
+    c.wait_status("volumes", &clone, "available").await;
+    let r = c
+        .post(
+            &format!("volumes/{clone}/action"),
+            json!({"os-show_image_metadata": {}}),
+        )
+        .await;
+    assert_eq!(r.body["metadata"], want);
+}
+
+#[tokio::test]
+async fn the_summary_counts_a_projects_volumes_and_their_metadata() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a").with_version("3.36");
+    let other = server.client("bob:proj-b").with_version("3.36");
+    let admin = server.client("admin:proj-a").with_version("3.36");
+    for (client, size, meta) in [
+        (&c, 1, json!({"tier": "gold"})),
+        (&c, 2, json!({"tier": "silver", "app": "db"})),
+        (&c, 3, json!({"tier": "gold"})),
+        (&other, 5, json!({"tier": "bronze"})),
+    ] {
+        let id = client
+            .create_volume(json!({"size": size, "metadata": meta}))
+            .await;
+        client.wait_status("volumes", &id, "available").await;
+    }
+    let r = c.get("volumes/summary").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"volume-summary": {"total_count": 3, "total_size": 6,
+               "metadata": {"app": ["db"], "tier": ["gold", "silver"]}}})
+    );
+    let r = admin.get("volumes/summary?all_tenants=1").await;
+    assert_eq!(r.body["volume-summary"]["total_count"], 4);
+    assert_eq!(r.body["volume-summary"]["total_size"], 11);
+    let r = c.with_version("3.12").get("volumes/summary").await;
+    assert_eq!(
+        r.body,
+        json!({"volume-summary": {"total_count": 3, "total_size": 6}}),
+        "metadata from 3.36"
+    );
+    let r = c.with_version("3.11").get("volumes/summary").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+#[tokio::test]
+async fn snapshot_status_and_progress_updates_follow_cinders_transitions() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a");
+    let admin = server.client("admin:proj-a");
+    let vol = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &vol, "available").await;
+    let snap = c.snapshot_available(&vol).await;
+    let action = |body: serde_json::Value| {
+        let (c, snap) = (&c, snap.clone());
+        async move { c.post(&format!("snapshots/{snap}/action"), body).await }
+    };
+    // An available snapshot takes no status update.
+    let r = action(json!({"os-update_snapshot_status": {"status": "error"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message()
+            .contains("Snapshot status available not allowed for update_snapshot_status"),
+        "{}",
+        r.error_message()
+    );
+    let r = admin
+        .post(
+            &format!("snapshots/{snap}/action"),
+            json!({"os-reset_status": {"status": "creating"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    for (body, words) in [
+        (
+            json!({"os-update_snapshot_status": {}}),
+            "'status' must be specified",
+        ),
+        (
+            json!({"os-update_snapshot_status": {"status": "deleting"}}),
+            "Provided snapshot status deleting not allowed for snapshot with status creating",
+        ),
+        (
+            json!({"os-update_snapshot_status": {"status": "creating", "progress": "101%"}}),
+            "integer percentage",
+        ),
+        (
+            json!({"os-update_progress": "ninety"}),
+            "integer percentage",
+        ),
+    ] {
+        let r = action(body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(
+            r.error_message().contains(words),
+            "{body}: {}",
+            r.error_message()
+        );
+    }
+    let r = action(json!({"os-update_snapshot_status": {"status": "creating", "progress": "40%"}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let shown = c.get(&format!("snapshots/{snap}")).await.body["snapshot"].clone();
+    assert_eq!(shown["status"], "creating");
+    assert_eq!(shown["os-extended-snapshot-attributes:progress"], "40%");
+    let r = action(json!({"os-update_progress": "90%"})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let shown = c.get(&format!("snapshots/{snap}")).await.body["snapshot"].clone();
+    assert_eq!(shown["os-extended-snapshot-attributes:progress"], "90%");
+    let r =
+        action(json!({"os-update_snapshot_status": {"status": "available", "progress": "100%"}}))
+            .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let shown = c.get(&format!("snapshots/{snap}")).await.body["snapshot"].clone();
+    assert_eq!(shown["status"], "available");
+    assert_eq!(shown["os-extended-snapshot-attributes:progress"], "100%");
+}
+
+#[tokio::test]
+async fn create_and_update_views_leave_out_what_only_show_and_list_carry() {
+    let server = Server::start("");
+    for token in ["alice:proj-a", "admin:proj-a"] {
+        let c = server.client(token).with_version("3.71");
+        let r = c.post("volumes", json!({"volume": {"size": 1}})).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let created = r.body["volume"].clone();
+        let vol = created["id"].as_str().unwrap().to_string();
+        c.wait_status("volumes", &vol, "available").await;
+        let updated = c
+            .put(&format!("volumes/{vol}"), json!({"volume": {"name": "n"}}))
+            .await
+            .body["volume"]
+            .clone();
+        let shown = c.get(&format!("volumes/{vol}")).await.body["volume"].clone();
+        let admin = token.starts_with("admin");
+        for (view, extended) in [(&created, false), (&updated, false), (&shown, true)] {
+            assert_eq!(
+                view.get("os-vol-tenant-attr:tenant_id").is_some(),
+                extended,
+                "{token}: {view}"
+            );
+            for key in [
+                "os-vol-host-attr:host",
+                "os-vol-mig-status-attr:migstat",
+                "os-vol-mig-status-attr:name_id",
+            ] {
+                assert_eq!(
+                    view.get(key).is_some(),
+                    extended && admin,
+                    "{key} {token}: {view}"
+                );
+            }
+            for key in ["migration_status", "cluster_name", "provider_id"] {
+                assert_eq!(view.get(key).is_some(), admin, "{key} {token}: {view}");
+            }
+            assert!(view["volume_type_id"].is_string(), "{view}");
+            assert_eq!(view["consumes_quota"], true, "{view}");
+        }
+    }
+}

@@ -162,16 +162,29 @@ fn opt_text(args: &Value, key: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn parse_mode(args: &Value) -> Result<String, ApiError> {
+/// The mode an attachment asks for (`mode`), checked against the volume's `readonly`
+/// flag as Cinder does: a read-only volume attaches `ro` when no mode is given and refuses
+/// `rw`.
+fn parse_mode(args: &Value, v: &VolumeRow) -> Result<String, ApiError> {
+    let readonly = is_readonly(v);
     match opt_text(args, "mode")?.as_deref() {
-        None | Some("rw") => Ok("rw".into()),
-        Some("ro") => Ok("ro".into()),
+        None if readonly => Ok("ro".into()),
+        None => Ok("rw".into()),
+        Some("rw") if readonly => Err(ApiError::bad_request(format!(
+            "Invalid attaching mode 'rw' for volume {}: the volume is read-only; attach it with mode `ro`, or clear the flag with os-update_readonly_flag.",
+            v.id
+        ))),
+        Some(mode @ ("rw" | "ro")) => Ok(mode.into()),
         Some(other) => Err(ApiError::invalid_field(
             "mode",
             &json!(other),
             "It must be `rw` or `ro`.",
         )),
     }
+}
+
+fn is_readonly(v: &VolumeRow) -> bool {
+    v.admin_metadata.get("readonly").map(String::as_str) == Some("True")
 }
 
 fn new_attachment(v: &VolumeRow, instance: Option<String>, mode: String) -> AttachmentRow {
@@ -344,9 +357,16 @@ async fn initialize(
         "os-initialize_connection",
         "connector",
     )?)?;
+    // Cinder's initialize_connection: the mode the volume was attached in, else what its
+    // readonly flag allows.
+    let mode = match v.admin_metadata.get("attached_mode") {
+        Some(mode) => mode.as_str(),
+        None if is_readonly(v) => "ro",
+        None => "rw",
+    };
     let info = state
         .manager
-        .initialize_connection(v, &connector, "rw")
+        .initialize_connection(v, &connector, mode)
         .await
         .map_err(|e| op_error("initialize the connection", e))?;
     Ok(reply(
@@ -372,7 +392,7 @@ async fn attach(
     let mountpoint = opt_text(args, "mountpoint")?.ok_or_else(|| {
         ApiError::bad_request("os-attach needs `mountpoint` (the device the volume appears as).")
     })?;
-    let mode = parse_mode(args)?;
+    let mode = parse_mode(args, v)?;
     let pending = v
         .attachments
         .iter()
@@ -553,7 +573,7 @@ async fn create(
         None | Some(Value::Null) => None,
         Some(c) => Some(parse_connector(c)?),
     };
-    let mode = parse_mode(&body)?;
+    let mode = parse_mode(&body, &v)?;
     let mut a = new_attachment(&v, opt_text(&body, "instance_uuid")?, mode);
     if !state
         .db

@@ -59,6 +59,14 @@ async fn current(
             let v = visible::volume(state, ctx, id).await?;
             (v.id, v.metadata)
         }
+        MetadataOf::VolumeAdmin => {
+            let v = visible::volume(state, ctx, id).await?;
+            (v.id, v.admin_metadata)
+        }
+        MetadataOf::VolumeImage => {
+            let v = visible::volume(state, ctx, id).await?;
+            (v.id, v.image_metadata)
+        }
         MetadataOf::Snapshot => {
             let s = visible::snapshot(state, ctx, id).await?;
             (s.id, s.metadata)
@@ -68,7 +76,7 @@ async fn current(
 
 fn no_key(of: MetadataOf, id: &str, key: &str) -> ApiError {
     let what = match of {
-        MetadataOf::Volume => "Volume",
+        MetadataOf::Volume | MetadataOf::VolumeAdmin | MetadataOf::VolumeImage => "Volume",
         MetadataOf::Snapshot => "Snapshot",
     };
     ApiError::not_found(format!("{what} {id} has no metadata with key {key}."))

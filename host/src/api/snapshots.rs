@@ -90,7 +90,7 @@ async fn create(
     Ok(reply(
         &ctx,
         StatusCode::ACCEPTED,
-        json!({ "snapshot": views::snapshot(&ctx, &row, true) }),
+        json!({ "snapshot": views::snapshot(&ctx, &row, false) }),
     ))
 }
 
@@ -189,7 +189,7 @@ async fn update(
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "snapshot": views::snapshot(&ctx, &s, true) }),
+        json!({ "snapshot": views::snapshot(&ctx, &s, false) }),
     ))
 }
 
@@ -206,7 +206,75 @@ async fn delete(
     Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
 }
 
-/// A snapshot's administrator actions: `os-reset_status` and `os-force_delete`.
+/// Cinder's `progress`: an integer percentage, `0%` to `100%`.
+fn parse_progress(value: &Value) -> Result<String, ApiError> {
+    let text = value.as_str().unwrap_or_default();
+    match text.strip_suffix('%').map(str::parse::<u8>) {
+        Some(Ok(n)) if n <= 100 => Ok(text.to_string()),
+        _ => Err(ApiError::invalid_field(
+            "progress",
+            value,
+            "progress must be an integer percentage, e.g. \"73%\".",
+        )),
+    }
+}
+
+/// `os-update_snapshot_status`, as Cinder's snapshot actions allow it (for a service that
+/// makes the snapshot itself): `creating` → creating/available/error, `deleting` →
+/// deleting/error_deleting, with an optional progress.
+async fn update_snapshot_status(
+    state: &super::AppState,
+    ctx: &Ctx,
+    s: &SnapshotRow,
+    args: &Value,
+) -> Result<Response, ApiError> {
+    use SnapshotStatus::{Available, Creating, Deleting, Error, ErrorDeleting};
+    let Some(wanted) = args.get("status") else {
+        return Err(ApiError::bad_request(
+            "'status' must be specified: {\"os-update_snapshot_status\": {\"status\": \"available\"}}.",
+        ));
+    };
+    let allowed: &[SnapshotStatus] = match s.status {
+        Creating => &[Creating, Available, Error],
+        Deleting => &[Deleting, ErrorDeleting],
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Snapshot status {other} not allowed for update_snapshot_status"
+            )));
+        }
+    };
+    let status = wanted
+        .as_str()
+        .and_then(|w| w.parse::<SnapshotStatus>().ok())
+        .filter(|st| allowed.contains(st))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Provided snapshot status {} not allowed for snapshot with status {}.",
+                wanted
+                    .as_str()
+                    .map_or_else(|| wanted.to_string(), str::to_string),
+                s.status
+            ))
+        })?;
+    let progress = match args.get("progress") {
+        None | Some(Value::Null) => None,
+        Some(p) => Some(parse_progress(p)?),
+    };
+    if !state
+        .db
+        .update_snapshot_status(&s.id, s.status, status, progress.as_deref())
+        .await?
+    {
+        return Err(ApiError::conflict(format!(
+            "Snapshot {} changed status while it was being updated; fetch it and retry.",
+            s.id
+        )));
+    }
+    Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+/// A snapshot's actions: `os-update_snapshot_status` and `os-update_progress`, and for
+/// administrators `os-reset_status` and `os-force_delete`.
 async fn action(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -253,6 +321,17 @@ async fn action(
             tracing::warn!(snapshot_id = %s.id, from = %s.status, to = %status, user = %ctx.user_id, "snapshot status reset by an administrator");
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
+        "os-update_snapshot_status" => update_snapshot_status(&state, &ctx, &s, &args).await,
+        "os-update_progress" => {
+            let progress = parse_progress(&args)?;
+            if !state.db.update_snapshot_progress(&s.id, &progress).await? {
+                return Err(ApiError::not_found(format!(
+                    "Snapshot {} could not be found.",
+                    s.id
+                )));
+            }
+            Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
+        }
         "os-force_delete" => {
             ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
             state
@@ -262,7 +341,7 @@ async fn action(
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
         other => Err(ApiError::bad_request(format!(
-            "There is no such action: {other} (snapshots take os-reset_status and os-force_delete)."
+            "There is no such action: {other} (snapshots take os-update_snapshot_status, os-update_progress, os-reset_status and os-force_delete)."
         ))),
     }
 }

@@ -1,5 +1,6 @@
 //! Resource views: exactly the fields of the requested microversion.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -154,7 +155,7 @@ pub struct VolumeDetail<'a> {
     bootable: &'static str,
     encrypted: bool,
     multiattach: bool,
-    metadata: &'a BTreeMap<String, String>,
+    metadata: Cow<'a, BTreeMap<String, String>>,
     snapshot_id: Option<&'a str>,
     source_volid: Option<&'a str>,
     consistencygroup_id: (),
@@ -162,8 +163,13 @@ pub struct VolumeDetail<'a> {
     user_id: &'a str,
     volume_type: Option<&'a str>,
     links: Links<'a>,
-    #[serde(rename = "os-vol-tenant-attr:tenant_id")]
-    tenant_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migration_status: Option<()>,
+    #[serde(
+        rename = "os-vol-tenant-attr:tenant_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    tenant_id: Option<&'a str>,
     #[serde(
         rename = "os-vol-host-attr:host",
         skip_serializing_if = "Option::is_none"
@@ -180,6 +186,8 @@ pub struct VolumeDetail<'a> {
     )]
     name_id: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    volume_image_metadata: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     group_id: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_id: Option<()>,
@@ -195,9 +203,40 @@ pub struct VolumeDetail<'a> {
     consumes_quota: Option<bool>,
 }
 
+/// The admin metadata a volume's view shows in its `metadata`, as Cinder's
+/// `add_visible_admin_metadata` merges them.
+const VISIBLE_ADMIN_METADATA: [&str; 2] = ["readonly", "attached_mode"];
+
+/// A volume as show and the detailed list answer: Cinder's view builder plus what its API
+/// extensions add there (the owner's project; for administrators the host and migration
+/// attributes; the image metadata when the volume has some).
 pub fn volume_detail<'a>(ctx: &'a Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
+    volume_view(ctx, v, true)
+}
+
+/// A volume as create and update answer: Cinder's view builder alone, without what its
+/// extensions add to show and list (tempest's create and update schemas allow none of it).
+pub fn volume_created<'a>(ctx: &'a Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
+    volume_view(ctx, v, false)
+}
+
+fn volume_view<'a>(ctx: &'a Ctx, v: &'a VolumeRow, extended: bool) -> VolumeDetail<'a> {
     let at = |minor: u32| ctx.version.at_least(minor);
     let admin = ctx.is_admin;
+    let metadata = if VISIBLE_ADMIN_METADATA
+        .iter()
+        .any(|k| v.admin_metadata.contains_key(*k))
+    {
+        let mut merged = v.metadata.clone();
+        for key in VISIBLE_ADMIN_METADATA {
+            if let Some(value) = v.admin_metadata.get(key) {
+                merged.insert(key.to_string(), value.clone());
+            }
+        }
+        Cow::Owned(merged)
+    } else {
+        Cow::Borrowed(&v.metadata)
+    };
     VolumeDetail {
         id: &v.id,
         name: v.name.as_deref(),
@@ -216,7 +255,8 @@ pub fn volume_detail<'a>(ctx: &'a Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
                 attachment_id: &a.id,
                 volume_id: &v.id,
                 server_id: a.instance_uuid.as_deref(),
-                host_name: a.attached_host.as_deref(),
+                // Cinder tells only administrators (and services) where it is attached.
+                host_name: a.attached_host.as_deref().filter(|_| admin),
                 device: a.mountpoint.as_deref(),
                 attached_at: a.attach_time.as_deref(),
             })
@@ -224,18 +264,28 @@ pub fn volume_detail<'a>(ctx: &'a Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
         bootable: if v.bootable { "true" } else { "false" },
         encrypted: false,
         multiattach: v.multiattach,
-        metadata: &v.metadata,
+        metadata,
         snapshot_id: v.snapshot_id.as_deref(),
         source_volid: v.source_volid.as_deref(),
         consistencygroup_id: (),
         replication_status: (),
         user_id: &v.user_id,
-        volume_type: v.volume_type_name.as_deref(),
+        // From 3.63 the name or nothing; before, the name or else the type's id.
+        volume_type: if at(63) {
+            v.volume_type_name.as_deref()
+        } else {
+            v.volume_type_name
+                .as_deref()
+                .or(v.volume_type_id.as_deref())
+        },
         links: resource_links(ctx, "volumes", &v.id),
-        tenant_id: &v.project_id,
-        host: admin.then_some(v.host.as_deref()),
-        migstat: admin.then_some(()),
-        name_id: admin.then_some(()),
+        migration_status: admin.then_some(()),
+        tenant_id: extended.then_some(v.project_id.as_str()),
+        host: (extended && admin).then_some(v.host.as_deref()),
+        migstat: (extended && admin).then_some(()),
+        name_id: (extended && admin).then_some(()),
+        volume_image_metadata: (extended && !v.image_metadata.is_empty())
+            .then_some(&v.image_metadata),
         group_id: at(13).then_some(()),
         provider_id: (at(21) && admin).then_some(()),
         shared_targets: at(48).then_some(false),
@@ -246,7 +296,9 @@ pub fn volume_detail<'a>(ctx: &'a Ctx, v: &'a VolumeRow) -> VolumeDetail<'a> {
     }
 }
 
-pub fn snapshot(ctx: &Ctx, s: &SnapshotRow, detail: bool) -> Value {
+/// A snapshot; `extended` (show and the detailed list) adds what Cinder's
+/// extended-snapshot-attributes extension adds there, which create and update do not show.
+pub fn snapshot(ctx: &Ctx, s: &SnapshotRow, extended: bool) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(s.id));
     o.insert("created_at".into(), json!(s.created_at));
@@ -257,7 +309,7 @@ pub fn snapshot(ctx: &Ctx, s: &SnapshotRow, detail: bool) -> Value {
     o.insert("status".into(), json!(s.status));
     o.insert("size".into(), json!(s.volume_size));
     o.insert("metadata".into(), json!(s.metadata));
-    if detail {
+    if extended {
         o.insert(
             "os-extended-snapshot-attributes:progress".into(),
             json!(s.progress),

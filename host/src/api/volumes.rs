@@ -1,6 +1,6 @@
 //! `/v3/{project_id}/volumes`: create, list, show, update, delete, metadata, actions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Router;
 use axum::extract::{Path, Query};
@@ -13,7 +13,7 @@ use super::input::{Body, Keys, body_bool, string_map};
 use super::list::{ListRequest, ListSpec};
 use super::visible;
 use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, views};
-use crate::db::{VolumeRow, time};
+use crate::db::{MetadataOf, VolumeRow, time};
 use crate::volume::types::DEFAULT_VOLUME_TYPE;
 use crate::volume::{AttachStatus, SnapshotStatus, VolumeStatus};
 
@@ -48,6 +48,7 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
         .route("/v3/volumes", post(create).get(list))
         .route("/v3/volumes/detail", get(list_detail))
+        .route("/v3/volumes/summary", get(summary))
         .route("/v3/volumes/{id}", get(show).put(update).delete(delete))
         .route("/v3/volumes/{id}/action", post(action))
 }
@@ -347,10 +348,16 @@ async fn create(
         launched_at: None,
         revision: 0,
         metadata,
+        admin_metadata: BTreeMap::new(),
+        // A clone carries its source's image metadata, as Cinder copies it.
+        image_metadata: source
+            .as_ref()
+            .map(|v| v.image_metadata.clone())
+            .unwrap_or_default(),
         attachments: Vec::new(),
     };
     state.manager.request_create(&row, &ctx.request_id).await?;
-    let view = views::volume_detail(&ctx, &row);
+    let view = views::volume_created(&ctx, &row);
     Ok(reply(&ctx, StatusCode::ACCEPTED, json!({ "volume": view })))
 }
 
@@ -499,7 +506,7 @@ async fn update(
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "volume": views::volume_detail(&ctx, &v) }),
+        json!({ "volume": views::volume_created(&ctx, &v) }),
     ))
 }
 
@@ -619,6 +626,83 @@ async fn action(
             }
             Ok(reply(&ctx, StatusCode::OK, Value::Null))
         }
+        "os-update_readonly_flag" => {
+            let readonly = args.get("readonly").ok_or_else(|| {
+                ApiError::bad_request(
+                    "Invalid input for field/attribute readonly. Value: None. readonly is required: send {\"os-update_readonly_flag\": {\"readonly\": true}}.",
+                )
+            })?;
+            let readonly = parse_bool("readonly", readonly)?;
+            if !state.db.set_volume_readonly(&v.id, readonly).await? {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid volume: Volume {} status must be available to update readonly flag, but current status is: {}.",
+                    v.id,
+                    state
+                        .db
+                        .get_volume(&v.id)
+                        .await?
+                        .map_or("deleted", |v| v.status.as_str())
+                )));
+            }
+            Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
+        }
+        "os-set_image_metadata" => {
+            let items = match args.get("metadata") {
+                Some(m @ Value::Object(_)) => string_map(
+                    "metadata",
+                    m,
+                    Keys::Metadata,
+                    state.input_limits.max_metadata_items,
+                )?,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "os-set_image_metadata needs `metadata`, an object: {\"os-set_image_metadata\": {\"metadata\": {\"image_name\": \"cirros\"}}}.",
+                    ));
+                }
+            };
+            refuse_in_maintenance(&v)?;
+            let all = state
+                .db
+                .set_metadata(MetadataOf::VolumeImage, &v.id, &items, false)
+                .await?;
+            Ok(reply(&ctx, StatusCode::OK, json!({ "metadata": all })))
+        }
+        "os-unset_image_metadata" => {
+            let Some(Value::String(key)) = args.get("key") else {
+                return Err(ApiError::bad_request(
+                    "os-unset_image_metadata needs `key`, a string: {\"os-unset_image_metadata\": {\"key\": \"image_name\"}}.",
+                ));
+            };
+            refuse_in_maintenance(&v)?;
+            if !state
+                .db
+                .delete_metadata(MetadataOf::VolumeImage, &v.id, key)
+                .await?
+            {
+                return Err(ApiError::not_found(format!(
+                    "Glance metadata for volume {} with key {key} cannot be found.",
+                    v.id
+                )));
+            }
+            Ok(reply(&ctx, StatusCode::OK, Value::Null))
+        }
+        "os-show_image_metadata" => Ok(reply(
+            &ctx,
+            StatusCode::OK,
+            json!({ "metadata": v.image_metadata }),
+        )),
+        "os-reimage"
+        | "os-extend_volume_completion"
+        | "os-retype"
+        | "os-migrate_volume"
+        | "os-migrate_volume_completion"
+        | "os-volume_upload_image"
+        | "os-unmanage" => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "{name} is not supported by Ashlar yet: images, retype, migration and unmanage are not served."
+            ),
+        )),
         "revert" => revert(&state, &ctx, &v, args).await,
         "os-reset_status" => reset_status(&state, &ctx, &v, args).await,
         "os-force_delete" => {
@@ -632,11 +716,51 @@ async fn action(
         other => match super::attachments::volume_action(&state, &ctx, &v, other, args).await {
             Some(r) => r,
             None => Err(ApiError::bad_request(format!(
-                "There is no such action: {other} (Ashlar supports os-extend, os-set_bootable, revert, os-reset_status, os-force_delete, {}).",
+                "There is no such action: {other} (Ashlar supports os-extend, os-set_bootable, os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata, revert, os-reset_status, os-force_delete, {}).",
                 super::attachments::VOLUME_ACTIONS.join(", ")
             ))),
         },
     }
+}
+
+/// Cinder keeps a volume in maintenance from having its metadata changed.
+fn refuse_in_maintenance(v: &VolumeRow) -> Result<(), ApiError> {
+    if v.status == VolumeStatus::Maintenance {
+        return Err(ApiError::bad_request(format!(
+            "Invalid volume: The volume metadata cannot be updated when the volume {} is in maintenance mode.",
+            v.id
+        )));
+    }
+    Ok(())
+}
+
+/// `GET /volumes/summary` (3.12): how many volumes the caller's listing holds and their
+/// total size, and from 3.36 every metadata key with its distinct values.
+async fn summary(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    if !ctx.version.at_least(12) {
+        return Err(ApiError::not_found(
+            "The volume summary needs microversion 3.12 or later (send `OpenStack-API-Version: volume 3.12`).",
+        ));
+    }
+    let all_projects = params
+        .iter()
+        .any(|(k, v)| k == "all_tenants" && parse_bool("all_tenants", &json!(v)).unwrap_or(false))
+        && ctx.is_admin;
+    let project = (!all_projects).then_some(ctx.project_id.as_str());
+    let (count, size, metadata) = state.db.volume_summary(project).await?;
+    let mut body = json!({ "total_count": count, "total_size": size });
+    if ctx.version.at_least(36) {
+        body["metadata"] = json!(metadata);
+    }
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume-summary": body }),
+    ))
 }
 
 /// `revert` (3.40): back to the volume's latest snapshot.

@@ -269,7 +269,8 @@ impl Db {
         Ok(true)
     }
 
-    /// `attaching` (or `reserved`) → `attached`, and the volume → `in-use`.
+    /// `attaching` (or `reserved`) → `attached`, and the volume → `in-use` with the
+    /// attachment's mode as its `attached_mode` admin metadata, as Cinder records it.
     pub async fn complete_attachment(
         &self,
         id: &str,
@@ -297,10 +298,14 @@ impl Db {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE volumes SET status = 'in-use', attach_status = 'attached', updated_at = $1 WHERE id = $2 AND deleted = 0",
+            "UPDATE volumes SET status = 'in-use', attach_status = 'attached', updated_at = $1, \
+             admin_metadata = json_set(admin_metadata, '$.attached_mode', \
+             (SELECT attach_mode FROM volume_attachments WHERE id = $3)) \
+             WHERE id = $2 AND deleted = 0",
         )
         .bind(&now)
         .bind(volume_id)
+        .bind(id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -308,7 +313,7 @@ impl Db {
     }
 
     /// Ends an attachment (soft-deleted as `detached`) and sets the volume's status from
-    /// what remains.
+    /// what remains; the last one takes the `attached_mode` admin metadata with it.
     pub async fn remove_attachment(&self, id: &str, volume_id: &str) -> Result<()> {
         let now = time::now();
         let mut tx = self.write_tx().await?;
@@ -337,6 +342,15 @@ impl Db {
             })
             .collect::<Result<Vec<_>>>()?;
         let (status, attach_status) = status_for_attachments(&remaining);
+        if remaining.is_empty() {
+            sqlx::query(
+                "UPDATE volumes SET admin_metadata = json_remove(admin_metadata, '$.attached_mode') \
+                 WHERE id = $1",
+            )
+            .bind(volume_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let sql = format!(
             "UPDATE volumes SET status = $1, attach_status = $2, updated_at = $3 WHERE id = $4 AND deleted = 0 \
              AND status IN ({})",

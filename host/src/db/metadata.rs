@@ -1,5 +1,5 @@
-//! Metadata kept on a row as a JSON object: a volume's and a snapshot's, read and
-//! written the same way.
+//! Metadata kept on a row as a JSON object: a volume's, its admin metadata and image
+//! metadata, and a snapshot's, read and written the same way.
 
 use std::collections::BTreeMap;
 
@@ -9,14 +9,28 @@ use super::{Db, DbError, Resource, Result, time};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetadataOf {
     Volume,
+    /// Cinder's volume admin metadata (`readonly`, `attached_mode`).
+    VolumeAdmin,
+    /// The image metadata a volume carries (`volume_image_metadata`).
+    VolumeImage,
     Snapshot,
 }
 
 impl MetadataOf {
     fn resource(self) -> Resource {
         match self {
-            MetadataOf::Volume => Resource::Volumes,
+            MetadataOf::Volume | MetadataOf::VolumeAdmin | MetadataOf::VolumeImage => {
+                Resource::Volumes
+            }
             MetadataOf::Snapshot => Resource::Snapshots,
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            MetadataOf::Volume | MetadataOf::Snapshot => "metadata",
+            MetadataOf::VolumeAdmin => "admin_metadata",
+            MetadataOf::VolumeImage => "image_metadata",
         }
     }
 }
@@ -32,8 +46,9 @@ impl Db {
         id: &str,
     ) -> Result<Option<BTreeMap<String, String>>> {
         let table = of.resource().table();
+        let column = of.column();
         let text: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT metadata FROM {table} WHERE id = $1 AND deleted = 0"
+            "SELECT {column} FROM {table} WHERE id = $1 AND deleted = 0"
         ))
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -42,7 +57,7 @@ impl Db {
             serde_json::from_str(&t).map_err(|e| DbError::Corrupt {
                 table,
                 id: id.to_string(),
-                message: format!("metadata: {e}"),
+                message: format!("{column}: {e}"),
             })
         })
         .transpose()
@@ -57,8 +72,9 @@ impl Db {
         metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
         sqlx::query(&format!(
-            "UPDATE {} SET metadata = $1, updated_at = $2 WHERE id = $3",
-            of.resource().table()
+            "UPDATE {} SET {} = $1, updated_at = $2 WHERE id = $3",
+            of.resource().table(),
+            of.column()
         ))
         .bind(serde_json::to_string(metadata).expect("string map serialises"))
         .bind(time::now())

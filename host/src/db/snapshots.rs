@@ -192,6 +192,42 @@ impl Db {
             .await
     }
 
+    /// Sets a snapshot's status (from `from` only) and, when given, its progress, in one
+    /// conditional update; false when it was not in `from`.
+    pub async fn update_snapshot_status(
+        &self,
+        id: &str,
+        from: SnapshotStatus,
+        to: SnapshotStatus,
+        progress: Option<&str>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE snapshots SET status = $1, progress = COALESCE($2, progress), updated_at = $3 \
+             WHERE id = $4 AND deleted = 0 AND status = $5",
+        )
+        .bind(to.as_str())
+        .bind(progress)
+        .bind(time::now())
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Sets a live snapshot's progress; false when there is no such snapshot.
+    pub async fn update_snapshot_progress(&self, id: &str, progress: &str) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE snapshots SET progress = $1, updated_at = $2 WHERE id = $3 AND deleted = 0",
+        )
+        .bind(progress)
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     pub async fn finish_create_snapshot(
         &self,
         id: &str,

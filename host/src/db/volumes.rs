@@ -39,19 +39,26 @@ pub struct VolumeRow {
     /// 0 for a row not yet stored.
     pub revision: i64,
     pub metadata: BTreeMap<String, String>,
+    /// Cinder's admin metadata: `readonly` (`True`/`False`, set by
+    /// `os-update_readonly_flag`) and `attached_mode` (`rw`/`ro`, while attached).
+    pub admin_metadata: BTreeMap<String, String>,
+    /// The image metadata the volume carries (`volume_image_metadata`); empty for none.
+    pub image_metadata: BTreeMap<String, String>,
     /// Live attachments, oldest first.
     pub attachments: Vec<AttachmentRow>,
 }
 
-/// A volume row as JSON: `[[columns…], metadata, [attachments…]]` — its columns and its
-/// type's name, its metadata object as stored, and its live attachments (oldest first).
+/// A volume row as JSON: `[[columns…], metadata, admin metadata, image metadata,
+/// [attachments…]]` — its columns and its type's name, its three metadata objects as
+/// stored, and its live attachments (oldest first).
 /// A page is read as one text of these: no row and no column per volume for the driver to
 /// copy, and no lookup per volume for its metadata.
 const VOLUME_JSON: &str = concat!(
     "'[' || json_array(v.id, v.project_id, v.user_id, v.name, v.description, v.size, \
      v.status, v.attach_status, v.availability_zone, v.volume_type_id, t.name, v.host, \
      v.provider_location, v.provider_auth, v.snapshot_id, v.source_volid, v.bootable, \
-     v.multiattach, v.created_at, v.updated_at, v.launched_at, v.revision) || ',' || v.metadata || ',[' || \
+     v.multiattach, v.created_at, v.updated_at, v.launched_at, v.revision) || ',' || v.metadata || ',' || \
+     v.admin_metadata || ',' || v.image_metadata || ',[' || \
      COALESCE((SELECT group_concat(j, ',') FROM (SELECT ",
     attachment_json!(),
     " AS j FROM volume_attachments a WHERE a.volume_id = v.id AND a.deleted = 0 \
@@ -86,10 +93,18 @@ struct VolumeColumns {
 }
 
 #[derive(Deserialize)]
-struct VolumeJson(VolumeColumns, BTreeMap<String, String>, Vec<AttachmentRow>);
+struct VolumeJson(
+    VolumeColumns,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    Vec<AttachmentRow>,
+);
 
 impl From<VolumeJson> for VolumeRow {
-    fn from(VolumeJson(c, metadata, attachments): VolumeJson) -> Self {
+    fn from(
+        VolumeJson(c, metadata, admin_metadata, image_metadata, attachments): VolumeJson,
+    ) -> Self {
         VolumeRow {
             id: c.id,
             project_id: c.project_id,
@@ -114,6 +129,8 @@ impl From<VolumeJson> for VolumeRow {
             launched_at: c.launched_at,
             revision: c.revision,
             metadata,
+            admin_metadata,
+            image_metadata,
             attachments,
         }
     }
@@ -308,8 +325,9 @@ impl Db {
         }
         sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, availability_zone, \
-             volume_type_id, host, snapshot_id, source_volid, bootable, multiattach, created_at, updated_at, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)",
+             volume_type_id, host, snapshot_id, source_volid, bootable, multiattach, created_at, updated_at, metadata, \
+             image_metadata) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18)",
         )
         .bind(&v.id)
         .bind(&v.project_id)
@@ -328,6 +346,7 @@ impl Db {
         .bind(v.multiattach as i64)
         .bind(&v.created_at)
         .bind(metadata_json(&v.metadata))
+        .bind(metadata_json(&v.image_metadata))
         .execute(&mut *tx)
         .await?;
         job.insert(&mut tx).await?;
@@ -487,6 +506,48 @@ impl Db {
             "UPDATE volumes SET bootable = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status != 'maintenance'",
         )
         .bind(bootable as i64)
+        .bind(time::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Cinder's volume summary over live volumes, of one project or of all: how many,
+    /// their total size in GiB, and each metadata key with its distinct values.
+    pub async fn volume_summary(
+        &self,
+        project: Option<&str>,
+    ) -> Result<(i64, i64, BTreeMap<String, Vec<String>>)> {
+        let (count, size): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM volumes \
+             WHERE deleted = 0 AND ($1 IS NULL OR project_id = $1)",
+        )
+        .bind(project)
+        .fetch_one(&self.pool)
+        .await?;
+        let pairs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT m.key, m.value FROM volumes v, json_each(v.metadata) m \
+             WHERE v.deleted = 0 AND ($1 IS NULL OR v.project_id = $1) ORDER BY m.key, m.value",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut metadata: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, value) in pairs {
+            metadata.entry(key).or_default().push(value);
+        }
+        Ok((count, size, metadata))
+    }
+
+    /// Sets the `readonly` admin metadata (`True`/`False`, as Cinder writes a Python
+    /// bool), only while the volume is `available`; false when it is not.
+    pub async fn set_volume_readonly(&self, id: &str, readonly: bool) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE volumes SET admin_metadata = json_set(admin_metadata, '$.readonly', $1), updated_at = $2 \
+             WHERE id = $3 AND deleted = 0 AND status = 'available'",
+        )
+        .bind(if readonly { "True" } else { "False" })
         .bind(time::now())
         .bind(id)
         .execute(&self.pool)
@@ -694,6 +755,8 @@ mod tests {
             launched_at: None,
             revision: 0,
             metadata: BTreeMap::from([("k".into(), id.into())]),
+            admin_metadata: BTreeMap::new(),
+            image_metadata: BTreeMap::new(),
             attachments: Vec::new(),
         }
     }
