@@ -149,6 +149,7 @@ def clients(user, project):
         quota_classes = make(quota_classes_client.QuotaClassesClient)
         qos = make(qos_client.QosSpecsClient)
         transfers = make(transfers_client.TransfersClient)
+        transfers_v355 = make(transfers_client.TransfersV355Client)
         services = make(services_client.ServicesClient)
         capabilities = make(capabilities_client.CapabilitiesClient)
 
@@ -280,6 +281,55 @@ def attach_family(role, c, admin):
     c.volumes.wait_for_resource_deletion(vid)
 
 
+def transfer_family(role, c, admin):
+    taker = clients(MEMBER, OTHER_PROJECT)
+    paths = [("os-volume-transfer", c.transfers, taker.transfers)]
+    if at_least(55):
+        paths.append(("volume-transfers", c.transfers_v355, taker.transfers_v355))
+    for path, giver, receiver in paths:
+        vid = c.volumes.create_volume(size=1, name=f"tt-{role}")["volume"]["id"]
+        wait_status(c, c.volumes.show_volume, "volume", vid, "available")
+        t = call(role, f"create_volume_transfer {path}", giver.create_volume_transfer,
+                 volume_id=vid, name="handover")
+        if t is None:
+            continue
+        tid = t["transfer"]["id"]
+        call(role, f"show_volume_transfer {path}", giver.show_volume_transfer, tid)
+        call(role, f"list_volume_transfers {path}", giver.list_volume_transfers)
+        call(role, f"list_volume_transfers_detail {path}", giver.list_volume_transfers,
+             detail=True)
+        call(role, f"accept_volume_transfer {path}", receiver.accept_volume_transfer, tid,
+             auth_key=t["transfer"]["auth_key"])
+        wait_status(taker, taker.volumes.show_volume, "volume", vid, "available")
+        # And a second one, cancelled.
+        vid2 = c.volumes.create_volume(size=1)["volume"]["id"]
+        wait_status(c, c.volumes.show_volume, "volume", vid2, "available")
+        t2 = giver.create_volume_transfer(volume_id=vid2)["transfer"]["id"]
+        call(role, f"delete_volume_transfer {path}", giver.delete_volume_transfer, t2)
+        wait_status(c, c.volumes.show_volume, "volume", vid2, "available")
+        for client, volume in ((taker, vid), (c, vid2)):
+            client.volumes.delete_volume(volume)
+            client.volumes.wait_for_resource_deletion(volume)
+
+
+def service_family(role, c, admin):
+    if not admin:
+        return
+    services = call(role, "list_services", c.services.list_services)
+    call(role, "list_services_volume", c.services.list_services, binary="cinder-volume")
+    if services is None:
+        return
+    volume = next(s for s in services["services"] if s["binary"] == "cinder-volume")
+    call(role, "disable_log_reason", c.services.disable_log_reason, host=volume["host"],
+         binary="cinder-volume", disabled_reason="maintenance")
+    call(role, "disable_service", c.services.disable_service, host=volume["host"],
+         binary="cinder-volume")
+    call(role, "enable_service", c.services.enable_service, host=volume["host"],
+         binary="cinder-volume")
+    call(role, "show_backend_capabilities", c.capabilities.show_backend_capabilities,
+         volume["host"])
+
+
 def type_family(role, c, admin):
     call(role, "list_volume_types", c.types.list_volume_types)
     call(role, "show_default_volume_type", c.types.show_default_volume_type)
@@ -320,7 +370,8 @@ def main():
     for role, user in (("member", MEMBER), ("admin", ADMIN)):
         c = clients(user, PROJECT)
         admin = role == "admin"
-        for family in (volume_family, attach_family, type_family, misc_family):
+        for family in (volume_family, attach_family, transfer_family, service_family,
+                       type_family, misc_family):
             try:
                 family(role, c, admin)
             except Exception as e:
