@@ -3,9 +3,10 @@
 //! (`json_array`, `group_concat`, `json_each`: SQLite's spelling; PostgreSQL has
 //! `json_build_array`, `string_agg` and `jsonb_each` for the same).
 //!
-//! One module per entity (volumes, snapshots, attachments, volume types, jobs, messages,
-//! plugin events, transfers, services); what volumes and snapshots share — conditional
-//! status changes, soft deletes, pages of a list — is written once here and in [`list`].
+//! One module per entity (volumes, snapshots, attachments, volume types, QoS specs, jobs,
+//! messages, plugin events, transfers, services); what volumes and snapshots share —
+//! conditional status changes, soft deletes, pages of a list — is written once here and in
+//! [`list`].
 //!
 //! Status changes only by conditional update (`… WHERE id = $1 AND status IN (…)`), so two
 //! racing requests cannot both win.
@@ -27,6 +28,7 @@ pub mod list;
 mod messages;
 mod metadata;
 mod plugin_events;
+mod qos_specs;
 mod services;
 mod snapshots;
 pub mod time;
@@ -39,7 +41,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 pub use attachments::{ATTACHMENT_LIST, AttachmentRow};
 pub use jobs::JobRow;
@@ -47,10 +49,11 @@ pub use list::{ListError, ListQuery, Listing, Page, Scope, SortDir};
 pub use messages::{MESSAGE_LIST, Message};
 pub use metadata::MetadataOf;
 pub use plugin_events::PluginEvent;
+pub use qos_specs::{QosAssociated, QosConsumer, QosDeleted, QosKeysDeleted, QosSpecs};
 pub use services::ServiceRow;
 pub use snapshots::{SNAPSHOT_LIST, SnapshotRow};
 pub use transfers::{AcceptRefused, OfferRefused, TransferRow};
-pub use volume_types::VolumeType;
+pub use volume_types::{ProjectDefaultType, TypeVisibility, VolumeType};
 pub use volumes::{
     DeleteRefused, ExtendRefused, Reading, RevertRefused, SourceRefused, VOLUME_LIST, VolumeRow,
 };
@@ -77,6 +80,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_message_details",
         include_str!("../migrations/0006_message_details.sql"),
+    ),
+    (
+        "0008_type_access_qos",
+        include_str!("../migrations/0008_type_access_qos.sql"),
     ),
     (
         "0009_transfers_services",
@@ -169,6 +176,35 @@ async fn move_status(
     Ok(q.execute(c).await?.rows_affected() == 1)
 }
 
+/// Applies the migrations not yet recorded in `schema_migrations`, each in its own
+/// write transaction.
+async fn migrate(c: &mut SqliteConnection) -> Result<()> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        .execute(&mut *c)
+        .await?;
+    for (name, sql) in MIGRATIONS {
+        let done: Option<String> =
+            sqlx::query_scalar("SELECT name FROM schema_migrations WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *c)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        let mut tx = c.begin_with("BEGIN IMMEDIATE").await?;
+        // SQLite parses the script itself: comments, and triggers whose bodies hold `;`.
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)")
+            .bind(name)
+            .bind(time::now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(migration = name, "applied database migration");
+    }
+    Ok(())
+}
+
 impl Db {
     /// Opens (creating if needed) and migrates the database.
     pub async fn open(url: &str) -> Result<Db> {
@@ -178,13 +214,19 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
+        // Migrations run on a connection of their own, closed before the pool opens. A
+        // pooled connection that had read the schema before a migration altered a table
+        // would describe a `SELECT *` with the old columns (sqlx keeps the columns of a
+        // statement's first prepare, SQLite re-prepares it with the new ones) and fail to
+        // read its rows.
+        let mut c = SqliteConnection::connect_with(&options).await?;
+        migrate(&mut c).await?;
+        c.close().await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
-        let db = Db { pool };
-        db.migrate().await?;
-        Ok(db)
+        Ok(Db { pool })
     }
 
     /// A write transaction. SQLite's default deferred transaction fails with "database
@@ -192,33 +234,6 @@ impl Db {
     /// write lock up front makes concurrent writers queue on the busy timeout instead.
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&self.pool)
-            .await?;
-        for (name, sql) in MIGRATIONS {
-            let done: Option<String> =
-                sqlx::query_scalar("SELECT name FROM schema_migrations WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            let mut tx = self.write_tx().await?;
-            // SQLite parses the script itself: comments, and triggers whose bodies hold `;`.
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)")
-                .bind(name)
-                .bind(time::now())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            tracing::info!(migration = name, "applied database migration");
-        }
-        Ok(())
     }
 
     /// Moves a live row of `resource` from one of `from` to `to` and, when given, inserts

@@ -711,16 +711,6 @@ impl Db {
         .fetch_one(&self.pool)
         .await?)
     }
-
-    /// Live volumes of a type.
-    pub async fn volumes_of_type(&self, type_id: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM volumes WHERE volume_type_id = $1 AND deleted = 0",
-        )
-        .bind(type_id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
 }
 
 #[cfg(test)]
