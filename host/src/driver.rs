@@ -154,13 +154,62 @@ impl Connector {
 
 /// Cinder's connection info: `{"driver_volume_type": …, "data": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ConnectionInfoJson", into = "ConnectionInfoJson")]
 pub struct ConnectionInfo {
     pub driver_volume_type: String,
-    #[serde(default, deserialize_with = "properties_without_nulls")]
     pub data: Properties,
+    /// `data.qos_specs`, which the volume manager adds as Cinder's does: the front-end QoS
+    /// specs of the volume's type (an object), or `null` when it has none. `None` (a
+    /// driver's own answer) leaves the key out. It is the one entry of `data` that may be
+    /// an object, so it is kept apart from the driver's properties.
+    pub qos_specs: Option<serde_json::Value>,
+}
+
+/// [`ConnectionInfo`] as JSON, `qos_specs` inside `data`.
+#[derive(Serialize, Deserialize)]
+struct ConnectionInfoJson {
+    driver_volume_type: String,
+    #[serde(default)]
+    data: BTreeMap<String, serde_json::Value>,
+}
+
+impl From<ConnectionInfo> for ConnectionInfoJson {
+    fn from(c: ConnectionInfo) -> Self {
+        let mut data: BTreeMap<String, serde_json::Value> = c
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        if let Some(q) = c.qos_specs {
+            data.insert(ConnectionInfo::QOS_SPECS.into(), q);
+        }
+        ConnectionInfoJson {
+            driver_volume_type: c.driver_volume_type,
+            data,
+        }
+    }
+}
+
+impl From<ConnectionInfoJson> for ConnectionInfo {
+    fn from(mut c: ConnectionInfoJson) -> Self {
+        let qos_specs = c.data.remove(ConnectionInfo::QOS_SPECS);
+        ConnectionInfo {
+            driver_volume_type: c.driver_volume_type,
+            // `null`s are dropped, as everywhere in these maps.
+            data: c
+                .data
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, Value::from_json(v)?)))
+                .collect(),
+            qos_specs,
+        }
+    }
 }
 
 impl ConnectionInfo {
+    /// The key of `data` that carries the front-end QoS specs.
+    pub const QOS_SPECS: &'static str = "qos_specs";
+
     /// A text entry of `data`.
     pub fn text(&self, key: &str) -> Option<&str> {
         match self.data.get(key) {
@@ -260,6 +309,7 @@ mod tests {
                 ("target_lun".into(), Value::Integer(1)),
                 ("target_iqn".into(), Value::Text("iqn.x".into())),
             ]),
+            qos_specs: None,
         };
         let json = serde_json::to_value(&info).unwrap();
         assert_eq!(
@@ -273,5 +323,23 @@ mod tests {
         );
         assert_eq!(info.text("target_iqn"), Some("iqn.x"));
         assert_eq!(info.text("target_lun"), None);
+
+        // The front-end QoS specs sit in `data` as an object, or `null` for none.
+        for qos in [
+            serde_json::json!({"total_iops_sec": "500"}),
+            serde_json::Value::Null,
+        ] {
+            let with = ConnectionInfo {
+                qos_specs: Some(qos.clone()),
+                ..info.clone()
+            };
+            let json = serde_json::to_value(&with).unwrap();
+            assert_eq!(json["data"]["qos_specs"], qos);
+            assert_eq!(json["data"]["target_lun"], 1);
+            assert_eq!(
+                serde_json::from_value::<ConnectionInfo>(json).unwrap(),
+                with
+            );
+        }
     }
 }

@@ -1,6 +1,10 @@
 //! The host's driver types ([`crate::driver`]) to and from the latest bindings' types. Older
 //! contract versions map their `types` onto the latest ones (see `since_v0_1_0`), so this
 //! is the only place the two worlds meet.
+//!
+//! The contract has no field for QoS specs: a volume's back-end QoS specs reach its driver
+//! inside `extra_specs` as `qos:KEY` entries (Cinder's scope for them, filled in by
+//! `volume/flows.rs`). Contract 0.3 may carry them natively.
 
 use super::latest::ashlar::driver::types as wit;
 use super::latest::exports::ashlar::driver::volume_driver_health::HealthReport as WitHealth;
@@ -84,6 +88,7 @@ pub(super) fn connection_info(c: wit::ConnectionInfo) -> driver::ConnectionInfo 
     driver::ConnectionInfo {
         driver_volume_type: c.driver_volume_type,
         data: properties_from_wit(c.data),
+        qos_specs: None,
     }
 }
 

@@ -84,7 +84,22 @@ impl VolumeManager {
         info.data
             .entry("access_mode".into())
             .or_insert_with(|| Value::Text(access_mode.to_string()));
+        info.qos_specs = Some(self.front_end_qos(v).await?);
         Ok(info)
+    }
+
+    /// Cinder's `data.qos_specs`: the front-end (or both) QoS specs of the volume's type,
+    /// per-GB keys worked out for its size; `null` when it has none.
+    async fn front_end_qos(&self, v: &VolumeRow) -> Result<serde_json::Value, OpError> {
+        let Some(type_id) = &v.volume_type_id else {
+            return Ok(serde_json::Value::Null);
+        };
+        Ok(match self.db.qos_specs_of_type(type_id).await? {
+            Some(qos) if qos.consumer.front_end() => {
+                serde_json::Value::Object(per_gb_qos(qos.specs, v.size))
+            }
+            _ => serde_json::Value::Null,
+        })
     }
 
     /// Ends `connector`'s connection (every connection when `None`: a force detach), and
@@ -175,6 +190,59 @@ impl VolumeManager {
     }
 }
 
+/// The limits a hypervisor applies, which Cinder also accepts per GiB.
+const TUNE_OPTIONS: [&str; 6] = [
+    "read_iops_sec",
+    "read_bytes_sec",
+    "write_iops_sec",
+    "write_bytes_sec",
+    "total_iops_sec",
+    "total_bytes_sec",
+];
+
+/// Front-end QoS specs as Cinder's volume manager hands them to the hypervisor: for each
+/// tune option `X` given as `X_per_gb`, `X` becomes that times the size in GiB, at least
+/// `X_per_gb_min` and at most `X_max` (an integer); the per-GB keys go. Specs whose
+/// numbers do not parse are passed on as they are.
+pub fn per_gb_qos(
+    specs: Vec<(String, String)>,
+    size_gib: i64,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out: serde_json::Map<String, serde_json::Value> = specs
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let number = |out: &serde_json::Map<String, serde_json::Value>, key: &str| {
+        out.get(key)
+            .and_then(|v| v.as_str())
+            .map(|s| s.trim().parse::<i64>())
+    };
+    for option in TUNE_OPTIONS {
+        let per_gb = format!("{option}_per_gb");
+        let per_gb_min = format!("{option}_per_gb_min");
+        let max = format!("{option}_max");
+        let Some(Ok(rate)) = number(&out, &per_gb) else {
+            continue;
+        };
+        let minimum = match number(&out, &per_gb_min) {
+            None => 0,
+            Some(Ok(m)) => m,
+            Some(Err(_)) => continue,
+        };
+        let value = rate.saturating_mul(size_gib).max(minimum);
+        let value = match number(&out, &max) {
+            None => value,
+            Some(Ok(m)) => value.min(m),
+            Some(Err(_)) => continue,
+        };
+        out.remove(&per_gb);
+        out.remove(&per_gb_min);
+        out.remove(&max);
+        out.insert(option.to_string(), serde_json::Value::from(value));
+    }
+    out
+}
+
 /// Cinder's drivers without an export step simply pass; a driver answering "not
 /// supported" for terminate or remove-export has nothing to undo.
 fn tolerate_unsupported(r: Result<(), CallError>) -> Result<(), CallError> {
@@ -195,6 +263,38 @@ mod tests {
             connector: connected.then(|| Connector::local("h")),
             ..AttachmentRow::default()
         }
+    }
+
+    #[test]
+    fn per_gb_qos_is_worked_out_for_the_size_within_its_bounds() {
+        let specs = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let out = per_gb_qos(
+            specs(&[
+                ("read_iops_sec_per_gb", "10"),
+                ("write_iops_sec_per_gb", "10"),
+                ("write_iops_sec_per_gb_min", "500"),
+                ("total_bytes_sec_per_gb", "1000"),
+                ("total_bytes_sec_max", "25000"),
+                ("total_iops_sec", "900"),
+            ]),
+            30,
+        );
+        assert_eq!(
+            serde_json::Value::Object(out),
+            serde_json::json!({
+                "read_iops_sec": 300,
+                "write_iops_sec": 500,
+                "total_bytes_sec": 25000,
+                "total_iops_sec": "900",
+            })
+        );
+        let odd = per_gb_qos(specs(&[("read_iops_sec_per_gb", "lots")]), 3);
+        assert_eq!(odd["read_iops_sec_per_gb"], "lots");
     }
 
     #[test]

@@ -186,10 +186,26 @@ impl<'m, C: OpContext<'m>> Task<C, OpError> for MarkFailed {
     }
 }
 
-/// A volume as its driver sees it: the row plus its type's name and extra specs.
+/// A volume as its driver sees it: the row plus its type's name and extra specs. The
+/// back-end (or both) QoS specs of its type come with the extra specs as `qos:KEY`
+/// entries, the scope Cinder's drivers read QoS from, replacing a type's own `qos:KEY`
+/// spec of the same key (contract 0.2 has no field for them; contract 0.3 may carry them
+/// natively).
 pub(super) async fn driver_volume(m: &VolumeManager, v: &VolumeRow) -> Result<Volume, OpError> {
     let extra_specs = match &v.volume_type_id {
-        Some(id) => m.db.extra_specs(id).await?,
+        Some(id) => {
+            let mut specs = m.db.extra_specs(id).await?;
+            if let Some(qos) = m.db.qos_specs_of_type(id).await?
+                && qos.consumer.back_end()
+            {
+                for (k, value) in qos.specs {
+                    let key = format!("qos:{k}");
+                    specs.retain(|(existing, _)| *existing != key);
+                    specs.push((key, value));
+                }
+            }
+            specs
+        }
         None => Vec::new(),
     };
     Ok(Volume {
