@@ -6,12 +6,14 @@
 
 mod admin;
 mod attachments;
+mod default_types;
 mod input;
 pub use input::InputLimits;
 mod list;
 mod messages;
 mod metadata;
 mod pools;
+mod qos_specs;
 mod rejections;
 mod services;
 mod snapshots;
@@ -57,6 +59,8 @@ const RESOURCES: &[&str] = &[
     "volume-transfers",
     "os-services",
     "capabilities",
+    "default-types",
+    "qos-specs",
 ];
 
 pub struct AppState {
@@ -88,6 +92,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(attachments::routes())
         .merge(snapshots::routes())
         .merge(types::routes())
+        .merge(default_types::routes())
+        .merge(qos_specs::routes())
         .merge(pools::routes())
         .merge(messages::routes())
         .merge(transfers::routes())

@@ -1,24 +1,33 @@
-//! `/v3/{project_id}/types` and their extra specs. Changing types is for administrators.
+//! `/v3/{project_id}/types`: volume types, their extra specs, and the projects a private
+//! type is given to (Cinder's `os-volume-type-access`). Changing types is for
+//! administrators. A type a caller may not see (private, and not given to their project)
+//! is Cinder's 404, as if it did not exist.
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use serde_json::{Value, json};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
 
 use super::input::{Body, Keys, Text, body_bool, check_key, opt_text, string_map};
+use super::views::TypeView;
 use super::{ApiError, Ctx, State, body_element, reply, views};
-use crate::db::VolumeType;
+use crate::db::{TypeVisibility, VolumeType};
 
 const MANAGE: &str = "volume_extension:types_manage";
 const SPECS_MANAGE: &str = "volume_extension:types_extra_specs:create";
+const ACCESS_LIST: &str = "volume_extension:volume_type_access:get_all_for_type";
+const ACCESS_ADD: &str = "volume_extension:volume_type_access:addProjectAccess";
+const ACCESS_REMOVE: &str = "volume_extension:volume_type_access:removeProjectAccess";
 
 pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
         .route("/v3/types", get(list).post(create))
         .route("/v3/types/default", get(default_type))
         .route("/v3/types/{id}", get(show).put(update).delete(delete))
+        .route("/v3/types/{id}/action", post(action))
+        .route("/v3/types/{id}/os-volume-type-access", get(access_list))
         .route(
             "/v3/types/{id}/extra_specs",
             get(specs_list).post(specs_set),
@@ -29,22 +38,76 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         )
 }
 
-async fn find(state: &super::AppState, ctx: &Ctx, id: &str) -> Result<VolumeType, ApiError> {
-    match state.db.get_volume_type(id).await? {
-        Some(t) if t.is_public || ctx.is_admin => Ok(t),
-        _ => Err(ApiError::not_found(format!(
-            "Volume type {id} could not be found."
-        ))),
+impl Ctx {
+    /// Which types the caller may see.
+    pub fn type_visibility(&self) -> TypeVisibility<'_> {
+        TypeVisibility {
+            project_id: &self.project_id,
+            is_admin: self.is_admin,
+        }
     }
 }
 
-async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
+/// A type by id or name, if the caller may see it; Cinder's 404 otherwise.
+pub async fn find(state: &super::AppState, ctx: &Ctx, id: &str) -> Result<VolumeType, ApiError> {
+    state
+        .db
+        .visible_volume_type(id, ctx.type_visibility())
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("Volume type {id} could not be found."))
+}
+
+/// The type a volume created without one takes, as Cinder's `get_default_volume_type`:
+/// the project's own default (3.62) if it set one, else the configured default. `None`
+/// when neither exists.
+pub async fn effective_default(
+    state: &super::AppState,
+    ctx: &Ctx,
+) -> Result<Option<VolumeType>, ApiError> {
+    if let Some(d) = state.db.project_default_type(&ctx.project_id).await? {
+        return find(state, ctx, &d.volume_type_id).await.map(Some);
+    }
+    Ok(state
+        .db
+        .get_volume_type(crate::volume::types::DEFAULT_VOLUME_TYPE)
+        .await?)
+}
+
+/// Cinder's `_parse_is_public` for an administrator's list: absent is public types (and
+/// the private ones their project was given), `none` every type, a boolean either kind.
+fn is_public_filter(params: &[(String, String)]) -> Result<Option<bool>, ApiError> {
+    match params.iter().rev().find(|(k, _)| k == "is_public") {
+        None => Ok(Some(true)),
+        Some((_, v)) if v.eq_ignore_ascii_case("none") => Ok(None),
+        Some((_, v)) => crate::db::list::parse_bool(v).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid is_public filter [{v}]: use true, false or none."
+            ))
+        }),
+    }
+}
+
+async fn list(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    // Only administrators choose; anyone else sees the public types and their own.
+    let is_public = if ctx.is_admin {
+        is_public_filter(&params)?
+    } else {
+        Some(true)
+    };
     let items: Vec<Value> = state
         .db
-        .list_volume_types(ctx.is_admin)
+        .list_volume_types(is_public, &ctx.project_id)
         .await?
         .iter()
-        .map(|t| views::volume_type(&ctx, t))
+        .map(|t| views::volume_type(&ctx, t, TypeView::Show))
         .collect();
     Ok(reply(
         &ctx,
@@ -54,11 +117,13 @@ async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, 
 }
 
 async fn default_type(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    let t = find(&state, &ctx, crate::volume::types::DEFAULT_VOLUME_TYPE).await?;
+    let t = effective_default(&state, &ctx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Default volume type can not be found."))?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "volume_type": views::volume_type(&ctx, &t) }),
+        json!({ "volume_type": views::volume_type(&ctx, &t, TypeView::Show) }),
     ))
 }
 
@@ -71,8 +136,20 @@ async fn show(
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "volume_type": views::volume_type(&ctx, &t) }),
+        json!({ "volume_type": views::volume_type(&ctx, &t, TypeView::Show) }),
     ))
+}
+
+/// `is_public` as either spelling gives it (Cinder's create takes
+/// `os-volume-type-access:is_public`, its update `is_public`; both take either here).
+fn public_flag(t: &Map<String, Value>) -> Result<Option<bool>, ApiError> {
+    for field in ["os-volume-type-access:is_public", "is_public"] {
+        match t.get(field) {
+            None | Some(Value::Null) => {}
+            Some(v) => return body_bool(field, v).map(Some),
+        }
+    }
+    Ok(None)
 }
 
 async fn create(
@@ -92,13 +169,7 @@ async fn create(
             )
         })?;
     let description = opt_text(&t, "description", Text::Prose)?;
-    let is_public = match t
-        .get("os-volume-type-access:is_public")
-        .or(t.get("is_public"))
-    {
-        None | Some(Value::Null) => true,
-        Some(v) => body_bool("os-volume-type-access:is_public", v)?,
-    };
+    let is_public = public_flag(&t)?.unwrap_or(true);
     let specs = match t.get("extra_specs") {
         None | Some(Value::Null) => Vec::new(),
         // A type's extra specs given at creation may have spaces in their keys, as
@@ -117,7 +188,7 @@ async fn create(
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "volume_type": views::volume_type(&ctx, &created) }),
+        json!({ "volume_type": views::volume_type(&ctx, &created, TypeView::Create) }),
     ))
 }
 
@@ -132,10 +203,7 @@ async fn update(
     let t = body_element(&body, "volume_type")?;
     let name = opt_text(&t, "name", Text::Line)?;
     let description = opt_text(&t, "description", Text::Prose)?;
-    let is_public = match t.get("is_public") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(body_bool("is_public", v)?),
-    };
+    let is_public = public_flag(&t)?;
     state
         .db
         .update_volume_type(
@@ -149,7 +217,7 @@ async fn update(
     Ok(reply(
         &ctx,
         StatusCode::OK,
-        json!({ "volume_type": views::volume_type(&ctx, &t) }),
+        json!({ "volume_type": views::volume_type(&ctx, &t, TypeView::Update) }),
     ))
 }
 
@@ -276,4 +344,145 @@ async fn spec_delete(
         )));
     }
     Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+/// Cinder's `parameter_types.uuid` (`uuidutils.is_uuid_like`): 32 hex digits, with
+/// hyphens, braces or a `urn:uuid:` prefix allowed around them, as Keystone's project ids.
+pub(super) fn is_uuid_like(s: &str) -> bool {
+    let s = s.trim_start_matches("urn:").trim_start_matches("uuid:");
+    let s = s.strip_prefix('{').unwrap_or(s);
+    let s = s.strip_suffix('}').unwrap_or(s);
+    let hex: Vec<char> = s.chars().filter(|c| *c != '-').collect();
+    hex.len() == 32 && hex.iter().all(char::is_ascii_hexdigit)
+}
+
+/// `{"addProjectAccess": {"project": P}}`'s project, as Cinder's schema checks it.
+fn access_project(action: &str, args: &Value) -> Result<String, ApiError> {
+    let Value::Object(o) = args else {
+        return Err(ApiError::invalid_field(
+            action,
+            args,
+            format!("{args} is not of type 'object'"),
+        ));
+    };
+    if let Some(extra) = o.keys().find(|k| *k != "project") {
+        return Err(ApiError::invalid_field(
+            action,
+            args,
+            format!("Additional properties are not allowed ('{extra}' was unexpected)"),
+        ));
+    }
+    match o.get("project") {
+        None => Err(ApiError::invalid_field(
+            action,
+            args,
+            "'project' is a required property",
+        )),
+        Some(Value::String(p)) if is_uuid_like(p) => Ok(p.clone()),
+        Some(v @ Value::String(p)) => Err(ApiError::invalid_field(
+            "project",
+            v,
+            format!("'{p}' is not a 'uuid'"),
+        )),
+        Some(v) => Err(ApiError::invalid_field(
+            "project",
+            v,
+            format!("{v} is not of type 'string'"),
+        )),
+    }
+}
+
+/// `POST /types/{id}/action`: `addProjectAccess` and `removeProjectAccess` (202).
+async fn action(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let map = super::parse_body(&body)?;
+    let (name, args) = super::input::one_action(
+        &map,
+        "{\"addProjectAccess\": {\"project\": \"<project id>\"}}",
+    )?;
+    let policy = match name.as_str() {
+        "addProjectAccess" => ACCESS_ADD,
+        "removeProjectAccess" => ACCESS_REMOVE,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "There is no such action: {other} (a volume type's actions are addProjectAccess and removeProjectAccess)."
+            )));
+        }
+    };
+    let project = access_project(&name, &args)?;
+    ctx.require_admin(policy)?;
+    let t = find(&state, &ctx, &id).await?;
+    if t.is_public {
+        return Err(ApiError::bad_request(
+            "Invalid volume type: Type access modification is not applicable to public volume type.",
+        ));
+    }
+    if name == "addProjectAccess" {
+        if !state.db.add_type_access(&t.id, &project).await? {
+            return Err(ApiError::conflict(format!(
+                "Volume type access for {id} / {project} combination already exists."
+            )));
+        }
+    } else if !state.db.remove_type_access(&t.id, &project).await? {
+        return Err(ApiError::not_found(format!(
+            "Volume type access not found for {id} / {project} combination."
+        )));
+    }
+    Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
+}
+
+/// `GET /types/{id}/os-volume-type-access`: the projects a private type is given to.
+async fn access_list(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    ctx.require_admin(ACCESS_LIST)?;
+    let t = find(&state, &ctx, &id).await?;
+    if t.is_public {
+        return Err(ApiError::not_found(
+            "Access list not available for public volume types.",
+        ));
+    }
+    let access: Vec<Value> = state
+        .db
+        .type_access(&t.id)
+        .await?
+        .into_iter()
+        .map(|p| json!({"volume_type_id": t.id, "project_id": p}))
+        .collect();
+    Ok(reply(
+        &ctx,
+        StatusCode::OK,
+        json!({ "volume_type_access": access }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_ids_are_uuid_like_as_cinder_checks_them() {
+        for ok in [
+            "0f9e8d7c6b5a4f3e8d2c1b0a9f8e7d6c",
+            "0f9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c",
+            "{0F9E8D7C-6B5A-4F3E-8D2C-1B0A9F8E7D6C}",
+            "urn:uuid:0f9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c",
+        ] {
+            assert!(is_uuid_like(ok), "{ok}");
+        }
+        for bad in [
+            "demo",
+            "",
+            "0f9e8d7c6b5a4f3e8d2c1b0a9f8e7d6",
+            "0f9e8d7c6b5a4f3e8d2c1b0a9f8e7d6g",
+        ] {
+            assert!(!is_uuid_like(bad), "{bad}");
+        }
+    }
 }

@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
-use crate::db::{AttachmentRow, Message, SnapshotRow, VolumeRow, VolumeType};
+use crate::db::{
+    AttachmentRow, Message, ProjectDefaultType, QosSpecs, SnapshotRow, VolumeRow, VolumeType,
+};
 use crate::driver::ConnectionInfo;
 use crate::volume::{AttachStatus, VolumeStatus};
 
@@ -331,19 +333,63 @@ pub fn snapshot(ctx: &Ctx, s: &SnapshotRow, extended: bool) -> Value {
     Value::Object(o)
 }
 
-pub fn volume_type(ctx: &Ctx, t: &VolumeType) -> Value {
+/// Which of Cinder's volume type views a response carries; each is what tempest's schema
+/// for it allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypeView {
+    /// Show and list: the v3 view (extra specs and `qos_specs_id` for administrators)
+    /// with the access extension's `os-volume-type-access:is_public`.
+    Show,
+    /// Create: types_manage's view (with extra specs) and the access extension's field.
+    Create,
+    /// Update: types_manage's view alone.
+    Update,
+}
+
+pub fn volume_type(ctx: &Ctx, t: &VolumeType, view: TypeView) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(t.id));
     o.insert("name".into(), json!(t.name));
     o.insert("description".into(), json!(t.description));
     o.insert("is_public".into(), json!(t.is_public));
-    o.insert("os-volume-type-access:is_public".into(), json!(t.is_public));
-    o.insert("qos_specs_id".into(), Value::Null);
-    // Cinder shows extra specs to administrators only.
-    if ctx.is_admin {
+    if view != TypeView::Update {
+        o.insert("os-volume-type-access:is_public".into(), json!(t.is_public));
+    }
+    // Cinder shows extra specs and the QoS spec's id to administrators only; creating and
+    // updating a type is theirs alone.
+    if ctx.is_admin || view != TypeView::Show {
         o.insert("extra_specs".into(), metadata_object(&t.extra_specs));
     }
+    if ctx.is_admin && view == TypeView::Show {
+        o.insert("qos_specs_id".into(), json!(t.qos_specs_id));
+    }
     Value::Object(o)
+}
+
+/// A QoS spec as Cinder's view shows it: its keys under `specs`, the consumer apart.
+pub fn qos_specs(q: &QosSpecs) -> Value {
+    json!({
+        "id": q.id,
+        "name": q.name,
+        "consumer": q.consumer.as_str(),
+        "specs": metadata_object(&q.specs),
+    })
+}
+
+/// A QoS spec with its links (show and create).
+pub fn qos_specs_detail(ctx: &Ctx, q: &QosSpecs) -> Value {
+    json!({
+        "qos_specs": qos_specs(q),
+        "links": links(ctx, "qos-specs", &q.id),
+    })
+}
+
+/// A project's default type (Cinder 3.62).
+pub fn default_type(d: &ProjectDefaultType) -> Value {
+    json!({
+        "project_id": d.project_id,
+        "volume_type_id": d.volume_type_id,
+    })
 }
 
 /// Cinder's message view, the same for administrators: tempest's schema allows no other

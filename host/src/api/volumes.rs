@@ -14,7 +14,6 @@ use super::list::{ListRequest, ListSpec};
 use super::visible;
 use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply, views};
 use crate::db::{MetadataOf, VolumeRow, time};
-use crate::volume::types::DEFAULT_VOLUME_TYPE;
 use crate::volume::{AttachStatus, SnapshotStatus, VolumeStatus};
 
 /// Largest volume Cinder's schema accepts, in GiB.
@@ -265,16 +264,24 @@ async fn create(
         ));
     }
 
-    // Type: by name or id; none means the default type, as Cinder does.
+    // Type: by name or id, one the caller may see (Cinder's 404 otherwise, whether it
+    // does not exist or is private to other projects); none means the project's default
+    // type, else the configured one, as Cinder does.
     let type_ref = opt_string(&vol, "volume_type")?;
     let volume_type = match &type_ref {
-        Some(t) => Some(state.db.get_volume_type(t).await?.ok_or_else(|| {
-            ApiError::invalid_field(
-                "volume_type",
-                &json!(t),
-                format!("Volume type {t} could not be found."),
-            )
-        })?),
+        Some(t) => Some(
+            state
+                .db
+                .visible_volume_type(t, ctx.type_visibility())
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(if super::types::is_uuid_like(t) {
+                        format!("Volume type {t} could not be found.")
+                    } else {
+                        format!("Volume type with name {t} could not be found.")
+                    })
+                })?,
+        ),
         None => match (&source, &snapshot) {
             (Some(src), _) => match &src.volume_type_id {
                 Some(id) => state.db.get_volume_type(id).await?,
@@ -289,7 +296,7 @@ async fn create(
                 Some(id) => state.db.get_volume_type(&id).await?,
                 None => None,
             },
-            (None, None) => state.db.get_volume_type(DEFAULT_VOLUME_TYPE).await?,
+            (None, None) => super::types::effective_default(&state, &ctx).await?,
         },
     };
 
