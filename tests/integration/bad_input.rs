@@ -229,7 +229,7 @@ fn corpus() -> Vec<Case> {
         get("volumes/{vol}/metadata/..%2F..", 404, "has no metadata with key"),
         create(json!({"snapshot_id": "../../etc/passwd"}), 400, "could not be found"),
         create(json!({"source_volid": "x\u{0}"}), 400, "volume.source_volid: it contains a NUL"),
-        create(json!({"size": 1, "volume_type": "../gold"}), 400, "could not be found"),
+        create(json!({"size": 1, "volume_type": "../gold"}), 404, "Volume type with name ../gold could not be found."),
         create(json!({"size": 1, "volume_type": 5}), 400, "is not of type 'string'"),
         create(json!({"size": 1, "availability_zone": "\u{1b}"}), 400, "control character"),
         post("snapshots", json!({"snapshot": {"volume_id": "../../x"}}), 404, "could not be found"),

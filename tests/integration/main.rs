@@ -26,4 +26,5 @@ mod scheduling;
 mod services;
 mod swap;
 mod transfers;
+mod types;
 mod volumes;

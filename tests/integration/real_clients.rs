@@ -14,6 +14,17 @@ fn cinder_output(server: &Server, args: &[&str]) -> Output {
 
 /// Runs `cinder ARGS` as `user` in `project` at microversion 3.67.
 fn cinder_output_as(server: &Server, user: &str, project: &str, args: &[&str]) -> Output {
+    cinder_output_at(server, user, project, "3.67", args)
+}
+
+/// Runs `cinder ARGS` as `user` in `project` at microversion `version`.
+fn cinder_output_at(
+    server: &Server,
+    user: &str,
+    project: &str,
+    version: &str,
+    args: &[&str],
+) -> Output {
     Command::new("cinder")
         .args([
             "--os-auth-type",
@@ -27,7 +38,7 @@ fn cinder_output_as(server: &Server, user: &str, project: &str, args: &[&str]) -
             "--os-endpoint",
             &format!("{}/v3", server.base),
             "--os-volume-api-version",
-            "3.67",
+            version,
         ])
         .args(args)
         .output()
@@ -51,6 +62,36 @@ fn cinder_as(server: &Server, user: &str, project: &str, args: &[&str]) -> Strin
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `cinder ARGS` as an administrator at 3.62, which must succeed; returns stdout.
+fn cinder_admin(server: &Server, args: &[&str]) -> String {
+    let out = cinder_output_at(server, "admin", ADMIN_PROJECT, "3.62", args);
+    assert!(
+        out.status.success(),
+        "cinder {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Keystone-style project ids (type access wants them UUID-like, as Cinder's does).
+const ADMIN_PROJECT: &str = "5d2c1b0a9f8e7d6c0f9e8d7c6b5a4f3e";
+const MEMBER_PROJECT: &str = "0f9e8d7c6b5a4f3e8d2c1b0a9f8e7d6c";
+
+/// The rows of cinder's table output (`| a | b |`) as their cells, header included.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
 }
 
 /// The value of a `| property | value |` row in cinder's table output.
@@ -346,4 +387,169 @@ async fn the_cinder_cli_lists_disables_and_enables_services_and_reads_capabiliti
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("403"), "{said}");
+}
+
+#[tokio::test]
+async fn the_cinder_cli_manages_type_access_qos_specs_and_default_types() {
+    let server = Server::start("");
+    let api = server.client(&format!("admin:{ADMIN_PROJECT}"));
+    let member = server.client(&format!("alice:{MEMBER_PROJECT}"));
+    let member_sees = |name: &'static str| {
+        let member = member.clone();
+        async move {
+            member.get("types").await.body["volume_types"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == name)
+        }
+    };
+
+    // A private type, given to the member's project and taken back.
+    let created = cinder_admin(
+        &server,
+        &["type-create", "--is-public", "false", "cli-private"],
+    );
+    let row = rows(&created)
+        .into_iter()
+        .find(|r| r.get(1).is_some_and(|n| n == "cli-private"))
+        .unwrap_or_else(|| panic!("no cli-private row in:\n{created}"));
+    let type_id = row[0].clone();
+    assert!(!member_sees("cli-private").await);
+    cinder_admin(
+        &server,
+        &[
+            "type-access-add",
+            "--volume-type",
+            &type_id,
+            "--project-id",
+            MEMBER_PROJECT,
+        ],
+    );
+    let listed = rows(&cinder_admin(
+        &server,
+        &["type-access-list", "--volume-type", &type_id],
+    ));
+    assert_eq!(
+        listed,
+        vec![
+            vec!["Volume_type_ID".to_string(), "Project_ID".to_string()],
+            vec![type_id.clone(), MEMBER_PROJECT.to_string()],
+        ]
+    );
+    assert!(member_sees("cli-private").await);
+    cinder_admin(
+        &server,
+        &[
+            "type-access-remove",
+            "--volume-type",
+            &type_id,
+            "--project-id",
+            MEMBER_PROJECT,
+        ],
+    );
+    let listed = rows(&cinder_admin(
+        &server,
+        &["type-access-list", "--volume-type", &type_id],
+    ));
+    assert_eq!(listed.len(), 1, "only the header is left: {listed:?}");
+    assert!(!member_sees("cli-private").await);
+
+    // QoS specs: create, set and unset keys, associate, look, disassociate, delete.
+    let made = cinder_admin(
+        &server,
+        &[
+            "qos-create",
+            "cli-qos",
+            "consumer=front-end",
+            "total_iops_sec=300",
+        ],
+    );
+    let qos = property(&made, "id");
+    assert_eq!(property(&made, "name"), "cli-qos");
+    assert_eq!(property(&made, "consumer"), "front-end");
+    assert!(
+        property(&made, "specs").contains("total_iops_sec"),
+        "{made}"
+    );
+    cinder_admin(&server, &["qos-key", &qos, "set", "read_iops_sec=20"]);
+    cinder_admin(&server, &["qos-key", &qos, "unset", "total_iops_sec"]);
+    assert_eq!(
+        api.get(&format!("qos-specs/{qos}")).await.body["qos_specs"]["specs"],
+        json!({"read_iops_sec": "20"})
+    );
+    cinder_admin(&server, &["qos-associate", &qos, &type_id]);
+    let associations = rows(&cinder_admin(&server, &["qos-get-association", &qos]));
+    assert_eq!(
+        associations,
+        vec![
+            vec!["Association_Type".to_string(), "Name".into(), "ID".into()],
+            vec![
+                "volume_type".to_string(),
+                "cli-private".into(),
+                type_id.clone()
+            ],
+        ]
+    );
+    assert_eq!(
+        api.get(&format!("types/{type_id}")).await.body["volume_type"]["qos_specs_id"],
+        qos.as_str()
+    );
+    cinder_admin(&server, &["qos-disassociate", &qos, &type_id]);
+    assert_eq!(
+        rows(&cinder_admin(&server, &["qos-get-association", &qos])).len(),
+        1
+    );
+    cinder_admin(&server, &["qos-associate", &qos, &type_id]);
+    let out = cinder_output_at(
+        &server,
+        "admin",
+        ADMIN_PROJECT,
+        "3.62",
+        &["qos-delete", &qos],
+    );
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("Qos specs still in use."),
+        "{said}"
+    );
+    cinder_admin(&server, &["qos-delete", "--force", "True", &qos]);
+    assert_eq!(api.get(&format!("qos-specs/{qos}")).await.status, 404);
+
+    // Default types at 3.62.
+    let gold = rows(&cinder_admin(&server, &["type-create", "cli-gold"]))
+        .into_iter()
+        .find(|r| r.get(1).is_some_and(|n| n == "cli-gold"))
+        .expect("a cli-gold row")[0]
+        .clone();
+    let set = cinder_admin(&server, &["default-type-set", "cli-gold", MEMBER_PROJECT]);
+    assert_eq!(property(&set, "project_id"), MEMBER_PROJECT);
+    assert_eq!(property(&set, "volume_type_id"), gold);
+    let listed = rows(&cinder_admin(&server, &["default-type-list"]));
+    assert_eq!(
+        listed,
+        vec![
+            vec!["Volume Type ID".to_string(), "Project ID".into()],
+            vec![gold.clone(), MEMBER_PROJECT.into()],
+        ]
+    );
+    let one = cinder_admin(
+        &server,
+        &["default-type-list", "--project-id", MEMBER_PROJECT],
+    );
+    assert_eq!(property(&one, "volume_type_id"), gold);
+    assert_eq!(
+        member.get("types/default").await.body["volume_type"]["name"],
+        "cli-gold"
+    );
+    cinder_admin(&server, &["default-type-unset", MEMBER_PROJECT]);
+    assert_eq!(
+        rows(&cinder_admin(&server, &["default-type-list"])).len(),
+        1
+    );
+    assert_eq!(
+        member.get("types/default").await.body["volume_type"]["name"],
+        "__DEFAULT__"
+    );
 }
