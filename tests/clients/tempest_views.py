@@ -351,6 +351,41 @@ def type_family(role, c, admin):
     call(role, "delete_volume_type_extra_specs", c.types.delete_volume_type_extra_specs,
          tid, "k")
     call(role, "delete_volume_type", c.types.delete_volume_type, tid)
+    # A private type, given to the member's project and taken back.
+    t = call(role, "create_volume_type private", c.types.create_volume_type,
+             name=f"tp-{uuid.uuid4().hex[:8]}", **{"os-volume-type-access:is_public": False})
+    if t is None:
+        return
+    tid = t["volume_type"]["id"]
+    call(role, "add_type_access", c.types.add_type_access, tid, project=PROJECT)
+    call(role, "list_type_access", c.types.list_type_access, tid)
+    call(role, "remove_type_access", c.types.remove_type_access, tid, project=PROJECT)
+    call(role, "delete_volume_type private", c.types.delete_volume_type, tid)
+
+
+def qos_family(role, c, admin):
+    if not admin:
+        return
+    q = call(role, "create_qos", c.qos.create_qos, name=f"tq-{uuid.uuid4().hex[:8]}",
+             consumer="both", total_iops_sec="100")
+    t = call(role, "create_volume_type for qos", c.types.create_volume_type,
+             name=f"tq-{uuid.uuid4().hex[:8]}")
+    if q is None or t is None:
+        return
+    qid = q["qos_specs"]["id"]
+    tid = t["volume_type"]["id"]
+    call(role, "show_qos", c.qos.show_qos, qid)
+    call(role, "list_qos", c.qos.list_qos)
+    call(role, "set_qos_key", c.qos.set_qos_key, qid, read_iops_sec="10")
+    call(role, "unset_qos_key", c.qos.unset_qos_key, qid, ["read_iops_sec"])
+    call(role, "associate_qos", c.qos.associate_qos, qid, tid)
+    call(role, "show_association_qos", c.qos.show_association_qos, qid)
+    call(role, "show_volume_type with qos", c.types.show_volume_type, tid)
+    call(role, "disassociate_qos", c.qos.disassociate_qos, qid, tid)
+    call(role, "associate_qos again", c.qos.associate_qos, qid, tid)
+    call(role, "disassociate_all_qos", c.qos.disassociate_all_qos, qid)
+    call(role, "delete_qos", c.qos.delete_qos, qid)
+    call(role, "delete_volume_type for qos", c.types.delete_volume_type, tid)
 
 
 def misc_family(role, c, admin):
@@ -371,7 +406,7 @@ def main():
         c = clients(user, PROJECT)
         admin = role == "admin"
         for family in (volume_family, attach_family, transfer_family, service_family,
-                       type_family, misc_family):
+                       type_family, qos_family, misc_family):
             try:
                 family(role, c, admin)
             except Exception as e:

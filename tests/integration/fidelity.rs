@@ -66,6 +66,14 @@ fn check(version: &str, must_include: &[&str]) {
                 "{call} was not made as {role} at {version}"
             );
         }
+        if role == "admin" {
+            for call in ADMIN_ONLY {
+                assert!(
+                    made.contains(call),
+                    "{call} was not made as {role} at {version}"
+                );
+            }
+        }
     }
 }
 
@@ -81,6 +89,20 @@ const ADMIN_ONLY: &[&str] = &[
     "disable_log_reason",
     "enable_service",
     "show_backend_capabilities",
+    "add_type_access",
+    "list_type_access",
+    "remove_type_access",
+    "create_qos",
+    "show_qos",
+    "list_qos",
+    "set_qos_key",
+    "unset_qos_key",
+    "associate_qos",
+    "show_association_qos",
+    "show_volume_type with qos",
+    "disassociate_qos",
+    "disassociate_all_qos",
+    "delete_qos",
 ];
 
 const EVERY_VERSION: &[&str] = &[
