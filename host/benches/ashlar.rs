@@ -138,13 +138,31 @@ fn start_server(dir: &std::path::Path) -> Server {
     start_server_with(dir, None)
 }
 
+/// Every bench host's quotas: the benches create 1000 volumes in one project, far past
+/// Cinder's default of 10 (and 1000 GiB), and measure the API, not quotas.
+const UNLIMITED_QUOTA: &str = "
+[quota]
+volumes = -1
+snapshots = -1
+gigabytes = -1
+backups = -1
+backup_gigabytes = -1
+groups = -1
+";
+
 fn start_server_with(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
+    // The bench's own settings, if any, with the unlimited quota after them.
+    let text = config
+        .map(|c| std::fs::read_to_string(c).unwrap())
+        .unwrap_or_default();
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("bench.toml");
+    std::fs::write(&config, format!("{text}{UNLIMITED_QUOTA}")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ashlar"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir);
-    if let Some(c) = config {
-        cmd.arg("--config").arg(c);
-    }
+        .arg(dir)
+        .arg("--config")
+        .arg(&config);
     let mut child = cmd
         .env("ASHLAR_LOG", "warn,ashlar::server=info")
         .env("NO_COLOR", "1")

@@ -14,6 +14,7 @@ mod messages;
 mod metadata;
 mod pools;
 mod qos_specs;
+mod quotas;
 mod rejections;
 mod services;
 mod snapshots;
@@ -61,6 +62,8 @@ const RESOURCES: &[&str] = &[
     "capabilities",
     "default-types",
     "qos-specs",
+    "os-quota-sets",
+    "os-quota-class-sets",
 ];
 
 pub struct AppState {
@@ -98,6 +101,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(messages::routes())
         .merge(transfers::routes())
         .merge(services::routes())
+        .merge(quotas::routes())
         .merge(admin::routes())
         .fallback(not_found)
         .with_state(state);
@@ -437,11 +441,19 @@ impl From<crate::db::ListError> for ApiError {
     }
 }
 
+/// Over quota: 413 `overLimit` with Cinder's message (Cinder's `QuotaError`).
+impl From<crate::db::OverQuota> for ApiError {
+    fn from(e: crate::db::OverQuota) -> Self {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+    }
+}
+
 impl From<crate::volume::Refused> for ApiError {
     fn from(e: crate::volume::Refused) -> Self {
         match e {
             crate::volume::Refused::Invalid(m) => ApiError::bad_request(m),
             crate::volume::Refused::NotFound(m) => ApiError::not_found(m),
+            crate::volume::Refused::OverQuota(over) => over.into(),
             crate::volume::Refused::Db(e) => e.into(),
         }
     }

@@ -73,6 +73,9 @@ pub struct Config {
     /// Block Storage API settings.
     #[serde(default)]
     pub api: ApiSection,
+    /// Every project's default quotas (Cinder's `quota_*` options).
+    #[serde(default)]
+    pub quota: QuotaSection,
     /// Volume types created at start-up if missing (name → extra specs).
     #[serde(default)]
     pub volume_types: BTreeMap<String, BTreeMap<String, String>>,
@@ -190,6 +193,84 @@ fn default_max_connections() -> u32 {
 
 fn default_max_metadata_items() -> usize {
     128
+}
+
+/// The limits of a project that neither it (`PUT os-quota-sets`) nor the `default` quota
+/// class (`PUT os-quota-class-sets/default`) sets. `-1` is unlimited. Per-type quotas
+/// (`volumes_{type}`, …) are unlimited unless set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSection {
+    /// Volumes per project (Cinder's `quota_volumes`). Default 10.
+    #[serde(default = "default_volumes")]
+    pub volumes: i64,
+    /// Snapshots per project (`quota_snapshots`). Default 10.
+    #[serde(default = "default_snapshots")]
+    pub snapshots: i64,
+    /// GiB of volumes and snapshots per project (`quota_gigabytes`). Default 1000.
+    #[serde(default = "default_gigabytes")]
+    pub gigabytes: i64,
+    /// Backups per project (`quota_backups`). Default 10.
+    #[serde(default = "default_backups")]
+    pub backups: i64,
+    /// GiB of backups per project (`quota_backup_gigabytes`). Default 1000.
+    #[serde(default = "default_backup_gigabytes")]
+    pub backup_gigabytes: i64,
+    /// Groups per project (`quota_groups`). Default 10.
+    #[serde(default = "default_groups")]
+    pub groups: i64,
+    /// Largest volume, in GiB (`per_volume_size_limit`). Default -1, no limit.
+    #[serde(default = "default_per_volume_gigabytes")]
+    pub per_volume_gigabytes: i64,
+}
+
+impl Default for QuotaSection {
+    fn default() -> Self {
+        toml::from_str("").expect("an empty [quota] section is valid")
+    }
+}
+
+impl QuotaSection {
+    fn check(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("volumes", self.volumes),
+            ("snapshots", self.snapshots),
+            ("gigabytes", self.gigabytes),
+            ("backups", self.backups),
+            ("backup_gigabytes", self.backup_gigabytes),
+            ("groups", self.groups),
+            ("per_volume_gigabytes", self.per_volume_gigabytes),
+        ] {
+            if value < -1 {
+                return Err(ConfigError::Invalid(format!(
+                    "[quota] {field} is {value}; a limit is -1 (unlimited) or greater"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_volumes() -> i64 {
+    10
+}
+fn default_snapshots() -> i64 {
+    10
+}
+fn default_gigabytes() -> i64 {
+    1000
+}
+fn default_backups() -> i64 {
+    10
+}
+fn default_backup_gigabytes() -> i64 {
+    1000
+}
+fn default_groups() -> i64 {
+    10
+}
+fn default_per_volume_gigabytes() -> i64 {
+    -1
 }
 
 impl Default for SchedulerSection {
@@ -450,6 +531,7 @@ impl Config {
                 "report_interval and service_down_time must be above 0 seconds".into(),
             ));
         }
+        self.quota.check()?;
         if self.backends.is_empty() {
             self.backends
                 .insert("local".into(), Config::default_backend(&self.data_dir));

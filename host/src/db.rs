@@ -29,6 +29,7 @@ mod messages;
 mod metadata;
 mod plugin_events;
 mod qos_specs;
+mod quotas;
 mod services;
 mod snapshots;
 pub mod time;
@@ -50,12 +51,17 @@ pub use messages::{MESSAGE_LIST, Message};
 pub use metadata::MetadataOf;
 pub use plugin_events::PluginEvent;
 pub use qos_specs::{QosAssociated, QosConsumer, QosDeleted, QosKeysDeleted, QosSpecs};
+pub use quotas::{
+    BelowUsage, GLOBAL_RESOURCES, OverQuota, QuotaDefaults, QuotaKey, QuotaResource, QuotaValue,
+};
 pub use services::ServiceRow;
+pub use snapshots::SnapshotRefused;
 pub use snapshots::{SNAPSHOT_LIST, SnapshotRow};
 pub use transfers::{AcceptRefused, OfferRefused, TransferRow};
 pub use volume_types::{ProjectDefaultType, TypeVisibility, VolumeType};
 pub use volumes::{
-    DeleteRefused, ExtendRefused, Reading, RevertRefused, SourceRefused, VOLUME_LIST, VolumeRow,
+    CreateRefused, DeleteRefused, ExtendRefused, Reading, RevertRefused, SourceRefused,
+    VOLUME_LIST, VolumeRow,
 };
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
@@ -81,6 +87,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_message_details",
         include_str!("../migrations/0006_message_details.sql"),
     ),
+    ("0007_quotas", include_str!("../migrations/0007_quotas.sql")),
     (
         "0008_type_access_qos",
         include_str!("../migrations/0008_type_access_qos.sql"),
@@ -115,6 +122,8 @@ pub type Result<T, E = DbError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Db {
     pool: SqlitePool,
+    /// The limits of a project that neither it nor the `default` quota class sets.
+    quota_defaults: std::sync::Arc<QuotaDefaults>,
 }
 
 /// `$a, $b, …` placeholders for `n` values, numbered from `first`.
@@ -154,9 +163,10 @@ impl Resource {
     }
 }
 
-/// Moves a live row of `resource` from one of `from` to `to` on `c` (a transaction that
-/// records more with it, or a connection); false (nothing written) when it was not in one
-/// of `from`.
+/// Moves a live row of `resource` from one of `from` to `to` on `c` (the transaction that
+/// records more with it); false (nothing written) when it was not in one of `from`. A
+/// volume that leaves `extending` other than by its extend finishing gives back the
+/// gigabytes the extend reserved, in the same transaction.
 async fn move_status(
     c: &mut sqlx::SqliteConnection,
     resource: Resource,
@@ -173,7 +183,13 @@ async fn move_status(
     for f in from {
         q = q.bind(*f);
     }
-    Ok(q.execute(c).await?.rows_affected() == 1)
+    if q.execute(&mut *c).await?.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if matches!(resource, Resource::Volumes) && from.contains(&"extending") && to != "extending" {
+        quotas::release_reservation(c, id).await?;
+    }
+    Ok(true)
 }
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in its own
@@ -226,7 +242,17 @@ impl Db {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            quota_defaults: Default::default(),
+        })
+    }
+
+    /// The same database with the operator's quota defaults (`[quota]`) in place of
+    /// Cinder's.
+    pub fn with_quota_defaults(mut self, defaults: QuotaDefaults) -> Db {
+        self.quota_defaults = std::sync::Arc::new(defaults);
+        self
     }
 
     /// A write transaction. SQLite's default deferred transaction fails with "database
@@ -247,15 +273,13 @@ impl Db {
         to: &str,
         job: Option<&JobRow>,
     ) -> Result<bool> {
-        let Some(job) = job else {
-            let mut c = self.pool.acquire().await?;
-            return move_status(&mut c, resource, id, from, to).await;
-        };
         let mut tx = self.write_tx().await?;
         if !move_status(&mut tx, resource, id, from, to).await? {
             return Ok(false);
         }
-        job.insert(&mut tx).await?;
+        if let Some(job) = job {
+            job.insert(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::api::{self, AppState};
 use crate::config::{BackendConfig, Config};
 use crate::data_dir::DataDirLock;
-use crate::db::Db;
+use crate::db::{Db, QuotaDefaults};
 use crate::http::HttpLimits;
 use crate::plugins::Part;
 use crate::runtime::{DriverPool, Runtime};
@@ -66,10 +66,34 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
     tracing::info!(data_dir = %cfg.data_dir.display(), "data directory locked and ready");
 
+    let q = &cfg.quota;
     let db = Db::open(&cfg.database_url())
         .await
-        .context("opening the database")?;
+        .context("opening the database")?
+        .with_quota_defaults(QuotaDefaults {
+            volumes: q.volumes,
+            snapshots: q.snapshots,
+            gigabytes: q.gigabytes,
+            backups: q.backups,
+            backup_gigabytes: q.backup_gigabytes,
+            groups: q.groups,
+            per_volume_gigabytes: q.per_volume_gigabytes,
+        });
     tracing::info!(url = %cfg.database_url(), "database open");
+    let stale = db
+        .rollback_stale_reservations()
+        .await
+        .context("rolling back stale quota reservations")?;
+    for (project_id, resource, stored, counted) in db.quota_usage_drift().await? {
+        tracing::warn!(
+            project_id,
+            resource,
+            stored,
+            counted,
+            "quota usage disagrees with the rows"
+        );
+    }
+    tracing::info!(rolled_back = stale, "quota usage checked");
 
     let runtime =
         Runtime::new(Some(cfg.data_dir.join("cache"))).context("starting the plugin runtime")?;

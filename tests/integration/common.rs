@@ -13,6 +13,19 @@ use serde_json::{Value, json};
 /// Where the build script put the fixture components.
 pub const FIXTURES_DIR: &str = ashlar::bundled::FIXTURES_DIR;
 
+/// The quota every test server has unless its config sets its own: tests create far more
+/// volumes in one project than Cinder's defaults allow (conflicts.rs makes 20 × 100), and
+/// only the quota tests (quotas.rs, which set their own `[quota]`) are about quotas.
+pub const UNLIMITED_QUOTA: &str = "
+[quota]
+volumes = -1
+snapshots = -1
+gigabytes = -1
+backups = -1
+backup_gigabytes = -1
+groups = -1
+";
+
 pub struct Server {
     pub base: String,
     pub dir: PathBuf,
@@ -49,11 +62,15 @@ impl Server {
         s
     }
 
-    /// Starts a server on an existing data dir (to restart after a crash).
+    /// Starts a server on an existing data dir (to restart after a crash). A config
+    /// without a `[quota]` section gets [`UNLIMITED_QUOTA`].
     pub fn start_in(dir: &Path, config: &str) -> Server {
-        let config = config
+        let mut config = config
             .replace("@DIR@", dir.to_str().unwrap())
             .replace("@FIXTURES@", FIXTURES_DIR);
+        if !config.contains("[quota]") {
+            config.push_str(UNLIMITED_QUOTA);
+        }
         std::fs::create_dir_all(dir.join("badshare")).unwrap();
         let config_path = dir.join("ashlar.toml");
         std::fs::write(&config_path, config).unwrap();

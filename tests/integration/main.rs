@@ -20,6 +20,7 @@ mod lvm;
 mod messages;
 mod nfs_real;
 mod ownership;
+mod quotas;
 mod real_clients;
 mod san;
 mod scheduling;

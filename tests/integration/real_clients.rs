@@ -553,3 +553,97 @@ async fn the_cinder_cli_manages_type_access_qos_specs_and_default_types() {
         "__DEFAULT__"
     );
 }
+
+/// The cells of the row of cinder's table output whose first cell is `name`.
+fn row(table: &str, name: &str) -> Vec<String> {
+    table
+        .lines()
+        .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>())
+        .find(|cells| cells.len() > 2 && cells[1] == name)
+        .map(|cells| {
+            cells[1..cells.len() - 1]
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        })
+        .unwrap_or_else(|| panic!("no `{name}` row in:\n{table}"))
+}
+
+#[tokio::test]
+async fn the_cinder_cli_shows_and_updates_quotas_and_limits() {
+    // Cinder's default quotas.
+    let server = Server::start("[quota]\n");
+    let api = server.client("alice:demo");
+    let v = api.create_volume(json!({"size": 2})).await;
+    api.wait_status("volumes", &v, "available").await;
+
+    let shown = cinder(&server, &["quota-show", "demo"]);
+    for (resource, limit) in [
+        ("volumes", "10"),
+        ("snapshots", "10"),
+        ("gigabytes", "1000"),
+        ("backups", "10"),
+        ("backup_gigabytes", "1000"),
+        ("groups", "10"),
+        ("per_volume_gigabytes", "-1"),
+        ("volumes___DEFAULT__", "-1"),
+    ] {
+        assert_eq!(property(&shown, resource), limit, "{resource}: {shown}");
+    }
+
+    let updated = cinder_as(
+        &server,
+        "admin",
+        "demo",
+        &["quota-update", "--volumes", "5", "demo"],
+    );
+    assert_eq!(property(&updated, "volumes"), "5", "{updated}");
+    assert_eq!(property(&updated, "gigabytes"), "1000", "{updated}");
+    assert_eq!(
+        property(&cinder(&server, &["quota-show", "demo"]), "volumes"),
+        "5"
+    );
+    // A member may not change quotas.
+    let refused = cinder_output(&server, &["quota-update", "--volumes", "50", "demo"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(
+            "Policy doesn't allow volume_extension:quotas:update to be performed. (HTTP 403)"
+        ),
+        "{err}"
+    );
+
+    let usage = cinder(&server, &["quota-usage", "demo"]);
+    assert_eq!(
+        row(&usage, "Type"),
+        ["Type", "In_use", "Reserved", "Limit", "Allocated"]
+    );
+    assert_eq!(
+        row(&usage, "volumes")[..4],
+        ["volumes", "1", "0", "5"],
+        "{usage}"
+    );
+    assert_eq!(
+        row(&usage, "gigabytes")[..4],
+        ["gigabytes", "2", "0", "1000"],
+        "{usage}"
+    );
+    assert_eq!(
+        row(&usage, "snapshots")[..4],
+        ["snapshots", "0", "0", "10"],
+        "{usage}"
+    );
+
+    let limits = cinder(&server, &["absolute-limits"]);
+    for (name, value) in [
+        ("maxTotalVolumes", "5"),
+        ("maxTotalVolumeGigabytes", "1000"),
+        ("maxTotalSnapshots", "10"),
+        ("totalVolumesUsed", "1"),
+        ("totalGigabytesUsed", "2"),
+        ("totalSnapshotsUsed", "0"),
+    ] {
+        assert_eq!(property(&limits, name), value, "{name}: {limits}");
+    }
+}

@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::list::{ListError, ListQuery, Listing, Match};
+use super::quotas::{self, Column, OverQuota};
 use super::{Db, DbError, JobRow, Resource, Result, in_list, move_status, parse_column, time};
 use crate::volume::status::{SnapshotStatus, VolumeStatus};
 
@@ -76,30 +77,52 @@ pub const SNAPSHOT_LIST: Listing = Listing {
     ],
 };
 
+/// Why a snapshot could not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotRefused {
+    /// Its volume is gone or not in a status it may be snapshotted from.
+    Status,
+    /// It is over the project's quota.
+    Quota(OverQuota),
+}
+
 impl Db {
     /// Inserts a snapshot (status `creating`) with its job, if the volume is in one of
-    /// `volume_states`.
+    /// `volume_states`, with the project's usage (`snapshots`, `gigabytes` and per type)
+    /// charged within its quotas, in one transaction.
     pub async fn insert_snapshot_with_job(
         &self,
         s: &mut SnapshotRow,
         volume_states: &[VolumeStatus],
         job: &JobRow,
-    ) -> Result<bool> {
+    ) -> Result<Result<(), SnapshotRefused>> {
         let mut tx = self.write_tx().await?;
         // The volume's size as the snapshot starts: read with the status check, in the
         // transaction that records the snapshot, so no extend can come between.
         let sql = format!(
-            "SELECT size FROM volumes WHERE id = $1 AND deleted = 0 AND status IN ({})",
+            "SELECT size, volume_type_id FROM volumes WHERE id = $1 AND deleted = 0 AND status IN ({})",
             in_list(2, volume_states.len())
         );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(&s.volume_id);
+        let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql).bind(&s.volume_id);
         for st in volume_states {
             q = q.bind(st.as_str());
         }
-        let Some(size) = q.fetch_optional(&mut *tx).await? else {
-            return Ok(false);
+        let Some((size, type_id)) = q.fetch_optional(&mut *tx).await? else {
+            return Ok(Err(SnapshotRefused::Status));
         };
         s.volume_size = size;
+        let deltas = quotas::snapshot_deltas(type_id.as_deref(), size, 1);
+        if let Err(over) = quotas::charge(
+            &mut tx,
+            &self.quota_defaults,
+            &s.project_id,
+            &deltas,
+            Column::InUse,
+        )
+        .await?
+        {
+            return Ok(Err(SnapshotRefused::Quota(over)));
+        }
         sqlx::query(
             "INSERT INTO snapshots (id, project_id, user_id, volume_id, name, description, status, progress, volume_size, metadata, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
@@ -119,7 +142,7 @@ impl Db {
         .await?;
         job.insert(&mut tx).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Ok(()))
     }
 
     pub async fn get_snapshot(&self, id: &str) -> Result<Option<SnapshotRow>> {
@@ -244,12 +267,25 @@ impl Db {
         Ok(res.rows_affected() == 1)
     }
 
+    /// `deleting` → gone, with the project's usage given the snapshot back in the same
+    /// transaction.
     pub async fn finish_delete_snapshot(&self, id: &str) -> Result<bool> {
         let now = time::now();
         let mut tx = self.write_tx().await?;
+        let counted: Option<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT s.project_id, s.volume_size, v.volume_type_id FROM snapshots s \
+             JOIN volumes v ON v.id = s.volume_id WHERE s.id = $1 AND s.deleted = 0",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let done = self
             .finish_delete(&mut tx, Resource::Snapshots, id, &now)
             .await?;
+        if let (true, Some((project, size, type_id))) = (done, counted) {
+            let deltas = quotas::snapshot_deltas(type_id.as_deref(), size, -1);
+            quotas::commit(&mut tx, &project, &deltas).await?;
+        }
         tx.commit().await?;
         Ok(done)
     }

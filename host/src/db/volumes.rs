@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::list::{ListError, ListQuery, Listing, Match};
+use super::quotas::{self, Column, OverQuota};
 use super::{AttachmentRow, Db, DbError, JobRow, Resource, Result, move_status, time};
 use crate::volume::status::{AttachStatus, VolumeStatus};
 
@@ -182,12 +183,14 @@ pub enum DeleteRefused {
 }
 
 /// Why an extend could not start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtendRefused {
     Status,
     /// The volume is already at least this large (GiB): an earlier extend got there first.
     NotLarger(i64),
     Busy(Reading),
+    /// The new size, or the gigabytes it adds, is over the project's quota.
+    Quota(OverQuota),
 }
 
 /// Why a revert could not start.
@@ -212,6 +215,15 @@ pub enum SourceRefused {
     Volume(Option<String>),
     /// The source has grown beyond the new volume's size, in GiB.
     Larger(i64),
+}
+
+/// Why a volume could not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateRefused {
+    /// Its source is no longer usable.
+    Source(SourceRefused),
+    /// It is over the project's quota.
+    Quota(OverQuota),
 }
 
 /// What of [`Reading`] is under way on volume `id`, read in the transaction that is about
@@ -282,15 +294,17 @@ fn names(statuses: &[VolumeStatus]) -> Vec<&'static str> {
 }
 
 impl Db {
-    /// Inserts a volume (status `creating`) and its job in one transaction. A volume made
-    /// from a snapshot or a volume is written only if, in the same transaction, its source
-    /// is still usable (`source_states` for a volume) and no larger than it.
+    /// Inserts a volume (status `creating`) and its job in one transaction, with the
+    /// project's usage (`volumes`, `gigabytes` and per type) charged within its quotas. A
+    /// volume made from a snapshot or a volume is written only if, in the same
+    /// transaction, its source is still usable (`source_states` for a volume) and no
+    /// larger than it.
     pub async fn insert_volume_with_job(
         &self,
         v: &VolumeRow,
         source_states: &[VolumeStatus],
         job: &JobRow,
-    ) -> Result<Result<(), SourceRefused>> {
+    ) -> Result<Result<(), CreateRefused>> {
         let mut tx = self.write_tx().await?;
         if let Some(snapshot) = &v.snapshot_id {
             let now: Option<(String, i64)> = sqlx::query_as(
@@ -301,10 +315,14 @@ impl Db {
             .await?;
             match now {
                 Some((status, _)) if status != "available" => {
-                    return Ok(Err(SourceRefused::Snapshot(Some(status))));
+                    return Ok(Err(CreateRefused::Source(SourceRefused::Snapshot(Some(
+                        status,
+                    )))));
                 }
-                None => return Ok(Err(SourceRefused::Snapshot(None))),
-                Some((_, size)) if size > v.size => return Ok(Err(SourceRefused::Larger(size))),
+                None => return Ok(Err(CreateRefused::Source(SourceRefused::Snapshot(None)))),
+                Some((_, size)) if size > v.size => {
+                    return Ok(Err(CreateRefused::Source(SourceRefused::Larger(size))));
+                }
                 Some(_) => {}
             }
         }
@@ -316,12 +334,28 @@ impl Db {
                     .await?;
             match now {
                 Some((status, _)) if !source_states.iter().any(|s| s.as_str() == status) => {
-                    return Ok(Err(SourceRefused::Volume(Some(status))));
+                    return Ok(Err(CreateRefused::Source(SourceRefused::Volume(Some(
+                        status,
+                    )))));
                 }
-                None => return Ok(Err(SourceRefused::Volume(None))),
-                Some((_, size)) if size > v.size => return Ok(Err(SourceRefused::Larger(size))),
+                None => return Ok(Err(CreateRefused::Source(SourceRefused::Volume(None)))),
+                Some((_, size)) if size > v.size => {
+                    return Ok(Err(CreateRefused::Source(SourceRefused::Larger(size))));
+                }
                 Some(_) => {}
             }
+        }
+        let defaults = &*self.quota_defaults;
+        if let Err(over) =
+            quotas::check_per_volume(&mut tx, defaults, &v.project_id, v.size).await?
+        {
+            return Ok(Err(CreateRefused::Quota(over)));
+        }
+        let deltas = quotas::volume_deltas(v.volume_type_id.as_deref(), v.size, 1);
+        if let Err(over) =
+            quotas::charge(&mut tx, defaults, &v.project_id, &deltas, Column::InUse).await?
+        {
+            return Ok(Err(CreateRefused::Quota(over)));
         }
         sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, availability_zone, \
@@ -415,13 +449,15 @@ impl Db {
     }
 
     /// Sets a volume's status (and attach status) unconditionally: an administrator's
-    /// `os-reset_status`.
+    /// `os-reset_status`. A volume reset out of `extending` gives back what its extend
+    /// reserved.
     pub async fn reset_volume_status(
         &self,
         id: &str,
         status: VolumeStatus,
         attach_status: Option<AttachStatus>,
     ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
         let res = sqlx::query(
             "UPDATE volumes SET status = $1, attach_status = COALESCE($2, attach_status), updated_at = $3 WHERE id = $4 AND deleted = 0",
         )
@@ -429,8 +465,12 @@ impl Db {
         .bind(attach_status.map(|s| s.as_str()))
         .bind(time::now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if status != VolumeStatus::Extending {
+            quotas::release_reservation(&mut tx, id).await?;
+        }
+        tx.commit().await?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -470,8 +510,9 @@ impl Db {
     }
 
     /// Starts an extend to `new_size`: the volume from one of `from` to `extending`, with
-    /// the job, in one transaction, unless a snapshot or a clone is reading it or it is
-    /// already that large.
+    /// the job and the added gigabytes reserved within the project's quotas, in one
+    /// transaction, unless a snapshot or a clone is reading it or it is already that
+    /// large.
     pub async fn begin_extend(
         &self,
         id: &str,
@@ -493,6 +534,25 @@ impl Db {
         }
         if !move_status(&mut tx, Resource::Volumes, id, &names(from), "extending").await? {
             return Ok(Err(ExtendRefused::Status));
+        }
+        let Some((project, type_id, size)) = quotas::volume_counted(&mut tx, id).await? else {
+            return Ok(Err(ExtendRefused::Status));
+        };
+        let defaults = &*self.quota_defaults;
+        if let Err(over) = quotas::check_per_volume(&mut tx, defaults, &project, new_size).await? {
+            return Ok(Err(ExtendRefused::Quota(over)));
+        }
+        if let Err(over) = quotas::reserve_extend(
+            &mut tx,
+            defaults,
+            &project,
+            id,
+            type_id.as_deref(),
+            new_size - size,
+        )
+        .await?
+        {
+            return Ok(Err(ExtendRefused::Quota(over)));
         }
         job.insert(&mut tx).await?;
         tx.commit().await?;
@@ -555,25 +615,45 @@ impl Db {
         Ok(res.rows_affected() == 1)
     }
 
-    /// `extending` → `available` at the new size.
+    /// `extending` → `available` at the new size, with the extend's reservation committed:
+    /// the gigabytes added move from `reserved` to `in_use`, in one transaction.
     pub async fn finish_extend(&self, id: &str, new_size: i64) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let Some((project, type_id, size)) = quotas::volume_counted(&mut tx, id).await? else {
+            return Ok(false);
+        };
         let res = sqlx::query("UPDATE volumes SET status = 'available', size = $1, updated_at = $2 WHERE id = $3 AND status = 'extending'")
             .bind(new_size)
             .bind(time::now())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(res.rows_affected() == 1)
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        quotas::release_reservation(&mut tx, id).await?;
+        let deltas = quotas::gigabytes_deltas(type_id.as_deref(), new_size - size);
+        // Committed, not checked again: the reservation held them within the quota.
+        quotas::commit(&mut tx, &project, &deltas).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// `deleting` → gone (soft-deleted, as Cinder keeps the row), with its metadata and
-    /// any attachments an administrator's force delete left behind.
+    /// any attachments an administrator's force delete left behind; the project's usage
+    /// gives the volume back in the same transaction.
     pub async fn finish_delete_volume(&self, id: &str) -> Result<bool> {
         let now = time::now();
         let mut tx = self.write_tx().await?;
+        let counted = quotas::volume_counted(&mut tx, id).await?;
         let done = self
             .finish_delete(&mut tx, Resource::Volumes, id, &now)
             .await?;
+        if let (true, Some((project, type_id, size))) = (done, counted) {
+            quotas::release_reservation(&mut tx, id).await?;
+            let deltas = quotas::volume_deltas(type_id.as_deref(), size, -1);
+            quotas::commit(&mut tx, &project, &deltas).await?;
+        }
         sqlx::query(
             "UPDATE volume_attachments SET attach_status = 'detached', detach_time = $1, updated_at = $1, deleted = 1 \
              WHERE volume_id = $2 AND deleted = 0",
@@ -818,6 +898,11 @@ mod tests {
     #[tokio::test]
     async fn each_volume_of_a_page_carries_its_own_metadata() {
         let (db, _dir) = db().await;
+        // Fifty volumes in one project: past Cinder's default quota of ten.
+        let db = db.with_quota_defaults(crate::db::QuotaDefaults {
+            volumes: -1,
+            ..Default::default()
+        });
         for i in 0..50 {
             let v = volume(
                 &format!("v{i:02}"),

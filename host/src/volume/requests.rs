@@ -2,14 +2,15 @@
 //! operation may start from, what a snapshot or a revert needs), then writes the status
 //! change and the durable job in one transaction and hands the job to the runner. A
 //! request the rules refuse answers [`Refused`] with Cinder's words; the API turns it
-//! into a 400.
+//! into a 400, or a 413 when it is over the project's quota (the usage is charged in the
+//! same transaction as the row, see `db/quotas.rs`).
 
 use super::VolumeManager;
 use super::job::Job;
 use super::status::{SnapshotStatus, VolumeStatus};
 use crate::db::{
-    DbError, DeleteRefused, ExtendRefused, JobRow, Reading, RevertRefused, SnapshotRow,
-    SourceRefused, VolumeRow,
+    CreateRefused, DbError, DeleteRefused, ExtendRefused, JobRow, OverQuota, Reading,
+    RevertRefused, SnapshotRefused, SnapshotRow, SourceRefused, VolumeRow,
 };
 
 /// Why a request was not accepted.
@@ -21,6 +22,9 @@ pub enum Refused {
     /// What the request names is not there (any more): Cinder's 404.
     #[error("{0}")]
     NotFound(String),
+    /// Over the project's quota, in Cinder's words; the API answers 413.
+    #[error(transparent)]
+    OverQuota(#[from] OverQuota),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -70,6 +74,10 @@ impl VolumeManager {
             .insert_volume_with_job(v, VolumeStatus::CLONEABLE, &job)
             .await?
         {
+            let why = match why {
+                CreateRefused::Quota(over) => return Err(over.into()),
+                CreateRefused::Source(why) => why,
+            };
             return Err(Refused::Invalid(match why {
                 SourceRefused::Snapshot(status) => format!(
                     "Invalid snapshot: Snapshot {} is {}; it must be available to create a volume from it.",
@@ -148,6 +156,7 @@ impl VolumeManager {
                 Ok(())
             }
             Err(ExtendRefused::Busy(r)) => Err(busy(&v.id, "extend", r)),
+            Err(ExtendRefused::Quota(over)) => Err(over.into()),
             Err(ExtendRefused::NotLarger(size)) => Err(Refused::Invalid(format!(
                 "New size for extend must be greater than current size. (current: {size}, extended: {new_size})."
             ))),
@@ -167,15 +176,19 @@ impl VolumeManager {
         request_id: &str,
     ) -> Result<(), Refused> {
         let job = Self::job_row(&Job::CreateSnapshot, &s.id, request_id);
-        if !self
+        match self
             .db
             .insert_snapshot_with_job(s, VolumeStatus::SNAPSHOTTABLE, &job)
             .await?
         {
-            return Err(Refused::Invalid(format!(
-                "Invalid volume: Volume {} status must be available to snapshot it, but current status is: {}.",
-                volume.id, volume.status
-            )));
+            Ok(()) => {}
+            Err(SnapshotRefused::Quota(over)) => return Err(over.into()),
+            Err(SnapshotRefused::Status) => {
+                return Err(Refused::Invalid(format!(
+                    "Invalid volume: Volume {} status must be available to snapshot it, but current status is: {}.",
+                    volume.id, volume.status
+                )));
+            }
         }
         self.submit(&job.id);
         Ok(())
