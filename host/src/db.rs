@@ -4,7 +4,7 @@
 //! `json_build_array`, `string_agg` and `jsonb_each` for the same).
 //!
 //! One module per entity (volumes, snapshots, attachments, volume types, QoS specs, jobs,
-//! messages, plugin events, transfers, services); what volumes and snapshots share —
+//! messages, plugin events, transfers, services, quotas); what volumes and snapshots share —
 //! conditional status changes, soft deletes, pages of a list — is written once here and in
 //! [`list`].
 //!

@@ -564,3 +564,36 @@ async fn a_host_killed_mid_create_or_mid_delete_leaks_no_usage() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_host_killed_mid_extend_commits_its_reservation_once() {
+    let config = format!("{}{CINDER_DEFAULTS}", config_with_fixture(60_000, 64));
+    let server = Server::start(&config);
+    let alice = server.client("alice:proj-e");
+    let admin = server.client("admin:admin");
+    let v = alice
+        .create_volume(json!({"size": 1, "name": "extend-slow-8", "volume_type": "bad"}))
+        .await;
+    alice.wait_status("volumes", &v, "available").await;
+    let r = alice
+        .post(
+            &format!("volumes/{v}/action"),
+            json!({"os-extend": {"new_size": 4}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    server.wait_log("slow-8: started").await;
+    // Held as reserved while the driver works.
+    assert_eq!(usage(&admin, "proj-e", "gigabytes").await, (1, 3, 1000));
+    let dir = server.kill9();
+
+    // Recovery finishes the extend: the reservation becomes usage, once.
+    let server = Server::start_in(&dir, &config);
+    let alice = server.client("alice:proj-e");
+    let admin = server.client("admin:admin");
+    let after = alice.wait_status("volumes", &v, "available").await;
+    assert_eq!(after["size"], 4, "{after}");
+    assert_eq!(usage(&admin, "proj-e", "gigabytes").await, (4, 0, 1000));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -54,15 +54,19 @@ fn may_read(ctx: &Ctx, project_id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Cinder's `validate_string_length` of an id in a URL.
+/// Cinder's `validate_string_length` of a name in a URL: 1 to 255 characters.
 fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     let n = id.chars().count();
-    if n == 0 || n > 255 {
-        return Err(ApiError::bad_request(format!(
-            "Invalid input received: {what} has {n} characters, which is not between 1 and 255."
-        )));
-    }
-    Ok(())
+    let why = if n < 1 {
+        format!("{what} has {n} characters, less than 1.")
+    } else if n > 255 {
+        format!("{what} has {n} characters, more than 255.")
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::bad_request(format!(
+        "Invalid input received: {why}"
+    )))
 }
 
 /// `{name: limit}` with `id` when given.

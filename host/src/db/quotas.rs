@@ -656,8 +656,10 @@ impl Db {
     }
 
     /// Moves the usage of volume `volume_id` and of its live snapshots from project
-    /// `from` to project `to`, inside the caller's transaction `c` (a transfer's accept,
-    /// which changes the rows' project in the same transaction). The receiving project's
+    /// `from` to project `to`, inside the caller's transaction `c`: a transfer's accept,
+    /// which in the same transaction sets `project_id` to `to` on the volume and on its
+    /// snapshots (usage is given back under the snapshot row's project when it is
+    /// deleted). The receiving project's
     /// limits are checked as a create's would be (`volumes`, `gigabytes`, then per type,
     /// then `snapshots`, `gigabytes` and per type for the snapshots): an [`OverQuota`]
     /// means the caller must roll back. A volume with an extend under way moves its
