@@ -359,6 +359,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Cinder's `Retry-After` of a `QuotaError`, also `retryAfter` in the body.
+    pub retry_after: Option<&'static str>,
 }
 
 impl ApiError {
@@ -366,6 +368,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -410,9 +413,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({ self.kind(): { "code": self.status.as_u16(), "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        let mut fault = json!({ "code": self.status.as_u16(), "message": self.message });
+        if let Some(retry) = self.retry_after {
+            fault["retryAfter"] = json!(retry);
+        }
+        let body = json!({ self.kind(): fault });
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(retry) = self.retry_after {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from_static(retry));
+        }
+        resp
     }
 }
 
@@ -441,10 +452,18 @@ impl From<crate::db::ListError> for ApiError {
     }
 }
 
-/// Over quota: 413 `overLimit` with Cinder's message (Cinder's `QuotaError`).
+/// Over quota: 413 `overLimit` as Cinder's fault middleware answers a `QuotaError` (a
+/// "safe" exception): the exception's name before its message, and `Retry-After: 0`
+/// (also `retryAfter` in the body).
 impl From<crate::db::OverQuota> for ApiError {
     fn from(e: crate::db::OverQuota) -> Self {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        ApiError {
+            retry_after: Some("0"),
+            ..ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{}: {e}", e.exception_name()),
+            )
+        }
     }
 }
 

@@ -254,8 +254,13 @@ async fn the_default_quota_class_supplies_the_defaults() {
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(
         r.body,
-        json!({"overLimit": {"code": 413, "message": "Maximum number of volumes allowed (2) exceeded for quota 'volumes'."}})
+        json!({"overLimit": {
+            "code": 413,
+            "message": "VolumeLimitExceeded: Maximum number of volumes allowed (2) exceeded for quota 'volumes'.",
+            "retryAfter": "0",
+        }})
     );
+    assert_eq!(r.headers["retry-after"], "0");
 }
 
 #[tokio::test]
@@ -361,7 +366,7 @@ async fn usage_follows_create_extend_snapshot_and_delete() {
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 5G, quota is 14G and 12G has been consumed."
+        "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 5G, quota is 14G and 12G has been consumed."
     );
     let r = alice
         .post(
@@ -372,7 +377,7 @@ async fn usage_follows_create_extend_snapshot_and_delete() {
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 14G and 12G has been consumed."
+        "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 14G and 12G has been consumed."
     );
     assert_eq!(
         alice.get(&format!("volumes/{v}")).await.body["volume"]["status"],
@@ -384,7 +389,7 @@ async fn usage_follows_create_extend_snapshot_and_delete() {
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 14G and 12G has been consumed."
+        "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 14G and 12G has been consumed."
     );
     set_quota(
         &admin,
@@ -396,7 +401,7 @@ async fn usage_follows_create_extend_snapshot_and_delete() {
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "Requested volume size 5G is larger than maximum allowed limit 4G."
+        "VolumeSizeExceedsLimit: Requested volume size 5G is larger than maximum allowed limit 4G."
     );
     let r = alice
         .post(
@@ -407,7 +412,7 @@ async fn usage_follows_create_extend_snapshot_and_delete() {
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "Requested volume size 5G is larger than maximum allowed limit 4G."
+        "VolumeSizeExceedsLimit: Requested volume size 5G is larger than maximum allowed limit 4G."
     );
     set_quota(&admin, "proj-u", json!({"volumes_gold": 3, "snapshots": 1})).await;
     let r = alice
@@ -419,7 +424,7 @@ async fn usage_follows_create_extend_snapshot_and_delete() {
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "Maximum number of volumes allowed (3) exceeded for quota 'volumes_gold'."
+        "VolumeLimitExceeded: Maximum number of volumes allowed (3) exceeded for quota 'volumes_gold'."
     );
     let r = alice
         .post("snapshots", json!({"snapshot": {"volume_id": v}}))
@@ -427,7 +432,7 @@ async fn usage_follows_create_extend_snapshot_and_delete() {
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "Maximum number of snapshots allowed (1) exceeded"
+        "SnapshotLimitExceeded: Maximum number of snapshots allowed (1) exceeded"
     );
     // A limit below what is held is refused, as Cinder words it.
     let r = admin
@@ -496,7 +501,7 @@ async fn concurrent_creates_cannot_overshoot_the_quota() {
     for r in &refused {
         assert_eq!(
             r.error_message(),
-            "Maximum number of volumes allowed (10) exceeded for quota 'volumes'."
+            "VolumeLimitExceeded: Maximum number of volumes allowed (10) exceeded for quota 'volumes'."
         );
     }
     for id in &accepted {

@@ -635,6 +635,25 @@ async fn the_cinder_cli_shows_and_updates_quotas_and_limits() {
         "{usage}"
     );
 
+    // At the limit, a create is refused as Cinder refuses it.
+    cinder_as(
+        &server,
+        "admin",
+        &["quota-update", "--volumes", "1", "demo"],
+    );
+    let over = cinder_output(&server, &["create", "1"]);
+    assert!(!over.status.success());
+    let err = String::from_utf8_lossy(&over.stderr);
+    assert!(
+        err.contains("VolumeLimitExceeded: Maximum number of volumes allowed (1) exceeded for quota 'volumes'. (HTTP 413)"),
+        "{err}"
+    );
+    cinder_as(
+        &server,
+        "admin",
+        &["quota-update", "--volumes", "5", "demo"],
+    );
+
     let limits = cinder(&server, &["absolute-limits"]);
     for (name, value) in [
         ("maxTotalVolumes", "5"),

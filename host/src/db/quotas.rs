@@ -167,6 +167,18 @@ pub enum OverQuota {
     PerVolume { size: i64, limit: i64 },
 }
 
+impl OverQuota {
+    /// The name of Cinder's exception, which its API puts before the message.
+    pub fn exception_name(&self) -> &'static str {
+        match self {
+            OverQuota::Volumes { .. } => "VolumeLimitExceeded",
+            OverQuota::Snapshots { .. } => "SnapshotLimitExceeded",
+            OverQuota::Gigabytes { .. } => "VolumeSizeExceedsAvailableQuota",
+            OverQuota::PerVolume { .. } => "VolumeSizeExceedsLimit",
+        }
+    }
+}
+
 /// A limit set below what the project already holds (Cinder refuses it with 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
