@@ -602,3 +602,56 @@ async fn a_host_killed_mid_extend_commits_its_reservation_once() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_accepted_transfer_moves_usage_within_the_receivers_quota() {
+    let server = Server::start(CINDER_DEFAULTS);
+    let giver = server.client("alice:giver");
+    let taker = server.client("bob:taker");
+    let admin = server.client("admin:admin");
+    let vol = giver.create_volume(json!({"size": 2})).await;
+    giver.wait_status("volumes", &vol, "available").await;
+    giver.snapshot_available(&vol).await;
+    let r = giver
+        .post(
+            "os-volume-transfer",
+            json!({"transfer": {"volume_id": vol}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["transfer"]["id"].as_str().unwrap().to_string();
+    let key = r.body["transfer"]["auth_key"].as_str().unwrap().to_string();
+    let accept = json!({"accept": {"auth_key": key}});
+
+    // No room for the snapshot: refused, and nothing moves.
+    set_quota(&admin, "taker", json!({"snapshots": 0})).await;
+    let r = taker
+        .post(&format!("os-volume-transfer/{id}/accept"), accept.clone())
+        .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(
+        r.error_message(),
+        "SnapshotLimitExceeded: Maximum number of snapshots allowed (0) exceeded"
+    );
+    for (project, n, gb) in [("giver", 1, 4), ("taker", 0, 0)] {
+        assert_eq!(in_use(&admin, project, "volumes").await, n, "{project}");
+        assert_eq!(in_use(&admin, project, "snapshots").await, n, "{project}");
+        assert_eq!(in_use(&admin, project, "gigabytes").await, gb, "{project}");
+    }
+
+    set_quota(&admin, "taker", json!({"snapshots": 1})).await;
+    let r = taker
+        .post(&format!("os-volume-transfer/{id}/accept"), accept)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    for (project, n, gb) in [("giver", 0, 0), ("taker", 1, 4)] {
+        assert_eq!(in_use(&admin, project, "volumes").await, n, "{project}");
+        assert_eq!(in_use(&admin, project, "snapshots").await, n, "{project}");
+        assert_eq!(in_use(&admin, project, "gigabytes").await, gb, "{project}");
+        assert_eq!(
+            in_use(&admin, project, "volumes___DEFAULT__").await,
+            n,
+            "{project}"
+        );
+    }
+}

@@ -639,6 +639,7 @@ async fn the_cinder_cli_shows_and_updates_quotas_and_limits() {
     cinder_as(
         &server,
         "admin",
+        "demo",
         &["quota-update", "--volumes", "1", "demo"],
     );
     let over = cinder_output(&server, &["create", "1"]);
@@ -651,6 +652,7 @@ async fn the_cinder_cli_shows_and_updates_quotas_and_limits() {
     cinder_as(
         &server,
         "admin",
+        "demo",
         &["quota-update", "--volumes", "5", "demo"],
     );
 

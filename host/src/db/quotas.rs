@@ -667,31 +667,36 @@ impl Db {
         Ok(())
     }
 
-    /// Moves the usage of volume `volume_id` and of its live snapshots from project
-    /// `from` to project `to`, inside the caller's transaction `c`: a transfer's accept,
-    /// which in the same transaction sets `project_id` to `to` on the volume and on its
-    /// snapshots (usage is given back under the snapshot row's project when it is
-    /// deleted). The receiving project's
-    /// limits are checked as a create's would be (`volumes`, `gigabytes`, then per type,
-    /// then `snapshots`, `gigabytes` and per type for the snapshots): an [`OverQuota`]
-    /// means the caller must roll back. A volume with an extend under way moves its
-    /// reservation too. Nothing is moved for a volume that is gone.
+    /// Moves the usage of volume `volume_id` and, with `with_snapshots`, of its live
+    /// snapshots from project `from` to project `to`, inside the caller's transaction
+    /// `c`: a transfer's accept, which in the same transaction sets `project_id` to `to`
+    /// on the volume and on the snapshots that go with it (a snapshot's usage is given
+    /// back under its row's project when it is deleted). The receiving project's limits
+    /// are checked as a create's would be (`volumes`, `gigabytes`, then per type, then
+    /// `snapshots`, `gigabytes` and per type for the snapshots): an [`OverQuota`] means
+    /// the caller must roll back. A volume with an extend under way moves its reservation
+    /// too. Nothing is moved for a volume that is gone.
     pub async fn move_volume_usage(
         &self,
         c: &mut SqliteConnection,
         volume_id: &str,
         from: &str,
         to: &str,
+        with_snapshots: bool,
     ) -> Result<Result<(), OverQuota>> {
         let Some((_, type_id, size)) = volume_counted(c, volume_id).await? else {
             return Ok(Ok(()));
         };
-        let (snapshots, snapshot_gb): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(volume_size), 0) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
-        )
-        .bind(volume_id)
-        .fetch_one(&mut *c)
-        .await?;
+        let (snapshots, snapshot_gb): (i64, i64) = if with_snapshots {
+            sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(volume_size), 0) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
+            )
+            .bind(volume_id)
+            .fetch_one(&mut *c)
+            .await?
+        } else {
+            (0, 0)
+        };
         let t = type_id.as_deref();
         let mut charged = volume_deltas(t, size, 1);
         let mut snaps = vec![
@@ -967,7 +972,10 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut tx = db.write_tx().await.unwrap();
-        let over = db.move_volume_usage(&mut tx, "v", "a", "b").await.unwrap();
+        let over = db
+            .move_volume_usage(&mut tx, "v", "a", "b", true)
+            .await
+            .unwrap();
         assert_eq!(over, Err(OverQuota::Snapshots { allowed: 0 }));
         drop(tx);
         assert_eq!(used(&db, "a", "volumes").await, (1, 0));
@@ -978,7 +986,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut tx = db.write_tx().await.unwrap();
-        db.move_volume_usage(&mut tx, "v", "a", "b")
+        db.move_volume_usage(&mut tx, "v", "a", "b", true)
             .await
             .unwrap()
             .unwrap();

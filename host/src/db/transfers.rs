@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::volumes::reading;
-use super::{Db, Reading, Resource, Result, move_status, time};
+use super::{Db, OverQuota, Reading, Resource, Result, move_status, time};
 use crate::volume::status::VolumeStatus;
 
 /// A transfer as stored. The key itself is never stored: only `salt` and `crypt_hash`.
@@ -58,6 +58,8 @@ pub enum AcceptRefused {
     Gone,
     /// The volume is no longer `awaiting-transfer` (its status, if it is still there).
     Volume(Option<String>),
+    /// The receiving project has no room for the volume (and its snapshots).
+    Quota(OverQuota),
 }
 
 impl Db {
@@ -232,9 +234,20 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        // QUOTA TRANSFER: move the volume's usage (volumes, gigabytes, and its snapshots
-        // unless `no_snapshots`) from `transfer.source_project_id` to `project_id` here,
-        // inside this transaction, refusing the accept when the receiver is over quota.
+        // The usage moves with the rows, in this transaction: the receiver's quotas are
+        // checked as for a create (Cinder reserves for it and gives the donor back).
+        if let Err(over) = self
+            .move_volume_usage(
+                &mut tx,
+                &transfer.volume_id,
+                &transfer.source_project_id,
+                project_id,
+                !transfer.no_snapshots,
+            )
+            .await?
+        {
+            return Ok(Err(AcceptRefused::Quota(over)));
+        }
         tx.commit().await?;
         Ok(Ok(transfer))
     }

@@ -133,6 +133,7 @@ impl VolumeManager {
                 "Transfer {} could not be found.",
                 t.id
             ))),
+            Err(AcceptRefused::Quota(over)) => Err(over.into()),
             Err(AcceptRefused::Volume(status)) => Err(Refused::Invalid(format!(
                 "Invalid volume: Volume {} is {}; it must be awaiting-transfer to be accepted.",
                 t.volume_id,
