@@ -388,6 +388,21 @@ def qos_family(role, c, admin):
     call(role, "delete_volume_type for qos", c.types.delete_volume_type, tid)
 
 
+def quota_family(role, c, admin):
+    call(role, "show_limits", c.limits.show_limits)
+    call(role, "show_quota_set", c.quotas.show_quota_set, PROJECT)
+    call(role, "show_default_quota_set", c.quotas.show_default_quota_set, PROJECT)
+    call(role, "show_quota_usage", c.quotas.show_quota_set, PROJECT, params={"usage": True})
+    if not admin:
+        return
+    # -1 keeps the suite's host unlimited.
+    call(role, "update_quota_set", c.quotas.update_quota_set, PROJECT, volumes=-1)
+    call(role, "delete_quota_set", c.quotas.delete_quota_set, PROJECT)
+    call(role, "show_quota_class_set", c.quota_classes.show_quota_class_set, "default")
+    call(role, "update_quota_class_set", c.quota_classes.update_quota_class_set, "default",
+         volumes=-1)
+
+
 def misc_family(role, c, admin):
     call(role, "list_versions", c.versions.list_versions)
     call(role, "show_version", c.versions.show_version, "v3")
@@ -406,7 +421,7 @@ def main():
         c = clients(user, PROJECT)
         admin = role == "admin"
         for family in (volume_family, attach_family, transfer_family, service_family,
-                       type_family, qos_family, misc_family):
+                       type_family, qos_family, quota_family, misc_family):
             try:
                 family(role, c, admin)
             except Exception as e:

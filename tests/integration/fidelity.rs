@@ -103,6 +103,10 @@ const ADMIN_ONLY: &[&str] = &[
     "disassociate_qos",
     "disassociate_all_qos",
     "delete_qos",
+    "update_quota_set",
+    "delete_quota_set",
+    "show_quota_class_set",
+    "update_quota_class_set",
 ];
 
 const EVERY_VERSION: &[&str] = &[
@@ -125,6 +129,10 @@ const EVERY_VERSION: &[&str] = &[
     "accept_volume_transfer os-volume-transfer",
     "list_versions",
     "list_availability_zones",
+    "show_limits",
+    "show_quota_set",
+    "show_default_quota_set",
+    "show_quota_usage",
 ];
 
 #[test]
