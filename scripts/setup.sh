@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Ashlar needs, idempotently: the wasm32-wasip2
 # Rust target (drivers are WebAssembly components), qemu-utils (the nfs driver runs
-# qemu-img) and python-cinderclient (the tests drive the real Cinder CLI).
+# qemu-img).
 # Sourced by scripts/serve.sh and scripts/test.sh.
 set -euo pipefail
 
@@ -18,12 +18,6 @@ if ! command -v qemu-img >/dev/null 2>&1; then
     echo "setup: installing qemu-utils" >&2
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null
-fi
-
-# The real Cinder client, which the integration tests drive against a running server.
-if ! command -v cinder >/dev/null 2>&1; then
-    echo "setup: installing python-cinderclient" >&2
-    python3 -m pip install --quiet --disable-pip-version-check python-cinderclient
 fi
 
 # One shared target directory outside the checkout, so repeated runs and clones reuse builds.

@@ -355,7 +355,15 @@ impl Client {
             }
             assert_eq!(r.status, 200, "show {kind}/{id}: {}", r.body);
             let status = r.body[singular]["status"].as_str().unwrap().to_string();
-            if !["creating", "deleting", "extending"].contains(&status.as_str()) {
+            const TRANSIENT: &[&str] = &[
+                "creating",
+                "deleting",
+                "extending",
+                "reverting",
+                "attaching",
+                "detaching",
+            ];
+            if !TRANSIENT.contains(&status.as_str()) {
                 return r.body[singular].clone();
             }
             assert!(
@@ -366,7 +374,12 @@ impl Client {
         }
     }
 
-    /// Waits for a volume to reach `want`, failing with its messages if it does not.
+    /// Waits until the resource is gone (404), failing if it settles in another status.
+    pub async fn wait_gone(&self, kind: &str, id: &str) {
+        let v = self.wait(kind, id).await;
+        assert!(v.is_null(), "{kind}/{id} was not deleted: {v}");
+    }
+
     /// Takes a snapshot of `volume` and waits until it is available; its id.
     pub async fn snapshot_available(&self, volume: &str) -> String {
         let r = self
@@ -378,6 +391,7 @@ impl Client {
         id
     }
 
+    /// Waits for a resource to reach `want`, failing with its messages if it does not.
     pub async fn wait_status(&self, kind: &str, id: &str, want: &str) -> Value {
         let v = self.wait(kind, id).await;
         if v["status"] != want {
