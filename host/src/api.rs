@@ -1,8 +1,11 @@
 //! The Block Storage API v3, in Cinder's wire format: version documents, microversions,
-//! noauth tokens, Cinder's error bodies and `x-openstack-request-id` on every response.
+//! authentication ([`crate::auth`]), Cinder's default policy ([`policy`]), Cinder's error
+//! bodies and `x-openstack-request-id` on every response.
 //!
 //! Routing is two steps: [`strip_project`] turns `/v3/{project_id}/…` into `/v3/…`
-//! (checking the project against the token), then the router matches the resource.
+//! (checking the project against the token), then the router matches the resource; the
+//! policy layer then authenticates the caller and checks the route's rule before any
+//! handler runs.
 
 mod admin;
 mod attachments;
@@ -12,6 +15,7 @@ pub use input::InputLimits;
 mod list;
 mod messages;
 mod metadata;
+mod policy;
 mod pools;
 mod qos_specs;
 mod quotas;
@@ -37,6 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::auth::{Refused, Role};
 use crate::db::Db;
 use crate::volume::VolumeManager;
 use crate::worker::Workers;
@@ -80,6 +85,8 @@ pub struct AppState {
     pub service_down_time: std::time::Duration,
     /// Characters in a generated transfer key (`volume_transfer_key_length`).
     pub transfer_key_length: usize,
+    /// Who a request is from (`[auth] strategy`).
+    pub auth: crate::auth::Authenticator,
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;
@@ -103,6 +110,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(services::routes())
         .merge(quotas::routes())
         .merge(admin::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            policy::enforce,
+        ))
         .fallback(not_found)
         .with_state(state);
     Router::new()
@@ -236,49 +247,16 @@ impl Microversion {
     }
 }
 
-/// The longest user or project id a token may carry (Cinder's columns hold 255).
-const MAX_ID: usize = 255;
-
-/// Reads Cinder's noauth token: `user:project`, or `user` alone for a project of the same
-/// name, as Cinder's noauth middleware splits it at the first colon. Each part must be
-/// 1 to 255 visible ASCII characters, and the project must fit in a URL path segment.
-fn parse_token(token: &str) -> Result<(String, String), ApiError> {
-    let unauthorized = |why: String| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            format!("X-Auth-Token is not a valid token: {why}. With noauth send `user:project`."),
-        )
-    };
-    let (user, project) = token.split_once(':').unwrap_or((token, token));
-    for (what, id) in [("user", user), ("project", project)] {
-        if id.is_empty() {
-            return Err(unauthorized(format!("the {what} id is empty")));
-        }
-        if id.chars().count() > MAX_ID {
-            return Err(unauthorized(format!(
-                "the {what} id is longer than {MAX_ID} characters"
-            )));
-        }
-        if let Some(c) = id.chars().find(|c| !c.is_ascii_graphic()) {
-            return Err(unauthorized(format!(
-                "the {what} id has the character {c:?}; ids are visible ASCII without spaces"
-            )));
-        }
-    }
-    if let Some(c) = project.chars().find(|c| matches!(c, '/' | '?' | '#' | '%')) {
-        return Err(unauthorized(format!(
-            "the project id has the character {c:?}, which cannot stand in a URL path"
-        )));
-    }
-    Ok((user.to_string(), project.to_string()))
-}
-
-/// Who is asking, from Cinder's noauth token `user:project`, and at which microversion.
-/// A user named `admin` is an administrator.
+/// Who is asking, with which role, and at which microversion. Put in each request by the
+/// policy layer ([`policy::enforce`]) once the caller is authenticated and the route's
+/// rule allows them; handlers take it from there.
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub user_id: String,
     pub project_id: String,
+    /// The strongest role held (`admin` implies `member`, which implies `reader`).
+    pub role: Role,
+    /// `role` is `admin`: sees every project's resources.
     pub is_admin: bool,
     pub version: Microversion,
     pub request_id: String,
@@ -287,14 +265,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// For checks that depend on what is asked, beyond the route's own rule (another
+    /// project's quotas, say): the route's rule is checked by the policy table.
     pub fn require_admin(&self, action: &str) -> Result<(), ApiError> {
         if self.is_admin {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("Policy doesn't allow {action} to be performed."),
-            ))
+            Err(policy::forbidden(action))
         }
     }
 
@@ -302,35 +279,38 @@ impl Ctx {
     pub fn link(&self, path: &str) -> String {
         format!("{}/v3/{}/{path}", self.base, self.project_id)
     }
-}
 
-impl<S: Send + Sync> FromRequestParts<S> for Ctx {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    /// The caller of a request: its token (401 when missing or not taken), the
+    /// microversion it asks for, and the URL's project checked against the token's.
+    async fn authenticate(state: &AppState, parts: &Parts) -> Result<Ctx, ApiError> {
+        let unauthorized = |m: String| ApiError::new(StatusCode::UNAUTHORIZED, m);
         // Authentication first, as Cinder's auth middleware runs before the API sees
         // the microversion.
         let token = match parts.headers.get("x-auth-token") {
             None => {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "Authentication required: send an X-Auth-Token header (noauth: `user:project`)",
-                ));
+                return Err(unauthorized(format!(
+                    "Authentication required: send an X-Auth-Token header ({})",
+                    state.auth.hint()
+                )));
             }
             Some(t) => t.to_str().map_err(|_| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "X-Auth-Token is not a valid token: it has characters outside visible ASCII. With noauth send `user:project`.",
-                )
+                unauthorized(format!(
+                    "X-Auth-Token is not a valid token: it has characters outside visible ASCII; send {}.",
+                    state.auth.hint()
+                ))
             })?,
         };
-        let (user_id, project_id) = parse_token(token)?;
+        let who = state.auth.authenticate(token).await.map_err(|e| match e {
+            Refused::Db(e) => ApiError::from(e),
+            other => unauthorized(other.to_string()),
+        })?;
         let version = Microversion::from_headers(&parts.headers)?;
         if let Some(UrlProject(url_project)) = parts.extensions.get::<UrlProject>()
-            && *url_project != project_id
+            && *url_project != who.project_id
         {
             return Err(ApiError::bad_request(format!(
-                "Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id '{project_id}'"
+                "Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id '{}'",
+                who.project_id
             )));
         }
         let request_id = parts
@@ -344,12 +324,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
         Ok(Ctx {
-            is_admin: user_id == "admin",
-            user_id,
-            project_id,
+            is_admin: who.role == Role::Admin,
+            role: who.role,
+            user_id: who.user_id,
+            project_id: who.project_id,
             version,
             request_id,
             base: format!("http://{host}"),
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Ctx>().cloned().ok_or_else(|| {
+            tracing::error!(path = %parts.uri.path(), "a handler asked for its caller on a route without a policy entry");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server has either erred or is incapable of performing the requested operation.",
+            )
         })
     }
 }

@@ -76,6 +76,9 @@ pub struct Config {
     /// Every project's default quotas (Cinder's `quota_*` options).
     #[serde(default)]
     pub quota: QuotaSection,
+    /// How callers are authenticated.
+    #[serde(default)]
+    pub auth: AuthSection,
     /// Volume types created at start-up if missing (name → extra specs).
     #[serde(default)]
     pub volume_types: BTreeMap<String, BTreeMap<String, String>>,
@@ -141,6 +144,27 @@ pub struct ApiSection {
     /// closed to make room. Default 1024.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// `noauth` (the default): `X-Auth-Token: user:project` is taken at its word, as
+    /// Cinder's noauth middleware does; the user `admin` is an administrator, any other a
+    /// member. `tokens`: `X-Auth-Token` is an opaque token made by `ashlar token create`,
+    /// carrying its user, project and roles (`admin`, `member`, `reader`); a revoked
+    /// token is refused within 5 seconds.
+    #[serde(default)]
+    pub strategy: AuthStrategy,
+}
+
+/// See [`AuthSection::strategy`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthStrategy {
+    #[default]
+    Noauth,
+    Tokens,
 }
 
 impl Default for ApiSection {

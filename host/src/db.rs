@@ -4,7 +4,7 @@
 //! `json_build_array`, `string_agg` and `jsonb_each` for the same).
 //!
 //! One module per entity (volumes, snapshots, attachments, volume types, QoS specs, jobs,
-//! messages, plugin events, transfers, services, quotas); what volumes and snapshots share —
+//! messages, plugin events, transfers, services, quotas, tokens); what volumes and snapshots share —
 //! conditional status changes, soft deletes, pages of a list — is written once here and in
 //! [`list`].
 //!
@@ -33,6 +33,7 @@ mod quotas;
 mod services;
 mod snapshots;
 pub mod time;
+mod tokens;
 mod transfers;
 mod volume_types;
 mod volumes;
@@ -57,6 +58,7 @@ pub use quotas::{
 pub use services::ServiceRow;
 pub use snapshots::SnapshotRefused;
 pub use snapshots::{SNAPSHOT_LIST, SnapshotRow};
+pub use tokens::TokenRow;
 pub use transfers::{AcceptRefused, OfferRefused, TransferRow};
 pub use volume_types::{ProjectDefaultType, TypeVisibility, VolumeType};
 pub use volumes::{
@@ -100,6 +102,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_admin_and_image_metadata",
         include_str!("../migrations/0010_admin_and_image_metadata.sql"),
     ),
+    ("0011_tokens", include_str!("../migrations/0011_tokens.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 //! are sandboxed WebAssembly components.
 
 pub mod api;
+pub mod auth;
 #[cfg(test)]
 mod architecture;
 pub mod bundled;

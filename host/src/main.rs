@@ -33,6 +33,60 @@ enum Command {
     /// Inspect, validate, list, swap and roll back driver components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Make, list and revoke API tokens (`[auth] strategy = "tokens"`). Works on the
+    /// configured database directly, with or without a server running on it.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token and print it, once: only its hash is kept.
+    Create {
+        /// The user the token stands for.
+        #[arg(long)]
+        user: String,
+        /// The project the token is scoped to.
+        #[arg(long)]
+        project: String,
+        /// A role: admin, member or reader (admin implies member, member implies
+        /// reader). Repeat for several.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<ashlar::auth::Role>,
+        /// Lifetime, e.g. 30d, 12h, 45m, 90s; without it the token lasts until revoked.
+        #[arg(long, value_parser = ashlar::auth::parse_lifetime)]
+        expires_in: Option<std::time::Duration>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Every token: id, user, project, roles, created, expires, revoked (never the
+    /// token itself).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by its id; a running server refuses it within 5 seconds.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Which database the token commands use: the config's, or the data directory's.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Config file (TOML); without one, the embedded defaults apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the config's `data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn parse_role(name: &str) -> Result<ashlar::auth::Role, String> {
+    ashlar::auth::Role::parse(name)
+        .ok_or_else(|| format!("`{name}` is not a role: use admin, member or reader"))
 }
 
 #[derive(Subcommand)]
@@ -98,7 +152,8 @@ struct ServerArgs {
     /// The server's API address.
     #[arg(long, default_value = "http://127.0.0.1:8776")]
     url: String,
-    /// An administrator's token (noauth: `admin:PROJECT`).
+    /// An administrator's token (noauth: `admin:PROJECT`; with tokens, one made by
+    /// `ashlar token create --role admin`).
     #[arg(long, default_value = "admin:admin")]
     token: String,
 }
@@ -148,7 +203,89 @@ fn run() -> anyhow::Result<()> {
             served
         }
         Command::Plugin(cmd) => plugin(cmd),
+        Command::Token(cmd) => token(cmd),
     }
+}
+
+/// The token commands, on the database directly. They take no lock on the data
+/// directory: the server may be running on it, and SQLite orders their writes with its.
+fn token(cmd: TokenCommand) -> anyhow::Result<()> {
+    let store = match &cmd {
+        TokenCommand::Create { store, .. }
+        | TokenCommand::List { store }
+        | TokenCommand::Revoke { store, .. } => store,
+    };
+    let mut cfg = ashlar::config::Config::load(store.config.as_deref())?;
+    if let Some(dir) = &store.data_dir {
+        cfg.data_dir = dir.clone();
+    }
+    cfg.finish()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        if cfg.database_url.is_none() {
+            std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+                format!("creating the data directory {}", cfg.data_dir.display())
+            })?;
+        }
+        let db = ashlar::db::Db::open(&cfg.database_url())
+            .await
+            .context("opening the database")?;
+        match cmd {
+            TokenCommand::Create {
+                user,
+                project,
+                roles,
+                expires_in,
+                ..
+            } => {
+                let (token, row) =
+                    ashlar::auth::create_token(&db, &user, &project, &roles, expires_in).await?;
+                println!("{token}");
+                eprintln!(
+                    "token {} for user {} in project {} (roles {}), expires {}; it is shown only this once",
+                    row.id,
+                    row.user_id,
+                    row.project_id,
+                    row.roles.join(", "),
+                    row.expires_at.as_deref().unwrap_or("never"),
+                );
+                if cfg.auth.strategy != ashlar::config::AuthStrategy::Tokens {
+                    eprintln!(
+                        "note: this config's [auth] strategy is noauth; the server takes tokens only with strategy = \"tokens\""
+                    );
+                }
+            }
+            TokenCommand::List { .. } => {
+                println!(
+                    "{:<36}  {:<16}  {:<16}  {:<20}  {:<26}  {:<26}  REVOKED",
+                    "ID", "USER", "PROJECT", "ROLES", "CREATED", "EXPIRES"
+                );
+                for t in db.list_tokens().await? {
+                    println!(
+                        "{:<36}  {:<16}  {:<16}  {:<20}  {:<26}  {:<26}  {}",
+                        t.id,
+                        t.user_id,
+                        t.project_id,
+                        t.roles.join(","),
+                        t.created_at,
+                        t.expires_at.as_deref().unwrap_or("-"),
+                        t.revoked_at.as_deref().unwrap_or("-"),
+                    );
+                }
+            }
+            TokenCommand::Revoke { id, .. } => match db.revoke_token(&id).await? {
+                Some(true) => println!(
+                    "revoked token {id}; a running server refuses it within {} seconds",
+                    ashlar::auth::REVOCATION_DELAY.as_secs()
+                ),
+                Some(false) => println!("token {id} was revoked already"),
+                None => anyhow::bail!("there is no token {id} (see `ashlar token list`)"),
+            },
+        }
+        Ok(())
+    })
 }
 
 fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {

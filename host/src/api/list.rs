@@ -245,6 +245,11 @@ mod tests {
                 "alice".into()
             },
             project_id: "p1".into(),
+            role: if admin {
+                crate::auth::Role::Admin
+            } else {
+                crate::auth::Role::Member
+            },
             is_admin: admin,
             version: Microversion(3, minor),
             request_id: "req".into(),

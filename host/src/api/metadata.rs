@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -15,36 +15,25 @@ use super::{ApiError, AppState, Ctx, State, reply, visible};
 use crate::db::MetadataOf;
 
 pub fn routes() -> Router<std::sync::Arc<AppState>> {
-    let mut router = Router::new();
-    for (kind, of) in [
-        ("volumes", MetadataOf::Volume),
-        ("snapshots", MetadataOf::Snapshot),
-    ] {
-        router = router
-            .route(
-                &format!("/v3/{kind}/{{id}}/metadata"),
-                get(move |s: State, c: Ctx, p: Path<String>| show(s, c, p, of))
-                    .post(move |s: State, c: Ctx, p: Path<String>, b: Body| {
-                        write(s, c, p, b, of, false)
-                    })
-                    .put(move |s: State, c: Ctx, p: Path<String>, b: Body| {
-                        write(s, c, p, b, of, true)
-                    }),
-            )
-            .route(
-                &format!("/v3/{kind}/{{id}}/metadata/{{key}}"),
-                get(move |s: State, c: Ctx, p: Path<(String, String)>| key_show(s, c, p, of))
-                    .put(
-                        move |s: State, c: Ctx, p: Path<(String, String)>, b: Body| {
-                            key_set(s, c, p, b, of)
-                        },
-                    )
-                    .delete(move |s: State, c: Ctx, p: Path<(String, String)>| {
-                        key_delete(s, c, p, of)
-                    }),
-            );
-    }
-    router
+    Router::new()
+        .route("/v3/volumes/{id}/metadata", all(MetadataOf::Volume))
+        .route("/v3/volumes/{id}/metadata/{key}", one(MetadataOf::Volume))
+        .route("/v3/snapshots/{id}/metadata", all(MetadataOf::Snapshot))
+        .route("/v3/snapshots/{id}/metadata/{key}", one(MetadataOf::Snapshot))
+}
+
+/// `/{kind}/{id}/metadata`: show, merge (POST) or replace (PUT).
+fn all(of: MetadataOf) -> MethodRouter<std::sync::Arc<AppState>> {
+    get(move |s: State, c: Ctx, p: Path<String>| show(s, c, p, of))
+        .post(move |s: State, c: Ctx, p: Path<String>, b: Body| write(s, c, p, b, of, false))
+        .put(move |s: State, c: Ctx, p: Path<String>, b: Body| write(s, c, p, b, of, true))
+}
+
+/// `/{kind}/{id}/metadata/{key}`: show, set or delete one key.
+fn one(of: MetadataOf) -> MethodRouter<std::sync::Arc<AppState>> {
+    get(move |s: State, c: Ctx, p: Path<(String, String)>| key_show(s, c, p, of))
+        .put(move |s: State, c: Ctx, p: Path<(String, String)>, b: Body| key_set(s, c, p, b, of))
+        .delete(move |s: State, c: Ctx, p: Path<(String, String)>| key_delete(s, c, p, of))
 }
 
 /// The resource's id and metadata, if the caller may see it.

@@ -22,7 +22,6 @@ async fn get_pools(
     ctx: Ctx,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin("scheduler_extension:scheduler_stats:get_pools")?;
     let detail = match q.get("detail") {
         Some(d) => parse_bool("detail", &json!(d))?,
         None => false,

