@@ -164,7 +164,9 @@ pub fn parse_lifetime(text: &str) -> Result<Duration, String> {
         _ => return Err(bad()),
     };
     if n == 0 {
-        return Err(format!("`{text}` is no time at all: a token must live a while"));
+        return Err(format!(
+            "`{text}` is no time at all: a token must live a while"
+        ));
     }
     n.checked_mul(unit_secs)
         .filter(|s| *s <= 100 * 365 * 86_400)
@@ -302,13 +304,19 @@ mod tests {
     fn noauth_admin_is_admin_others_members() {
         assert_eq!(parse_noauth("admin:p").unwrap().role, Role::Admin);
         let alice = parse_noauth("alice").unwrap();
-        assert_eq!((alice.project_id.as_str(), alice.role), ("alice", Role::Member));
+        assert_eq!(
+            (alice.project_id.as_str(), alice.role),
+            ("alice", Role::Member)
+        );
         assert!(matches!(parse_noauth("a:p/q"), Err(Refused::Malformed(_))));
     }
 
     #[test]
     fn lifetimes() {
-        assert_eq!(parse_lifetime("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            parse_lifetime("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
         assert_eq!(parse_lifetime("90s").unwrap(), Duration::from_secs(90));
         for bad in ["", "d", "30", "3x", "0s", "-1d", "99999999999999w"] {
             assert!(parse_lifetime(bad).is_err(), "{bad}");
@@ -340,7 +348,10 @@ mod tests {
         db.revoke_token(&row.id).await.unwrap();
         // Cached until the revocation delay has passed; a fresh authenticator reads it.
         let fresh = Authenticator::new(AuthStrategy::Tokens, &db);
-        assert!(matches!(fresh.authenticate(&token).await, Err(Refused::Unknown)));
+        assert!(matches!(
+            fresh.authenticate(&token).await,
+            Err(Refused::Unknown)
+        ));
         let (old, old_row) = create_token(&db, "u", "p", &[Role::Reader], None)
             .await
             .unwrap();

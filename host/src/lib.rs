@@ -2,9 +2,9 @@
 //! are sandboxed WebAssembly components.
 
 pub mod api;
-pub mod auth;
 #[cfg(test)]
 mod architecture;
+pub mod auth;
 pub mod bundled;
 pub use ashlar_capabilities as capabilities;
 pub mod config;

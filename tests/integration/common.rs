@@ -210,6 +210,44 @@ impl Server {
         format!("sqlite://{}", dir.join("data/ashlar.db").display())
     }
 
+    /// A client with an opaque token (`[auth] strategy = "tokens"`) scoped to `project`.
+    pub fn client_for(&self, token: &str, project: &str) -> Client {
+        Client {
+            project: project.to_string(),
+            ..self.client(token)
+        }
+    }
+
+    /// `ashlar token ARGS` on this server's config and data directory, as an operator
+    /// runs it beside the running server.
+    pub fn token_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_ashlar"))
+            .arg("token")
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.join("ashlar.toml"))
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .env("ASHLAR_LOG", "warn")
+            .output()
+            .expect("run ashlar token")
+    }
+
+    /// A new token from `ashlar token create`: what it printed on stdout.
+    pub fn make_token(&self, user: &str, project: &str, roles: &[&str]) -> String {
+        let mut args = vec!["create", "--user", user, "--project", project];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        let out = self.token_cli(&args);
+        assert!(
+            out.status.success(),
+            "token create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
     pub fn client(&self, token: &str) -> Client {
         let project = token.split(':').nth(1).unwrap_or(token).to_string();
         Client {

@@ -21,6 +21,7 @@ mod lvm;
 mod messages;
 mod nfs_real;
 mod ownership;
+mod policy;
 mod quotas;
 mod real_clients;
 mod san;

@@ -21,7 +21,6 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/metrics", get(metrics))
 }
 
-
 impl From<SwapError> for ApiError {
     fn from(e: SwapError) -> Self {
         match e {

@@ -19,7 +19,10 @@ pub fn routes() -> Router<std::sync::Arc<AppState>> {
         .route("/v3/volumes/{id}/metadata", all(MetadataOf::Volume))
         .route("/v3/volumes/{id}/metadata/{key}", one(MetadataOf::Volume))
         .route("/v3/snapshots/{id}/metadata", all(MetadataOf::Snapshot))
-        .route("/v3/snapshots/{id}/metadata/{key}", one(MetadataOf::Snapshot))
+        .route(
+            "/v3/snapshots/{id}/metadata/{key}",
+            one(MetadataOf::Snapshot),
+        )
 }
 
 /// `/{kind}/{id}/metadata`: show, merge (POST) or replace (PUT).

@@ -79,14 +79,26 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         Rule("volume:delete_volume_metadata", Member),
     ),
     // Snapshots (snapshots.py, snapshot_actions.py, snapshot_metadata.py).
-    ("POST", "/v3/snapshots", Rule("volume:create_snapshot", Member)),
-    ("GET", "/v3/snapshots", Rule("volume:get_all_snapshots", Reader)),
+    (
+        "POST",
+        "/v3/snapshots",
+        Rule("volume:create_snapshot", Member),
+    ),
+    (
+        "GET",
+        "/v3/snapshots",
+        Rule("volume:get_all_snapshots", Reader),
+    ),
     (
         "GET",
         "/v3/snapshots/detail",
         Rule("volume:get_all_snapshots", Reader),
     ),
-    ("GET", "/v3/snapshots/{id}", Rule("volume:get_snapshot", Reader)),
+    (
+        "GET",
+        "/v3/snapshots/{id}",
+        Rule("volume:get_snapshot", Reader),
+    ),
     (
         "PUT",
         "/v3/snapshots/{id}",
@@ -97,7 +109,11 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         "/v3/snapshots/{id}",
         Rule("volume:delete_snapshot", Member),
     ),
-    ("POST", "/v3/snapshots/{id}/action", Actions(SNAPSHOT_ACTIONS)),
+    (
+        "POST",
+        "/v3/snapshots/{id}/action",
+        Actions(SNAPSHOT_ACTIONS),
+    ),
     (
         "GET",
         "/v3/snapshots/{id}/metadata",
@@ -135,13 +151,21 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         "/v3/attachments",
         Rule("volume:attachment_create", Member),
     ),
-    ("GET", "/v3/attachments", Rule("volume:attachment_get_all", Reader)),
+    (
+        "GET",
+        "/v3/attachments",
+        Rule("volume:attachment_get_all", Reader),
+    ),
     (
         "GET",
         "/v3/attachments/detail",
         Rule("volume:attachment_get_all", Reader),
     ),
-    ("GET", "/v3/attachments/{id}", Rule("volume:attachment_get", Reader)),
+    (
+        "GET",
+        "/v3/attachments/{id}",
+        Rule("volume:attachment_get", Reader),
+    ),
     (
         "PUT",
         "/v3/attachments/{id}",
@@ -158,14 +182,26 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         Actions(&[("os-complete", "volume:attachment_complete", Member)]),
     ),
     // Volume types and extra specs (volume_type.py, type_extra_specs.py).
-    ("GET", "/v3/types", Rule("volume_extension:type_get_all", Reader)),
-    ("POST", "/v3/types", Rule("volume_extension:types_manage", Admin)),
+    (
+        "GET",
+        "/v3/types",
+        Rule("volume_extension:type_get_all", Reader),
+    ),
+    (
+        "POST",
+        "/v3/types",
+        Rule("volume_extension:types_manage", Admin),
+    ),
     (
         "GET",
         "/v3/types/default",
         Rule("volume_extension:type_get", Reader),
     ),
-    ("GET", "/v3/types/{id}", Rule("volume_extension:type_get", Reader)),
+    (
+        "GET",
+        "/v3/types/{id}",
+        Rule("volume_extension:type_get", Reader),
+    ),
     (
         "PUT",
         "/v3/types/{id}",
@@ -215,7 +251,11 @@ pub const POLICY: &[(&str, &str, Need)] = &[
     // Messages (messages.py).
     ("GET", "/v3/messages", Rule("message:get_all", Reader)),
     ("GET", "/v3/messages/{id}", Rule("message:get", Reader)),
-    ("DELETE", "/v3/messages/{id}", Rule("message:delete", Member)),
+    (
+        "DELETE",
+        "/v3/messages/{id}",
+        Rule("message:delete", Member),
+    ),
     // Transfers, both spellings (volume_transfer.py).
     (
         "POST",
@@ -307,13 +347,18 @@ pub const POLICY: &[(&str, &str, Need)] = &[
     ("GET", "/ashlar/v1/plugins", Rule(PLUGINS, Admin)),
     ("GET", "/ashlar/v1/plugins/events", Rule(PLUGINS, Admin)),
     ("GET", "/ashlar/v1/workers", Rule(PLUGINS, Admin)),
-    ("POST", "/ashlar/v1/backends/{name}/swap", Rule(PLUGINS, Admin)),
+    (
+        "POST",
+        "/ashlar/v1/backends/{name}/swap",
+        Rule(PLUGINS, Admin),
+    ),
     (
         "POST",
         "/ashlar/v1/backends/{name}/rollback",
         Rule(PLUGINS, Admin),
     ),
-    ("GET", "/metrics", Rule(PLUGINS, Admin)),
+    // Prometheus text, unauthenticated like most scrape endpoints: figures only.
+    ("GET", "/metrics", Public),
 ];
 
 const PLUGINS: &str = "ashlar:plugins:manage";
@@ -337,9 +382,17 @@ const VOLUME_ACTIONS: &[(&str, &str, Role)] = &[
         "volume_extension:volume_image_metadata:remove",
         Member,
     ),
-    ("os-show_image_metadata", "volume:get_volume_metadata", Reader),
+    (
+        "os-show_image_metadata",
+        "volume:get_volume_metadata",
+        Reader,
+    ),
     ("os-reimage", "volume:reimage", Member),
-    ("os-extend_volume_completion", "volume:extend_complete", Admin),
+    (
+        "os-extend_volume_completion",
+        "volume:extend_complete",
+        Admin,
+    ),
     ("os-retype", "volume:retype", Member),
     (
         "os-migrate_volume",
@@ -368,7 +421,11 @@ const VOLUME_ACTIONS: &[(&str, &str, Role)] = &[
         "volume_extension:volume_admin_actions:force_delete",
         Admin,
     ),
-    ("os-reserve", "volume_extension:volume_actions:reserve", Member),
+    (
+        "os-reserve",
+        "volume_extension:volume_actions:reserve",
+        Member,
+    ),
     (
         "os-unreserve",
         "volume_extension:volume_actions:unreserve",
@@ -379,7 +436,11 @@ const VOLUME_ACTIONS: &[(&str, &str, Role)] = &[
         "volume_extension:volume_actions:initialize_connection",
         Member,
     ),
-    ("os-attach", "volume_extension:volume_actions:attach", Member),
+    (
+        "os-attach",
+        "volume_extension:volume_actions:attach",
+        Member,
+    ),
     (
         "os-begin_detaching",
         "volume_extension:volume_actions:begin_detaching",
@@ -395,7 +456,11 @@ const VOLUME_ACTIONS: &[(&str, &str, Role)] = &[
         "volume_extension:volume_actions:terminate_connection",
         Member,
     ),
-    ("os-detach", "volume_extension:volume_actions:detach", Member),
+    (
+        "os-detach",
+        "volume_extension:volume_actions:detach",
+        Member,
+    ),
     (
         "os-force_detach",
         "volume_extension:volume_admin_actions:force_detach",
@@ -450,7 +515,7 @@ pub async fn enforce(
     req: Request,
     next: Next,
 ) -> Response {
-    let Some(route) = req.extensions().get::<MatchedPath>() else {
+    let Some(route) = req.extensions().get::<MatchedPath>().cloned() else {
         return next.run(req).await;
     };
     let Some(need) = need(req.method(), route.as_str()) else {
@@ -480,12 +545,10 @@ pub async fn enforce(
                         .into_response();
                 }
             };
-            let name = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(
-                &bytes,
-            )
-            .ok()
-            .filter(|m| m.len() == 1)
-            .and_then(|m| m.keys().next().cloned());
+            let name = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+                .ok()
+                .filter(|m| m.len() == 1)
+                .and_then(|m| m.keys().next().cloned());
             let found = name.and_then(|n| actions.iter().find(|(a, _, _)| *a == n));
             let body = axum::body::Body::from(bytes);
             match found {
@@ -496,10 +559,36 @@ pub async fn enforce(
         }
     };
     if ctx.role < role {
+        // Cinder looks the target up in the caller's project before it authorizes: what
+        // the caller cannot see is 404, so a 403 never confirms that it exists.
+        if let Err(hidden) = target_visible(&state, &ctx, route.as_str(), parts.uri.path()).await {
+            return hidden.into_response();
+        }
         return forbidden(rule).into_response();
     }
     parts.extensions.insert(ctx);
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// For a route on one volume, snapshot or attachment (`/v3/volumes/{id}…`): 404 when the
+/// caller cannot see it. Asked only when the policy refuses, so an allowed call costs no
+/// look-up here.
+async fn target_visible(
+    state: &AppState,
+    ctx: &Ctx,
+    route: &str,
+    path: &str,
+) -> Result<(), ApiError> {
+    let mut segments = route.split('/').zip(path.split('/')).skip(2);
+    let (Some((kind, _)), Some(("{id}", id))) = (segments.next(), segments.next()) else {
+        return Ok(());
+    };
+    match kind {
+        "volumes" => super::visible::volume(state, ctx, id).await.map(|_| ()),
+        "snapshots" => super::visible::snapshot(state, ctx, id).await.map(|_| ()),
+        "attachments" => super::visible::attachment(state, ctx, id).await.map(|_| ()),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -523,10 +612,9 @@ mod tests {
             let text = text.split("#[cfg(test)]").next().unwrap();
             for (at, _) in text.match_indices(".route(") {
                 let call = balanced(&text[at + ".route".len()..]);
-                let path = call
-                    .split('"')
-                    .nth(1)
-                    .unwrap_or_else(|| panic!("{}: a route without a literal path: {call}", file.display()));
+                let path = call.split('"').nth(1).unwrap_or_else(|| {
+                    panic!("{}: a route without a literal path: {call}", file.display())
+                });
                 let mut methods = methods_in(call);
                 if methods.is_empty() {
                     // `.route(path, helper(…))`: the methods are in the helper's body.
@@ -542,7 +630,11 @@ mod tests {
                     let body = &body[body.find('{').unwrap()..];
                     methods = methods_in(braced(body));
                 }
-                assert!(!methods.is_empty(), "{}: no method in {call}", file.display());
+                assert!(
+                    !methods.is_empty(),
+                    "{}: no method in {call}",
+                    file.display()
+                );
                 for m in methods {
                     found.push((m, path.to_string()));
                 }
@@ -632,7 +724,10 @@ mod tests {
         let all = POLICY.iter().flat_map(|(m, _, need)| match need {
             Need::Public => vec![],
             Need::Rule(rule, role) => vec![(*m, *rule, *role)],
-            Need::Actions(list) => list.iter().map(|(_, r, role)| ("POST", *r, *role)).collect(),
+            Need::Actions(list) => list
+                .iter()
+                .map(|(_, r, role)| ("POST", *r, *role))
+                .collect(),
         });
         for (method, rule, role) in all {
             if rule.contains("admin_actions") || rule.contains("types_manage") {

@@ -81,14 +81,13 @@ impl Db {
     /// Revokes a token: `None` when there is no such token, `Some(false)` when it was
     /// revoked already (its first revocation time is kept).
     pub async fn revoke_token(&self, id: &str) -> Result<Option<bool>> {
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(time::now())
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(time::now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if done == 1 {
             return Ok(Some(true));
         }
