@@ -43,8 +43,6 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/ashlar/v1/messages/{id}", get(show_internal))
 }
 
-/// The policy an administrator needs to read what tenants are not told.
-
 /// The filters the admin surface takes; `project_id` narrows to one project.
 const INTERNAL_FILTERS: &[&str] = &["request_id", "resource_uuid", "event_id", "resource_type"];
 
