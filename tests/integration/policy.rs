@@ -466,6 +466,54 @@ fn admin_calls(h: &Holdings) -> Vec<(&'static str, String, Option<Value>, &'stat
         ),
         (
             "GET",
+            format!("types/{ty}/os-volume-type-access"),
+            None,
+            "volume_extension:volume_type_access:get_all_for_type",
+        ),
+        (
+            "POST",
+            format!("types/{ty}/action"),
+            action("addProjectAccess", json!({"project": "proj-b"})),
+            "volume_extension:volume_type_access:addProjectAccess",
+        ),
+        (
+            "POST",
+            format!("types/{ty}/action"),
+            action("removeProjectAccess", json!({"project": "proj-b"})),
+            "volume_extension:volume_type_access:removeProjectAccess",
+        ),
+        (
+            "GET",
+            "default-types/proj-a".into(),
+            None,
+            "volume_extension:default_get",
+        ),
+        (
+            "PUT",
+            "default-types/proj-a".into(),
+            Some(json!({"default_type": {"volume_type": ty}})),
+            "volume_extension:default_set_or_update",
+        ),
+        (
+            "DELETE",
+            "default-types/proj-a".into(),
+            None,
+            "volume_extension:default_unset",
+        ),
+        (
+            "GET",
+            "qos-specs".into(),
+            None,
+            "volume_extension:qos_specs_manage:get_all",
+        ),
+        (
+            "POST",
+            "qos-specs".into(),
+            Some(json!({"qos_specs": {"name": "fast"}})),
+            "volume_extension:qos_specs_manage:create",
+        ),
+        (
+            "GET",
             "scheduler-stats/get_pools".into(),
             None,
             "scheduler_extension:scheduler_stats:get_pools",
@@ -564,7 +612,7 @@ async fn readers_read_and_write_nothing_members_call_no_admin_api() {
     assert_eq!(r.status, 200, "{}", r.body);
 
     // …and writes nothing, whatever the call.
-    let reader_at = reader.with_version("3.55");
+    let reader_at = reader.with_version("3.62");
     for (method, path, body, rule) in member_writes(&h) {
         let r = call(&reader_at, method, &path, body).await;
         assert_forbidden(&r, &format!("reader {method} {path}"), rule);
@@ -578,7 +626,7 @@ async fn readers_read_and_write_nothing_members_call_no_admin_api() {
     assert_eq!(v["metadata"]["tier"], "gold", "{v}");
 
     // A member may call none of the admin APIs, nor may a reader.
-    let member_at = member.with_version("3.55");
+    let member_at = member.with_version("3.62");
     for (method, path, body, rule) in admin_calls(&h) {
         for c in [&member_at, &reader_at] {
             let r = call(c, method, &path, body.clone()).await;
@@ -587,6 +635,18 @@ async fn readers_read_and_write_nothing_members_call_no_admin_api() {
     }
     let v = member.get(&format!("volumes/{}", h.volume)).await.body["volume"].clone();
     assert_eq!(v["status"], "reserved", "{v}");
+
+    // Cinder words the default types list's refusal its own way.
+    let r = member_at.get("default-types").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.error_message(),
+        "You are not authorized to perform this operation."
+    );
+    let r = admin
+        .get(&format!("types/{}/os-volume-type-access", h.private_type))
+        .await;
+    assert_eq!(r.body["volume_type_access"], json!([]), "{}", r.body);
 
     // The administrator may.
     let r = admin

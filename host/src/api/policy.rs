@@ -237,6 +237,82 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         "/v3/types/{id}/extra_specs/{key}",
         Rule("volume_extension:types_extra_specs:delete", Admin),
     ),
+    (
+        "POST",
+        "/v3/types/{id}/action",
+        Actions(&[
+            (
+                "addProjectAccess",
+                "volume_extension:volume_type_access:addProjectAccess",
+                Admin,
+            ),
+            (
+                "removeProjectAccess",
+                "volume_extension:volume_type_access:removeProjectAccess",
+                Admin,
+            ),
+        ]),
+    ),
+    (
+        "GET",
+        "/v3/types/{id}/os-volume-type-access",
+        Rule(
+            "volume_extension:volume_type_access:get_all_for_type",
+            Admin,
+        ),
+    ),
+    // Project default types, 3.62 (default_types.py).
+    (
+        "GET",
+        "/v3/default-types",
+        Rule("volume_extension:default_get_all", Admin),
+    ),
+    (
+        "GET",
+        "/v3/default-types/{project}",
+        Rule("volume_extension:default_get", Admin),
+    ),
+    (
+        "PUT",
+        "/v3/default-types/{project}",
+        Rule("volume_extension:default_set_or_update", Admin),
+    ),
+    (
+        "DELETE",
+        "/v3/default-types/{project}",
+        Rule("volume_extension:default_unset", Admin),
+    ),
+    // QoS specs, every call for administrators (qos_specs.py).
+    ("GET", "/v3/qos-specs", Rule(QOS_GET_ALL, Admin)),
+    ("POST", "/v3/qos-specs", Rule(QOS_CREATE, Admin)),
+    ("GET", "/v3/qos-specs/{id}", Rule(QOS_GET, Admin)),
+    ("PUT", "/v3/qos-specs/{id}", Rule(QOS_UPDATE, Admin)),
+    ("DELETE", "/v3/qos-specs/{id}", Rule(QOS_DELETE, Admin)),
+    (
+        "PUT",
+        "/v3/qos-specs/{id}/delete_keys",
+        Rule(QOS_DELETE, Admin),
+    ),
+    (
+        "GET",
+        "/v3/qos-specs/{id}/associations",
+        Rule(QOS_GET_ALL, Admin),
+    ),
+    (
+        "GET",
+        "/v3/qos-specs/{id}/associate",
+        Rule(QOS_UPDATE, Admin),
+    ),
+    (
+        "GET",
+        "/v3/qos-specs/{id}/disassociate",
+        Rule(QOS_UPDATE, Admin),
+    ),
+    (
+        "GET",
+        "/v3/qos-specs/{id}/disassociate_all",
+        Rule(QOS_UPDATE, Admin),
+    ),
     // Pools and zones (scheduler_stats.py; zones have no rule in Cinder).
     (
         "GET",
@@ -362,6 +438,17 @@ pub const POLICY: &[(&str, &str, Need)] = &[
 ];
 
 const PLUGINS: &str = "ashlar:plugins:manage";
+const QOS_GET_ALL: &str = "volume_extension:qos_specs_manage:get_all";
+const QOS_GET: &str = "volume_extension:qos_specs_manage:get";
+const QOS_CREATE: &str = "volume_extension:qos_specs_manage:create";
+const QOS_UPDATE: &str = "volume_extension:qos_specs_manage:update";
+const QOS_DELETE: &str = "volume_extension:qos_specs_manage:delete";
+
+/// Refusals Cinder words otherwise than `Policy doesn't allow …`.
+const WORDED: &[(&str, &str)] = &[(
+    "volume_extension:default_get_all",
+    "You are not authorized to perform this operation.",
+)];
 
 /// `POST /volumes/{id}/action`, by action.
 const VOLUME_ACTIONS: &[(&str, &str, Role)] = &[
@@ -500,12 +587,14 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
         .map(|(_, _, need)| *need)
 }
 
-/// `Policy doesn't allow {rule} to be performed.`, Cinder's 403.
+/// `Policy doesn't allow {rule} to be performed.`, Cinder's 403 (or its own words for
+/// the few it words otherwise).
 pub fn forbidden(rule: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        format!("Policy doesn't allow {rule} to be performed."),
-    )
+    let message = match WORDED.iter().find(|(r, _)| *r == rule) {
+        Some((_, words)) => words.to_string(),
+        None => format!("Policy doesn't allow {rule} to be performed."),
+    };
+    ApiError::new(StatusCode::FORBIDDEN, message)
 }
 
 /// Authenticates the caller, checks the table, and hands the handler its [`Ctx`].

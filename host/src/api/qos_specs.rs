@@ -14,12 +14,6 @@ use super::input::{Body, Keys, string_map};
 use super::{ApiError, Ctx, State, body_element, reply, views};
 use crate::db::{QosConsumer, QosSpecs};
 
-const GET_ALL: &str = "volume_extension:qos_specs_manage:get_all";
-const GET: &str = "volume_extension:qos_specs_manage:get";
-const CREATE: &str = "volume_extension:qos_specs_manage:create";
-const UPDATE: &str = "volume_extension:qos_specs_manage:update";
-const DELETE: &str = "volume_extension:qos_specs_manage:delete";
-
 /// At most this many keys in one request (the body limit bounds it too).
 const MAX_KEYS: usize = 1024;
 
@@ -72,7 +66,6 @@ fn specs_and_consumer(obj: &Map<String, Value>) -> Result<SpecsAndConsumer, ApiE
 }
 
 async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
-    ctx.require_admin(GET_ALL)?;
     let all: Vec<Value> = state
         .db
         .list_qos_specs()
@@ -115,7 +108,6 @@ async fn create(
     }
     super::input::check_text("name", &name, super::input::Text::Line)?;
     let (specs, consumer) = specs_and_consumer(&q)?;
-    ctx.require_admin(CREATE)?;
     let created = state
         .db
         .create_qos_specs(&name, consumer.unwrap_or(QosConsumer::BackEnd), &specs)
@@ -132,7 +124,6 @@ async fn show(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(GET)?;
     let q = find(&state, &id).await?;
     Ok(reply(
         &ctx,
@@ -151,7 +142,6 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let q = body_element(&body, "qos_specs")?;
     let (specs, consumer) = specs_and_consumer(&q)?;
-    ctx.require_admin(UPDATE)?;
     if !state.db.update_qos_specs(&id, consumer, &specs).await? {
         return Err(not_found(&id));
     }
@@ -215,7 +205,6 @@ async fn delete_keys(
             ));
         }
     };
-    ctx.require_admin(DELETE)?;
     match state.db.delete_qos_specs_keys(&id, &keys).await? {
         crate::db::QosKeysDeleted::Deleted => Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null)),
         crate::db::QosKeysDeleted::NoKey(k) => Err(ApiError::not_found(format!(
@@ -233,7 +222,6 @@ async fn delete(
     Path(id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(DELETE)?;
     let force = match params.iter().rev().find(|(k, _)| k == "force") {
         None => false,
         Some((_, v)) => crate::db::list::parse_bool(v).ok_or_else(|| {
@@ -254,7 +242,6 @@ async fn associations(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(GET_ALL)?;
     let q = find(&state, &id).await?;
     let types: Vec<Value> = state
         .db
@@ -291,7 +278,6 @@ async fn associate(
     Path(id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(UPDATE)?;
     let type_id = vol_type_id(&params)?;
     match state.db.associate_qos_specs(&id, &type_id).await? {
         crate::db::QosAssociated::Associated => Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null)),
@@ -312,7 +298,6 @@ async fn disassociate(
     Path(id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(UPDATE)?;
     let type_id = vol_type_id(&params)?;
     find(&state, &id).await?;
     if !state.db.disassociate_qos_specs(&id, &type_id).await? {
@@ -329,7 +314,6 @@ async fn disassociate_all(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin(UPDATE)?;
     find(&state, &id).await?;
     state.db.disassociate_qos_specs_all(&id).await?;
     Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
