@@ -513,6 +513,30 @@ fn admin_calls(h: &Holdings) -> Vec<(&'static str, String, Option<Value>, &'stat
             "volume_extension:qos_specs_manage:create",
         ),
         (
+            "PUT",
+            "os-quota-sets/proj-a".into(),
+            Some(json!({"quota_set": {"volumes": 100}})),
+            "volume_extension:quotas:update",
+        ),
+        (
+            "DELETE",
+            "os-quota-sets/proj-a".into(),
+            None,
+            "volume_extension:quotas:delete",
+        ),
+        (
+            "GET",
+            "os-quota-class-sets/default".into(),
+            None,
+            "volume_extension:quota_classes",
+        ),
+        (
+            "PUT",
+            "os-quota-class-sets/default".into(),
+            Some(json!({"quota_class_set": {"volumes": 100}})),
+            "volume_extension:quota_classes",
+        ),
+        (
             "GET",
             "scheduler-stats/get_pools".into(),
             None,
@@ -590,6 +614,9 @@ async fn readers_read_and_write_nothing_members_call_no_admin_api() {
         format!("volume-transfers/{}", h.transfer),
         "types".into(),
         "os-availability-zone".into(),
+        "os-quota-sets/proj-a?usage=True".into(),
+        "os-quota-sets/proj-a/defaults".into(),
+        "limits".into(),
     ] {
         let r = reader_at.get(&path).await;
         assert_eq!(r.status, 200, "reader GET {path}: {}", r.body);
@@ -720,6 +747,13 @@ async fn another_projects_resources_are_invisible() {
         )
         .await;
     assert_eq!(r.status, 404, "{}", r.body);
+    // Another project's quotas are refused, as Cinder refuses them.
+    let r = bob.get("os-quota-sets/proj-a").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.error_message(),
+        "Policy doesn't allow volume_extension:quotas:show to be performed."
+    );
     // His lists hold none of it.
     for (path, key) in [
         ("volumes/detail", "volumes"),

@@ -313,6 +313,43 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         "/v3/qos-specs/{id}/disassociate_all",
         Rule(QOS_UPDATE, Admin),
     ),
+    // Quotas and limits (quotas.py, quota_class.py, limits.py). Another project's quota
+    // set is for administrators too: its handler checks that, by the project asked.
+    (
+        "GET",
+        "/v3/os-quota-sets/{project_id}",
+        Rule("volume_extension:quotas:show", Reader),
+    ),
+    (
+        "GET",
+        "/v3/os-quota-sets/{project_id}/defaults",
+        Rule("volume_extension:quotas:show", Reader),
+    ),
+    (
+        "PUT",
+        "/v3/os-quota-sets/{project_id}",
+        Rule("volume_extension:quotas:update", Admin),
+    ),
+    (
+        "DELETE",
+        "/v3/os-quota-sets/{project_id}",
+        Rule("volume_extension:quotas:delete", Admin),
+    ),
+    (
+        "GET",
+        "/v3/os-quota-class-sets/{class_name}",
+        Rule("volume_extension:quota_classes", Admin),
+    ),
+    (
+        "PUT",
+        "/v3/os-quota-class-sets/{class_name}",
+        Rule("volume_extension:quota_classes", Admin),
+    ),
+    (
+        "GET",
+        "/v3/limits",
+        Rule("limits_extension:used_limits", Reader),
+    ),
     // Pools and zones (scheduler_stats.py; zones have no rule in Cinder).
     (
         "GET",
