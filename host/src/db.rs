@@ -313,6 +313,41 @@ impl Db {
 pub(crate) mod testing {
     use sqlx::Connection;
 
+    use crate::volume::status::{AttachStatus, VolumeStatus};
+
+    /// A new volume row (`creating`, 1 GiB, no type, host or metadata) for the store's
+    /// tests to insert; they change what they need with struct update syntax.
+    pub fn volume(id: &str, project: &str) -> super::VolumeRow {
+        super::VolumeRow {
+            id: id.into(),
+            project_id: project.into(),
+            user_id: "u".into(),
+            name: None,
+            description: None,
+            size: 1,
+            status: VolumeStatus::Creating,
+            attach_status: AttachStatus::Detached,
+            availability_zone: "nova".into(),
+            volume_type_id: None,
+            volume_type_name: None,
+            host: None,
+            provider_location: None,
+            provider_auth: None,
+            snapshot_id: None,
+            source_volid: None,
+            bootable: false,
+            multiattach: false,
+            created_at: super::time::now(),
+            updated_at: None,
+            launched_at: None,
+            revision: 0,
+            metadata: Default::default(),
+            admin_metadata: Default::default(),
+            image_metadata: Default::default(),
+            attachments: Vec::new(),
+        }
+    }
+
     pub async fn db() -> (super::Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());

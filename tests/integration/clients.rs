@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 
 use crate::common::{Client, Server, client_program};
+use crate::real_clients::{cinder_output_at, property};
 
 /// Projects and users, UUID-shaped as Keystone's are.
 const PROJECT: &str = "2f6c9a1e4b7d4c3a9e8f1a2b3c4d5e6f";
@@ -66,14 +67,7 @@ impl Who<'_> {
 
     /// `cinder ARGS` at 3.71 with Cinder's noauth plugin; returns stdout, asserting success.
     fn cinder(&self, args: &[&str]) -> String {
-        let endpoint = format!("{}/v3", self.server.base);
-        let out = Command::new(client_program("cinder"))
-            .args(["--os-auth-type", "noauth", "--os-user-id", self.user])
-            .args(["--os-project-id", self.project, "--os-endpoint", &endpoint])
-            .args(["--os-volume-api-version", "3.71"])
-            .args(args)
-            .output()
-            .expect("run cinder");
+        let out = cinder_output_at(self.server, self.user, self.project, "3.71", args);
         COMMANDS.fetch_add(1, Ordering::Relaxed);
         assert!(
             out.status.success(),
@@ -89,17 +83,6 @@ impl Who<'_> {
             .client(&format!("{}:{}", self.user, self.project))
             .with_version("3.71")
     }
-}
-
-/// The value of a `| property | value |` row in cinderclient's table output.
-fn property(table: &str, name: &str) -> String {
-    table
-        .lines()
-        .find_map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells.len() > 2 && cells[1] == name).then(|| cells[2].to_string())
-        })
-        .unwrap_or_else(|| panic!("no `{name}` in:\n{table}"))
 }
 
 /// The names in a list's JSON output.

@@ -19,7 +19,7 @@ fn cinder_output_as(server: &Server, user: &str, project: &str, args: &[&str]) -
 }
 
 /// Runs `cinder ARGS` as `user` in `project` at microversion `version`.
-fn cinder_output_at(
+pub fn cinder_output_at(
     server: &Server,
     user: &str,
     project: &str,
@@ -94,7 +94,7 @@ fn rows(table: &str) -> Vec<Vec<String>> {
 }
 
 /// The value of a `| property | value |` row in cinder's table output.
-fn property(table: &str, name: &str) -> String {
+pub fn property(table: &str, name: &str) -> String {
     table
         .lines()
         .find_map(|l| {

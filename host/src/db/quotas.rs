@@ -782,36 +782,12 @@ mod tests {
     use super::super::testing::{db, earlier_database};
     use super::super::{CreateRefused, JobRow, VolumeRow};
     use super::*;
-    use crate::volume::status::{AttachStatus, VolumeStatus};
+    use crate::volume::status::VolumeStatus;
 
     fn volume(id: &str, project: &str, size: i64) -> VolumeRow {
         VolumeRow {
-            id: id.into(),
-            project_id: project.into(),
-            user_id: "u".into(),
-            name: None,
-            description: None,
             size,
-            status: VolumeStatus::Creating,
-            attach_status: AttachStatus::Detached,
-            availability_zone: "nova".into(),
-            volume_type_id: None,
-            volume_type_name: None,
-            host: None,
-            provider_location: None,
-            provider_auth: None,
-            snapshot_id: None,
-            source_volid: None,
-            bootable: false,
-            multiattach: false,
-            created_at: time::now(),
-            updated_at: None,
-            launched_at: None,
-            revision: 0,
-            metadata: BTreeMap::new(),
-            admin_metadata: BTreeMap::new(),
-            image_metadata: BTreeMap::new(),
-            attachments: Vec::new(),
+            ..crate::db::testing::volume(id, project)
         }
     }
 

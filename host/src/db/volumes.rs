@@ -802,32 +802,10 @@ mod tests {
 
     fn volume(id: &str, project: &str, name: &str, created_at: &str) -> VolumeRow {
         VolumeRow {
-            id: id.into(),
-            project_id: project.into(),
-            user_id: "u".into(),
             name: Some(name.into()),
-            description: None,
-            size: 1,
-            status: VolumeStatus::Creating,
-            attach_status: AttachStatus::Detached,
-            availability_zone: "nova".into(),
-            volume_type_id: None,
-            volume_type_name: None,
-            host: None,
-            provider_location: None,
-            provider_auth: None,
-            snapshot_id: None,
-            source_volid: None,
-            bootable: false,
-            multiattach: false,
             created_at: created_at.into(),
-            updated_at: None,
-            launched_at: None,
-            revision: 0,
             metadata: BTreeMap::from([("k".into(), id.into())]),
-            admin_metadata: BTreeMap::new(),
-            image_metadata: BTreeMap::new(),
-            attachments: Vec::new(),
+            ..crate::db::testing::volume(id, project)
         }
     }
 
