@@ -15,6 +15,7 @@ pub use input::InputLimits;
 mod list;
 mod messages;
 mod metadata;
+mod openapi;
 mod policy;
 mod pools;
 mod qos_specs;
@@ -38,8 +39,8 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Refused, Role};
 use crate::db::Db;
@@ -91,12 +92,14 @@ pub struct AppState {
 
 pub type State = axum::extract::State<Arc<AppState>>;
 
-/// The whole API as one service.
-pub fn router(state: Arc<AppState>) -> Router {
-    let v3 = Router::new()
-        .route("/", get(versions::root))
-        .route("/v3", get(versions::v3))
-        .route("/v3/", get(versions::v3))
+/// Every route of the Block Storage API, each from its handler's `#[utoipa::path]`, so the
+/// router and `/openapi.json` are built from the same list.
+fn documented() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(versions::root))
+        .routes(routes!(versions::v3))
+        .routes(routes!(versions::v3_slash))
+        .routes(routes!(openapi::serve))
         .merge(volumes::routes())
         .merge(metadata::routes())
         .merge(attachments::routes())
@@ -109,6 +112,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(transfers::routes())
         .merge(services::routes())
         .merge(quotas::routes())
+}
+
+/// Whether the policy table may refuse `method path` to an authenticated caller: a rule
+/// above the reader's role, or an action route (by the action's name). For the document.
+fn policy_may_refuse(method: &str, path: &str) -> bool {
+    let Ok(method) = method.to_ascii_uppercase().parse() else {
+        return false;
+    };
+    match policy::need(&method, path) {
+        Some(policy::Need::Rule(_, role)) => role > Role::Reader,
+        Some(policy::Need::Actions(_)) => true,
+        Some(policy::Need::Public) | None => false,
+    }
+}
+
+/// The whole API as one service.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (documented, _) = documented().split_for_parts();
+    let v3 = documented
         .merge(admin::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -20,6 +20,7 @@ mod loading;
 mod lvm;
 mod messages;
 mod nfs_real;
+mod openapi;
 mod ownership;
 mod policy;
 mod quotas;

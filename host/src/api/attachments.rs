@@ -3,12 +3,11 @@
 //! `os-terminate_connection`, `os-detach`, …) and the attachments API of 3.27 on
 //! (`POST /attachments`, `PUT` with a connector, `os-complete` from 3.44, `DELETE`).
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Text, check_text};
 use super::list::{ListRequest, ListSpec};
@@ -42,12 +41,12 @@ pub const VOLUME_ACTIONS: &[&str] = &[
     "os-force_detach",
 ];
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route("/v3/attachments", post(create).get(list))
-        .route("/v3/attachments/detail", get(list_detail))
-        .route("/v3/attachments/{id}", get(show).put(update).delete(delete))
-        .route("/v3/attachments/{id}/action", post(action))
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(list_detail))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(action))
 }
 
 // ---- shared --------------------------------------------------------------------------
@@ -557,6 +556,7 @@ fn require_version(ctx: &Ctx, minor: u32, what: &str) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/v3/attachments", tag = "attachments", request_body = super::openapi::AttachmentCreateRequest, responses((status = 200, description = "OK.", body = super::openapi::AttachmentBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it."), (status = 503, description = "A backend is not reachable.")))]
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -600,6 +600,7 @@ async fn create(
     ))
 }
 
+#[utoipa::path(put, path = "/v3/attachments/{id}", tag = "attachments", params(("id" = String, Path)), request_body = super::openapi::AttachmentUpdateRequest, responses((status = 200, description = "OK.", body = super::openapi::AttachmentBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it."), (status = 503, description = "A backend is not reachable.")))]
 async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -628,6 +629,7 @@ async fn update(
     ))
 }
 
+#[utoipa::path(post, path = "/v3/attachments/{id}/action", tag = "attachments", params(("id" = String, Path)), request_body = super::openapi::Action, responses((status = 204, description = "Done; no body."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn action(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -660,6 +662,7 @@ async fn action(
     Ok(reply(&ctx, StatusCode::NO_CONTENT, Value::Null))
 }
 
+#[utoipa::path(delete, path = "/v3/attachments/{id}", tag = "attachments", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::AttachmentList), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn delete(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -694,6 +697,7 @@ async fn listing(
     req.rows(&LIST, state.db.list_attachments(&req.query).await)
 }
 
+#[utoipa::path(get, path = "/v3/attachments", tag = "attachments", responses((status = 200, description = "OK.", body = super::openapi::AttachmentList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -707,6 +711,7 @@ async fn list(
     ))
 }
 
+#[utoipa::path(get, path = "/v3/attachments/detail", tag = "attachments", responses((status = 200, description = "OK.", body = super::openapi::AttachmentList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -720,6 +725,7 @@ async fn list_detail(
     ))
 }
 
+#[utoipa::path(get, path = "/v3/attachments/{id}", tag = "attachments", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::AttachmentBody), (status = 404, description = "No such resource visible to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -2,12 +2,11 @@
 //! volume created without a type takes before the configured default. For
 //! administrators, as Cinder's policy says; below 3.62 the routes do not exist (404).
 
-use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Text, opt_text};
 use super::{ApiError, Ctx, State, body_element, reply, views};
@@ -15,11 +14,10 @@ use super::{ApiError, Ctx, State, body_element, reply, views};
 /// The microversion that brought default types.
 const SINCE: u32 = 62;
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new().route("/v3/default-types", get(list)).route(
-        "/v3/default-types/{project}",
-        get(show).put(set).delete(unset),
-    )
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, set, unset))
 }
 
 /// Cinder's versioned routes answer 404 below their microversion.
@@ -34,6 +32,7 @@ fn require_version(ctx: &Ctx) -> Result<(), ApiError> {
 }
 
 /// `PUT /default-types/{project}` `{"default_type": {"volume_type": NAME_OR_ID}}`.
+#[utoipa::path(put, path = "/v3/default-types/{project}", tag = "default-types", params(("project" = String, Path)), request_body = super::openapi::DefaultTypeSetRequest, responses((status = 200, description = "OK.", body = super::openapi::DefaultTypeBody), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn set(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -74,6 +73,7 @@ async fn set(
     ))
 }
 
+#[utoipa::path(get, path = "/v3/default-types/{project}", tag = "default-types", params(("project" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::DefaultTypeBody), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -94,6 +94,7 @@ async fn show(
     ))
 }
 
+#[utoipa::path(get, path = "/v3/default-types", tag = "default-types", responses((status = 200, description = "OK.", body = super::openapi::DefaultTypeList), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
     require_version(&ctx)?;
     let all: Vec<Value> = state
@@ -107,6 +108,7 @@ async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, 
 }
 
 /// `DELETE /default-types/{project}`: 204, whether or not the project had one.
+#[utoipa::path(delete, path = "/v3/default-types/{project}", tag = "default-types", params(("project" = String, Path)), responses((status = 204, description = "Done; no body."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn unset(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -8,12 +8,12 @@
 //! `event_id`, `project_id`) and `/ashlar/v1/messages/{id}`. The log has the same text on
 //! a line with the request id.
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::list::{ListRequest, ListSpec};
 use super::{ApiError, Ctx, State, reply, views};
@@ -35,10 +35,11 @@ const LIST: ListSpec = ListSpec {
     paging_since: 5,
 };
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route("/v3/messages", get(list))
-        .route("/v3/messages/{id}", get(show).delete(delete))
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    // Ashlar's own views for administrators stay out of the document.
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, delete))
         .route("/ashlar/v1/messages", get(list_internal))
         .route("/ashlar/v1/messages/{id}", get(show_internal))
 }
@@ -59,6 +60,7 @@ fn require_version(ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/v3/messages", tag = "messages", responses((status = 200, description = "OK.", body = super::openapi::MessageList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -80,6 +82,7 @@ async fn list(
     Ok(reply(&ctx, StatusCode::OK, Value::Object(body)))
 }
 
+#[utoipa::path(get, path = "/v3/messages/{id}", tag = "messages", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::MessageBody), (status = 404, description = "No such resource visible to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -98,6 +101,7 @@ async fn show(
     }
 }
 
+#[utoipa::path(delete, path = "/v3/messages/{id}", tag = "messages", params(("id" = String, Path)), responses((status = 204, description = "Done; no body."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn delete(
     axum::extract::State(state): State,
     ctx: Ctx,

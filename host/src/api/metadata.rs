@@ -2,41 +2,120 @@
 //! show, merge (POST) or replace (PUT) it, `/{kind}/{id}/metadata/{key}` to show, set or
 //! delete one key. One set of handlers; the resource is the route's.
 
-use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{MethodRouter, get};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Keys, check_item_count, check_key, string_map};
 use super::{ApiError, AppState, Ctx, State, reply, visible};
 use crate::db::MetadataOf;
 
-pub fn routes() -> Router<std::sync::Arc<AppState>> {
-    Router::new()
-        .route("/v3/volumes/{id}/metadata", all(MetadataOf::Volume))
-        .route("/v3/volumes/{id}/metadata/{key}", one(MetadataOf::Volume))
-        .route("/v3/snapshots/{id}/metadata", all(MetadataOf::Snapshot))
-        .route(
-            "/v3/snapshots/{id}/metadata/{key}",
-            one(MetadataOf::Snapshot),
-        )
+/// Each path's handlers are their own functions, so each has its own entry in the
+/// document.
+pub fn routes() -> OpenApiRouter<std::sync::Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(volume_show, volume_create, volume_replace))
+        .routes(routes!(volume_key_show, volume_key_set, volume_key_delete))
+        .routes(routes!(snapshot_show, snapshot_create, snapshot_replace))
+        .routes(routes!(
+            snapshot_key_show,
+            snapshot_key_set,
+            snapshot_key_delete
+        ))
 }
 
-/// `/{kind}/{id}/metadata`: show, merge (POST) or replace (PUT).
-fn all(of: MetadataOf) -> MethodRouter<std::sync::Arc<AppState>> {
-    get(move |s: State, c: Ctx, p: Path<String>| show(s, c, p, of))
-        .post(move |s: State, c: Ctx, p: Path<String>, b: Body| write(s, c, p, b, of, false))
-        .put(move |s: State, c: Ctx, p: Path<String>, b: Body| write(s, c, p, b, of, true))
+#[utoipa::path(get, path = "/v3/volumes/{id}/metadata", tag = "volumes", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::Metadata), (status = 404, description = "No such resource visible to the caller.")))]
+async fn volume_show(s: State, c: Ctx, p: Path<String>) -> Result<Response, ApiError> {
+    show(s, c, p, MetadataOf::Volume).await
 }
 
-/// `/{kind}/{id}/metadata/{key}`: show, set or delete one key.
-fn one(of: MetadataOf) -> MethodRouter<std::sync::Arc<AppState>> {
-    get(move |s: State, c: Ctx, p: Path<(String, String)>| key_show(s, c, p, of))
-        .put(move |s: State, c: Ctx, p: Path<(String, String)>, b: Body| key_set(s, c, p, b, of))
-        .delete(move |s: State, c: Ctx, p: Path<(String, String)>| key_delete(s, c, p, of))
+#[utoipa::path(post, path = "/v3/volumes/{id}/metadata", tag = "volumes", params(("id" = String, Path)), request_body = super::openapi::Metadata, responses((status = 200, description = "OK.", body = super::openapi::Metadata), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn volume_create(s: State, c: Ctx, p: Path<String>, b: Body) -> Result<Response, ApiError> {
+    write(s, c, p, b, MetadataOf::Volume, false).await
+}
+
+#[utoipa::path(put, path = "/v3/volumes/{id}/metadata", tag = "volumes", params(("id" = String, Path)), request_body = super::openapi::Metadata, responses((status = 200, description = "OK.", body = super::openapi::Metadata), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn volume_replace(s: State, c: Ctx, p: Path<String>, b: Body) -> Result<Response, ApiError> {
+    write(s, c, p, b, MetadataOf::Volume, true).await
+}
+
+#[utoipa::path(get, path = "/v3/volumes/{id}/metadata/{key}", tag = "volumes", params(("id" = String, Path), ("key" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::Meta), (status = 404, description = "No such resource visible to the caller.")))]
+async fn volume_key_show(
+    s: State,
+    c: Ctx,
+    p: Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    key_show(s, c, p, MetadataOf::Volume).await
+}
+
+#[utoipa::path(put, path = "/v3/volumes/{id}/metadata/{key}", tag = "volumes", params(("id" = String, Path), ("key" = String, Path)), request_body = super::openapi::Meta, responses((status = 200, description = "OK.", body = super::openapi::Meta), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn volume_key_set(
+    s: State,
+    c: Ctx,
+    p: Path<(String, String)>,
+    b: Body,
+) -> Result<Response, ApiError> {
+    key_set(s, c, p, b, MetadataOf::Volume).await
+}
+
+#[utoipa::path(delete, path = "/v3/volumes/{id}/metadata/{key}", tag = "volumes", params(("id" = String, Path), ("key" = String, Path)), responses((status = 200, description = "OK."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn volume_key_delete(
+    s: State,
+    c: Ctx,
+    p: Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    key_delete(s, c, p, MetadataOf::Volume).await
+}
+
+#[utoipa::path(get, path = "/v3/snapshots/{id}/metadata", tag = "snapshots", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::Metadata), (status = 404, description = "No such resource visible to the caller.")))]
+async fn snapshot_show(s: State, c: Ctx, p: Path<String>) -> Result<Response, ApiError> {
+    show(s, c, p, MetadataOf::Snapshot).await
+}
+
+#[utoipa::path(post, path = "/v3/snapshots/{id}/metadata", tag = "snapshots", params(("id" = String, Path)), request_body = super::openapi::Metadata, responses((status = 200, description = "OK.", body = super::openapi::Metadata), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn snapshot_create(s: State, c: Ctx, p: Path<String>, b: Body) -> Result<Response, ApiError> {
+    write(s, c, p, b, MetadataOf::Snapshot, false).await
+}
+
+#[utoipa::path(put, path = "/v3/snapshots/{id}/metadata", tag = "snapshots", params(("id" = String, Path)), request_body = super::openapi::Metadata, responses((status = 200, description = "OK.", body = super::openapi::Metadata), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn snapshot_replace(
+    s: State,
+    c: Ctx,
+    p: Path<String>,
+    b: Body,
+) -> Result<Response, ApiError> {
+    write(s, c, p, b, MetadataOf::Snapshot, true).await
+}
+
+#[utoipa::path(get, path = "/v3/snapshots/{id}/metadata/{key}", tag = "snapshots", params(("id" = String, Path), ("key" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::Meta), (status = 404, description = "No such resource visible to the caller.")))]
+async fn snapshot_key_show(
+    s: State,
+    c: Ctx,
+    p: Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    key_show(s, c, p, MetadataOf::Snapshot).await
+}
+
+#[utoipa::path(put, path = "/v3/snapshots/{id}/metadata/{key}", tag = "snapshots", params(("id" = String, Path), ("key" = String, Path)), request_body = super::openapi::Meta, responses((status = 200, description = "OK.", body = super::openapi::Meta), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn snapshot_key_set(
+    s: State,
+    c: Ctx,
+    p: Path<(String, String)>,
+    b: Body,
+) -> Result<Response, ApiError> {
+    key_set(s, c, p, b, MetadataOf::Snapshot).await
+}
+
+#[utoipa::path(delete, path = "/v3/snapshots/{id}/metadata/{key}", tag = "snapshots", params(("id" = String, Path), ("key" = String, Path)), responses((status = 200, description = "OK."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn snapshot_key_delete(
+    s: State,
+    c: Ctx,
+    p: Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    key_delete(s, c, p, MetadataOf::Snapshot).await
 }
 
 /// The resource's id and metadata, if the caller may see it.

@@ -2,21 +2,21 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, Ctx, State, parse_bool, reply};
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route("/v3/scheduler-stats/get_pools", get(get_pools))
-        .route("/v3/os-availability-zone", get(availability_zones))
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(get_pools))
+        .routes(routes!(availability_zones))
 }
 
+#[utoipa::path(get, path = "/v3/scheduler-stats/get_pools", tag = "pools", responses((status = 200, description = "OK.", body = super::openapi::Pools), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn get_pools(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -78,6 +78,7 @@ async fn get_pools(
     Ok(reply(&ctx, StatusCode::OK, json!({ "pools": pools })))
 }
 
+#[utoipa::path(get, path = "/v3/os-availability-zone", tag = "pools", responses((status = 200, description = "OK.", body = super::openapi::AvailabilityZones)))]
 async fn availability_zones(
     axum::extract::State(state): State,
     ctx: Ctx,

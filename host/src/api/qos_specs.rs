@@ -3,12 +3,11 @@
 //! an attachment's connection info (`data.qos_specs`), back-end specs the driver with the
 //! volume (`volume/attach.rs`, `volume/flows.rs`).
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, put};
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Keys, string_map};
 use super::{ApiError, Ctx, State, body_element, reply, views};
@@ -17,15 +16,15 @@ use crate::db::{QosConsumer, QosSpecs};
 /// At most this many keys in one request (the body limit bounds it too).
 const MAX_KEYS: usize = 1024;
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route("/v3/qos-specs", get(list).post(create))
-        .route("/v3/qos-specs/{id}", get(show).put(update).delete(delete))
-        .route("/v3/qos-specs/{id}/delete_keys", put(delete_keys))
-        .route("/v3/qos-specs/{id}/associations", get(associations))
-        .route("/v3/qos-specs/{id}/associate", get(associate))
-        .route("/v3/qos-specs/{id}/disassociate", get(disassociate))
-        .route("/v3/qos-specs/{id}/disassociate_all", get(disassociate_all))
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(delete_keys))
+        .routes(routes!(associations))
+        .routes(routes!(associate))
+        .routes(routes!(disassociate))
+        .routes(routes!(disassociate_all))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -65,6 +64,7 @@ fn specs_and_consumer(obj: &Map<String, Value>) -> Result<SpecsAndConsumer, ApiE
     Ok((specs, consumer))
 }
 
+#[utoipa::path(get, path = "/v3/qos-specs", tag = "qos-specs", responses((status = 200, description = "OK.", body = super::openapi::QosSpecsList), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
     let all: Vec<Value> = state
         .db
@@ -78,6 +78,7 @@ async fn list(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, 
 
 /// `POST /qos-specs` `{"qos_specs": {"name": N, "consumer"?: C, KEY: VALUE…}}`; the consumer
 /// is `back-end` unless given.
+#[utoipa::path(post, path = "/v3/qos-specs", tag = "qos-specs", request_body = super::openapi::QosSpecsCreateRequest, responses((status = 200, description = "OK.", body = super::openapi::QosSpecsBody), (status = 403, description = "Policy does not allow it to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -119,6 +120,7 @@ async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/v3/qos-specs/{id}", tag = "qos-specs", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::QosSpecsBody), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -134,6 +136,7 @@ async fn show(
 
 /// `PUT /qos-specs/{id}` `{"qos_specs": {KEY: VALUE…}}` sets keys (and the consumer) and
 /// answers the body it was given, as Cinder does.
+#[utoipa::path(put, path = "/v3/qos-specs/{id}", tag = "qos-specs", params(("id" = String, Path)), request_body = super::openapi::QosSpecsKeys, responses((status = 200, description = "OK.", body = super::openapi::QosSpecsKeys), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -150,6 +153,7 @@ async fn update(
 
 /// `PUT /qos-specs/{id}/delete_keys` `{"keys": [KEY…]}`: all of them, or none if one is
 /// missing (404 naming it).
+#[utoipa::path(put, path = "/v3/qos-specs/{id}/delete_keys", tag = "qos-specs", params(("id" = String, Path)), request_body = super::openapi::QosDeleteKeys, responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn delete_keys(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -216,6 +220,7 @@ async fn delete_keys(
 
 /// `DELETE /qos-specs/{id}[?force=BOOL]`: refused while associated with types unless
 /// forced, in Cinder's words.
+#[utoipa::path(delete, path = "/v3/qos-specs/{id}", tag = "qos-specs", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn delete(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -237,6 +242,7 @@ async fn delete(
     }
 }
 
+#[utoipa::path(get, path = "/v3/qos-specs/{id}/associations", tag = "qos-specs", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::QosAssociations), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn associations(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -272,6 +278,7 @@ fn vol_type_id(params: &[(String, String)]) -> Result<String, ApiError> {
 }
 
 /// `GET /qos-specs/{id}/associate?vol_type_id=T`: a type has at most one QoS spec.
+#[utoipa::path(get, path = "/v3/qos-specs/{id}/associate", tag = "qos-specs", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn associate(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -292,6 +299,7 @@ async fn associate(
 }
 
 /// `GET /qos-specs/{id}/disassociate?vol_type_id=T`.
+#[utoipa::path(get, path = "/v3/qos-specs/{id}/disassociate", tag = "qos-specs", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn disassociate(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -309,6 +317,7 @@ async fn disassociate(
 }
 
 /// `GET /qos-specs/{id}/disassociate_all`.
+#[utoipa::path(get, path = "/v3/qos-specs/{id}/disassociate_all", tag = "qos-specs", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn disassociate_all(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -6,29 +6,22 @@
 //! (`quotas.py`, `quota_classes.py`, `limits.py`). Enforcement is in the transactions
 //! that record volumes and snapshots (`db/quotas.rs`).
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, parse_body};
 use super::{ApiError, Ctx, State, reply};
 use crate::db::{QuotaResource, QuotaValue};
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route(
-            "/v3/os-quota-sets/{project_id}",
-            get(show).put(update).delete(delete),
-        )
-        .route("/v3/os-quota-sets/{project_id}/defaults", get(defaults))
-        .route(
-            "/v3/os-quota-class-sets/{class_name}",
-            get(class_show).put(class_update),
-        )
-        .route("/v3/limits", get(limits))
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(show, update, delete))
+        .routes(routes!(defaults))
+        .routes(routes!(class_show, class_update))
+        .routes(routes!(limits))
 }
 
 const SHOW: &str = "volume_extension:quotas:show";
@@ -90,6 +83,7 @@ fn limits_of(values: Vec<QuotaValue>) -> Vec<(String, i64)> {
     values.into_iter().map(|v| (v.name, v.limit)).collect()
 }
 
+#[utoipa::path(get, path = "/v3/os-quota-sets/{project_id}", tag = "quotas", params(("project_id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::QuotaSetBody), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -110,6 +104,7 @@ async fn show(
     Ok(reply(&ctx, StatusCode::OK, json!({ "quota_set": set })))
 }
 
+#[utoipa::path(get, path = "/v3/os-quota-sets/{project_id}/defaults", tag = "quotas", params(("project_id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::QuotaSetBody), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn defaults(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -202,6 +197,7 @@ async fn read_limits(
     Ok(limits)
 }
 
+#[utoipa::path(put, path = "/v3/os-quota-sets/{project_id}", tag = "quotas", params(("project_id" = String, Path)), request_body = super::openapi::QuotaSetBody, responses((status = 200, description = "OK.", body = super::openapi::QuotaSetBody), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -222,6 +218,7 @@ async fn update(
     ))
 }
 
+#[utoipa::path(delete, path = "/v3/os-quota-sets/{project_id}", tag = "quotas", params(("project_id" = String, Path)), responses((status = 200, description = "OK."), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn delete(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -232,6 +229,7 @@ async fn delete(
     Ok(reply(&ctx, StatusCode::OK, Value::Null))
 }
 
+#[utoipa::path(get, path = "/v3/os-quota-class-sets/{class_name}", tag = "quotas", params(("class_name" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::QuotaClassSetBody), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn class_show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -245,6 +243,7 @@ async fn class_show(
     ))
 }
 
+#[utoipa::path(put, path = "/v3/os-quota-class-sets/{class_name}", tag = "quotas", params(("class_name" = String, Path)), request_body = super::openapi::QuotaClassSetBody, responses((status = 200, description = "OK.", body = super::openapi::QuotaClassSetBody), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn class_update(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -265,6 +264,7 @@ async fn class_update(
 
 /// Cinder's absolute limits and, from its `used_limits` extension, what is used. An
 /// administrator may name another project with `project_id` from 3.39.
+#[utoipa::path(get, path = "/v3/limits", tag = "limits", responses((status = 200, description = "OK.", body = super::openapi::Limits)))]
 async fn limits(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -2,23 +2,22 @@
 //! their state from the heartbeat, disabling a backend's volume service for scheduling,
 //! and a backend's capabilities from its driver's stats.
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, put};
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Text, check_text, parse_body};
 use super::{ApiError, Ctx, State, reply};
 use crate::db::{ServiceRow, time};
 use crate::volume::services::VOLUME_BINARY;
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route("/v3/os-services", get(list))
-        .route("/v3/os-services/{action}", put(update))
-        .route("/v3/capabilities/{host}", get(capabilities))
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(update))
+        .routes(routes!(capabilities))
 }
 
 /// Cinder's host filter: `host` itself, or any backend or pool on it (`host@…`, `host#…`).
@@ -29,6 +28,7 @@ fn host_matches(service_host: &str, wanted: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('@') || rest.starts_with('#'))
 }
 
+#[utoipa::path(get, path = "/v3/os-services", tag = "services", responses((status = 200, description = "OK.", body = super::openapi::Services), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -116,6 +116,7 @@ const NOT_SUPPORTED: &[&str] = &[
     "get-log",
 ];
 
+#[utoipa::path(put, path = "/v3/os-services/{action}", tag = "services", params(("action" = String, Path)), request_body = super::openapi::ServiceUpdateRequest, responses((status = 200, description = "OK.", body = super::openapi::ServiceUpdated), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 405, description = "Not allowed here.")))]
 async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -225,6 +226,7 @@ fn standard_properties() -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/v3/capabilities/{host}", tag = "services", params(("host" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::Capabilities), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 503, description = "A backend is not reachable.")))]
 async fn capabilities(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -1,11 +1,10 @@
 //! `/v3/{project_id}/snapshots`.
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Keys, body_bool, string_map};
 use super::list::{ListRequest, ListSpec};
@@ -29,14 +28,15 @@ const LIST_DETAIL: ListSpec = ListSpec {
     ..LIST
 };
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route("/v3/snapshots", post(create).get(list))
-        .route("/v3/snapshots/detail", get(list_detail))
-        .route("/v3/snapshots/{id}", get(show).put(update).delete(delete))
-        .route("/v3/snapshots/{id}/action", post(action))
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(list_detail))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(action))
 }
 
+#[utoipa::path(post, path = "/v3/snapshots", tag = "snapshots", request_body = super::openapi::SnapshotCreateRequest, responses((status = 202, description = "Accepted; the work goes on in the background.", body = super::openapi::SnapshotBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it."), (status = 413, description = "Over quota or over a size limit.")))]
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -120,6 +120,7 @@ async fn page(
     Ok(reply(ctx, StatusCode::OK, Value::Object(body)))
 }
 
+#[utoipa::path(get, path = "/v3/snapshots", tag = "snapshots", responses((status = 200, description = "OK.", body = super::openapi::SnapshotList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -128,6 +129,7 @@ async fn list(
     page(&state, &ctx, &params, &LIST, false).await
 }
 
+#[utoipa::path(get, path = "/v3/snapshots/detail", tag = "snapshots", responses((status = 200, description = "OK.", body = super::openapi::SnapshotList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -136,6 +138,7 @@ async fn list_detail(
     page(&state, &ctx, &params, &LIST_DETAIL, true).await
 }
 
+#[utoipa::path(get, path = "/v3/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::SnapshotBody), (status = 404, description = "No such resource visible to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -149,6 +152,7 @@ async fn show(
     ))
 }
 
+#[utoipa::path(put, path = "/v3/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)), request_body = super::openapi::SnapshotUpdateRequest, responses((status = 200, description = "OK.", body = super::openapi::SnapshotBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -193,6 +197,7 @@ async fn update(
     ))
 }
 
+#[utoipa::path(delete, path = "/v3/snapshots/{id}", tag = "snapshots", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn delete(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -275,6 +280,7 @@ async fn update_snapshot_status(
 
 /// A snapshot's actions: `os-update_snapshot_status` and `os-update_progress`, and for
 /// administrators `os-reset_status` and `os-force_delete`.
+#[utoipa::path(post, path = "/v3/snapshots/{id}/action", tag = "snapshots", params(("id" = String, Path)), request_body = super::openapi::Action, responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn action(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -7,12 +7,11 @@
 //! them all with `all_tenants`); any project that knows a transfer's id and key may
 //! accept it, which is what a transfer is for.
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Text, body_bool, check_text};
 use super::{ApiError, Ctx, State, body_element, reply, visible};
@@ -27,28 +26,17 @@ enum Collection {
     V3,
 }
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route(
-            "/v3/os-volume-transfer",
-            post(create_ext).get(|s: State, c: Ctx, q| list(s, c, q, false)),
-        )
-        .route(
-            "/v3/os-volume-transfer/detail",
-            get(|s: State, c: Ctx, q| list(s, c, q, true)),
-        )
-        .route("/v3/os-volume-transfer/{id}", get(show).delete(delete))
-        .route("/v3/os-volume-transfer/{id}/accept", post(accept))
-        .route(
-            "/v3/volume-transfers",
-            post(create_v3).get(|s: State, c: Ctx, q| list(s, c, q, false)),
-        )
-        .route(
-            "/v3/volume-transfers/detail",
-            get(|s: State, c: Ctx, q| list(s, c, q, true)),
-        )
-        .route("/v3/volume-transfers/{id}", get(show).delete(delete))
-        .route("/v3/volume-transfers/{id}/accept", post(accept))
+/// Cinder serves transfers twice: the old extension and `/volume-transfers` (3.55).
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create_ext, list_ext))
+        .routes(routes!(detail_ext))
+        .routes(routes!(show, delete))
+        .routes(routes!(accept))
+        .routes(routes!(create_v3, list_v3))
+        .routes(routes!(detail_v3))
+        .routes(routes!(show_v3, delete_v3))
+        .routes(routes!(accept_v3))
 }
 
 /// `self` and `bookmark` links, under `os-volume-transfer` whichever collection was
@@ -117,10 +105,55 @@ fn only(obj: &Map<String, Value>, element: &str, allowed: &[&str]) -> Result<(),
     ))
 }
 
+#[utoipa::path(get, path = "/v3/os-volume-transfer", tag = "transfers", responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
+async fn list_ext(s: State, c: Ctx, q: Query<Vec<(String, String)>>) -> Result<Response, ApiError> {
+    list(s, c, q, false).await
+}
+
+#[utoipa::path(get, path = "/v3/os-volume-transfer/detail", tag = "transfers", responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
+async fn detail_ext(
+    s: State,
+    c: Ctx,
+    q: Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    list(s, c, q, true).await
+}
+
+#[utoipa::path(get, path = "/v3/volume-transfers", tag = "transfers", responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
+async fn list_v3(s: State, c: Ctx, q: Query<Vec<(String, String)>>) -> Result<Response, ApiError> {
+    list(s, c, q, false).await
+}
+
+#[utoipa::path(get, path = "/v3/volume-transfers/detail", tag = "transfers", responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
+async fn detail_v3(
+    s: State,
+    c: Ctx,
+    q: Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    list(s, c, q, true).await
+}
+
+#[utoipa::path(get, path = "/v3/volume-transfers/{id}", tag = "transfers", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::TransferBody), (status = 404, description = "No such resource visible to the caller.")))]
+async fn show_v3(s: State, c: Ctx, p: Path<String>) -> Result<Response, ApiError> {
+    show(s, c, p).await
+}
+
+#[utoipa::path(delete, path = "/v3/volume-transfers/{id}", tag = "transfers", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+async fn delete_v3(s: State, c: Ctx, p: Path<String>) -> Result<Response, ApiError> {
+    delete(s, c, p).await
+}
+
+#[utoipa::path(post, path = "/v3/volume-transfers/{id}/accept", tag = "transfers", params(("id" = String, Path)), request_body = super::openapi::TransferAcceptRequest, responses((status = 202, description = "Accepted; the work goes on in the background.", body = super::openapi::TransferBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it."), (status = 413, description = "Over quota or over a size limit.")))]
+async fn accept_v3(s: State, c: Ctx, p: Path<String>, b: Body) -> Result<Response, ApiError> {
+    accept(s, c, p, b).await
+}
+
+#[utoipa::path(post, path = "/v3/os-volume-transfer", tag = "transfers", request_body = super::openapi::TransferCreateRequest, responses((status = 202, description = "Accepted; the work goes on in the background.", body = super::openapi::TransferBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn create_ext(state: State, ctx: Ctx, body: Body) -> Result<Response, ApiError> {
     create(state, ctx, body, Collection::Extension).await
 }
 
+#[utoipa::path(post, path = "/v3/volume-transfers", tag = "transfers", request_body = super::openapi::TransferCreateRequest, responses((status = 202, description = "Accepted; the work goes on in the background.", body = super::openapi::TransferBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn create_v3(state: State, ctx: Ctx, body: Body) -> Result<Response, ApiError> {
     create(state, ctx, body, Collection::V3).await
 }
@@ -252,6 +285,7 @@ async fn owned(state: &super::AppState, ctx: &Ctx, id: &str) -> Result<TransferR
     }
 }
 
+#[utoipa::path(get, path = "/v3/os-volume-transfer/{id}", tag = "transfers", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::TransferBody), (status = 404, description = "No such resource visible to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -265,6 +299,7 @@ async fn show(
     ))
 }
 
+#[utoipa::path(delete, path = "/v3/os-volume-transfer/{id}", tag = "transfers", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn delete(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -275,6 +310,7 @@ async fn delete(
     Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
 }
 
+#[utoipa::path(post, path = "/v3/os-volume-transfer/{id}/accept", tag = "transfers", params(("id" = String, Path)), request_body = super::openapi::TransferAcceptRequest, responses((status = 202, description = "Accepted; the work goes on in the background.", body = super::openapi::TransferBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it."), (status = 413, description = "Over quota or over a size limit.")))]
 async fn accept(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -3,33 +3,26 @@
 //! administrators. A type a caller may not see (private, and not given to their project)
 //! is Cinder's 404, as if it did not exist.
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Keys, Text, body_bool, check_key, opt_text, string_map};
 use super::views::TypeView;
 use super::{ApiError, Ctx, State, body_element, reply, views};
 use crate::db::{TypeVisibility, VolumeType};
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route("/v3/types", get(list).post(create))
-        .route("/v3/types/default", get(default_type))
-        .route("/v3/types/{id}", get(show).put(update).delete(delete))
-        .route("/v3/types/{id}/action", post(action))
-        .route("/v3/types/{id}/os-volume-type-access", get(access_list))
-        .route(
-            "/v3/types/{id}/extra_specs",
-            get(specs_list).post(specs_set),
-        )
-        .route(
-            "/v3/types/{id}/extra_specs/{key}",
-            get(spec_show).put(spec_put).delete(spec_delete),
-        )
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(default_type))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(action))
+        .routes(routes!(access_list))
+        .routes(routes!(specs_list, specs_set))
+        .routes(routes!(spec_show, spec_put, spec_delete))
 }
 
 impl Ctx {
@@ -85,6 +78,7 @@ fn is_public_filter(params: &[(String, String)]) -> Result<Option<bool>, ApiErro
     }
 }
 
+#[utoipa::path(get, path = "/v3/types", tag = "types", responses((status = 200, description = "OK.", body = super::openapi::VolumeTypeList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -110,6 +104,7 @@ async fn list(
     ))
 }
 
+#[utoipa::path(get, path = "/v3/types/default", tag = "types", responses((status = 200, description = "OK.", body = super::openapi::VolumeTypeBody), (status = 404, description = "No such resource visible to the caller.")))]
 async fn default_type(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
     let t = effective_default(&state, &ctx)
         .await?
@@ -121,6 +116,7 @@ async fn default_type(axum::extract::State(state): State, ctx: Ctx) -> Result<Re
     ))
 }
 
+#[utoipa::path(get, path = "/v3/types/{id}", tag = "types", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::VolumeTypeBody), (status = 404, description = "No such resource visible to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -146,6 +142,7 @@ fn public_flag(t: &Map<String, Value>) -> Result<Option<bool>, ApiError> {
     Ok(None)
 }
 
+#[utoipa::path(post, path = "/v3/types", tag = "types", request_body = super::openapi::VolumeTypeCreateRequest, responses((status = 200, description = "OK.", body = super::openapi::VolumeTypeBody), (status = 403, description = "Policy does not allow it to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -185,6 +182,7 @@ async fn create(
     ))
 }
 
+#[utoipa::path(put, path = "/v3/types/{id}", tag = "types", params(("id" = String, Path)), request_body = super::openapi::VolumeTypeUpdateRequest, responses((status = 200, description = "OK.", body = super::openapi::VolumeTypeBody), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -213,6 +211,7 @@ async fn update(
     ))
 }
 
+#[utoipa::path(delete, path = "/v3/types/{id}", tag = "types", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn delete(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -231,6 +230,7 @@ async fn delete(
     }
 }
 
+#[utoipa::path(get, path = "/v3/types/{id}/extra_specs", tag = "types", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::ExtraSpecs), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn specs_list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -244,6 +244,7 @@ async fn specs_list(
     ))
 }
 
+#[utoipa::path(post, path = "/v3/types/{id}/extra_specs", tag = "types", params(("id" = String, Path)), request_body = super::openapi::ExtraSpecs, responses((status = 200, description = "OK.", body = super::openapi::ExtraSpecs), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn specs_set(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -274,6 +275,7 @@ async fn specs_set(
     ))
 }
 
+#[utoipa::path(get, path = "/v3/types/{id}/extra_specs/{key}", tag = "types", params(("id" = String, Path), ("key" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::StringMap), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn spec_show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -288,6 +290,7 @@ async fn spec_show(
     }
 }
 
+#[utoipa::path(put, path = "/v3/types/{id}/extra_specs/{key}", tag = "types", params(("id" = String, Path), ("key" = String, Path)), request_body = super::openapi::StringMap, responses((status = 200, description = "OK.", body = super::openapi::StringMap), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn spec_put(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -320,6 +323,7 @@ async fn spec_put(
     ))
 }
 
+#[utoipa::path(delete, path = "/v3/types/{id}/extra_specs/{key}", tag = "types", params(("id" = String, Path), ("key" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn spec_delete(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -381,6 +385,7 @@ fn access_project(action: &str, args: &Value) -> Result<String, ApiError> {
 }
 
 /// `POST /types/{id}/action`: `addProjectAccess` and `removeProjectAccess` (202).
+#[utoipa::path(post, path = "/v3/types/{id}/action", tag = "types", params(("id" = String, Path)), request_body = super::openapi::Action, responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn action(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -419,6 +424,7 @@ async fn action(
 }
 
 /// `GET /types/{id}/os-volume-type-access`: the projects a private type is given to.
+#[utoipa::path(get, path = "/v3/types/{id}/os-volume-type-access", tag = "types", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::TypeAccess), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn access_list(
     axum::extract::State(state): State,
     ctx: Ctx,

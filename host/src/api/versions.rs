@@ -28,6 +28,8 @@ fn v3_doc(headers: &HeaderMap) -> Value {
 }
 
 /// `GET /`: Cinder answers 300 Multiple Choices with every version.
+#[utoipa::path(get, path = "/", tag = super::openapi::VERSIONS,
+    responses((status = 300, description = "Every version.", body = super::openapi::Versions)))]
 pub async fn root(headers: HeaderMap) -> Response {
     (
         StatusCode::MULTIPLE_CHOICES,
@@ -36,11 +38,20 @@ pub async fn root(headers: HeaderMap) -> Response {
         .into_response()
 }
 
-/// `GET /v3` and `/v3/`.
+/// `GET /v3`.
+#[utoipa::path(get, path = "/v3", tag = super::openapi::VERSIONS,
+    responses((status = 200, description = "Version 3.", body = super::openapi::Versions)))]
 pub async fn v3(headers: HeaderMap) -> Response {
     (
         StatusCode::OK,
         axum::Json(json!({ "versions": [v3_doc(&headers)] })),
     )
         .into_response()
+}
+
+/// `GET /v3/`, the same.
+#[utoipa::path(get, path = "/v3/", tag = super::openapi::VERSIONS,
+    responses((status = 200, description = "Version 3.", body = super::openapi::Versions)))]
+pub async fn v3_slash(headers: HeaderMap) -> Response {
+    v3(headers).await
 }

@@ -26,6 +26,16 @@ fn metadata_object(items: &[(String, String)]) -> Value {
     )
 }
 
+/// A link as the document describes one: `{"href": …, "rel": …}` (and a `type` in the
+/// version documents).
+#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Link {
+    pub href: String,
+    pub rel: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
 /// `self` and `bookmark` links to `{kind}/{id}`, as Cinder lists them; written straight
 /// into the response (a page of a thousand volumes makes no strings for them).
 pub struct Links<'a> {
@@ -113,10 +123,11 @@ pub fn volume_json(ctx: &Ctx, v: &VolumeRow, detail: bool) -> Vec<u8> {
 }
 
 /// A volume in a plain list: id, name, links.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VolumeSummary<'a> {
     id: &'a str,
     name: Option<&'a str>,
+    #[schema(value_type = Vec<Link>)]
     links: Links<'a>,
 }
 
@@ -129,7 +140,7 @@ pub fn volume_summary<'a>(ctx: &'a Ctx, v: &'a VolumeRow) -> VolumeSummary<'a> {
 }
 
 /// An attachment as a volume's view lists it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct VolumeAttachment<'a> {
     id: &'a str,
     attachment_id: &'a str,
@@ -143,11 +154,12 @@ struct VolumeAttachment<'a> {
 /// A volume in full. Serialised straight from the row (a page of a thousand volumes is no
 /// tree of JSON values first); `()` is JSON `null`, and a `None` field is absent at the
 /// caller's microversion or role.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VolumeDetail<'a> {
     id: &'a str,
     name: Option<&'a str>,
     description: Option<&'a str>,
+    #[schema(value_type = String)]
     status: VolumeStatus,
     size: i64,
     availability_zone: &'a str,
@@ -157,15 +169,20 @@ pub struct VolumeDetail<'a> {
     bootable: &'static str,
     encrypted: bool,
     multiattach: bool,
+    #[schema(value_type = BTreeMap<String, String>)]
     metadata: Cow<'a, BTreeMap<String, String>>,
     snapshot_id: Option<&'a str>,
     source_volid: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
     consistencygroup_id: (),
+    #[schema(value_type = Option<String>)]
     replication_status: (),
     user_id: &'a str,
     volume_type: Option<&'a str>,
+    #[schema(value_type = Vec<Link>)]
     links: Links<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     migration_status: Option<()>,
     #[serde(
         rename = "os-vol-tenant-attr:tenant_id",
@@ -176,30 +193,39 @@ pub struct VolumeDetail<'a> {
         rename = "os-vol-host-attr:host",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>)]
     host: Option<Option<&'a str>>,
     #[serde(
         rename = "os-vol-mig-status-attr:migstat",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>)]
     migstat: Option<()>,
     #[serde(
         rename = "os-vol-mig-status-attr:name_id",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>)]
     name_id: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     volume_image_metadata: Option<&'a BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     group_id: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     provider_id: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shared_targets: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     service_uuid: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     cluster_name: Option<()>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     volume_type_id: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     consumes_quota: Option<bool>,

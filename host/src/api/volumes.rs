@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::input::{Body, Keys, body_bool, string_map};
 use super::list::{ListRequest, ListSpec};
@@ -43,13 +42,13 @@ const LIST_DETAIL: ListSpec = ListSpec {
     ..LIST
 };
 
-pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new()
-        .route("/v3/volumes", post(create).get(list))
-        .route("/v3/volumes/detail", get(list_detail))
-        .route("/v3/volumes/summary", get(summary))
-        .route("/v3/volumes/{id}", get(show).put(update).delete(delete))
-        .route("/v3/volumes/{id}/action", post(action))
+pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(list_detail))
+        .routes(routes!(summary))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(action))
 }
 
 /// A size in GiB from JSON: an integer, or a string of digits as Cinder also accepts
@@ -151,6 +150,7 @@ fn check_fits_pools(
     ))
 }
 
+#[utoipa::path(post, path = "/v3/volumes", tag = "volumes", request_body = super::openapi::VolumeCreateRequest, responses((status = 202, description = "Accepted; the work goes on in the background.", body = super::openapi::VolumeBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it."), (status = 413, description = "Over quota or over a size limit.")))]
 async fn create(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -447,6 +447,7 @@ async fn page(
     Ok(super::reply_json_bytes(ctx, StatusCode::OK, body))
 }
 
+#[utoipa::path(get, path = "/v3/volumes", tag = "volumes", responses((status = 200, description = "OK.", body = super::openapi::VolumeSummaryList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -455,6 +456,7 @@ async fn list(
     page(&state, &ctx, &params, &LIST, false).await
 }
 
+#[utoipa::path(get, path = "/v3/volumes/detail", tag = "volumes", responses((status = 200, description = "OK.", body = super::openapi::VolumeDetailList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -463,6 +465,7 @@ async fn list_detail(
     page(&state, &ctx, &params, &LIST_DETAIL, true).await
 }
 
+#[utoipa::path(get, path = "/v3/volumes/{id}", tag = "volumes", params(("id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::VolumeBody), (status = 404, description = "No such resource visible to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -476,6 +479,7 @@ async fn show(
     ))
 }
 
+#[utoipa::path(put, path = "/v3/volumes/{id}", tag = "volumes", params(("id" = String, Path)), request_body = super::openapi::VolumeUpdateRequest, responses((status = 200, description = "OK.", body = super::openapi::VolumeBody), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn update(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -517,6 +521,7 @@ async fn update(
     ))
 }
 
+#[utoipa::path(delete, path = "/v3/volumes/{id}", tag = "volumes", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn delete(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -592,6 +597,7 @@ async fn reset_status(
     Ok(reply(ctx, StatusCode::ACCEPTED, Value::Null))
 }
 
+#[utoipa::path(post, path = "/v3/volumes/{id}/action", tag = "volumes", params(("id" = String, Path)), request_body = super::openapi::Action, responses((status = 200, description = "OK.", body = super::openapi::ActionResult), (status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it."), (status = 413, description = "Over quota or over a size limit."), (status = 501, description = "Not implemented.")))]
 async fn action(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -741,6 +747,7 @@ fn refuse_in_maintenance(v: &VolumeRow) -> Result<(), ApiError> {
 
 /// `GET /volumes/summary` (3.12): how many volumes the caller's listing holds and their
 /// total size, and from 3.36 every metadata key with its distinct values.
+#[utoipa::path(get, path = "/v3/volumes/summary", tag = "volumes", responses((status = 200, description = "OK.", body = super::openapi::VolumesSummary), (status = 404, description = "No such resource visible to the caller.")))]
 async fn summary(
     axum::extract::State(state): State,
     ctx: Ctx,
