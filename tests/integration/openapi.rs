@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{Server, client_program};
 
@@ -122,11 +122,79 @@ fn schemathesis(server: &Server, token: &str, seconds: u32) -> String {
     stdout
 }
 
+/// Real resources of every kind in project `demo`, and a schemathesis config that names
+/// them as each path's parameters, so its requests reach real views and not only 404s.
+async fn seed(server: &Server) -> String {
+    let member = server.client("alice:demo");
+    let admin = server.client("admin:demo");
+    let volume = member
+        .create_volume(json!({"size": 1, "metadata": {"k": "v"}}))
+        .await;
+    member.wait_status("volumes", &volume, "available").await;
+    let snapshot = member.snapshot_available(&volume).await;
+    let r = member
+        .post(
+            &format!("snapshots/{snapshot}/metadata"),
+            json!({"metadata": {"k": "v"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let type_id = admin.create_type("seeded", json!({"k": "v"})).await;
+    let r = admin
+        .post(
+            "qos-specs",
+            json!({"qos_specs": {"name": "seeded", "total_iops_sec": "100"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let qos = r.body["qos_specs"]["id"].as_str().unwrap().to_string();
+    let attached = member.create_volume(json!({"size": 1})).await;
+    member.wait_status("volumes", &attached, "available").await;
+    let r = member
+        .with_version("3.27")
+        .post(
+            "attachments",
+            json!({"attachment": {"volume_uuid": attached}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let attachment = r.body["attachment"]["id"].as_str().unwrap().to_string();
+    let given = member.create_volume(json!({"size": 1})).await;
+    member.wait_status("volumes", &given, "available").await;
+    let r = member
+        .post(
+            "os-volume-transfer",
+            json!({"transfer": {"volume_id": given}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let transfer = r.body["transfer"]["id"].as_str().unwrap().to_string();
+
+    let mut config = String::from(
+        "[parameters]\nproject_id = \"demo\"\nproject = \"demo\"\nclass_name = \"default\"\nkey = \"k\"\n",
+    );
+    for (regex, id) in [
+        ("^/v3/volumes/", &volume),
+        ("^/v3/snapshots/", &snapshot),
+        ("^/v3/types/", &type_id),
+        ("^/v3/qos-specs/", &qos),
+        ("^/v3/attachments/", &attachment),
+        ("^/v3/(os-volume-transfer|volume-transfers)/", &transfer),
+    ] {
+        config.push_str(&format!(
+            "\n[[operations]]\ninclude-path-regex = '{regex}'\nparameters = {{ id = \"{id}\", key = \"k\" }}\n"
+        ));
+    }
+    config
+}
+
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_the_document_contradicts() {
     let server = Server::start("");
     document(&server).await;
-    for token in ["admin:demo", "alice:demo"] {
+    let config = seed(&server).await;
+    std::fs::write(server.dir.join("schemathesis.toml"), config).unwrap();
+    for token in ["alice:demo", "admin:demo"] {
         let out = schemathesis(&server, token, 50);
         // Every operation it read from the document was tested within the budget.
         let count = |label: &str| {

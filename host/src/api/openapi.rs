@@ -472,7 +472,7 @@ pub struct AttachmentCreateRequest {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct AttachmentCreate {
-    pub volume_id: String,
+    pub volume_uuid: String,
     pub instance_uuid: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub connector: Option<Value>,
