@@ -697,7 +697,7 @@ async fn listing(
     req.rows(&LIST, state.db.list_attachments(&req.query).await)
 }
 
-#[utoipa::path(get, path = "/v3/attachments", tag = "attachments", responses((status = 200, description = "OK.", body = super::openapi::AttachmentList), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/attachments", tag = "attachments", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::AttachmentList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -711,7 +711,7 @@ async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/v3/attachments/detail", tag = "attachments", responses((status = 200, description = "OK.", body = super::openapi::AttachmentList), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/attachments/detail", tag = "attachments", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::AttachmentList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -60,7 +60,7 @@ fn require_version(ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
-#[utoipa::path(get, path = "/v3/messages", tag = "messages", responses((status = 200, description = "OK.", body = super::openapi::MessageList), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/messages", tag = "messages", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::MessageList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -204,6 +204,55 @@ pub struct FaultDetail {
 /// Keys and values as strings: metadata, extra specs, QoS specs.
 pub type StringMap = BTreeMap<String, String>;
 
+// ---- query parameters ----
+
+/// What a list takes besides its filters (`name`, `status`, … as Cinder's
+/// `resource_filters.json` allows).
+#[derive(Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// At most this many (never more than 1000).
+    pub limit: Option<i64>,
+    /// Skip this many.
+    pub offset: Option<i64>,
+    /// Start after this id.
+    pub marker: Option<String>,
+    /// `key[:asc|desc],…`
+    pub sort: Option<String>,
+    pub sort_key: Option<String>,
+    /// `asc` or `desc`.
+    pub sort_dir: Option<String>,
+    /// Administrators: every project's, or `project_id`'s.
+    pub all_tenants: Option<bool>,
+    pub project_id: Option<String>,
+}
+
+/// What a transfer list takes.
+#[derive(Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// Administrators: every project's.
+    pub all_tenants: Option<bool>,
+}
+
+/// `GET /v3/scheduler-stats/get_pools`.
+#[derive(Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PoolParams {
+    /// With each pool's capabilities.
+    pub detail: Option<bool>,
+}
+
+/// `GET /v3/os-quota-sets/{project_id}`.
+#[derive(Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QuotaParams {
+    /// Each resource's limit, use and reservations instead of its limit.
+    pub usage: Option<bool>,
+}
+
 // ---- versions ----
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -801,6 +850,15 @@ mod tests {
         );
         let paths = doc["paths"].as_object().unwrap();
         assert!(paths.len() > 40, "only {} paths", paths.len());
+        let params = &paths["/v3/volumes/detail"]["get"]["parameters"];
+        assert!(
+            params
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "limit" && p["in"] == "query"),
+            "{params}"
+        );
         for (path, item) in paths {
             for (method, op) in item.as_object().unwrap() {
                 let public = ["/", "/v3", "/v3/", "/openapi.json"].contains(&path.as_str());

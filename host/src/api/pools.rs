@@ -16,7 +16,7 @@ pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
         .routes(routes!(availability_zones))
 }
 
-#[utoipa::path(get, path = "/v3/scheduler-stats/get_pools", tag = "pools", responses((status = 200, description = "OK.", body = super::openapi::Pools), (status = 403, description = "Policy does not allow it to the caller.")))]
+#[utoipa::path(get, path = "/v3/scheduler-stats/get_pools", tag = "pools", params(super::openapi::PoolParams), responses((status = 200, description = "OK.", body = super::openapi::Pools), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn get_pools(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -83,7 +83,7 @@ fn limits_of(values: Vec<QuotaValue>) -> Vec<(String, i64)> {
     values.into_iter().map(|v| (v.name, v.limit)).collect()
 }
 
-#[utoipa::path(get, path = "/v3/os-quota-sets/{project_id}", tag = "quotas", params(("project_id" = String, Path)), responses((status = 200, description = "OK.", body = super::openapi::QuotaSetBody), (status = 403, description = "Policy does not allow it to the caller.")))]
+#[utoipa::path(get, path = "/v3/os-quota-sets/{project_id}", tag = "quotas", params(("project_id" = String, Path), super::openapi::QuotaParams), responses((status = 200, description = "OK.", body = super::openapi::QuotaSetBody), (status = 403, description = "Policy does not allow it to the caller.")))]
 async fn show(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -120,7 +120,7 @@ async fn page(
     Ok(reply(ctx, StatusCode::OK, Value::Object(body)))
 }
 
-#[utoipa::path(get, path = "/v3/snapshots", tag = "snapshots", responses((status = 200, description = "OK.", body = super::openapi::SnapshotList), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/snapshots", tag = "snapshots", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::SnapshotList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -129,7 +129,7 @@ async fn list(
     page(&state, &ctx, &params, &LIST, false).await
 }
 
-#[utoipa::path(get, path = "/v3/snapshots/detail", tag = "snapshots", responses((status = 200, description = "OK.", body = super::openapi::SnapshotList), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/snapshots/detail", tag = "snapshots", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::SnapshotList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -105,12 +105,12 @@ fn only(obj: &Map<String, Value>, element: &str, allowed: &[&str]) -> Result<(),
     ))
 }
 
-#[utoipa::path(get, path = "/v3/os-volume-transfer", tag = "transfers", responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
+#[utoipa::path(get, path = "/v3/os-volume-transfer", tag = "transfers", params(super::openapi::PageParams), responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
 async fn list_ext(s: State, c: Ctx, q: Query<Vec<(String, String)>>) -> Result<Response, ApiError> {
     list(s, c, q, false).await
 }
 
-#[utoipa::path(get, path = "/v3/os-volume-transfer/detail", tag = "transfers", responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
+#[utoipa::path(get, path = "/v3/os-volume-transfer/detail", tag = "transfers", params(super::openapi::PageParams), responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
 async fn detail_ext(
     s: State,
     c: Ctx,
@@ -119,12 +119,12 @@ async fn detail_ext(
     list(s, c, q, true).await
 }
 
-#[utoipa::path(get, path = "/v3/volume-transfers", tag = "transfers", responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
+#[utoipa::path(get, path = "/v3/volume-transfers", tag = "transfers", params(super::openapi::PageParams), responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
 async fn list_v3(s: State, c: Ctx, q: Query<Vec<(String, String)>>) -> Result<Response, ApiError> {
     list(s, c, q, false).await
 }
 
-#[utoipa::path(get, path = "/v3/volume-transfers/detail", tag = "transfers", responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
+#[utoipa::path(get, path = "/v3/volume-transfers/detail", tag = "transfers", params(super::openapi::PageParams), responses((status = 200, description = "OK.", body = super::openapi::TransferList)))]
 async fn detail_v3(
     s: State,
     c: Ctx,

@@ -447,7 +447,7 @@ async fn page(
     Ok(super::reply_json_bytes(ctx, StatusCode::OK, body))
 }
 
-#[utoipa::path(get, path = "/v3/volumes", tag = "volumes", responses((status = 200, description = "OK.", body = super::openapi::VolumeSummaryList), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/volumes", tag = "volumes", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::VolumeSummaryList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -456,7 +456,7 @@ async fn list(
     page(&state, &ctx, &params, &LIST, false).await
 }
 
-#[utoipa::path(get, path = "/v3/volumes/detail", tag = "volumes", responses((status = 200, description = "OK.", body = super::openapi::VolumeDetailList), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/volumes/detail", tag = "volumes", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::VolumeDetailList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,
