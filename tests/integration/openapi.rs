@@ -173,6 +173,7 @@ async fn seed(server: &Server) -> String {
     let mut config = String::from(
         "[parameters]\nproject_id = \"demo\"\nproject = \"demo\"\nclass_name = \"default\"\nkey = \"k\"\n",
     );
+    config.push_str(&format!("vol_type_id = \"{type_id}\"\n"));
     for (regex, id) in [
         ("^/v3/volumes/", &volume),
         ("^/v3/snapshots/", &snapshot),

@@ -278,7 +278,7 @@ fn vol_type_id(params: &[(String, String)]) -> Result<String, ApiError> {
 }
 
 /// `GET /qos-specs/{id}/associate?vol_type_id=T`: a type has at most one QoS spec.
-#[utoipa::path(get, path = "/v3/qos-specs/{id}/associate", tag = "qos-specs", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
+#[utoipa::path(get, path = "/v3/qos-specs/{id}/associate", tag = "qos-specs", params(("id" = String, Path), ("vol_type_id" = String, Query, description = "The volume type.")), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller."), (status = 409, description = "The resource's state does not allow it.")))]
 async fn associate(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -299,7 +299,7 @@ async fn associate(
 }
 
 /// `GET /qos-specs/{id}/disassociate?vol_type_id=T`.
-#[utoipa::path(get, path = "/v3/qos-specs/{id}/disassociate", tag = "qos-specs", params(("id" = String, Path)), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/qos-specs/{id}/disassociate", tag = "qos-specs", params(("id" = String, Path), ("vol_type_id" = String, Query, description = "The volume type.")), responses((status = 202, description = "Accepted; the work goes on in the background."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "No such resource visible to the caller.")))]
 async fn disassociate(
     axum::extract::State(state): State,
     ctx: Ctx,
