@@ -1,20 +1,23 @@
 //! An operator's everyday commands through the clients they already use — the openstack
 //! CLI, cinderclient and openstacksdk, from the virtualenv the tests own — against a
 //! running server on its embedded default, every command's exit status and output
-//! asserted. tempest.lib's schemas check the same calls' views (fidelity.rs).
+//! asserted. The clients reach the server through tests/clients/tempest_proxy.py, which
+//! holds every response to tempest.lib's schema for its route, microversion and role
+//! (fidelity.rs does the same for every call family at 3.0 and 3.71).
 //!
 //! Without Keystone the openstack CLI cannot turn a project into an id for `quota show`,
 //! `quota set` or `volume type set --project`, nor find a server for `volume attachment
 //! create`: those go through cinderclient and openstacksdk here, as they would for an
 //! operator without Keystone.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
 use crate::common::{Client, Server, client_program};
-use crate::real_clients::{cinder_output_at, property};
+use crate::real_clients::{cinder_output_via, property};
 
 /// Projects and users, UUID-shaped as Keystone's are.
 const PROJECT: &str = "2f6c9a1e4b7d4c3a9e8f1a2b3c4d5e6f";
@@ -27,6 +30,8 @@ static COMMANDS: AtomicUsize = AtomicUsize::new(0);
 
 struct Who<'a> {
     server: &'a Server,
+    /// Where the clients send their requests: the validating proxy.
+    base: &'a str,
     user: &'a str,
     project: &'a str,
 }
@@ -35,7 +40,7 @@ impl Who<'_> {
     /// `openstack ARGS` at 3.71; returns stdout, asserting success.
     fn openstack(&self, args: &[&str]) -> String {
         let token = format!("{}:{}", self.user, self.project);
-        let endpoint = format!("{}/v3/{}", self.server.base, self.project);
+        let endpoint = format!("{}/v3/{}", self.base, self.project);
         let out = Command::new(client_program("openstack"))
             .args(["--os-auth-type", "admin_token", "--os-token", &token])
             .args([
@@ -67,7 +72,7 @@ impl Who<'_> {
 
     /// `cinder ARGS` at 3.71 with Cinder's noauth plugin; returns stdout, asserting success.
     fn cinder(&self, args: &[&str]) -> String {
-        let out = cinder_output_at(self.server, self.user, self.project, "3.71", args);
+        let out = cinder_output_via(self.base, self.user, self.project, "3.71", args);
         COMMANDS.fetch_add(1, Ordering::Relaxed);
         assert!(
             out.status.success(),
@@ -96,10 +101,10 @@ fn names(list: &Value) -> Vec<&str> {
 
 /// Runs tests/clients/sdk_steps.py and returns each step's value by name, asserting that
 /// every step succeeded.
-fn sdk_steps(server: &Server, user: &str, project: &str) -> serde_json::Map<String, Value> {
+fn sdk_steps(base: &str, user: &str, project: &str) -> serde_json::Map<String, Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/clients/sdk_steps.py");
     let out = Command::new(client_program("python"))
-        .args([script, &server.base, user, project, project, "unused"])
+        .args([script, base, user, project, project, "unused"])
         .output()
         .expect("run sdk_steps.py");
     let mut steps = serde_json::Map::new();
@@ -122,23 +127,67 @@ fn sdk_steps(server: &Server, user: &str, project: &str) -> serde_json::Map<Stri
     steps
 }
 
+/// tests/clients/tempest_proxy.py in front of `server`, writing its report to `report`;
+/// stopped by PID when dropped.
+struct TempestProxy {
+    child: Child,
+    base: String,
+}
+
+impl TempestProxy {
+    fn start(server: &Server, report: &std::path::Path) -> TempestProxy {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/clients/tempest_proxy.py"
+        );
+        let mut child = Command::new(client_program("python"))
+            .arg(script)
+            .arg(&server.base)
+            .arg(report)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tempest_proxy.py");
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        let port: u16 = port.trim().parse().expect("the proxy prints its port");
+        TempestProxy {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for TempestProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operators_day_through_the_openstack_cli_cinderclient_and_openstacksdk() {
     // The embedded default, Cinder's quota defaults included (an empty `[quota]` keeps the
     // harness from lifting them).
     let server = Server::start("[quota]\n");
+    let report = server.dir.join("tempest-report.jsonl");
+    let proxy = TempestProxy::start(&server, &report);
     let alice = Who {
         server: &server,
+        base: &proxy.base,
         user: ALICE,
         project: PROJECT,
     };
     let bob = Who {
         server: &server,
+        base: &proxy.base,
         user: BOB,
         project: OTHER_PROJECT,
     };
     let admin = Who {
         server: &server,
+        base: &proxy.base,
         user: "admin",
         project: PROJECT,
     };
@@ -479,7 +528,7 @@ async fn an_operators_day_through_the_openstack_cli_cinderclient_and_openstacksd
     alice.openstack(&["volume", "message", "list"]);
 
     // ---- openstacksdk ---------------------------------------------------------------
-    let sdk = sdk_steps(&server, BOB, OTHER_PROJECT);
+    let sdk = sdk_steps(&proxy.base, BOB, OTHER_PROJECT);
     assert_eq!(sdk["get_volume"], json!({"name": "sdk-vol", "size": 1}));
     assert_eq!(sdk["volumes"], json!(["copy", "sdk-vol"]));
     assert_eq!(sdk["wait_for_extended"], 2);
@@ -510,4 +559,46 @@ async fn an_operators_day_through_the_openstack_cli_cinderclient_and_openstacksd
 
     let run = COMMANDS.load(Ordering::Relaxed);
     assert!(run >= 45, "only {run} client commands ran");
+
+    // Every response the clients were given, held to tempest's schema.
+    drop(proxy);
+    let lines: Vec<Value> = std::fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let failed: Vec<String> = lines
+        .iter()
+        .filter(|l| l["ok"] != true)
+        .map(|l| {
+            format!(
+                "{} {} as {} at {}: {}",
+                l["method"], l["path"], l["role"], l["version"], l["error"]
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "responses tempest's schemas reject:\n{}",
+        failed.join("\n")
+    );
+    let checked = lines.iter().filter(|l| l["schema"].is_string()).count();
+    for role in ["member", "admin"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["schema"].is_string() && l["role"] == role),
+            "no {role} response was checked"
+        );
+    }
+    let unchecked: std::collections::BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l["schema"].is_null())
+        .map(|l| format!("{} {}", l["method"], l["path"]))
+        .collect();
+    println!(
+        "{checked} of {} responses checked against tempest's schemas; tempest has none for: {unchecked:?}",
+        lines.len()
+    );
+    assert!(checked >= 100, "only {checked} responses were checked");
 }

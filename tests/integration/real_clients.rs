@@ -19,8 +19,19 @@ fn cinder_output_as(server: &Server, user: &str, project: &str, args: &[&str]) -
 }
 
 /// Runs `cinder ARGS` as `user` in `project` at microversion `version`.
-pub fn cinder_output_at(
+fn cinder_output_at(
     server: &Server,
+    user: &str,
+    project: &str,
+    version: &str,
+    args: &[&str],
+) -> Output {
+    cinder_output_via(&server.base, user, project, version, args)
+}
+
+/// [`cinder_output_at`] against the API at `base` (`http://host:port`).
+pub fn cinder_output_via(
+    base: &str,
     user: &str,
     project: &str,
     version: &str,
@@ -37,7 +48,7 @@ pub fn cinder_output_at(
         ])
         .args([
             "--os-endpoint",
-            &format!("{}/v3", server.base),
+            &format!("{base}/v3"),
             "--os-volume-api-version",
             version,
         ])
