@@ -633,6 +633,13 @@ async fn the_summary_counts_a_projects_volumes_and_their_metadata() {
         json!({"volume-summary": {"total_count": 3, "total_size": 6,
                "metadata": {"app": ["db"], "tier": ["gold", "silver"]}}})
     );
+    let r = admin.get("volumes/summary?all_tenants=maybe").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("all_tenants"),
+        "{}",
+        r.error_message()
+    );
     let r = admin.get("volumes/summary?all_tenants=1").await;
     assert_eq!(r.body["volume-summary"]["total_count"], 4);
     assert_eq!(r.body["volume-summary"]["total_size"], 11);

@@ -758,10 +758,12 @@ async fn summary(
             "The volume summary needs microversion 3.12 or later (send `OpenStack-API-Version: volume 3.12`).",
         ));
     }
-    let all_projects = params
-        .iter()
-        .any(|(k, v)| k == "all_tenants" && parse_bool("all_tenants", &json!(v)).unwrap_or(false))
-        && ctx.is_admin;
+    // A value that is not a boolean is refused, naming it, as on every list.
+    let mut all_projects = false;
+    for (_, v) in params.iter().filter(|(k, _)| k == "all_tenants") {
+        all_projects = parse_bool("all_tenants", &json!(v))?;
+    }
+    let all_projects = all_projects && ctx.is_admin;
     let project = (!all_projects).then_some(ctx.project_id.as_str());
     let (count, size, metadata) = state.db.volume_summary(project).await?;
     let mut body = json!({ "total_count": count, "total_size": size });
