@@ -85,6 +85,39 @@ pub struct Config {
     /// The storage backends, by name. Default: one backend `local` (see [`Config::default_backend`]).
     #[serde(default)]
     pub backends: BTreeMap<String, BackendConfig>,
+    /// The backup store (Cinder's `backup_driver`): a `backup-driver` component with its
+    /// grants and settings. Default: the bundled posix store under the data directory.
+    #[serde(default)]
+    pub backup: Option<BackupConfig>,
+}
+
+/// The backup service's store and how the host's engine writes to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// A bundled backup driver by name (`backup-posix`, `backup-s3`), or a path to a
+    /// `.wasm` component whose `plugin.toml` sits beside it or is given as `manifest`.
+    pub driver: String,
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+    /// Container new backups go to when the request names none (Cinder's
+    /// `backup_container`). Default `volumebackups`.
+    #[serde(default = "default_backup_container")]
+    pub container: String,
+    #[serde(default)]
+    pub grants: Grants,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Credential>,
+    #[serde(default = "default_exec_dirs")]
+    pub exec_dirs: Vec<PathBuf>,
+}
+
+fn default_backup_container() -> String {
+    "volumebackups".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

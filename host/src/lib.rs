@@ -5,6 +5,7 @@ pub mod api;
 #[cfg(test)]
 mod architecture;
 pub mod auth;
+pub mod backup;
 pub mod bundled;
 pub use ashlar_capabilities as capabilities;
 pub mod config;

@@ -133,7 +133,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         max_attempts: cfg.scheduler.scheduler_max_attempts,
     };
     let (manager, job_runner) =
-        VolumeManager::new(db.clone(), cfg.host_name.clone(), backends, scheduler);
+        VolumeManager::new(db.clone(), cfg.host_name.clone(), backends, None, scheduler);
     manager.poll_stats().await;
     tracing::info!("backend stats collected");
     let workers = Workers::new();

@@ -21,7 +21,7 @@ mod transfers;
 pub mod types;
 
 pub use attach::is_last_connection;
-pub use backend::{Backend, DriverSlot};
+pub use backend::{Backend, BackupBackend, DriverSlot};
 pub use job::Job;
 pub use requests::Refused;
 pub use runner::JobRunner;
@@ -148,6 +148,8 @@ pub struct VolumeManager {
     pub db: Db,
     pub host_name: String,
     pub backends: BTreeMap<String, Backend>,
+    /// The backup store, when the host runs the backup service.
+    pub backup: Option<BackupBackend>,
     stats: RwLock<BTreeMap<String, BackendStats>>,
     /// Backends whose volume service an administrator disabled (`os-services`), by name.
     disabled: RwLock<BTreeSet<String>>,
@@ -163,6 +165,7 @@ impl VolumeManager {
         db: Db,
         host_name: String,
         backends: BTreeMap<String, Backend>,
+        backup: Option<BackupBackend>,
         scheduler: SchedulerConfig,
     ) -> (std::sync::Arc<VolumeManager>, JobRunner) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -170,6 +173,7 @@ impl VolumeManager {
             db,
             host_name,
             backends,
+            backup,
             stats: RwLock::new(BTreeMap::new()),
             disabled: RwLock::new(BTreeSet::new()),
             stats_wanted: Notify::new(),

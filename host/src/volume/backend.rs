@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::BackendConfig;
+use crate::config::{BackendConfig, BackupConfig};
 use crate::runtime::DriverPool;
 
 /// A driver that can be swapped while calls run: a call takes the current pool once and
@@ -90,4 +90,11 @@ impl Backend {
     pub fn target(&self) -> Option<Arc<DriverPool>> {
         self.target.as_ref().map(DriverSlot::driver)
     }
+}
+
+/// The backup store: its `backup-driver` component in a slot a hot swap can switch, as a
+/// backend's drivers are.
+pub struct BackupBackend {
+    pub config: BackupConfig,
+    pub slot: DriverSlot,
 }
