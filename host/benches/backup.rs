@@ -289,6 +289,21 @@ fn sha(path: &Path, len: u64) -> String {
     format!("{:x}", h.finalize())
 }
 
+/// CPU seconds used so far by this process, and by its children waited for (zstd), from
+/// `/proc/self/stat` (in USER_HZ, always 100 on Linux). On a machine other work shares,
+/// CPU time per byte is steadier than wall time.
+fn cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<f64> = rest
+        .split(' ')
+        .skip(11)
+        .take(4)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    ((f[0] + f[1]) / 100.0, (f[2] + f[3]) / 100.0)
+}
+
 fn settings() -> EngineSettings {
     let mut s = EngineSettings::default();
     if let Some(mib) = env_usize("ASHLAR_BENCH_CHUNK_MIB") {
@@ -389,13 +404,23 @@ fn mixed(dir: &Path, store: &dyn ObjectStore, size: u64) {
         }
         size as f64 / MB / t.elapsed().as_secs_f64()
     };
+    let before = cpu().1;
     let zstd_null = zstd(Path::new("/dev/null"));
+    let zstd_cpu = cpu().1 - before;
+    let before = cpu().0;
     let (alone_secs, _) = time_backup(&NullStore::default(), "alone", &src, size, None);
+    let alone_cpu = cpu().0 - before;
     let alone = size as f64 / MB / alone_secs;
     println!(
         "full backup, {:.2} GiB mixed, engine alone (chunks discarded): {alone:.0} MB/s vs zstd -1 -T0 to /dev/null {zstd_null:.0} MB/s: {:.2} of zstd (goal >= 0.8)",
         size as f64 / GIB as f64,
         alone / zstd_null
+    );
+    println!(
+        "  CPU: engine {:.2} s per GiB vs zstd {:.2} s per GiB: the engine's speed when it has the cores to itself is {:.2} of zstd's",
+        alone_cpu * GIB as f64 / size as f64,
+        zstd_cpu * GIB as f64 / size as f64,
+        zstd_cpu / alone_cpu
     );
     let zstd_file = zstd(&dir.join("zstd.out"));
     let (full_secs, full) = time_backup(store, "full", &src, size, None);
