@@ -492,6 +492,26 @@ pub enum Credential {
     Basic { username: String, password: String },
     /// A bearer token.
     Bearer { token: String },
+    /// An S3 (or any AWS-style) access key: the host signs each request that names it with
+    /// AWS Signature Version 4.
+    AwsSigV4 {
+        access_key_id: String,
+        secret_access_key: String,
+        /// The region requests are signed for. Default `us-east-1` (what S3-compatible
+        /// stores such as SeaweedFS, MinIO and Ceph RGW expect unless configured otherwise).
+        #[serde(default = "default_sigv4_region")]
+        region: String,
+        /// The service requests are signed for. Default `s3`.
+        #[serde(default = "default_sigv4_service")]
+        service: String,
+    },
+}
+
+fn default_sigv4_region() -> String {
+    "us-east-1".into()
+}
+fn default_sigv4_service() -> String {
+    "s3".into()
 }
 
 impl std::fmt::Debug for Credential {
@@ -499,6 +519,11 @@ impl std::fmt::Debug for Credential {
         match self {
             Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
             Credential::Bearer { .. } => write!(f, "Bearer(<redacted>)"),
+            Credential::AwsSigV4 {
+                access_key_id,
+                region,
+                ..
+            } => write!(f, "AwsSigV4({access_key_id}, {region}, <redacted>)"),
         }
     }
 }
@@ -846,6 +871,33 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("reserved for the backup store"), "{err}");
+    }
+
+    #[test]
+    fn an_s3_credential_is_an_access_key_with_a_default_region() {
+        let c: Config = toml::from_str(
+            "[backup]\ndriver = \"backup-s3\"\n[backup.credentials.s3]\naccess_key_id = \"AK\"\nsecret_access_key = \"SECRET\"\n",
+        )
+        .unwrap();
+        let cred = &c.backup.unwrap().credentials["s3"];
+        let Credential::AwsSigV4 {
+            access_key_id,
+            region,
+            service,
+            ..
+        } = cred
+        else {
+            panic!("{cred:?}")
+        };
+        assert_eq!(
+            (access_key_id.as_str(), region.as_str(), service.as_str()),
+            ("AK", "us-east-1", "s3")
+        );
+        assert!(!format!("{cred:?}").contains("SECRET"));
+        assert!(
+            toml::from_str::<Credential>("access_key_id = \"AK\"\nsecret = \"x\"").is_err(),
+            "a misspelt field is refused"
+        );
     }
 
     #[test]

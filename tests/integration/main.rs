@@ -28,6 +28,7 @@ mod quotas;
 mod real_clients;
 mod san;
 mod scheduling;
+mod seaweedfs;
 mod services;
 mod swap;
 mod transfers;
