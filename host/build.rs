@@ -30,6 +30,7 @@ const COMPONENTS: &[(&str, &str)] = &[
         "ashlar-fixture-credential-probe",
         "tests/fixtures/credential-probe",
     ),
+    ("ashlar-fixture-backup-flaky", "tests/fixtures/backup-flaky"),
 ];
 
 fn main() {

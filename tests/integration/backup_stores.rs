@@ -457,6 +457,49 @@ settings.endpoint = "http://127.0.0.1:{dead}"
             "0.1.0"
         );
 
+        // A version that passes the swap's checks and then fails its health probes is
+        // rolled back within its probation.
+        let flaky = std::path::Path::new(crate::common::FIXTURES_DIR).join("backup-flaky.wasm");
+        let r = admin
+            .post(
+                "/ashlar/v1/backends/backup/swap",
+                json!({"wasm": flaky, "probation_secs": 60}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["swap"]["to"], "backup-flaky 9.9.9");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let rolled_back = loop {
+            let r = admin.get("/ashlar/v1/plugins/events?backend=backup").await;
+            let found = r.body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["kind"] == "rolled-back" && e["from_version"] == "backup-flaky 9.9.9")
+                .cloned();
+            if let Some(e) = found {
+                break e;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no rollback: {}",
+                r.body
+            );
+            // Probation probes once a second; ask again after one.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        assert!(
+            rolled_back["reason"]
+                .as_str()
+                .unwrap()
+                .contains("the backup-flaky fixture's store went away"),
+            "{rolled_back}"
+        );
+        assert_eq!(
+            plugin_row(&admin, "backup", "backup-driver").await["version"],
+            "0.1.0"
+        );
+
         // Each step is recorded under the store's name.
         let r = admin.get("/ashlar/v1/plugins/events?backend=backup").await;
         assert_eq!(r.status, 200, "{}", r.body);
@@ -467,6 +510,92 @@ settings.endpoint = "http://127.0.0.1:{dead}"
             .map(|e| e["kind"].as_str().unwrap())
             .collect();
         kinds.sort();
-        assert_eq!(kinds, ["refused", "rolled-back", "swapped"], "{}", r.body);
+        assert_eq!(
+            kinds,
+            [
+                "refused",
+                "rolled-back",
+                "rolled-back",
+                "swapped",
+                "swapped"
+            ],
+            "{}",
+            r.body
+        );
     }
+}
+
+/// `ashlar plugin inspect|validate` answer about backup drivers offline, against the
+/// config's `[backup]`.
+#[test]
+fn plugin_inspect_and_validate_know_backup_drivers() {
+    let ashlar = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ashlar"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = ashlar(&["plugin", "inspect", "backup-s3"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("world:       backup-driver"), "{out}");
+    assert!(out.contains("http  {endpoint}"), "{out}");
+    assert!(
+        out.contains("ashlar:driver/backup-driver-core@0.2.0"),
+        "{out}"
+    );
+    let (ok, out) = ashlar(&["plugin", "inspect", "backup-posix"]);
+    assert!(ok && out.contains("directory {backup_path}"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (granted, other) = (dir.path().join("granted"), dir.path().join("other"));
+    std::fs::create_dir(&granted).unwrap();
+    std::fs::create_dir(&other).unwrap();
+    let config = |path: &Path| {
+        let file = dir.path().join("ashlar.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "data_dir = {d:?}\n[backup]\ndriver = \"backup-posix\"\ngrants.directory = [{g:?}]\nsettings.backup_path = {p:?}\n",
+                d = dir.path().join("data").display().to_string(),
+                g = granted.display().to_string(),
+                p = path.display().to_string()
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let file = config(&granted);
+    let (ok, out) = ashlar(&[
+        "plugin",
+        "validate",
+        "backup-posix",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("backup store: every requested capability is granted")
+            && out.contains("would load"),
+        "{out}"
+    );
+    let file = config(&other);
+    let (ok, out) = ashlar(&[
+        "plugin",
+        "validate",
+        "backup-posix",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("backup store: REFUSED")
+            && out.contains("[backup.grants] directory")
+            && out.contains("would NOT load"),
+        "{out}"
+    );
 }
