@@ -948,7 +948,9 @@ mod documented_examples {
             match (&mut block, line.trim_start()) {
                 (None, l) if l.starts_with("```toml") => block = Some(String::new()),
                 (Some(b), l) if l.starts_with("```") => {
-                    if b.contains("[backends.") && b.contains("driver = ") {
+                    if (b.contains("[backends.") || b.contains("[backup]"))
+                        && b.contains("driver = ")
+                    {
                         out.push(std::mem::take(b));
                     }
                     block = None;
@@ -963,8 +965,8 @@ mod documented_examples {
         out
     }
 
-    /// Grants `manifest` against one example's section, leaving block paths out: they name
-    /// devices and mounts of the example's host, which need not exist here.
+    /// Grants `manifest` against one example's section, leaving block and directory paths
+    /// out: they name devices and mounts of the example's host, which need not exist here.
     fn check(
         what: &str,
         backend: &str,
@@ -974,8 +976,10 @@ mod documented_examples {
     ) {
         let mut manifest = manifest.clone();
         manifest.capabilities.block.clear();
+        manifest.capabilities.directory.clear();
         let mut grants = grants.clone();
         grants.block.clear();
+        grants.directory.clear();
         let settings = manifest.settings_with_defaults(settings);
         if let Err(e) = capabilities::grant(&manifest, backend, &settings, &grants) {
             panic!("{what}: the documented grants do not cover the driver: {e}");
@@ -998,6 +1002,14 @@ mod documented_examples {
                 let at = format!("{} example {}", file.display(), i + 1);
                 let cfg: Config =
                     toml::from_str(example).unwrap_or_else(|e| panic!("{at}: {e}\n{example}"));
+                if let Some(backup) = &cfg.backup
+                    && let Some(bundled) = crate::bundled::find(&backup.driver)
+                {
+                    let m = Manifest::from_toml_str(bundled.manifest).unwrap();
+                    assert_eq!(m.world, World::BackupDriver, "{at}: [backup]");
+                    check(&at, BACKUP_STORE_NAME, &m, &backup.settings, &backup.grants);
+                    checked += 1;
+                }
                 for (name, backend) in &cfg.backends {
                     let Some(bundled) = crate::bundled::find(&backend.driver) else {
                         continue; // a path to the operator's own component
