@@ -169,8 +169,8 @@ enum PluginCommand {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
-    /// Say whether a component would load on this config's backends, and what would be
-    /// refused.
+    /// Say whether a component would load on this config's backends (a backup driver: on
+    /// its `[backup]` store), and what would be refused.
     Validate {
         /// A .wasm component, or the name of a bundled driver.
         wasm: PathBuf,
@@ -190,6 +190,7 @@ enum PluginCommand {
     },
     /// Replace a backend's driver on a running server, with probation and rollback.
     Swap {
+        /// The backend, or `backup` for the backup store.
         backend: String,
         /// The new component; the path is read by the server.
         wasm: PathBuf,
@@ -204,8 +205,9 @@ enum PluginCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Return a backend to its previous driver.
+    /// Return a backend (or `backup`, the backup store) to its previous driver.
     Rollback {
+        /// The backend, or `backup` for the backup store.
         backend: String,
         /// Roll back the backend's target driver instead of its volume driver.
         #[arg(long)]

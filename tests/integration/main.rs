@@ -6,6 +6,7 @@ mod common;
 
 mod api_errors;
 mod attach;
+mod backup_stores;
 mod bad_input;
 mod clients;
 mod conflicts;
@@ -27,6 +28,7 @@ mod quotas;
 mod real_clients;
 mod san;
 mod scheduling;
+mod seaweedfs;
 mod services;
 mod swap;
 mod transfers;
