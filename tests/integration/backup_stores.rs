@@ -167,7 +167,10 @@ pub fn exercise(store: &DriverObjects) {
 fn posix_store_round_trips_through_the_real_component() {
     let rt = tokio_rt();
     let dir = tempfile::tempdir().unwrap();
-    let pool = posix_spec(dir.path()).load(&rt).unwrap();
+    // Two instances for four threads: the other callers wait for a free one.
+    let mut spec = posix_spec(dir.path());
+    spec.limits.instances = 2;
+    let pool = spec.load(&rt).unwrap();
     let store = DriverObjects::fixed(pool.clone(), "volumebackups");
     exercise(&store);
     // The objects are files under the granted directory, and nothing else is left there
@@ -190,7 +193,7 @@ fn posix_store_round_trips_through_the_real_component() {
         .metrics
         .instances_created
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(made <= u64::from(Limits::default().instances), "{made}");
+    assert!((1..=2).contains(&made), "{made} instances for a limit of 2");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
