@@ -1,0 +1,437 @@
+//! Backups through the API against the bundled nfs backend and the default posix backup
+//! store under the data directory: full and incremental chains restored byte for byte
+//! (sha256 of the volume files on the share), restore onto an existing volume, the rules
+//! (dependents, statuses, force, in-use, quotas, bad input), the admin actions, export and
+//! import of a record, and a host killed during a backup and during a restore.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::common::{Client, Server, config_with_fixture, write_at};
+
+const MIB: u64 = 1 << 20;
+
+/// Deterministic bytes that do not compress: xorshift64*.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn sha256_of(path: &Path) -> String {
+    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).unwrap();
+    format!("{:x}", h.finalize())
+}
+
+fn volume_file(server: &Server, id: &str) -> PathBuf {
+    server.share().join(format!("volume-{id}"))
+}
+
+/// Files under the backup store's directory whose path names `backup_id`.
+fn objects_of(server: &Server, backup_id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![server.dir.join("data/backups")];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.to_string_lossy().contains(backup_id) {
+                found.push(p.clone());
+            }
+            if p.is_dir() {
+                dirs.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Waits until the backup leaves `creating`, `deleting` and `restoring`; its view.
+async fn settle(c: &Client, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let r = c.get(&format!("backups/{id}")).await;
+        if r.status == 404 {
+            return Value::Null;
+        }
+        assert_eq!(r.status, 200, "show backup {id}: {}", r.body);
+        let b = r.body["backup"].clone();
+        if !["creating", "deleting", "restoring"].contains(&b["status"].as_str().unwrap()) {
+            return b;
+        }
+        assert!(Instant::now() < deadline, "backup {id} still {}", b["status"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn backup_available(c: &Client, body: Value) -> String {
+    let r = c.post("backups", json!({ "backup": body })).await;
+    assert_eq!(r.status, 202, "create backup: {}", r.body);
+    let id = r.body["backup"]["id"].as_str().unwrap().to_string();
+    let b = settle(c, &id).await;
+    assert_eq!(b["status"], "available", "backup {id}: {b}");
+    id
+}
+
+/// Waits until the volume leaves the statuses a restore or a backup holds it in.
+async fn volume_settled(c: &Client, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let v = c.wait("volumes", id).await;
+        if !["backing-up", "restoring-backup"].contains(&v["status"].as_str().unwrap_or("")) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "volume {id} still {}", v["status"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn restore(c: &Client, backup: &str, body: Value) -> (String, Value) {
+    let r = c
+        .post(&format!("backups/{backup}/restore"), json!({ "restore": body }))
+        .await;
+    assert_eq!(r.status, 202, "restore {backup}: {}", r.body);
+    assert_eq!(r.body["restore"]["backup_id"], backup);
+    let vid = r.body["restore"]["volume_id"].as_str().unwrap().to_string();
+    let v = volume_settled(c, &vid).await;
+    assert_eq!(settle(c, backup).await["status"], "available");
+    (vid, v)
+}
+
+async fn available_volume(c: &Client, size: i64) -> String {
+    let id = c.create_volume(json!({ "size": size })).await;
+    c.wait_status("volumes", &id, "available").await;
+    id
+}
+
+#[tokio::test]
+async fn a_full_and_incremental_chain_restores_byte_for_byte() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let vol = available_volume(&c, 1).await;
+    let file = volume_file(&server, &vol);
+    // Sparse: data at a few places, holes elsewhere.
+    write_at(&file, 0, &noise(1, 3 * MIB as usize));
+    write_at(&file, 300 * MIB, &noise(2, MIB as usize + 4097));
+    let full_sum = sha256_of(&file);
+    let full = backup_available(&c, json!({"volume_id": vol, "name": "full"})).await;
+    let shown = c.get(&format!("backups/{full}")).await.body["backup"].clone();
+    assert_eq!(shown["is_incremental"], false);
+    assert_eq!(shown["size"], 1);
+    assert!(shown["object_count"].as_i64().unwrap() > 0, "{shown}");
+    assert_eq!(c.wait("volumes", &vol).await["status"], "available");
+
+    // Three incrementals, each after a change.
+    let mut chain = vec![(full.clone(), full_sum)];
+    for (i, offset) in [(3u64, 1 * MIB), (4, 700 * MIB), (5, 1023 * MIB)] {
+        write_at(&file, offset, &noise(i, 64 * 1024));
+        let inc = backup_available(&c, json!({"volume_id": vol, "incremental": true})).await;
+        let b = c.get(&format!("backups/{inc}")).await.body["backup"].clone();
+        assert_eq!(b["is_incremental"], true, "{b}");
+        chain.push((inc, sha256_of(&file)));
+    }
+    for (parent, _) in &chain[..chain.len() - 1] {
+        let p = c.get(&format!("backups/{parent}")).await.body["backup"].clone();
+        assert_eq!(p["has_dependent_backups"], true, "{p}");
+    }
+
+    // Each backup restores to a new volume holding exactly the data it was taken from.
+    for (id, sum) in &chain {
+        let (vid, v) = restore(&c, id, json!({})).await;
+        assert_eq!(v["status"], "available", "{v}");
+        assert_eq!(v["name"], format!("restore_backup_{id}"));
+        assert_eq!(&sha256_of(&volume_file(&server, &vid)), sum, "backup {id}");
+    }
+    // And onto an existing volume, named.
+    let target = available_volume(&c, 1).await;
+    let (vid, v) = restore(&c, &chain[1].0, json!({"volume_id": target})).await;
+    assert_eq!(vid, target);
+    assert_eq!(v["status"], "available");
+    assert_eq!(sha256_of(&volume_file(&server, &target)), chain[1].1);
+
+    // A backup others build on is not deleted; the newest first, then each in turn.
+    let r = c.delete(&format!("backups/{full}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message()
+            .contains("Incremental backups exist for this backup."),
+        "{}",
+        r.error_message()
+    );
+    for (id, _) in chain.iter().rev() {
+        let r = c.delete(&format!("backups/{id}")).await;
+        assert_eq!(r.status, 202, "delete {id}: {}", r.body);
+        assert!(settle(&c, id).await.is_null(), "backup {id} not deleted");
+        assert!(objects_of(&server, id).is_empty(), "{:?}", objects_of(&server, id));
+    }
+    let q = c.get("os-quota-sets/proj-a?usage=true").await;
+    assert_eq!(q.body["quota_set"]["backups"]["in_use"], 0, "{}", q.body);
+    assert_eq!(q.body["quota_set"]["backup_gigabytes"]["in_use"], 0);
+}
+
+#[tokio::test]
+async fn lists_views_updates_and_the_admin_actions() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let admin = server.client("admin:proj-a").with_version("3.71");
+    let other = server.client("bob:proj-b").with_version("3.71");
+    let vol = available_volume(&c, 1).await;
+    let b1 = backup_available(
+        &c,
+        json!({"volume_id": vol, "name": "one", "description": "d", "metadata": {"k": "v"}}),
+    )
+    .await;
+    let b2 = backup_available(&c, json!({"volume_id": vol, "name": "two"})).await;
+
+    let list = c.get("backups").await.body;
+    assert_eq!(list["backups"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list["backups"][0]["id"], b2, "newest first");
+    let detail = c.get("backups/detail?name=one&with_count=true").await.body;
+    assert_eq!(detail["count"], 1, "{detail}");
+    let one = &detail["backups"][0];
+    assert_eq!(one["metadata"], json!({"k": "v"}));
+    assert_eq!(one["user_id"], "alice");
+    assert_eq!(one["container"], "volumebackups");
+    assert!(one.get("os-backup-project-attr:project_id").is_none());
+    let page = c.get("backups?limit=1").await.body;
+    assert!(page["backups_links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("marker={b2}")));
+    let at30 = c.with_version("3.0").get(&format!("backups/{b1}")).await.body;
+    assert!(at30["backup"].get("metadata").is_none(), "{at30}");
+    assert!(at30["backup"].get("user_id").is_none(), "{at30}");
+    let seen = admin.get(&format!("backups/{b1}")).await.body;
+    assert_eq!(seen["backup"]["os-backup-project-attr:project_id"], "proj-a");
+    assert_eq!(other.get(&format!("backups/{b1}")).await.status, 404);
+    assert!(other.get("backups").await.body["backups"].as_array().unwrap().is_empty());
+
+    // Update: 3.9 for name and description, 3.43 for metadata.
+    let r = c
+        .with_version("3.8")
+        .put(&format!("backups/{b1}"), json!({"backup": {"name": "x"}}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = c
+        .with_version("3.9")
+        .put(&format!("backups/{b1}"), json!({"backup": {"metadata": {"a": "b"}}}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error_message().contains("3.43"), "{}", r.error_message());
+    let r = c
+        .put(
+            &format!("backups/{b1}"),
+            json!({"backup": {"name": "renamed", "metadata": {"a": "b"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["backup"]["name"], "renamed");
+    let b = c.get(&format!("backups/{b1}")).await.body["backup"].clone();
+    assert_eq!(b["metadata"], json!({"a": "b"}));
+    assert_eq!(b["description"], "d");
+
+    // Progress (Ashlar's): a finished backup read every byte.
+    let p = c.get(&format!("backups/{b1}/progress")).await.body;
+    assert_eq!(p["progress"]["status"], "available");
+    assert_eq!(p["progress"]["percent"], 100.0, "{p}");
+
+    // Admin actions: members are refused, administrators reset and force delete.
+    let reset = json!({"os-reset_status": {"status": "error"}});
+    let r = c.post(&format!("backups/{b1}/action"), reset.clone()).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = admin
+        .post(&format!("backups/{b1}/action"), json!({"os-reset_status": {"status": "creating"}}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error_message().contains("available, error"), "{}", r.error_message());
+    let r = admin.post(&format!("backups/{b1}/action"), reset).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(c.get(&format!("backups/{b1}")).await.body["backup"]["status"], "error");
+    let r = c
+        .post(&format!("backups/{b1}/restore"), json!({"restore": {}}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error_message().contains("Backup status must be available"));
+    let force = json!({"os-force_delete": {}});
+    assert_eq!(c.post(&format!("backups/{b2}/action"), force.clone()).await.status, 403);
+    let r = admin.post(&format!("backups/{b2}/action"), force).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(settle(&c, &b2).await.is_null());
+    assert!(objects_of(&server, &b2).is_empty());
+    // An errored backup is deleted by its owner.
+    assert_eq!(c.delete(&format!("backups/{b1}")).await.status, 202);
+    assert!(settle(&c, &b1).await.is_null());
+}
+
+#[tokio::test]
+async fn refusals_name_what_is_wrong() {
+    let server = Server::start(
+        "[quota]\nbackups = 2\nbackup_gigabytes = 3\nvolumes = -1\ngigabytes = -1\nsnapshots = -1\n",
+    );
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let admin = server.client("admin:proj-a").with_version("3.71");
+    let vol = available_volume(&c, 1).await;
+
+    let bad = |body: Value| {
+        let c = c.clone();
+        async move { c.post("backups", json!({ "backup": body })).await }
+    };
+    let r = bad(json!({})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_message().contains("volume_id"), "{}", r.error_message());
+    let r = bad(json!({"volume_id": vol, "colour": "red"})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_message().contains("'colour'"), "{}", r.error_message());
+    let r = bad(json!({"volume_id": vol, "force": "maybe"})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_message().contains("force"), "{}", r.error_message());
+    let r = bad(json!({"volume_id": vol, "container": "a/b"})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_message().contains("container"), "{}", r.error_message());
+    let r = c
+        .with_version("3.42")
+        .post("backups", json!({"backup": {"volume_id": vol, "metadata": {"a": "b"}}}))
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_message().contains("3.43"), "{}", r.error_message());
+    let r = bad(json!({"volume_id": "9b3e3c6e-0000-4000-8000-000000000000"})).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = bad(json!({"volume_id": vol, "incremental": true})).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error_message()
+            .contains("No backups available to do an incremental backup."),
+        "{}",
+        r.error_message()
+    );
+    assert_eq!(c.wait("volumes", &vol).await["status"], "available");
+
+    // In use: only with force (through a temporary clone of the volume).
+    let r = admin
+        .post(
+            &format!("volumes/{vol}/action"),
+            json!({"os-reset_status": {"status": "in-use"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = bad(json!({"volume_id": vol})).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error_message()
+            .contains("Backing up an in-use volume must use the force flag."),
+        "{}",
+        r.error_message()
+    );
+    write_at(&volume_file(&server, &vol), 0, &noise(9, 2 * MIB as usize));
+    let sum = sha256_of(&volume_file(&server, &vol));
+    let forced = backup_available(&c, json!({"volume_id": vol, "force": true})).await;
+    assert_eq!(
+        volume_settled(&c, &vol).await["status"],
+        "in-use",
+        "the volume returns to in-use"
+    );
+    let temps: Vec<_> = std::fs::read_dir(server.share())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(temps, vec![format!("volume-{vol}")], "no temporary volume left");
+    let (copy, _) = restore(&c, &forced, json!({"name": "copy"})).await;
+    assert_eq!(sha256_of(&volume_file(&server, &copy)), sum);
+    // A restore onto a volume that is not available, or too small, is refused.
+    let r = c
+        .post(&format!("backups/{forced}/restore"), json!({"restore": {"volume_id": vol}}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error_message().contains("must be available"), "{}", r.error_message());
+
+    // Quotas: the third backup, and a backup over backup_gigabytes, are 413.
+    let big = available_volume(&c, 2).await;
+    let r = bad(json!({"volume_id": big})).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(
+        r.error_message()
+            .starts_with("VolumeBackupSizeExceedsAvailableQuota: Requested backup exceeds allowed Backup gigabytes quota."),
+        "{}",
+        r.error_message()
+    );
+    assert_eq!(c.wait("volumes", &big).await["status"], "available", "nothing held");
+    let _second = backup_available(&c, json!({"volume_id": copy})).await;
+    let r = bad(json!({"volume_id": copy})).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(
+        r.error_message()
+            .starts_with("BackupLimitExceeded: Maximum number of backups allowed (2) exceeded"),
+        "{}",
+        r.error_message()
+    );
+    // Snapshots: of the volume, and available.
+    let other = available_volume(&c, 1).await;
+    let snap = c.snapshot_available(&other).await;
+    let r = bad(json!({"volume_id": copy, "snapshot_id": snap})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.error_message().contains("is not a snapshot of volume"));
+}
+
+#[tokio::test]
+async fn a_backup_of_a_snapshot_reads_the_snapshot() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let vol = available_volume(&c, 1).await;
+    let file = volume_file(&server, &vol);
+    write_at(&file, 5 * MIB, &noise(11, MIB as usize));
+    let then = sha256_of(&file);
+    let snap = c.snapshot_available(&vol).await;
+    write_at(&file, 5 * MIB, &noise(12, MIB as usize));
+    let b = backup_available(&c, json!({"volume_id": vol, "snapshot_id": snap})).await;
+    let shown = c.get(&format!("backups/{b}")).await.body["backup"].clone();
+    assert_eq!(shown["snapshot_id"], snap);
+    assert_eq!(
+        c.get(&format!("snapshots/{snap}")).await.body["snapshot"]["status"],
+        "available"
+    );
+    let (copy, _) = restore(&c, &b, json!({})).await;
+    assert_eq!(sha256_of(&volume_file(&server, &copy)), then);
+}
+
+#[tokio::test]
+async fn a_backend_without_a_local_device_says_backups_are_not_supported() {
+    let server = Server::start(&config_with_fixture(60_000, 64));
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let vol = c
+        .create_volume(json!({"size": 1, "volume_type": "bad", "name": "plain"}))
+        .await;
+    c.wait_status("volumes", &vol, "available").await;
+    let r = c.post("backups", json!({"backup": {"volume_id": vol}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["backup"]["id"].as_str().unwrap().to_string();
+    let b = settle(&c, &id).await;
+    assert_eq!(b["status"], "error", "{b}");
+    let reason = b["fail_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Backups of volumes on backend bad are not supported"),
+        "{reason}"
+    );
+    assert!(!reason.contains(&server.dir.to_string_lossy().to_string()), "{reason}");
+    assert_eq!(c.wait("volumes", &vol).await["status"], "available");
+    let msgs = c.messages_for(&id).await;
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("create backup:Backup driver failed to create backup.")),
+        "{msgs:?}"
+    );
+}
