@@ -13,6 +13,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("ashlar-plugin-iscsi-tgt", "plugins/iscsi-tgt"),
     ("ashlar-plugin-lvm", "plugins/lvm"),
     ("ashlar-plugin-san-rest", "plugins/san-rest"),
+    ("ashlar-plugin-backup-posix", "plugins/backup-posix"),
     ("ashlar-fixture-misbehave", "tests/fixtures/misbehave"),
     ("ashlar-fixture-flaky", "tests/fixtures/flaky"),
     (

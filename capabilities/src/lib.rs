@@ -21,6 +21,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod block;
+pub mod directory;
 pub mod exec;
 pub mod http;
 pub mod template;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use directory::Preopen;
 use exec::{ArgPattern, ExecRule};
 use http::Origin;
 use template::{MissingKey, Template};
@@ -65,6 +67,7 @@ pub enum CapabilityKind {
     Exec,
     Block,
     Http,
+    Directory,
 }
 
 impl CapabilityKind {
@@ -74,6 +77,7 @@ impl CapabilityKind {
             CapabilityKind::Exec => "exec",
             CapabilityKind::Block => "block",
             CapabilityKind::Http => "http",
+            CapabilityKind::Directory => "directory",
         }
     }
 }
@@ -128,6 +132,10 @@ pub struct RequestedCapabilities {
     /// Origins, `scheme://host[:port]`.
     #[serde(default)]
     pub http: Vec<String>,
+    /// Absolute directories the plugin sees whole through its filesystem (see
+    /// [`directory`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory: Vec<String>,
 }
 
 /// `[[capabilities.exec]]`: a program and one argument shape (see [`exec`] for the pattern
@@ -151,6 +159,9 @@ pub struct Grants {
     pub block: Vec<PathBuf>,
     #[serde(default)]
     pub http: Vec<String>,
+    /// Directories a plugin may see whole (it may ask for these or any directory inside).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory: Vec<PathBuf>,
 }
 
 /// A bare name grants the program with whatever arguments plugin.toml allows; a table also
@@ -254,8 +265,9 @@ pub enum CapabilityError {
         reason: String,
     },
     #[error(
-        "backend `{backend}` grants {kind} `{entry}`, but {reason}; fix [backends.{backend}.grants] \
-         {kind} (while loading plugin {plugin} {version})"
+        "backend `{backend}` grants {kind} `{entry}`, but {reason}; fix [{}.grants] \
+         {kind} (while loading plugin {plugin} {version})",
+        config_section(backend)
     )]
     InvalidGrant {
         plugin: String,
@@ -265,6 +277,19 @@ pub enum CapabilityError {
         entry: String,
         reason: String,
     },
+}
+
+/// The name every driver section of the operator's config is known by in messages.
+pub const BACKUP_STORE: &str = "backup";
+
+/// Where a backend's driver is configured: `backends.NAME` (`backends.NAME.target` for its
+/// target), or `backup` for the backup store, whose reserved name is [`BACKUP_STORE`].
+pub fn config_section(backend: &str) -> String {
+    if backend == BACKUP_STORE {
+        BACKUP_STORE.to_owned()
+    } else {
+        format!("backends.{backend}")
+    }
 }
 
 fn not_granted(
@@ -279,6 +304,7 @@ fn not_granted(
         CapabilityKind::Exec => "exec of",
         CapabilityKind::Block => "block access to",
         CapabilityKind::Http => "http access to",
+        CapabilityKind::Directory => "the directory",
     };
     let names: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
     let names = match names.split_last() {
@@ -287,14 +313,17 @@ fn not_granted(
     };
     let it = if missing.len() == 1 { "it" } else { "them" };
     let add = match kind {
-        CapabilityKind::Block => format!("add {it} (or a directory containing {it})"),
+        CapabilityKind::Block | CapabilityKind::Directory => {
+            format!("add {it} (or a directory containing {it})")
+        }
         _ => format!("add {it}"),
     };
     format!(
         "plugin {plugin} {version} requests {what} {names} in its plugin.toml, but backend \
          `{backend}` does not grant {it} (grants.{kind} = [{}]); {add} to \
-         [backends.{backend}.grants] {kind} or use another plugin",
-        granted.join(", ")
+         [{}.grants] {kind} or use another plugin",
+        granted.join(", "),
+        config_section(backend)
     )
 }
 
@@ -353,6 +382,9 @@ impl Manifest {
         for path in &self.capabilities.block {
             Template::parse(path).map_err(|why| invalid(format!("block `{path}`: {why}")))?;
         }
+        for path in &self.capabilities.directory {
+            Template::parse(path).map_err(|why| invalid(format!("directory `{path}`: {why}")))?;
+        }
         for origin in &self.capabilities.http {
             let template = Template::parse(origin)
                 .map_err(|why| invalid(format!("http `{origin}`: {why}")))?;
@@ -404,6 +436,7 @@ pub struct EffectiveCapabilities {
     exec: Vec<ExecRule>,
     block: Vec<PathBuf>,
     http: Vec<Origin>,
+    directories: Vec<Preopen>,
 }
 
 impl EffectiveCapabilities {
@@ -432,8 +465,16 @@ impl EffectiveCapabilities {
         &self.http
     }
 
+    /// The directories the sandbox preopens for the plugin, and nothing else.
+    pub fn directories(&self) -> &[Preopen] {
+        &self.directories
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.exec.is_empty() && self.block.is_empty() && self.http.is_empty()
+        self.exec.is_empty()
+            && self.block.is_empty()
+            && self.http.is_empty()
+            && self.directories.is_empty()
     }
 
     /// `program` must be a bare name; see [`exec`] for how arguments are matched.
@@ -472,6 +513,7 @@ pub fn grant(
         exec: ctx.exec(&grants.exec)?,
         block: ctx.block(&grants.block)?,
         http: ctx.http(&grants.http)?,
+        directories: ctx.directory(&grants.directory)?,
     })
 }
 
@@ -587,6 +629,47 @@ impl Ctx<'_> {
             .iter()
             .filter(|path| !block::allows(&roots, path))
             .map(|path| path.display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            let granted = grants
+                .iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect();
+            return Err(self.not_granted(kind, missing, granted));
+        }
+        Ok(requested)
+    }
+
+    fn directory(&self, grants: &[PathBuf]) -> Result<Vec<Preopen>, CapabilityError> {
+        let kind = CapabilityKind::Directory;
+        let requests = &self.manifest.capabilities.directory;
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut requested: Vec<Preopen> = Vec::new();
+        for source in requests {
+            let (template, guest) = self.render(kind, source)?;
+            let host = directory::check_request(&guest)
+                .map_err(|why| self.invalid_request(kind, &guest, &template, why))?;
+            if !requested.iter().any(|p| p.guest == guest) {
+                requested.push(Preopen { guest, host });
+            }
+        }
+        let mut roots = Vec::with_capacity(grants.len());
+        for root in grants {
+            let entry = || root.display().to_string();
+            if !root.is_absolute() {
+                return Err(self.invalid_grant(kind, entry(), "it is not absolute".to_owned()));
+            }
+            let canonical = root.canonicalize().map_err(|e| {
+                self.invalid_grant(kind, entry(), format!("it cannot be resolved ({e})"))
+            })?;
+            roots.push(canonical);
+        }
+        let missing: Vec<String> = requested
+            .iter()
+            .filter(|p| !directory::allows(&roots, &p.host))
+            .map(|p| p.host.display().to_string())
             .collect();
         if !missing.is_empty() {
             let granted = grants
@@ -939,6 +1022,7 @@ http = ["{management_url}"]
             ],
             block: vec![dir.path().to_path_buf()],
             http: vec!["http://array.local:80".into()],
+            directory: vec![],
         };
         let m = Manifest::from_toml_str(NFS).unwrap();
         let caps = grant(&m, "local", &cfg, &g).unwrap();
@@ -1056,5 +1140,99 @@ http = ["{management_url}"]
         let g = grants(r#"http = ["https://admin@array.local:8443"]"#);
         let err = grant(&m, "local", &cfg, &g).unwrap_err();
         assert!(matches!(err, CapabilityError::InvalidGrant { .. }), "{err}");
+    }
+
+    /// A backup store asks for `{backup_path}`; the operator grants it (or a parent); the
+    /// plugin sees that directory under the path it asked for, and nothing else.
+    #[test]
+    fn a_directory_is_preopened_only_inside_what_the_operator_granted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (granted, other) = (dir.path().join("backups"), dir.path().join("other"));
+        std::fs::create_dir(&granted).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        let m = Manifest::from_toml_str(
+            "name = \"backup-posix\"\nversion = \"0.1.0\"\nworld = \"backup-driver\"\n\
+             [capabilities]\ndirectory = [\"{backup_path}\"]\n",
+        )
+        .unwrap();
+        let g = |paths: &[&Path]| Grants {
+            directory: paths.iter().map(|p| p.to_path_buf()).collect(),
+            ..Grants::default()
+        };
+        let at = |p: &Path| config(&[("backup_path", p.to_str().unwrap())]);
+
+        // Granted exactly, or through a parent directory.
+        for grants in [g(&[&granted]), g(&[dir.path()])] {
+            let caps = grant(&m, "backup", &at(&granted), &grants).unwrap();
+            assert_eq!(
+                caps.directories(),
+                [Preopen {
+                    guest: granted.to_str().unwrap().to_owned(),
+                    host: granted.canonicalize().unwrap(),
+                }]
+            );
+            assert!(!caps.is_empty());
+        }
+
+        // A directory the operator did not grant: refused, naming both sides.
+        let err = grant(&m, "backup", &at(&other), &g(&[&granted])).unwrap_err();
+        let msg = err.to_string();
+        let other_c = other.canonicalize().unwrap();
+        assert!(
+            msg.contains(&format!("requests the directory `{}`", other_c.display())),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!(
+                "grants.directory = [{:?}]",
+                granted.display().to_string()
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("add it (or a directory containing it) to [backup.grants] directory"),
+            "{msg}"
+        );
+        // Nothing granted at all.
+        let msg = grant(&m, "backup", &at(&granted), &Grants::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("grants.directory = []"), "{msg}");
+
+        // A sibling whose name merely starts with the granted one is not inside it.
+        let sibling = dir.path().join("backups2");
+        std::fs::create_dir(&sibling).unwrap();
+        assert!(grant(&m, "backup", &at(&sibling), &g(&[&granted])).is_err());
+
+        // A symlink inside the granted directory that points out of it is judged by where
+        // it leads.
+        let link = granted.join("escape");
+        std::os::unix::fs::symlink(&other, &link).unwrap();
+        let err = grant(&m, "backup", &at(&link), &g(&[&granted])).unwrap_err();
+        assert!(matches!(err, CapabilityError::NotGranted { .. }), "{err}");
+
+        // `..`, relative and missing paths are refused before any grant is looked at.
+        for bad in [
+            format!("{}/../other", granted.display()),
+            "backups".to_owned(),
+            format!("{}/missing", granted.display()),
+        ] {
+            let cfg = config(&[("backup_path", &bad)]);
+            let err = grant(&m, "backup", &cfg, &g(&[dir.path()])).unwrap_err();
+            assert!(
+                matches!(err, CapabilityError::InvalidRequest { .. }),
+                "{bad}: {err}"
+            );
+        }
+        // Not asked, not given, whatever the grant.
+        let bare = manifest("");
+        assert!(
+            grant(&bare, "b", &BTreeMap::new(), &g(&[dir.path()]))
+                .unwrap()
+                .directories()
+                .is_empty()
+        );
+        let grants: Grants = toml::from_str("directory = [\"/srv/backups\"]").unwrap();
+        assert_eq!(grants.directory, [PathBuf::from("/srv/backups")]);
     }
 }

@@ -28,6 +28,11 @@ pub const BUNDLED: &[Bundled] = &[
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/san-rest.wasm")),
         manifest: include_str!(concat!(env!("OUT_DIR"), "/san-rest.toml")),
     },
+    Bundled {
+        name: "backup-posix",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/backup-posix.wasm")),
+        manifest: include_str!(concat!(env!("OUT_DIR"), "/backup-posix.toml")),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Bundled> {

@@ -114,10 +114,97 @@ pub struct BackupConfig {
     pub credentials: BTreeMap<String, Credential>,
     #[serde(default = "default_exec_dirs")]
     pub exec_dirs: Vec<PathBuf>,
+    /// Size of the chunks a volume is cut into, in MiB (Cinder's
+    /// `backup_file_size`/`chunk_size` options). Default: the engine's own
+    /// (`EngineSettings::default`). Each chunk crosses into the driver whole, so it must
+    /// fit well within `limits.memory_mib` (at most a quarter of it).
+    #[serde(default)]
+    pub chunk_size_mib: Option<u64>,
+    /// zstd level chunks are compressed at, -7 (fastest) to 22 (smallest). Default: the
+    /// engine's own.
+    #[serde(default)]
+    pub zstd_level: Option<i32>,
+    /// Threads that read, hash and compress one backup or restore. Default: the engine's
+    /// own.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Store calls one backup or restore keeps in flight. Each takes one of the driver's
+    /// `limits.instances` while it runs, so more than that only queues. Default: the
+    /// engine's own.
+    #[serde(default)]
+    pub store_parallelism: Option<usize>,
 }
 
 fn default_backup_container() -> String {
     "volumebackups".into()
+}
+
+/// The name `ashlar plugin swap|rollback` and plugin events give the backup store; no
+/// backend may take it.
+pub const BACKUP_STORE_NAME: &str = crate::capabilities::BACKUP_STORE;
+
+impl BackupConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(format!("[backup] {m}")));
+        let c = &self.container;
+        if c.is_empty()
+            || c.len() > 255
+            || c.starts_with('.')
+            || !c
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
+            return invalid(format!(
+                "container `{c}` may only use letters, digits, `-`, `_` and `.` (not first), at most 255"
+            ));
+        }
+        check_limits(BACKUP_STORE_NAME, "limits", &self.limits).map_err(|e| {
+            ConfigError::Invalid(e.to_string().replace("backend backup:", "[backup]"))
+        })?;
+        if let Some(dir) = self.exec_dirs.iter().find(|d| d.is_relative()) {
+            return invalid(format!(
+                "exec_dirs entry `{}` must be an absolute directory",
+                dir.display()
+            ));
+        }
+        if let Some(mib) = self.chunk_size_mib
+            && (mib == 0 || mib > self.limits.memory_mib / 4)
+        {
+            return invalid(format!(
+                "chunk_size_mib is {mib}; it must be from 1 to a quarter of limits.memory_mib ({} MiB), since each chunk crosses into the driver whole",
+                self.limits.memory_mib / 4
+            ));
+        }
+        if let Some(level) = self.zstd_level
+            && !(-7..=22).contains(&level)
+        {
+            return invalid(format!("zstd_level is {level}; it must be from -7 to 22"));
+        }
+        for (field, value) in [
+            ("threads", self.threads),
+            ("store_parallelism", self.store_parallelism),
+        ] {
+            if value == Some(0) {
+                return invalid(format!("{field} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sandbox limits every driver section shares.
+fn check_limits(name: &str, section: &str, limits: &Limits) -> Result<(), ConfigError> {
+    if limits.instances == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "backend {name}: {section}.instances must be at least 1"
+        )));
+    }
+    if limits.memory_mib == 0 || limits.call_deadline_ms == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "backend {name}: {section}.memory_mib and {section}.call_deadline_ms must be above 0"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -603,20 +690,16 @@ impl Config {
                     "backend name `{name}` may only use letters, digits, `-` and `_`"
                 )));
             }
+            if name == BACKUP_STORE_NAME {
+                return Err(ConfigError::Invalid(format!(
+                    "backend name `{name}` is reserved for the backup store ([backup]); name the backend otherwise"
+                )));
+            }
             let target_limits = backend.target.as_ref().map(|t| &t.limits);
             for (section, limits) in std::iter::once(("limits", &backend.limits))
                 .chain(target_limits.map(|l| ("target.limits", l)))
             {
-                if limits.instances == 0 {
-                    return Err(ConfigError::Invalid(format!(
-                        "backend {name}: {section}.instances must be at least 1"
-                    )));
-                }
-                if limits.memory_mib == 0 || limits.call_deadline_ms == 0 {
-                    return Err(ConfigError::Invalid(format!(
-                        "backend {name}: {section}.memory_mib and {section}.call_deadline_ms must be above 0"
-                    )));
-                }
+                check_limits(name, section, limits)?;
             }
             if let Some(dir) = backend.exec_dirs.iter().find(|d| d.is_relative()) {
                 return Err(ConfigError::Invalid(format!(
@@ -625,7 +708,35 @@ impl Config {
                 )));
             }
         }
+        let backup = self
+            .backup
+            .get_or_insert_with(|| Config::default_backup(&self.data_dir));
+        backup.check()?;
         Ok(())
+    }
+
+    /// The embedded backup store: the posix backup driver on `<data_dir>/backups`, with
+    /// exactly the grant its manifest asks for (that directory).
+    pub fn default_backup(data_dir: &Path) -> BackupConfig {
+        let dir = data_dir.join("backups");
+        let dir_str = dir.to_string_lossy().into_owned();
+        BackupConfig {
+            driver: "backup-posix".into(),
+            manifest: None,
+            container: default_backup_container(),
+            grants: Grants {
+                directory: vec![dir],
+                ..Grants::default()
+            },
+            limits: Limits::default(),
+            settings: BTreeMap::from([("backup_path".to_string(), dir_str)]),
+            credentials: BTreeMap::new(),
+            exec_dirs: default_exec_dirs(),
+            chunk_size_mib: None,
+            zstd_level: None,
+            threads: None,
+            store_parallelism: None,
+        }
     }
 
     /// The embedded default: the nfs driver on a local directory, sparse raw files, with
@@ -680,6 +791,61 @@ mod tests {
         assert_eq!(local.driver, "nfs");
         assert_eq!(local.settings["share_path"], "/tmp/x/volumes");
         assert_eq!(c.database_url(), "sqlite:///tmp/x/ashlar.db?mode=rwc");
+        let backup = c.backup.as_ref().expect("a default backup store");
+        assert_eq!(backup.driver, "backup-posix");
+        assert_eq!(backup.container, "volumebackups");
+        assert_eq!(backup.settings["backup_path"], "/tmp/x/backups");
+        assert_eq!(backup.grants.directory, [PathBuf::from("/tmp/x/backups")]);
+        assert_eq!(backup.chunk_size_mib, None);
+    }
+
+    #[test]
+    fn the_backup_section_is_checked_like_a_backend() {
+        let finish = |text: &str| {
+            let mut c: Config = toml::from_str(text).unwrap();
+            c.finish().map(|_| c)
+        };
+        let c = finish(
+            "[backup]\ndriver = \"backup-s3\"\ncontainer = \"b1\"\nchunk_size_mib = 32\nzstd_level = 3\nthreads = 2\nstore_parallelism = 8\n",
+        )
+        .unwrap();
+        let b = c.backup.unwrap();
+        assert_eq!(
+            (
+                b.chunk_size_mib,
+                b.zstd_level,
+                b.threads,
+                b.store_parallelism
+            ),
+            (Some(32), Some(3), Some(2), Some(8))
+        );
+        for (text, needle) in [
+            ("container = \"a/b\"", "container `a/b`"),
+            ("limits.instances = 0", "limits.instances"),
+            ("chunk_size_mib = 0", "chunk_size_mib"),
+            (
+                "chunk_size_mib = 128",
+                "quarter of limits.memory_mib (64 MiB)",
+            ),
+            ("zstd_level = 23", "zstd_level"),
+            ("threads = 0", "threads"),
+            ("store_parallelism = 0", "store_parallelism"),
+            ("exec_dirs = [\"bin\"]", "exec_dirs"),
+        ] {
+            let err = finish(&format!("[backup]\ndriver = \"backup-posix\"\n{text}\n"))
+                .err()
+                .unwrap_or_else(|| panic!("{text} accepted"))
+                .to_string();
+            assert!(
+                err.contains(needle) && err.contains("[backup]"),
+                "{text}: {err}"
+            );
+        }
+        let err = finish("[backends.backup]\ndriver = \"nfs\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("reserved for the backup store"), "{err}");
     }
 
     #[test]

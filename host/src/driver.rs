@@ -271,6 +271,13 @@ pub struct HealthReport {
     pub detail: String,
 }
 
+/// One object of a backup store, as a backup driver's listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub name: String,
+    pub size: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,7 @@ enum PluginCommand {
     },
     /// Replace a backend's driver on a running server, with probation and rollback.
     Swap {
+        /// The backend, or `backup` for the backup store.
         backend: String,
         /// The new component; the path is read by the server.
         wasm: PathBuf,
@@ -136,8 +137,9 @@ enum PluginCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Return a backend to its previous driver.
+    /// Return a backend (or `backup`, the backup store) to its previous driver.
     Rollback {
+        /// The backend, or `backup` for the backup store.
         backend: String,
         /// Roll back the backend's target driver instead of its volume driver.
         #[arg(long)]

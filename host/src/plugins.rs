@@ -19,11 +19,12 @@ use serde::Serialize;
 pub mod offline;
 pub mod source;
 
+use crate::config::BACKUP_STORE_NAME;
 use crate::db::PluginEvent;
 use crate::runtime::{DriverPool, DriverSpec, LoadError, Runtime};
 use crate::volume::{Backend, DriverSlot, VolumeManager};
 use crate::worker::{Worker, WorkerState, WorkerStatus, Workers};
-use source::{DriverSource, SourceError};
+use source::{DriverConfig, DriverSource, SourceError};
 
 /// How often probation looks at the new driver, and how often it probes its health.
 const PROBATION_TICK: Duration = Duration::from_millis(100);
@@ -45,6 +46,8 @@ pub enum SwapError {
     NothingToRollBack(String),
     #[error("backend `{0}` has no target driver; give it a [backends.{0}.target] section first")]
     NoTarget(String),
+    #[error("this host runs no backup store")]
+    NoBackupStore,
 }
 
 /// Which of a backend's drivers an operation is about.
@@ -56,24 +59,27 @@ pub enum Part {
     Volume,
     /// The paired target driver (`[backends.NAME.target]`).
     Target,
+    /// The backup store's driver (`[backup]`), named `backup` where a backend's name goes.
+    Backup,
 }
 
 impl Part {
-    fn slot(self, backend: &Backend) -> Result<&DriverSlot, SwapError> {
-        match self {
-            Part::Volume => Ok(&backend.volume),
-            Part::Target => backend
-                .target
-                .as_ref()
-                .ok_or_else(|| SwapError::NoTarget(backend.name.clone())),
+    /// The part a name and a request's part mean: the reserved name `backup` is the
+    /// backup store, whatever part was asked for.
+    pub fn of(name: &str, part: Part) -> Part {
+        if name == BACKUP_STORE_NAME {
+            Part::Backup
+        } else {
+            part
         }
     }
 
-    /// The name events are recorded under: the backend's, or `NAME.target`.
+    /// The name events are recorded under: the backend's, `NAME.target`, or `backup`.
     fn event_name(self, backend: &str) -> String {
         match self {
             Part::Volume => backend.to_string(),
             Part::Target => format!("{backend}.target"),
+            Part::Backup => BACKUP_STORE_NAME.to_string(),
         }
     }
 }
@@ -166,6 +172,24 @@ impl PluginManager {
             .ok_or_else(|| SwapError::UnknownBackend(name.to_string()))
     }
 
+    /// The slot of `part` of backend `name` (the backup store's for [`Part::Backup`]).
+    fn slot(&self, name: &str, part: Part) -> Result<&DriverSlot, SwapError> {
+        match part {
+            Part::Volume => Ok(&self.backend(name)?.volume),
+            Part::Target => self
+                .backend(name)?
+                .target
+                .as_ref()
+                .ok_or_else(|| SwapError::NoTarget(name.to_string())),
+            Part::Backup => self
+                .volumes
+                .backup
+                .as_ref()
+                .map(|b| &b.slot)
+                .ok_or(SwapError::NoBackupStore),
+        }
+    }
+
     async fn record(&self, event: PluginEvent) {
         if let Err(e) = self.volumes.db.insert_plugin_event(&event).await {
             tracing::error!(backend = %event.backend, "cannot record plugin event: {e}");
@@ -184,11 +208,17 @@ impl PluginManager {
         probation: Option<Duration>,
     ) -> Result<SwapOutcome, SwapError> {
         let started = Instant::now();
-        let backend = self.backend(backend_name)?;
-        let slot = part.slot(backend)?;
+        let part = Part::of(backend_name, part);
+        let slot = self.slot(backend_name, part)?;
         let event_name = part.event_name(backend_name);
         let source = DriverSource::file(wasm_path, manifest_path);
-        let result = self.prepare(backend, part, &source).await;
+        let result = match part {
+            Part::Backup => self.prepare_backup_store(&source).await,
+            _ => {
+                self.prepare(self.backend(backend_name)?, part, &source)
+                    .await
+            }
+        };
         let current = slot.driver();
         let next = match result {
             Ok(next) => next,
@@ -258,6 +288,38 @@ impl PluginManager {
         if part == Part::Volume {
             self.probe_volume_driver(backend, &next).await?;
         }
+        prewarm(&next, config.limits.instances).await?;
+        Ok(next)
+    }
+
+    /// Loads and probes a new backup store driver without switching to it: on top of its
+    /// setup check, it must create the configured container (which proves it can write to
+    /// its store).
+    async fn prepare_backup_store(
+        &self,
+        source: &DriverSource,
+    ) -> Result<Arc<DriverPool>, SwapError> {
+        let backup = self
+            .volumes
+            .backup
+            .as_ref()
+            .ok_or(SwapError::NoBackupStore)?;
+        let config = DriverConfig::backup(&backup.config);
+        let files = source.read()?;
+        let next = self
+            .load_checked(config.spec(files, &self.host_name))
+            .await?;
+        let (pool, container) = (next.clone(), backup.config.container.clone());
+        tokio::task::spawn_blocking(move || pool.put_container(&container))
+            .await
+            .map_err(|e| SwapError::Probe {
+                step: "put-container",
+                message: e.to_string(),
+            })?
+            .map_err(|e| SwapError::Probe {
+                step: "put-container",
+                message: e.to_string(),
+            })?;
         prewarm(&next, config.limits.instances).await?;
         Ok(next)
     }
@@ -345,7 +407,8 @@ impl PluginManager {
     /// Returns `backend`'s volume or target driver to the previous one by hand.
     pub async fn rollback(&self, backend_name: &str, part: Part) -> Result<SwapOutcome, SwapError> {
         let started = Instant::now();
-        let slot = part.slot(self.backend(backend_name)?)?;
+        let part = Part::of(backend_name, part);
+        let slot = self.slot(backend_name, part)?;
         let current = slot.driver();
         let broken = slot
             .roll_back_from(&current)
@@ -397,6 +460,23 @@ impl PluginManager {
                 let previous = target.previous().map(|p| label(&p));
                 out.push(status_of(name, &target.driver(), previous, last_event));
             }
+        }
+        // The backup store, under its reserved name.
+        if let Some(backup) = &self.volumes.backup {
+            let last_event = self
+                .volumes
+                .db
+                .plugin_events(Some(BACKUP_STORE_NAME), 1)
+                .await
+                .ok()
+                .and_then(|mut v| v.pop());
+            let previous = backup.slot.previous().map(|p| label(&p));
+            out.push(status_of(
+                BACKUP_STORE_NAME,
+                &backup.slot.driver(),
+                previous,
+                last_event,
+            ));
         }
         out
     }
@@ -552,10 +632,7 @@ impl Worker for Probation {
 
     async fn work(&mut self) -> WorkerState {
         let plugins = self.plugins.clone();
-        let Ok(slot) = plugins
-            .backend(&self.backend)
-            .and_then(|b| self.part.slot(b))
-        else {
+        let Ok(slot) = plugins.slot(&self.backend, self.part) else {
             return WorkerState::Done;
         };
         if !Arc::ptr_eq(&slot.driver(), &self.watched) {

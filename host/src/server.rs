@@ -7,14 +7,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::api::{self, AppState};
-use crate::config::{BackendConfig, Config};
+use crate::config::{BACKUP_STORE_NAME, BackendConfig, Config};
 use crate::data_dir::DataDirLock;
 use crate::db::{Db, QuotaDefaults};
 use crate::http::HttpLimits;
 use crate::plugins::Part;
+use crate::plugins::source::DriverConfig;
 use crate::runtime::{DriverPool, Runtime};
 use crate::scheduler::SchedulerConfig;
-use crate::volume::{self, Backend, ServiceHeartbeat, StatsPoller, VolumeManager};
+use crate::volume::{
+    self, Backend, BackupBackend, DriverSlot, ServiceHeartbeat, StatsPoller, VolumeManager,
+};
 use crate::worker::Workers;
 
 /// Loads one of a backend's drivers through the runtime (bundled, or from its files) and
@@ -37,12 +40,39 @@ pub async fn load_driver(
     let which = match part {
         Part::Volume => "driver",
         Part::Target => "target driver",
+        Part::Backup => "backup driver",
     };
     let pool = runtime
         .load(driver.spec(files, &cfg.host_name))
         .with_context(|| format!("{what}: loading its {which}"))?;
     check_setup(name, which, &pool).await;
     Ok(Some(pool))
+}
+
+/// Loads the backup store's driver (`[backup]`, the embedded posix store by default)
+/// through the same path as a backend's, and checks it can serve; `None` when the config
+/// has no backup store.
+pub async fn load_backup_store(
+    runtime: &Arc<Runtime>,
+    cfg: &Config,
+) -> anyhow::Result<Option<BackupBackend>> {
+    let Some(backup) = &cfg.backup else {
+        return Ok(None);
+    };
+    let driver = DriverConfig::backup(backup);
+    let what = driver.what();
+    let files = driver
+        .source()
+        .and_then(|source| source.read())
+        .with_context(|| what.clone())?;
+    let pool = runtime
+        .load(driver.spec(files, &cfg.host_name))
+        .with_context(|| format!("{what}: loading its backup driver"))?;
+    check_setup(BACKUP_STORE_NAME, "backup driver", &pool).await;
+    Ok(Some(BackupBackend {
+        config: backup.clone(),
+        slot: DriverSlot::new(pool),
+    }))
 }
 
 async fn check_setup(name: &str, which: &str, pool: &Arc<DriverPool>) {
@@ -62,8 +92,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
-    std::fs::create_dir_all(cfg.data_dir.join("volumes"))
-        .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+    for sub in ["volumes", "backups"] {
+        std::fs::create_dir_all(cfg.data_dir.join(sub))
+            .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+    }
     tracing::info!(data_dir = %cfg.data_dir.display(), "data directory locked and ready");
 
     let q = &cfg.quota;
@@ -125,6 +157,13 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
+    let backup = load_backup_store(&runtime, &cfg).await?;
+    if let Some(b) = &backup {
+        let driver = b.slot.driver();
+        tracing::info!(plugin = %driver.identity.name, version = %driver.identity.version,
+            container = %b.config.container, "backup store loaded");
+    }
+
     let types = volume::types::ensure(&db, &cfg.volume_types).await?;
     tracing::info!(types, "volume types ready");
 
@@ -132,8 +171,13 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         capacity_weight_multiplier: cfg.scheduler.capacity_weight_multiplier,
         max_attempts: cfg.scheduler.scheduler_max_attempts,
     };
-    let (manager, job_runner) =
-        VolumeManager::new(db.clone(), cfg.host_name.clone(), backends, None, scheduler);
+    let (manager, job_runner) = VolumeManager::new(
+        db.clone(),
+        cfg.host_name.clone(),
+        backends,
+        backup,
+        scheduler,
+    );
     manager.poll_stats().await;
     tracing::info!("backend stats collected");
     let workers = Workers::new();

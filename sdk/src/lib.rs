@@ -13,7 +13,9 @@
 //!
 //! A target driver (Cinder's target helpers: tgtadm, LIO, …) exports the device a paired
 //! volume driver provides; it implements [`TargetDriver`] and is registered with
-//! [`register_target_driver!`] (see [`target`]).
+//! [`register_target_driver!`] (see [`target`]). A backup driver (Cinder's
+//! `backup_driver`) moves the host's backup objects in and out of a store; it implements
+//! [`BackupDriver`] and is registered with [`register_backup_driver!`] (see [`backup`]).
 //!
 //! Build with `cargo build --target wasm32-wasip2 --release`; the result is a component
 //! carrying the contract version it was built against ([`CONTRACT_VERSION`]).
@@ -44,6 +46,9 @@ pub use host::{block, clock, config, exec, http, log};
 
 pub mod target;
 pub use target::TargetDriver;
+
+pub mod backup;
+pub use backup::BackupDriver;
 
 pub use bindings::ashlar::driver::types::{
     ConnectionInfo, Connector, DriverError, ManageableVolume, ModelUpdate, PoolStats, Snapshot,

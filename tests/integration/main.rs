@@ -6,6 +6,7 @@ mod common;
 
 mod api_errors;
 mod attach;
+mod backup_stores;
 mod bad_input;
 mod clients;
 mod conflicts;

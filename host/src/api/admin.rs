@@ -27,6 +27,7 @@ impl From<SwapError> for ApiError {
             SwapError::UnknownBackend(_) => ApiError::not_found(e.to_string()),
             SwapError::NothingToRollBack(_) => ApiError::conflict(e.to_string()),
             SwapError::NoTarget(_) => ApiError::conflict(e.to_string()),
+            SwapError::NoBackupStore => ApiError::not_found(e.to_string()),
             _ => ApiError::bad_request(e.to_string()),
         }
     }

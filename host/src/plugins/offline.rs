@@ -6,9 +6,9 @@ use std::fmt::Write;
 use sha2::{Digest, Sha256};
 
 use super::Part;
-use super::source::DriverSource;
+use super::source::{DriverConfig, DriverSource};
 use crate::capabilities::{Manifest, World};
-use crate::config::Config;
+use crate::config::{BACKUP_STORE_NAME, Config};
 use crate::runtime::{self, Runtime, served_contract, versions};
 
 /// What a component is and asks for. Without its manifest, what the component says of
@@ -103,9 +103,13 @@ fn write_requests(out: &mut String, m: &Manifest) -> std::fmt::Result {
     for h in &m.capabilities.http {
         writeln!(out, "  http  {h}")?;
     }
+    for d in &m.capabilities.directory {
+        writeln!(out, "  directory {d}")?;
+    }
     if m.capabilities.exec.is_empty()
         && m.capabilities.block.is_empty()
         && m.capabilities.http.is_empty()
+        && m.capabilities.directory.is_empty()
     {
         writeln!(out, "  nothing")?;
     }
@@ -127,15 +131,12 @@ pub fn validate(
     let what = format!("plugin {} {} ({})", m.name, m.version, files.origin);
     let contract = versions::contract_of(&files.wasm);
     writeln!(out, "{} {}: contract {contract}", m.name, m.version)?;
-    // A target driver is checked against the backends' `[target]` sections.
+    // A target driver is checked against the backends' `[target]` sections, a backup
+    // driver against `[backup]`.
     let part = match m.world {
         World::VolumeDriver => Part::Volume,
         World::TargetDriver => Part::Target,
-        World::BackupDriver => {
-            writeln!(out, "world {}: NOT served by this host yet", m.world)?;
-            writeln!(out, "would NOT load")?;
-            return Ok((out, false));
-        }
+        World::BackupDriver => Part::Backup,
     };
     let runtime = Runtime::new(None)?;
     match served_contract(&what, &files.wasm) {
@@ -159,6 +160,35 @@ pub fn validate(
         }
     }
     let mut checked = 0;
+    if part == Part::Backup {
+        if only.is_some_and(|o| o != BACKUP_STORE_NAME) {
+            anyhow::bail!(
+                "a backup driver is checked against [backup]; use --backend backup or none"
+            );
+        }
+        match &cfg.backup {
+            Some(backup) => {
+                let config = DriverConfig::backup(backup);
+                match runtime::admit(&config.spec(files.clone(), &cfg.host_name)) {
+                    Ok(_) => writeln!(
+                        out,
+                        "{}: every requested capability is granted",
+                        config.what()
+                    )?,
+                    Err(e) => {
+                        ok = false;
+                        writeln!(out, "{}: REFUSED: {e}", config.what())?;
+                    }
+                }
+            }
+            None => {
+                ok = false;
+                writeln!(out, "backup store: the config has no [backup] section")?;
+            }
+        }
+        writeln!(out, "{}", if ok { "would load" } else { "would NOT load" })?;
+        return Ok((out, ok));
+    }
     for (name, backend) in &cfg.backends {
         if only.is_some_and(|o| o != name) {
             continue;

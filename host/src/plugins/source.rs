@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::Part;
 use crate::bundled::{self, Bundled};
 use crate::capabilities::{CapabilityError, Grants, Manifest, World};
-use crate::config::{BackendConfig, Credential, Limits};
+use crate::config::{BACKUP_STORE_NAME, BackendConfig, BackupConfig, Credential, Limits};
 use crate::runtime::DriverSpec;
 
 /// Why a driver's files could not be read. The messages carry their cause (not as an
@@ -185,11 +185,12 @@ impl Part {
         match self {
             Part::Volume => World::VolumeDriver,
             Part::Target => World::TargetDriver,
+            Part::Backup => World::BackupDriver,
         }
     }
 
     /// The config of this driver of backend `name`; `None` for a target the backend does
-    /// not have.
+    /// not have, and for the backup store (see [`DriverConfig::backup`]).
     pub fn config<'a>(self, name: &'a str, backend: &'a BackendConfig) -> Option<DriverConfig<'a>> {
         let b = backend;
         let (driver, manifest, grants, settings, credentials, limits) = match self {
@@ -201,6 +202,7 @@ impl Part {
                 &b.credentials,
                 &b.limits,
             ),
+            Part::Backup => return None,
             Part::Target => {
                 let t = b.target.as_ref()?;
                 (
@@ -227,12 +229,32 @@ impl Part {
     }
 }
 
+impl<'a> DriverConfig<'a> {
+    /// The backup store's driver as `[backup]` describes it, under the reserved name
+    /// `backup`.
+    pub fn backup(b: &'a BackupConfig) -> DriverConfig<'a> {
+        DriverConfig {
+            part: Part::Backup,
+            backend: BACKUP_STORE_NAME,
+            driver: &b.driver,
+            manifest: b.manifest.as_deref(),
+            grants: &b.grants,
+            settings: &b.settings,
+            credentials: &b.credentials,
+            limits: &b.limits,
+            exec_dirs: &b.exec_dirs,
+        }
+    }
+}
+
 impl DriverConfig<'_> {
-    /// How messages name this driver's config entry: `backend NAME` or `backend NAME target`.
+    /// How messages name this driver's config entry: `backend NAME`, `backend NAME target`
+    /// or `backup store`.
     pub fn what(&self) -> String {
         match self.part {
             Part::Volume => format!("backend {}", self.backend),
             Part::Target => format!("backend {} target", self.backend),
+            Part::Backup => "backup store".to_string(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! `volume/flows.rs`). Contract 0.3 may carry them natively.
 
 use super::latest::ashlar::driver::types as wit;
+use super::latest::backup::exports::ashlar::driver::backup_driver_core::ObjectInfo as WitObject;
 use super::latest::exports::ashlar::driver::volume_driver_health::HealthReport as WitHealth;
 use crate::driver;
 
@@ -132,6 +133,13 @@ pub(super) fn health_report(h: WitHealth) -> driver::HealthReport {
     driver::HealthReport {
         healthy: h.healthy,
         detail: h.detail,
+    }
+}
+
+pub(super) fn stored_object(o: WitObject) -> driver::StoredObject {
+    driver::StoredObject {
+        name: o.name,
+        size: o.size,
     }
 }
 

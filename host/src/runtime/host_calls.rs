@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::since_v0_2_0::ashlar::driver::types;
 use crate::capabilities::EffectiveCapabilities;
@@ -74,22 +74,35 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(ctx: Arc<BackendContext>) -> Self {
+    /// Fails only when a granted directory cannot be opened for the sandbox.
+    pub fn new(ctx: Arc<BackendContext>) -> wasmtime::Result<Self> {
         let limits = wasmtime::StoreLimitsBuilder::new()
             .memory_size((ctx.limits.memory_mib as usize) << 20)
             .trap_on_grow_failure(true)
             .build();
-        HostState {
+        // No environment, no network, and no filesystem but the directories the operator
+        // granted (`grants.directory`), each under the path the driver asked for: WASI here
+        // carries what Rust's standard library links against, and a backup store's files.
+        // Inside a preopen, cap-std refuses `..` and symlinks that lead out.
+        let mut wasi = WasiCtx::builder();
+        for dir in ctx.capabilities.directories() {
+            wasi.preopened_dir(&dir.host, &dir.guest, FsPerms::ReadWrite)
+                .map_err(|e| {
+                    wasmtime::format_err!(
+                        "cannot open the granted directory {} for the sandbox: {e}",
+                        dir.host.display()
+                    )
+                })?;
+        }
+        Ok(HostState {
             ctx,
-            // No preopens, no environment, no network: WASI here only carries what Rust's
-            // standard library links against.
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limits,
             deadline: Instant::now(),
             log_lines: 0,
             open_handles: 0,
-        }
+        })
     }
 
     fn remaining(&self) -> Duration {

@@ -1,14 +1,16 @@
 //! The driver operations the rest of the host calls, one method each, in the host's own
 //! types: each converts its arguments to the bindings, runs the call on a pooled instance
-//! (see [`DriverPool::call`]) and converts the answer back.
+//! (see [`DriverPool::call`]) and converts the answer back. A backup driver's object calls
+//! block instead: the backup engine makes them from its own threads, several at once
+//! (see [`DriverPool::call_blocking`]).
 
 use std::sync::Arc;
 
 use super::latest::ashlar::driver::types::DriverError;
 use super::{CallError, DriverPool, convert};
 use crate::driver::{
-    ConnectionInfo, Connector, HealthReport, ManageableVolume, ModelUpdate, Snapshot, Volume,
-    VolumeStats,
+    ConnectionInfo, Connector, HealthReport, ManageableVolume, ModelUpdate, Snapshot, StoredObject,
+    Volume, VolumeStats,
 };
 
 impl DriverPool {
@@ -255,5 +257,44 @@ impl DriverPool {
             None => d.check_for_setup_error(s),
         })
         .await
+    }
+
+    /// Backup driver: creates `container` if it is missing (an existing one is fine).
+    /// Blocks; call it from a blocking thread.
+    pub fn put_container(&self, container: &str) -> Result<(), CallError> {
+        self.call_blocking("put-container", |s, d| d.backup_put_container(s, container))
+    }
+
+    /// Backup driver: stores `data` as `name` in `container`, replacing it. Blocks.
+    pub fn put_object(&self, container: &str, name: &str, data: &[u8]) -> Result<(), CallError> {
+        self.call_blocking("put-object", |s, d| {
+            d.backup_put_object(s, container, name, data)
+        })
+    }
+
+    /// Backup driver: the whole object; the driver's `not-found` when there is none. Blocks.
+    pub fn get_object(&self, container: &str, name: &str) -> Result<Vec<u8>, CallError> {
+        self.call_blocking("get-object", |s, d| d.backup_get_object(s, container, name))
+    }
+
+    /// Backup driver: removes the object; a missing one is not an error. Blocks.
+    pub fn delete_object(&self, container: &str, name: &str) -> Result<(), CallError> {
+        self.call_blocking("delete-object", |s, d| {
+            d.backup_delete_object(s, container, name)
+        })
+    }
+
+    /// Backup driver: one page of the objects under `prefix` after `marker`. Blocks.
+    pub fn list_objects(
+        &self,
+        container: &str,
+        prefix: &str,
+        marker: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredObject>, CallError> {
+        self.call_blocking("list-objects", |s, d| {
+            d.backup_list_objects(s, container, prefix, marker, limit)
+        })
+        .map(|l| l.into_iter().map(convert::stored_object).collect())
     }
 }

@@ -139,7 +139,7 @@ impl DriverPool {
         let pool = self.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            pool.call_blocking(operation, f)
+            pool.run(operation, f)
         })
         .await;
         joined.unwrap_or_else(|e| {
@@ -152,9 +152,40 @@ impl DriverPool {
         })
     }
 
-    /// The same as [`DriverPool::call`] for callers already on a blocking thread (and for
-    /// benchmarks); does not wait for a permit.
+    /// The same as [`DriverPool::call`] for callers already on a blocking thread (the
+    /// backup engine's workers, benchmarks): waits for one of the pool's `limits.instances`
+    /// permits as an async call does, so callers on many threads share the same bounded
+    /// set of instances. Must not be called from an async task (it blocks its thread).
     pub fn call_blocking<R>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(
+            &mut Store<HostState>,
+            &versions::Driver,
+        ) -> wasmtime::Result<Result<R, DriverError>>,
+    ) -> Result<R, CallError> {
+        if let Some(left) = self.quarantined_for() {
+            return Err(CallError::Sandbox {
+                identity: self.identity.clone(),
+                operation,
+                kind: SandboxFailure::Quarantined,
+                message: health::quarantine_message(&self.ctx.limits, left),
+            });
+        }
+        // A free permit is taken at once; otherwise this thread waits for one.
+        let _permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => self
+                .ctx
+                .runtime
+                .block_on(self.permits.acquire())
+                .expect("the pool's semaphore is never closed"),
+        };
+        self.run(operation, f)
+    }
+
+    /// Runs one call on an idle instance (or a new one); the caller holds a permit.
+    fn run<R>(
         &self,
         operation: &'static str,
         f: impl FnOnce(
@@ -208,7 +239,13 @@ impl DriverPool {
     }
 
     fn instantiate(&self, operation: &'static str) -> Result<Instance, CallError> {
-        let mut store = Store::new(&self.engine, HostState::new(self.ctx.clone()));
+        let state = HostState::new(self.ctx.clone()).map_err(|e| CallError::Sandbox {
+            identity: self.identity.clone(),
+            operation,
+            kind: SandboxFailure::InstantiationFailed,
+            message: format!("{e:#}"),
+        })?;
+        let mut store = Store::new(&self.engine, state);
         store.limiter(host_calls::limiter);
         store.epoch_deadline_trap();
         self.arm(&mut store);

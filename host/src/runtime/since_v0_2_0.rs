@@ -1,5 +1,6 @@
 //! Bindings for contract `ashlar:driver@0.2.0` (the latest): 0.1.0 plus the optional
-//! `volume-driver-health` export. Frozen with the WIT it is generated from.
+//! `volume-driver-health` export, and the `target-driver` and `backup-driver` worlds.
+//! Frozen with the WIT it is generated from.
 
 wasmtime::component::bindgen!({
     path: "../wit/since_v0.2.0",
@@ -22,6 +23,24 @@ pub mod target {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.2.0",
         world: "target-driver",
+        with: {
+            "ashlar:driver/types": crate::runtime::since_v0_2_0::ashlar::driver::types,
+            "ashlar:driver/exec": crate::runtime::since_v0_2_0::ashlar::driver::exec,
+            "ashlar:driver/block": crate::runtime::since_v0_2_0::ashlar::driver::block,
+            "ashlar:driver/http": crate::runtime::since_v0_2_0::ashlar::driver::http,
+            "ashlar:driver/log": crate::runtime::since_v0_2_0::ashlar::driver::log,
+            "ashlar:driver/config": crate::runtime::since_v0_2_0::ashlar::driver::config,
+            "ashlar:driver/clock": crate::runtime::since_v0_2_0::ashlar::driver::clock,
+        },
+    });
+}
+
+/// The `backup-driver` world of the same contract: the object side of a chunked backup.
+/// Its host imports are the volume world's, as the target world's are.
+pub mod backup {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.2.0",
+        world: "backup-driver",
         with: {
             "ashlar:driver/types": crate::runtime::since_v0_2_0::ashlar::driver::types,
             "ashlar:driver/exec": crate::runtime::since_v0_2_0::ashlar::driver::exec,

@@ -13,6 +13,7 @@ use super::since_v0_2_0::ashlar::driver::types::{
     ConnectionInfo, Connector, DriverError, ManageableVolume, ModelUpdate, Snapshot, Volume,
     VolumeStats,
 };
+use super::since_v0_2_0::backup::exports::ashlar::driver::backup_driver_core::ObjectInfo;
 use super::since_v0_2_0::exports::ashlar::driver::volume_driver_health::HealthReport;
 use crate::capabilities::World;
 
@@ -81,12 +82,15 @@ pub enum DriverPre {
     V0_2(v0_2::VolumeDriverPre<HostState>),
     /// A `target-driver` component (served from contract 0.2).
     Target(v0_2::target::TargetDriverPre<HostState>),
+    /// A `backup-driver` component (served from contract 0.2).
+    Backup(v0_2::backup::BackupDriverPre<HostState>),
 }
 
 pub enum Driver {
     V0_1(v0_1::VolumeDriver),
     V0_2(v0_2::VolumeDriver),
     Target(v0_2::target::TargetDriver),
+    Backup(v0_2::backup::BackupDriver),
 }
 
 impl DriverPre {
@@ -103,8 +107,11 @@ impl DriverPre {
             World::TargetDriver => Err(wasmtime::format_err!(
                 "target drivers are served from contract 0.2 on; rebuild the component with a newer SDK"
             )),
+            World::BackupDriver if contract.minor >= 2 => {
+                Ok(DriverPre::Backup(v0_2::backup::BackupDriverPre::new(pre)?))
+            }
             World::BackupDriver => Err(wasmtime::format_err!(
-                "backup drivers are not served by this host yet"
+                "backup drivers are served from contract 0.2 on; rebuild the component with a newer SDK"
             )),
             World::VolumeDriver if contract.minor == 1 => {
                 Ok(DriverPre::V0_1(v0_1::VolumeDriverPre::new(pre)?))
@@ -118,6 +125,7 @@ impl DriverPre {
             DriverPre::V0_1(p) => Driver::V0_1(p.instantiate(store)?),
             DriverPre::V0_2(p) => Driver::V0_2(p.instantiate(store)?),
             DriverPre::Target(p) => Driver::Target(p.instantiate(store)?),
+            DriverPre::Backup(p) => Driver::Backup(p.instantiate(store)?),
         })
     }
 }
@@ -137,7 +145,7 @@ macro_rules! dispatch {
         match $self {
             Driver::V0_1(d) => d.$iface().$method($($arg),*),
             Driver::V0_2(d) => d.$iface().$method($($arg),*),
-            Driver::Target(_) => wrong_world("volume driver"),
+            Driver::Target(_) | Driver::Backup(_) => wrong_world("volume driver"),
         }
     };
 }
@@ -146,7 +154,16 @@ macro_rules! target_dispatch {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {
         match $self {
             Driver::Target(d) => d.ashlar_driver_target_driver_core().$method($($arg),*),
-            Driver::V0_1(_) | Driver::V0_2(_) => wrong_world("target driver"),
+            Driver::V0_1(_) | Driver::V0_2(_) | Driver::Backup(_) => wrong_world("target driver"),
+        }
+    };
+}
+
+macro_rules! backup_dispatch {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Driver::Backup(d) => d.ashlar_driver_backup_driver_core().$method($($arg),*),
+            Driver::V0_1(_) | Driver::V0_2(_) | Driver::Target(_) => wrong_world("backup driver"),
         }
     };
 }
@@ -156,12 +173,20 @@ impl Driver {
         if let Driver::Target(d) = self {
             return d.ashlar_driver_target_driver_core().call_do_setup(s);
         }
+        if let Driver::Backup(d) = self {
+            return d.ashlar_driver_backup_driver_core().call_do_setup(s);
+        }
         dispatch!(self, ashlar_driver_volume_driver_core, call_do_setup(s))
     }
     pub fn check_for_setup_error(&self, s: &mut Store<HostState>) -> Call<()> {
         if let Driver::Target(d) = self {
             return d
                 .ashlar_driver_target_driver_core()
+                .call_check_for_setup_error(s);
+        }
+        if let Driver::Backup(d) = self {
+            return d
+                .ashlar_driver_backup_driver_core()
                 .call_check_for_setup_error(s);
         }
         dispatch!(
@@ -199,6 +224,46 @@ impl Driver {
     ) -> Call<()> {
         target_dispatch!(self, call_terminate_connection(s, v, c))
     }
+    /// Backup driver: creates `container` if it is missing.
+    pub fn backup_put_container(&self, s: &mut Store<HostState>, container: &str) -> Call<()> {
+        backup_dispatch!(self, call_put_container(s, container))
+    }
+    pub fn backup_put_object(
+        &self,
+        s: &mut Store<HostState>,
+        container: &str,
+        name: &str,
+        data: &[u8],
+    ) -> Call<()> {
+        backup_dispatch!(self, call_put_object(s, container, name, data))
+    }
+    pub fn backup_get_object(
+        &self,
+        s: &mut Store<HostState>,
+        container: &str,
+        name: &str,
+    ) -> Call<Vec<u8>> {
+        backup_dispatch!(self, call_get_object(s, container, name))
+    }
+    pub fn backup_delete_object(
+        &self,
+        s: &mut Store<HostState>,
+        container: &str,
+        name: &str,
+    ) -> Call<()> {
+        backup_dispatch!(self, call_delete_object(s, container, name))
+    }
+    pub fn backup_list_objects(
+        &self,
+        s: &mut Store<HostState>,
+        container: &str,
+        prefix: &str,
+        marker: Option<&str>,
+        limit: u32,
+    ) -> Call<Vec<ObjectInfo>> {
+        backup_dispatch!(self, call_list_objects(s, container, prefix, marker, limit))
+    }
+
     pub fn get_volume_stats(&self, s: &mut Store<HostState>, refresh: bool) -> Call<VolumeStats> {
         dispatch!(
             self,
@@ -358,7 +423,7 @@ impl Driver {
     /// The 0.2.0 health probe, or `None` for a driver built before it existed.
     pub fn health(&self, s: &mut Store<HostState>) -> Option<Call<HealthReport>> {
         match self {
-            Driver::V0_1(_) | Driver::Target(_) => None,
+            Driver::V0_1(_) | Driver::Target(_) | Driver::Backup(_) => None,
             Driver::V0_2(d) => Some(d.ashlar_driver_volume_driver_health().call_health(s)),
         }
     }
