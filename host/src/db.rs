@@ -48,8 +48,7 @@ use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 pub use attachments::{ATTACHMENT_LIST, AttachmentRow};
 pub use backups::{
-    BACKUP_LIST, BackupCreateRefused, BackupDeleteRefused, BackupRow, RestoreRefused,
-    RestoreTarget,
+    BACKUP_LIST, BackupCreateRefused, BackupDeleteRefused, BackupRow, RestoreRefused, RestoreTarget,
 };
 pub use jobs::JobRow;
 pub use list::{ListError, ListQuery, Listing, Page, Scope, SortDir};

@@ -73,7 +73,11 @@ async fn settle(c: &Client, id: &str) -> Value {
         if !["creating", "deleting", "restoring"].contains(&b["status"].as_str().unwrap()) {
             return b;
         }
-        assert!(Instant::now() < deadline, "backup {id} still {}", b["status"]);
+        assert!(
+            Instant::now() < deadline,
+            "backup {id} still {}",
+            b["status"]
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -95,14 +99,21 @@ async fn volume_settled(c: &Client, id: &str) -> Value {
         if !["backing-up", "restoring-backup"].contains(&v["status"].as_str().unwrap_or("")) {
             return v;
         }
-        assert!(Instant::now() < deadline, "volume {id} still {}", v["status"]);
+        assert!(
+            Instant::now() < deadline,
+            "volume {id} still {}",
+            v["status"]
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 async fn restore(c: &Client, backup: &str, body: Value) -> (String, Value) {
     let r = c
-        .post(&format!("backups/{backup}/restore"), json!({ "restore": body }))
+        .post(
+            &format!("backups/{backup}/restore"),
+            json!({ "restore": body }),
+        )
         .await;
     assert_eq!(r.status, 202, "restore {backup}: {}", r.body);
     assert_eq!(r.body["restore"]["backup_id"], backup);
@@ -176,7 +187,11 @@ async fn a_full_and_incremental_chain_restores_byte_for_byte() {
         let r = c.delete(&format!("backups/{id}")).await;
         assert_eq!(r.status, 202, "delete {id}: {}", r.body);
         assert!(settle(&c, id).await.is_null(), "backup {id} not deleted");
-        assert!(objects_of(&server, id).is_empty(), "{:?}", objects_of(&server, id));
+        assert!(
+            objects_of(&server, id).is_empty(),
+            "{:?}",
+            objects_of(&server, id)
+        );
     }
     let q = c.get("os-quota-sets/proj-a?usage=true").await;
     assert_eq!(q.body["quota_set"]["backups"]["in_use"], 0, "{}", q.body);
@@ -208,17 +223,31 @@ async fn lists_views_updates_and_the_admin_actions() {
     assert_eq!(one["container"], "volumebackups");
     assert!(one.get("os-backup-project-attr:project_id").is_none());
     let page = c.get("backups?limit=1").await.body;
-    assert!(page["backups_links"][0]["href"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("marker={b2}")));
-    let at30 = c.with_version("3.0").get(&format!("backups/{b1}")).await.body;
+    assert!(
+        page["backups_links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("marker={b2}"))
+    );
+    let at30 = c
+        .with_version("3.0")
+        .get(&format!("backups/{b1}"))
+        .await
+        .body;
     assert!(at30["backup"].get("metadata").is_none(), "{at30}");
     assert!(at30["backup"].get("user_id").is_none(), "{at30}");
     let seen = admin.get(&format!("backups/{b1}")).await.body;
-    assert_eq!(seen["backup"]["os-backup-project-attr:project_id"], "proj-a");
+    assert_eq!(
+        seen["backup"]["os-backup-project-attr:project_id"],
+        "proj-a"
+    );
     assert_eq!(other.get(&format!("backups/{b1}")).await.status, 404);
-    assert!(other.get("backups").await.body["backups"].as_array().unwrap().is_empty());
+    assert!(
+        other.get("backups").await.body["backups"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Update: 3.9 for name and description, 3.43 for metadata.
     let r = c
@@ -228,7 +257,10 @@ async fn lists_views_updates_and_the_admin_actions() {
     assert_eq!(r.status, 404, "{}", r.body);
     let r = c
         .with_version("3.9")
-        .put(&format!("backups/{b1}"), json!({"backup": {"metadata": {"a": "b"}}}))
+        .put(
+            &format!("backups/{b1}"),
+            json!({"backup": {"metadata": {"a": "b"}}}),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error_message().contains("3.43"), "{}", r.error_message());
@@ -254,20 +286,38 @@ async fn lists_views_updates_and_the_admin_actions() {
     let r = c.post(&format!("backups/{b1}/action"), reset.clone()).await;
     assert_eq!(r.status, 403, "{}", r.body);
     let r = admin
-        .post(&format!("backups/{b1}/action"), json!({"os-reset_status": {"status": "creating"}}))
+        .post(
+            &format!("backups/{b1}/action"),
+            json!({"os-reset_status": {"status": "creating"}}),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.error_message().contains("available, error"), "{}", r.error_message());
+    assert!(
+        r.error_message().contains("available, error"),
+        "{}",
+        r.error_message()
+    );
     let r = admin.post(&format!("backups/{b1}/action"), reset).await;
     assert_eq!(r.status, 202, "{}", r.body);
-    assert_eq!(c.get(&format!("backups/{b1}")).await.body["backup"]["status"], "error");
+    assert_eq!(
+        c.get(&format!("backups/{b1}")).await.body["backup"]["status"],
+        "error"
+    );
     let r = c
         .post(&format!("backups/{b1}/restore"), json!({"restore": {}}))
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.error_message().contains("Backup status must be available"));
+    assert!(
+        r.error_message()
+            .contains("Backup status must be available")
+    );
     let force = json!({"os-force_delete": {}});
-    assert_eq!(c.post(&format!("backups/{b2}/action"), force.clone()).await.status, 403);
+    assert_eq!(
+        c.post(&format!("backups/{b2}/action"), force.clone())
+            .await
+            .status,
+        403
+    );
     let r = admin.post(&format!("backups/{b2}/action"), force).await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert!(settle(&c, &b2).await.is_null());
@@ -280,7 +330,7 @@ async fn lists_views_updates_and_the_admin_actions() {
 #[tokio::test]
 async fn refusals_name_what_is_wrong() {
     let server = Server::start(
-        "[quota]\nbackups = 2\nbackup_gigabytes = 3\nvolumes = -1\ngigabytes = -1\nsnapshots = -1\n",
+        "[quota]\nbackups = 2\nbackup_gigabytes = 2\nvolumes = -1\ngigabytes = -1\nsnapshots = -1\n",
     );
     let c = server.client("alice:proj-a").with_version("3.71");
     let admin = server.client("admin:proj-a").with_version("3.71");
@@ -292,19 +342,34 @@ async fn refusals_name_what_is_wrong() {
     };
     let r = bad(json!({})).await;
     assert_eq!(r.status, 400);
-    assert!(r.error_message().contains("volume_id"), "{}", r.error_message());
+    assert!(
+        r.error_message().contains("volume_id"),
+        "{}",
+        r.error_message()
+    );
     let r = bad(json!({"volume_id": vol, "colour": "red"})).await;
     assert_eq!(r.status, 400);
-    assert!(r.error_message().contains("'colour'"), "{}", r.error_message());
+    assert!(
+        r.error_message().contains("'colour'"),
+        "{}",
+        r.error_message()
+    );
     let r = bad(json!({"volume_id": vol, "force": "maybe"})).await;
     assert_eq!(r.status, 400);
     assert!(r.error_message().contains("force"), "{}", r.error_message());
     let r = bad(json!({"volume_id": vol, "container": "a/b"})).await;
     assert_eq!(r.status, 400);
-    assert!(r.error_message().contains("container"), "{}", r.error_message());
+    assert!(
+        r.error_message().contains("container"),
+        "{}",
+        r.error_message()
+    );
     let r = c
         .with_version("3.42")
-        .post("backups", json!({"backup": {"volume_id": vol, "metadata": {"a": "b"}}}))
+        .post(
+            "backups",
+            json!({"backup": {"volume_id": vol, "metadata": {"a": "b"}}}),
+        )
         .await;
     assert_eq!(r.status, 400);
     assert!(r.error_message().contains("3.43"), "{}", r.error_message());
@@ -349,15 +414,26 @@ async fn refusals_name_what_is_wrong() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(temps, vec![format!("volume-{vol}")], "no temporary volume left");
+    assert_eq!(
+        temps,
+        vec![format!("volume-{vol}")],
+        "no temporary volume left"
+    );
     let (copy, _) = restore(&c, &forced, json!({"name": "copy"})).await;
     assert_eq!(sha256_of(&volume_file(&server, &copy)), sum);
     // A restore onto a volume that is not available, or too small, is refused.
     let r = c
-        .post(&format!("backups/{forced}/restore"), json!({"restore": {"volume_id": vol}}))
+        .post(
+            &format!("backups/{forced}/restore"),
+            json!({"restore": {"volume_id": vol}}),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.error_message().contains("must be available"), "{}", r.error_message());
+    assert!(
+        r.error_message().contains("must be available"),
+        "{}",
+        r.error_message()
+    );
 
     // Quotas: the third backup, and a backup over backup_gigabytes, are 413.
     let big = available_volume(&c, 2).await;
@@ -369,7 +445,11 @@ async fn refusals_name_what_is_wrong() {
         "{}",
         r.error_message()
     );
-    assert_eq!(c.wait("volumes", &big).await["status"], "available", "nothing held");
+    assert_eq!(
+        c.wait("volumes", &big).await["status"],
+        "available",
+        "nothing held"
+    );
     let _second = backup_available(&c, json!({"volume_id": copy})).await;
     let r = bad(json!({"volume_id": copy})).await;
     assert_eq!(r.status, 413, "{}", r.body);
@@ -416,7 +496,9 @@ async fn a_backend_without_a_local_device_says_backups_are_not_supported() {
         .create_volume(json!({"size": 1, "volume_type": "bad", "name": "plain"}))
         .await;
     c.wait_status("volumes", &vol, "available").await;
-    let r = c.post("backups", json!({"backup": {"volume_id": vol}})).await;
+    let r = c
+        .post("backups", json!({"backup": {"volume_id": vol}}))
+        .await;
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.body["backup"]["id"].as_str().unwrap().to_string();
     let b = settle(&c, &id).await;
@@ -426,7 +508,10 @@ async fn a_backend_without_a_local_device_says_backups_are_not_supported() {
         reason.contains("Backups of volumes on backend bad are not supported"),
         "{reason}"
     );
-    assert!(!reason.contains(&server.dir.to_string_lossy().to_string()), "{reason}");
+    assert!(
+        !reason.contains(&server.dir.to_string_lossy().to_string()),
+        "{reason}"
+    );
     assert_eq!(c.wait("volumes", &vol).await["status"], "available");
     let msgs = c.messages_for(&id).await;
     assert!(

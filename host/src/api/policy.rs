@@ -103,7 +103,11 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         Rule("backup:backup-import", Admin),
     ),
     // Ashlar's: a running create's or restore's progress, as visible as the backup.
-    ("GET", "/v3/backups/{id}/progress", Rule("backup:get", Reader)),
+    (
+        "GET",
+        "/v3/backups/{id}/progress",
+        Rule("backup:get", Reader),
+    ),
     // Snapshots (snapshots.py, snapshot_actions.py, snapshot_metadata.py).
     (
         "POST",

@@ -151,7 +151,10 @@ pub enum RestoreRefused {
     /// The target volume is gone or not `available`.
     Volume(Option<String>),
     /// The target volume (GiB) is smaller than the backup (GiB).
-    TooSmall { volume_size: i64, size: i64 },
+    TooSmall {
+        volume_size: i64,
+        size: i64,
+    },
     Quota(OverQuota),
 }
 
@@ -406,15 +409,13 @@ impl Db {
 
     /// Where a backup is being made: the host and the store.
     pub async fn set_backup_service(&self, id: &str, host: &str, service: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE backups SET host = $1, service = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(host)
-        .bind(service)
-        .bind(time::now())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE backups SET host = $1, service = $2, updated_at = $3 WHERE id = $4")
+            .bind(host)
+            .bind(service)
+            .bind(time::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -595,12 +596,11 @@ impl Db {
         job: &JobRow,
     ) -> Result<Result<(), BackupDeleteRefused>> {
         let mut tx = self.write_tx().await?;
-        let dependents: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM backups WHERE parent_id = $1 AND deleted = 0",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let dependents: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM backups WHERE parent_id = $1 AND deleted = 0")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         if dependents > 0 {
             return Ok(Err(BackupDeleteRefused::HasDependents));
         }
@@ -879,6 +879,7 @@ mod tests {
         assert!(db.finish_delete_backup("b2").await.unwrap());
         let parent = db.get_backup("b1").await.unwrap().unwrap();
         assert_eq!(parent.num_dependent_backups, 0);
+        let del = JobRow::new("delete_backup", "b1", "{}".into());
         db.begin_delete_backup("b1", BackupStatus::DELETABLE, &del)
             .await
             .unwrap()

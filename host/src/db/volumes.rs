@@ -256,18 +256,16 @@ pub(super) async fn insert_volume_row(
     defaults: &quotas::QuotaDefaults,
     v: &VolumeRow,
 ) -> Result<Result<(), OverQuota>> {
-        if let Err(over) =
-            quotas::check_per_volume(&mut *tx, defaults, &v.project_id, v.size).await?
-        {
-            return Ok(Err(over));
-        }
-        let deltas = quotas::volume_deltas(v.volume_type_id.as_deref(), v.size, 1);
-        if let Err(over) =
-            quotas::charge(&mut *tx, defaults, &v.project_id, &deltas, Column::InUse).await?
-        {
-            return Ok(Err(over));
-        }
-        sqlx::query(
+    if let Err(over) = quotas::check_per_volume(&mut *tx, defaults, &v.project_id, v.size).await? {
+        return Ok(Err(over));
+    }
+    let deltas = quotas::volume_deltas(v.volume_type_id.as_deref(), v.size, 1);
+    if let Err(over) =
+        quotas::charge(&mut *tx, defaults, &v.project_id, &deltas, Column::InUse).await?
+    {
+        return Ok(Err(over));
+    }
+    sqlx::query(
             "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, availability_zone, \
              volume_type_id, host, snapshot_id, source_volid, bootable, multiattach, created_at, updated_at, metadata, \
              image_metadata) \
@@ -293,7 +291,7 @@ pub(super) async fn insert_volume_row(
         .bind(metadata_json(&v.image_metadata))
         .execute(&mut **tx)
         .await?;
-        Ok(Ok(()))
+    Ok(Ok(()))
 }
 
 /// The volume list: filters and sort keys as Cinder names them.

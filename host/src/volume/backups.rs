@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
+use super::OpError;
 use super::VolumeManager;
 use super::job::Job;
 use super::requests::Refused;
 use super::status::BackupStatus;
-use super::OpError;
 use crate::backup::ObjectStore;
 use crate::backup::engine::{self, EngineSettings};
 use crate::db::{
@@ -52,12 +52,34 @@ impl VolumeManager {
                 detail: "no backup store is configured ([backup])".into(),
             });
         };
-        Ok(store_over(backup.slot.driver(), container))
+        // One operation works on the driver current when it starts, as a volume call
+        // does; a hot swap of the store takes effect at the next operation.
+        Ok(Arc::new(crate::backup::objects::DriverObjects::fixed(
+            backup.slot.driver(),
+            container,
+        )))
     }
 
-    /// The engine's settings from `[backup]`.
+    /// The engine's settings: `[backup]`'s tuning where it sets one, the engine's
+    /// defaults elsewhere.
     pub(super) fn engine_settings(&self) -> EngineSettings {
-        EngineSettings::default()
+        let mut s = EngineSettings::default();
+        if let Some(b) = &self.backup {
+            let c = &b.config;
+            if let Some(mib) = c.chunk_size_mib {
+                s.chunk_bytes = (mib as usize) << 20;
+            }
+            if let Some(level) = c.zstd_level {
+                s.zstd_level = level;
+            }
+            if let Some(n) = c.threads {
+                s.threads = n;
+            }
+            if let Some(n) = c.store_parallelism {
+                s.store_parallelism = n;
+            }
+        }
+        s
     }
 
     /// Accepts a backup (`creating`) and starts it: see `Db::insert_backup_with_job`.
@@ -102,8 +124,7 @@ impl VolumeManager {
                         b.volume_id
                     )),
                     BackupCreateRefused::NoParent => Refused::Invalid(
-                        "Invalid backup: No backups available to do an incremental backup."
-                            .into(),
+                        "Invalid backup: No backups available to do an incremental backup.".into(),
                     ),
                 });
             }
@@ -124,8 +145,7 @@ impl VolumeManager {
     ) -> Result<(), Refused> {
         if !self.backup_enabled() {
             return Err(Refused::NotFound(
-                "Service cinder-backup could not be found: this host runs no backup store."
-                    .into(),
+                "Service cinder-backup could not be found: this host runs no backup store.".into(),
             ));
         }
         let (target, volume_id, new_volume) = match (existing, new) {
@@ -216,7 +236,9 @@ impl VolumeManager {
     /// Whether every object of backup `id` is in `container` of the store: its manifest
     /// reads back (an import checks this before it records the backup).
     pub async fn backup_objects_present(&self, container: &str, id: &str) -> Result<(), Refused> {
-        let store = self.backup_store(container).map_err(|e| Refused::Invalid(e.to_string()))?;
+        let store = self
+            .backup_store(container)
+            .map_err(|e| Refused::Invalid(e.to_string()))?;
         let id_owned = id.to_string();
         let read = tokio::task::spawn_blocking(move || engine::read_manifest(&*store, &id_owned))
             .await
@@ -228,24 +250,4 @@ impl VolumeManager {
             ))),
         }
     }
-}
-
-/// The object store over the backup driver's pool, bound to `container`.
-fn store_over(_pool: Arc<crate::runtime::DriverPool>, container: &str) -> Arc<dyn ObjectStore> {
-    struct NotBuilt(String);
-    impl ObjectStore for NotBuilt {
-        fn put(&self, _: &str, _: &[u8]) -> Result<(), crate::backup::StoreError> {
-            Err(crate::backup::StoreError::Failed(format!("container {}: no store", self.0)))
-        }
-        fn get(&self, _: &str) -> Result<Vec<u8>, crate::backup::StoreError> {
-            Err(crate::backup::StoreError::Failed(format!("container {}: no store", self.0)))
-        }
-        fn delete(&self, _: &str) -> Result<(), crate::backup::StoreError> {
-            Ok(())
-        }
-        fn list(&self, _: &str) -> Result<Vec<crate::backup::ObjectInfo>, crate::backup::StoreError> {
-            Ok(Vec::new())
-        }
-    }
-    Arc::new(NotBuilt(container.to_string()))
 }

@@ -177,12 +177,12 @@ impl MarkFailed {
                     op.m.db.transition_snapshot(id, &[*from], *to, None).await
                 }
                 Mark::BackupCreate { id } => op.m.db.fail_create_backup(id, &public).await,
-                Mark::BackupRestore { id, volume_id } => op
-                    .m
-                    .db
-                    .finish_restore(id, volume_id, VolumeStatus::ErrorRestoring)
-                    .await
-                    .map(|()| true),
+                Mark::BackupRestore { id, volume_id } => {
+                    op.m.db
+                        .finish_restore(id, volume_id, VolumeStatus::ErrorRestoring)
+                        .await
+                        .map(|()| true)
+                }
                 Mark::BackupDelete { id } => op.m.db.fail_delete_backup(id, &public).await,
             };
             if let Err(e) = moved {

@@ -162,7 +162,10 @@ impl VolumeManager {
         if self.backup.is_some() {
             match flows::sweep_orphans(self).await {
                 Ok(0) => {}
-                Ok(n) => tracing::warn!(backups = n, "removed objects of backups the database does not know"),
+                Ok(n) => tracing::warn!(
+                    backups = n,
+                    "removed objects of backups the database does not know"
+                ),
                 Err(e) => tracing::error!("checking the backup store for orphaned objects: {e}"),
             }
         }
@@ -255,8 +258,15 @@ impl VolumeManager {
                 action: action_of_job(&row.kind),
                 detail: Detail::UNKNOWN_ERROR,
             };
-            self.user_message(&b.project_id, request_id, &b.id, event, Some(hint), &internal)
-                .await;
+            self.user_message(
+                &b.project_id,
+                request_id,
+                &b.id,
+                event,
+                Some(hint),
+                &internal,
+            )
+            .await;
             let reason = event.user_message(Some(hint));
             let moved = match row.kind.as_str() {
                 "create_backup" => self.db.fail_create_backup(&b.id, &reason).await,

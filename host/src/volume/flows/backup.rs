@@ -60,13 +60,9 @@ fn unsupported(backend: &str, why: &str) -> OpError {
 /// An engine failure: what it names (an object, a count) is for the tenant too; a host
 /// path never is.
 fn engine_error(what: &str, e: EngineError) -> OpError {
-    let public = match &e {
-        EngineError::Io(_) => format!("The backup service could not {what} the volume's data."),
-        other => format!("The backup service could not {what}: {other}."),
-    };
     OpError::Backup {
-        public,
-        detail: format!("{what}: {e}"),
+        public: format!("The backup service could not {what}: {e}."),
+        detail: format!("{what}: {}", e.internal()),
     }
 }
 
@@ -159,9 +155,9 @@ async fn remove_temp(m: &VolumeManager, driver: &Arc<DriverPool>, backup_id: &st
 
 /// The driver of the backend `v` lives on.
 fn backend_of(m: &VolumeManager, v: &VolumeRow) -> Result<(Arc<DriverPool>, String), OpError> {
-    let backend = m.backend_of(v.host.as_deref()).ok_or_else(|| {
-        OpError::Gone(format!("volume {} has no backend on this host", v.id))
-    })?;
+    let backend = m
+        .backend_of(v.host.as_deref())
+        .ok_or_else(|| OpError::Gone(format!("volume {} has no backend on this host", v.id)))?;
     Ok((backend.driver(), backend.name.clone()))
 }
 
@@ -193,12 +189,17 @@ impl<'m> Task<BackupCtx<'m>, OpError> for PrepareSource {
             ctx.it.driver = Some(driver.clone());
             ctx.it.backend = backend;
             let base = driver_volume(m, &ctx.it.volume).await?;
-            let in_use = m.db.volume_previous_status(&ctx.it.volume.id).await?.as_deref()
-                == Some(VolumeStatus::InUse.as_str());
+            let in_use =
+                m.db.volume_previous_status(&ctx.it.volume.id)
+                    .await?
+                    .as_deref()
+                    == Some(VolumeStatus::InUse.as_str());
             let snapshot = match &ctx.it.backup.snapshot_id {
-                Some(id) => Some(m.db.get_snapshot(id).await?.ok_or_else(|| {
-                    OpError::Gone(format!("snapshot {id} is gone"))
-                })?),
+                Some(id) => Some(
+                    m.db.get_snapshot(id)
+                        .await?
+                        .ok_or_else(|| OpError::Gone(format!("snapshot {id} is gone")))?,
+                ),
                 None => None,
             };
             if snapshot.is_none() && !in_use {
@@ -212,7 +213,11 @@ impl<'m> Task<BackupCtx<'m>, OpError> for PrepareSource {
             let mut temp = temp_volume(&base, &temp_id);
             ctx.it.temp = Some(temp.clone());
             let model = match &snapshot {
-                Some(s) => driver.create_volume_from_snapshot(&temp, &driver_snapshot(s)).await?,
+                Some(s) => {
+                    driver
+                        .create_volume_from_snapshot(&temp, &driver_snapshot(s))
+                        .await?
+                }
                 None => driver.create_cloned_volume(&temp, &base).await?,
             };
             temp.provider_location = model.provider_location;
@@ -262,7 +267,11 @@ impl<'m> Task<BackupCtx<'m>, OpError> for StoreData {
     fn execute<'a>(&'a self, ctx: &'a mut BackupCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let m = ctx.op.m;
-            let device = ctx.it.device.clone().ok_or_else(|| OpError::Gone("no device".into()))?;
+            let device = ctx
+                .it
+                .device
+                .clone()
+                .ok_or_else(|| OpError::Gone("no device".into()))?;
             let store = ctx.it.store.clone();
             let parent = match &ctx.it.backup.parent_id {
                 Some(parent_id) => {
@@ -309,9 +318,19 @@ impl<'m> Task<BackupCtx<'m>, OpError> for StoreData {
 async fn remove_objects(store: &Arc<dyn ObjectStore>, id: &str) {
     let (store, owned) = (store.clone(), id.to_string());
     match tokio::task::spawn_blocking(move || engine::delete(&*store, &owned)).await {
-        Ok(Ok(n)) => tracing::info!(backup_id = id, objects = n, "removed the objects of an unfinished backup"),
-        Ok(Err(e)) => tracing::warn!(backup_id = id, "removing the objects of an unfinished backup: {e}"),
-        Err(e) => tracing::warn!(backup_id = id, "removing the objects of an unfinished backup: {e}"),
+        Ok(Ok(n)) => tracing::info!(
+            backup_id = id,
+            objects = n,
+            "removed the objects of an unfinished backup"
+        ),
+        Ok(Err(e)) => tracing::warn!(
+            backup_id = id,
+            "removing the objects of an unfinished backup: {e}"
+        ),
+        Err(e) => tracing::warn!(
+            backup_id = id,
+            "removing the objects of an unfinished backup: {e}"
+        ),
     }
 }
 
@@ -408,7 +427,15 @@ pub(in crate::volume) async fn create_backup(
     let store = match m.backup_store(&container_of(m, &backup)) {
         Ok(s) => s,
         Err(e) => {
-            failed.fail(&op, &OpError::Backup { public: e.hint().unwrap_or_default(), detail: e.to_string() }).await;
+            failed
+                .fail(
+                    &op,
+                    &OpError::Backup {
+                        public: e.hint().unwrap_or_default(),
+                        detail: e.to_string(),
+                    },
+                )
+                .await;
             return Err(e);
         }
     };
@@ -430,7 +457,8 @@ pub(in crate::volume) async fn create_backup(
             disconnect_local(m, &driver, &base).await;
         }
         remove_objects(&store, id).await;
-        let text = "the service stopped while the backup was being made; what it had stored was removed";
+        let text =
+            "the service stopped while the backup was being made; what it had stored was removed";
         failed
             .fail_as(
                 &op,
@@ -446,10 +474,9 @@ pub(in crate::volume) async fn create_backup(
         failed.fail(&op, &e).await;
         return Err(e);
     };
-    if let Err(e) = m
-        .db
-        .set_backup_service(id, &m.host_name, &m.backup_service().unwrap_or_default())
-        .await
+    if let Err(e) =
+        m.db.set_backup_service(id, &m.host_name, &m.backup_service().unwrap_or_default())
+            .await
     {
         tracing::warn!(backup_id = id, "cannot record the backup's host: {e}");
     }
@@ -521,7 +548,11 @@ impl<'m> Task<BackupCtx<'m>, OpError> for WriteData {
     fn execute<'a>(&'a self, ctx: &'a mut BackupCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let m = ctx.op.m;
-            let device = ctx.it.device.clone().ok_or_else(|| OpError::Gone("no device".into()))?;
+            let device = ctx
+                .it
+                .device
+                .clone()
+                .ok_or_else(|| OpError::Gone("no device".into()))?;
             let store = ctx.it.store.clone();
             let id = ctx.it.backup.id.clone();
             let settings = m.engine_settings();
@@ -551,7 +582,11 @@ impl<'m> Task<BackupCtx<'m>, OpError> for MarkRestored {
             ctx.op
                 .m
                 .db
-                .finish_restore(&ctx.it.backup.id, &ctx.it.volume.id, VolumeStatus::Available)
+                .finish_restore(
+                    &ctx.it.backup.id,
+                    &ctx.it.volume.id,
+                    VolumeStatus::Available,
+                )
                 .await?;
             Ok(())
         })
@@ -592,7 +627,8 @@ pub(in crate::volume) async fn restore_backup(
         {
             let _ = super::create_volume(m, volume_id, request_id, true).await;
         }
-        let text = "the service stopped while the backup was being restored; the volume holds part of it";
+        let text =
+            "the service stopped while the backup was being restored; the volume holds part of it";
         failed
             .fail_as(
                 &op,
@@ -631,11 +667,10 @@ pub(in crate::volume) async fn restore_backup(
             )));
         }
     }
-    let volume = m
-        .db
-        .get_volume(volume_id)
-        .await?
-        .filter(|v| v.status == VolumeStatus::RestoringBackup);
+    let volume =
+        m.db.get_volume(volume_id)
+            .await?
+            .filter(|v| v.status == VolumeStatus::RestoringBackup);
     let store = m.backup_store(&container_of(m, &backup));
     let (volume, store) = match (volume, store) {
         (Some(v), Ok(s)) => (v, s),
@@ -729,13 +764,16 @@ pub(in crate::volume) async fn delete_backup(
             return Err(e);
         }
     };
-    let volume = m.db.get_volume(&backup.volume_id).await?.unwrap_or_else(|| {
-        // The volume may be gone: the delete needs only the backup.
-        VolumeRow {
-            id: backup.volume_id.clone(),
-            ..placeholder_volume(&backup)
-        }
-    });
+    let volume =
+        m.db.get_volume(&backup.volume_id)
+            .await?
+            .unwrap_or_else(|| {
+                // The volume may be gone: the delete needs only the backup.
+                VolumeRow {
+                    id: backup.volume_id.clone(),
+                    ..placeholder_volume(&backup)
+                }
+            });
     let mut ctx = Ctx {
         op,
         it: Work {
