@@ -41,8 +41,12 @@ fn volume_file(server: &Server, id: &str) -> PathBuf {
 
 /// Files under the backup store's directory whose path names `backup_id`.
 fn objects_of(server: &Server, backup_id: &str) -> Vec<PathBuf> {
+    objects_under(&server.dir.join("data/backups"), backup_id)
+}
+
+fn objects_under(root: &Path, backup_id: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let mut dirs = vec![server.dir.join("data/backups")];
+    let mut dirs = vec![root.to_path_buf()];
     while let Some(d) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
@@ -519,4 +523,151 @@ async fn a_backend_without_a_local_device_says_backups_are_not_supported() {
             .any(|m| m.starts_with("create backup:Backup driver failed to create backup.")),
         "{msgs:?}"
     );
+}
+
+/// A store whose engine moves one 1 MiB chunk at a time, so that a backup of a few hundred
+/// MiB is still running when the test looks.
+const SLOW_STORE: &str = r#"
+[backup]
+driver = "backup-posix"
+grants.directory = ["@DIR@/store"]
+settings.backup_path = "@DIR@/store"
+chunk_size_mib = 1
+threads = 1
+store_parallelism = 1
+"#;
+
+/// `mib` MiB of chunks that neither compress nor repeat: one block of noise, stamped with
+/// its index.
+fn fill(path: &Path, mib: u64) {
+    let block = noise(77, MIB as usize);
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    use std::os::unix::fs::FileExt;
+    for i in 0..mib {
+        let mut b = block.clone();
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        f.write_all_at(&b, i * MIB).unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+/// Waits until `backup` reports progress while still `status` (the engine is moving
+/// bytes); fails if it finishes first.
+async fn progress_under_way(c: &Client, backup: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let p = c.get(&format!("backups/{backup}/progress")).await.body["progress"].clone();
+        assert_eq!(
+            p["status"], status,
+            "the operation ended before the test could stop the host: {p}"
+        );
+        let done = p["done_bytes"].as_i64().unwrap();
+        if done > 0 && done < p["total_bytes"].as_i64().unwrap() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no progress: {p}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Backup ids that have objects in the store's container.
+fn stored_backups(store: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(store.join("volumebackups"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn sigkill_during_a_backup_and_a_restore_leaves_cinders_states_and_no_orphans() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("store")).unwrap();
+    let server = Server::start_in(tmp.path(), SLOW_STORE);
+    let store = server.dir.join("store");
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let vol = available_volume(&c, 1).await;
+    fill(&volume_file(&server, &vol), 384);
+    let sum = sha256_of(&volume_file(&server, &vol));
+    let kept = backup_available(&c, json!({"volume_id": vol, "name": "kept"})).await;
+
+    // Killed while the engine stores the second backup's chunks.
+    let r = c
+        .post("backups", json!({"backup": {"volume_id": vol}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let cut = r.body["backup"]["id"].as_str().unwrap().to_string();
+    progress_under_way(&c, &cut, "creating").await;
+    assert_eq!(c.wait("volumes", &vol).await["status"], "backing-up");
+    assert!(
+        !objects_under(&store, &cut).is_empty(),
+        "the engine had stored chunks"
+    );
+    let dir = server.kill9();
+    // Objects of a backup the database never recorded (a crash before its row), which
+    // only the store's sweep can find.
+    let stray = "5c1e0d2a-7b7d-4f7e-9a55-0d6f3a1b2c3d";
+    std::fs::create_dir_all(store.join("volumebackups").join(stray)).unwrap();
+    std::fs::write(
+        store.join("volumebackups").join(stray).join("chunk-0"),
+        b"x",
+    )
+    .unwrap();
+
+    let server = Server::start_in(&dir, SLOW_STORE);
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let b = settle(&c, &cut).await;
+    assert_eq!(b["status"], "error", "{b}");
+    assert!(
+        b["fail_reason"]
+            .as_str()
+            .unwrap()
+            .contains("The host stopped while the backup was being made"),
+        "{b}"
+    );
+    assert_eq!(c.wait("volumes", &vol).await["status"], "available");
+    assert_eq!(
+        stored_backups(&store),
+        vec![kept.clone()],
+        "only the finished backup's objects remain"
+    );
+    assert!(
+        server.log().contains(stray),
+        "the sweep logs what it removed"
+    );
+
+    // Killed while the restore writes onto a new volume.
+    let r = c
+        .post(
+            &format!("backups/{kept}/restore"),
+            json!({"restore": {"name": "cut"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let target = r.body["restore"]["volume_id"].as_str().unwrap().to_string();
+    progress_under_way(&c, &kept, "restoring").await;
+    let dir = server.kill9();
+
+    let server = Server::start_in(&dir, SLOW_STORE);
+    let c = server.client("alice:proj-a").with_version("3.71");
+    assert_eq!(settle(&c, &kept).await["status"], "available");
+    let v = volume_settled(&c, &target).await;
+    assert_eq!(v["status"], "error_restoring", "{v}");
+    let msgs = c.messages_for(&kept).await;
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("restore backup:Backup driver failed to restore backup.")),
+        "{msgs:?}"
+    );
+    assert_eq!(stored_backups(&store), vec![kept.clone()]);
+    // The backup is whole: a restore after the restart gives back every byte.
+    let (copy, v) = restore(&c, &kept, json!({})).await;
+    assert_eq!(v["status"], "available");
+    assert_eq!(sha256_of(&volume_file(&server, &copy)), sum);
+    assert_eq!(dir, tmp.path());
 }
