@@ -595,6 +595,11 @@ async fn sigkill_during_a_backup_and_a_restore_leaves_cinders_states_and_no_orph
     fill(&volume_file(&server, &vol), 384);
     let sum = sha256_of(&volume_file(&server, &vol));
     let kept = backup_available(&c, json!({"volume_id": vol, "name": "kept"})).await;
+    // A backup deleted here whose objects are found again in the store (what a store
+    // restored from a copy, or a delete cut short before the store synced, leaves).
+    let gone = backup_available(&c, json!({"volume_id": vol, "name": "gone"})).await;
+    assert_eq!(c.delete(&format!("backups/{gone}")).await.status, 202);
+    assert!(settle(&c, &gone).await.is_null());
 
     // Killed while the engine stores the second backup's chunks.
     let r = c
@@ -609,15 +614,13 @@ async fn sigkill_during_a_backup_and_a_restore_leaves_cinders_states_and_no_orph
         "the engine had stored chunks"
     );
     let dir = server.kill9();
-    // Objects of a backup the database never recorded (a crash before its row), which
-    // only the store's sweep can find.
+    // Objects the sweep finds: the deleted backup's (removed), and those of a backup this
+    // database never recorded (another host's, or a record awaiting import: reported).
     let stray = "5c1e0d2a-7b7d-4f7e-9a55-0d6f3a1b2c3d";
-    std::fs::create_dir_all(store.join("volumebackups").join(stray)).unwrap();
-    std::fs::write(
-        store.join("volumebackups").join(stray).join("chunk-0"),
-        b"x",
-    )
-    .unwrap();
+    for id in [gone.as_str(), stray] {
+        std::fs::create_dir_all(store.join("volumebackups").join(id)).unwrap();
+        std::fs::write(store.join("volumebackups").join(id).join("chunk-0"), b"x").unwrap();
+    }
 
     let server = Server::start_in(&dir, SLOW_STORE);
     let c = server.client("alice:proj-a").with_version("3.71");
@@ -631,15 +634,22 @@ async fn sigkill_during_a_backup_and_a_restore_leaves_cinders_states_and_no_orph
         "{b}"
     );
     assert_eq!(c.wait("volumes", &vol).await["status"], "available");
+    server
+        .wait_log("removing the objects of a deleted backup")
+        .await;
+    let mut left = vec![kept.clone(), stray.to_string()];
+    left.sort();
     assert_eq!(
         stored_backups(&store),
-        vec![kept.clone()],
-        "only the finished backup's objects remain"
+        left,
+        "the cut backup's and the deleted backup's objects are gone"
     );
-    assert!(
-        server.log().contains(stray),
-        "the sweep logs what it removed"
-    );
+    server
+        .wait_log(&format!(
+            "objects of backup {stray}, which this database never recorded"
+        ))
+        .await;
+    std::fs::remove_dir_all(store.join("volumebackups").join(stray)).unwrap();
 
     // Killed while the restore writes onto a new volume.
     let r = c
@@ -670,4 +680,99 @@ async fn sigkill_during_a_backup_and_a_restore_leaves_cinders_states_and_no_orph
     assert_eq!(v["status"], "available");
     assert_eq!(sha256_of(&volume_file(&server, &copy)), sum);
     assert_eq!(dir, tmp.path());
+}
+
+#[tokio::test]
+async fn an_exported_record_imports_on_another_host_of_the_same_store() {
+    let shared = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[backup]\ndriver = \"backup-posix\"\ngrants.directory = [\"{0}\"]\nsettings.backup_path = \"{0}\"\n",
+        shared.path().display()
+    );
+    let a = Server::start(&config);
+    let c = a.client("alice:proj-a").with_version("3.71");
+    let admin = a.client("admin:proj-a").with_version("3.71");
+    let vol = available_volume(&c, 1).await;
+    write_at(
+        &volume_file(&a, &vol),
+        10 * MIB,
+        &noise(21, 3 * MIB as usize),
+    );
+    let sum = sha256_of(&volume_file(&a, &vol));
+    let b = backup_available(
+        &c,
+        json!({"volume_id": vol, "name": "travels", "metadata": {"k": "v"}}),
+    )
+    .await;
+    assert_eq!(
+        c.get(&format!("backups/{b}/export_record")).await.status,
+        403
+    );
+    let r = admin.get(&format!("backups/{b}/export_record")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let record = r.body["backup-record"].clone();
+    assert_eq!(record["backup_service"], "ashlar.backup.backup-posix");
+    let r = admin
+        .post(
+            "backups/import_record",
+            json!({"backup-record": record.clone()}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message()
+            .contains("Backup already exists in database.")
+    );
+    drop(a);
+
+    // Another host, its own database, the same store.
+    let b_host = Server::start(&config);
+    let admin = b_host.client("admin:proj-b").with_version("3.71");
+    let r = admin
+        .post("backups/import_record", json!({"backup-record": {"backup_service": "ashlar.backup.backup-posix", "backup_url": "not base64!"}}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("Can't parse backup record"),
+        "{}",
+        r.error_message()
+    );
+    let r = admin
+        .post("backups/import_record", json!({"backup-record": {"backup_service": "cinder.backup.drivers.swift.SwiftBackupDriver", "backup_url": record["backup_url"]}}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("ashlar.backup.backup-posix"),
+        "{}",
+        r.error_message()
+    );
+    let r = admin
+        .post(
+            "backups/import_record",
+            json!({"backup-record": record.clone()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["backup"]["id"], b);
+    assert_eq!(r.body["backup"]["name"], "travels");
+    let shown = admin.get(&format!("backups/{b}")).await.body["backup"].clone();
+    assert_eq!(shown["status"], "available", "{shown}");
+    assert_eq!(shown["metadata"], json!({"k": "v"}));
+    assert_eq!(shown["volume_id"], vol);
+    let (copy, v) = restore(&admin, &b, json!({})).await;
+    assert_eq!(v["status"], "available");
+    assert_eq!(sha256_of(&volume_file(&b_host, &copy)), sum);
+
+    // Deleted, its objects go: the record no longer imports, and says why.
+    assert_eq!(admin.delete(&format!("backups/{b}")).await.status, 202);
+    assert!(settle(&admin, &b).await.is_null());
+    let r = admin
+        .post("backups/import_record", json!({"backup-record": record}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message().contains("has no complete backup"),
+        "{}",
+        r.error_message()
+    );
 }

@@ -377,6 +377,16 @@ impl Db {
         .flatten())
     }
 
+    /// Whether the database ever recorded backup `id` and deleted it.
+    pub async fn backup_was_deleted(&self, id: &str) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM backups WHERE id = $1 AND deleted = 1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// Writes the running operation's progress (bytes done of total).
     pub async fn set_backup_progress(&self, id: &str, done: i64, total: i64) -> Result<()> {
         sqlx::query("UPDATE backups SET progress = $1, progress_total = $2, updated_at = $3 WHERE id = $4 AND deleted = 0")

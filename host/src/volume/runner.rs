@@ -157,8 +157,8 @@ impl VolumeManager {
             tracing::warn!(job = %row.id, kind = %row.kind, resource = %row.resource_id, "recovering job interrupted by a stop");
             self.execute(&row, true).await;
         }
-        // Objects in the backup store that no backup owns: a crash between a backup's
-        // first object and its row (or a delete's) leaves them; nothing else would.
+        // Objects in the backup store that no live backup owns: removed when this
+        // database deleted their backup, reported otherwise (see `sweep_orphans`).
         if self.backup.is_some() {
             match flows::sweep_orphans(self).await {
                 Ok(0) => {}

@@ -829,8 +829,11 @@ fn placeholder_volume(b: &BackupRow) -> VolumeRow {
     }
 }
 
-/// Removes the objects in the backup store's default container that no live backup owns
-/// (what a crash left behind), logging each; returns how many backups' objects went.
+/// Checks the backup store's default container for objects no live backup owns, after
+/// the interrupted jobs were recovered: those of a backup this database deleted are
+/// removed (logged); those of an id it never recorded are reported, not removed, since a
+/// store may be shared with other hosts and an exported record may be waiting for its
+/// import. Returns how many backups' objects were removed.
 pub(in crate::volume) async fn sweep_orphans(m: &VolumeManager) -> Result<usize, OpError> {
     let Some(container) = m.default_backup_container() else {
         return Ok(0);
@@ -847,9 +850,18 @@ pub(in crate::volume) async fn sweep_orphans(m: &VolumeManager) -> Result<usize,
         .map_err(joined)?
         .map_err(|e| engine_error("list the backup store", e))?
     };
+    let mut removed = 0;
     for id in &found {
-        tracing::warn!(backup_id = %id, container = %container, "removing objects no backup owns (left by a stopped host)");
-        remove_objects(&store, id).await;
+        if m.db.backup_was_deleted(id).await? {
+            tracing::warn!(backup_id = %id, container = %container, "removing the objects of a deleted backup (left by a stopped host)");
+            remove_objects(&store, id).await;
+            removed += 1;
+        } else {
+            tracing::warn!(backup_id = %id, container = %container,
+                "the backup store holds objects of backup {id}, which this database never recorded: \
+                 another host's, or an exported backup not yet imported; import its record \
+                 (POST /v3/backups/import_record) or remove the objects from the store");
+        }
     }
-    Ok(found.len())
+    Ok(removed)
 }
