@@ -14,6 +14,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("ashlar-plugin-lvm", "plugins/lvm"),
     ("ashlar-plugin-san-rest", "plugins/san-rest"),
     ("ashlar-plugin-backup-posix", "plugins/backup-posix"),
+    ("ashlar-plugin-backup-s3", "plugins/backup-s3"),
     ("ashlar-fixture-misbehave", "tests/fixtures/misbehave"),
     ("ashlar-fixture-flaky", "tests/fixtures/flaky"),
     (
@@ -29,6 +30,7 @@ const COMPONENTS: &[(&str, &str)] = &[
         "ashlar-fixture-credential-probe",
         "tests/fixtures/credential-probe",
     ),
+    ("ashlar-fixture-backup-flaky", "tests/fixtures/backup-flaky"),
 ];
 
 fn main() {

@@ -33,6 +33,11 @@ pub const BUNDLED: &[Bundled] = &[
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/backup-posix.wasm")),
         manifest: include_str!(concat!(env!("OUT_DIR"), "/backup-posix.toml")),
     },
+    Bundled {
+        name: "backup-s3",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/backup-s3.wasm")),
+        manifest: include_str!(concat!(env!("OUT_DIR"), "/backup-s3.toml")),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Bundled> {

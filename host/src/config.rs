@@ -492,6 +492,26 @@ pub enum Credential {
     Basic { username: String, password: String },
     /// A bearer token.
     Bearer { token: String },
+    /// An S3 (or any AWS-style) access key: the host signs each request that names it with
+    /// AWS Signature Version 4.
+    AwsSigV4 {
+        access_key_id: String,
+        secret_access_key: String,
+        /// The region requests are signed for. Default `us-east-1` (what S3-compatible
+        /// stores such as SeaweedFS, MinIO and Ceph RGW expect unless configured otherwise).
+        #[serde(default = "default_sigv4_region")]
+        region: String,
+        /// The service requests are signed for. Default `s3`.
+        #[serde(default = "default_sigv4_service")]
+        service: String,
+    },
+}
+
+fn default_sigv4_region() -> String {
+    "us-east-1".into()
+}
+fn default_sigv4_service() -> String {
+    "s3".into()
 }
 
 impl std::fmt::Debug for Credential {
@@ -499,6 +519,11 @@ impl std::fmt::Debug for Credential {
         match self {
             Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
             Credential::Bearer { .. } => write!(f, "Bearer(<redacted>)"),
+            Credential::AwsSigV4 {
+                access_key_id,
+                region,
+                ..
+            } => write!(f, "AwsSigV4({access_key_id}, {region}, <redacted>)"),
         }
     }
 }
@@ -849,6 +874,33 @@ mod tests {
     }
 
     #[test]
+    fn an_s3_credential_is_an_access_key_with_a_default_region() {
+        let c: Config = toml::from_str(
+            "[backup]\ndriver = \"backup-s3\"\n[backup.credentials.s3]\naccess_key_id = \"AK\"\nsecret_access_key = \"SECRET\"\n",
+        )
+        .unwrap();
+        let cred = &c.backup.unwrap().credentials["s3"];
+        let Credential::AwsSigV4 {
+            access_key_id,
+            region,
+            service,
+            ..
+        } = cred
+        else {
+            panic!("{cred:?}")
+        };
+        assert_eq!(
+            (access_key_id.as_str(), region.as_str(), service.as_str()),
+            ("AK", "us-east-1", "s3")
+        );
+        assert!(!format!("{cred:?}").contains("SECRET"));
+        assert!(
+            toml::from_str::<Credential>("access_key_id = \"AK\"\nsecret = \"x\"").is_err(),
+            "a misspelt field is refused"
+        );
+    }
+
+    #[test]
     fn unknown_field_is_named() {
         let err = toml::from_str::<Config>("listn = \"x\"")
             .unwrap_err()
@@ -896,7 +948,9 @@ mod documented_examples {
             match (&mut block, line.trim_start()) {
                 (None, l) if l.starts_with("```toml") => block = Some(String::new()),
                 (Some(b), l) if l.starts_with("```") => {
-                    if b.contains("[backends.") && b.contains("driver = ") {
+                    if (b.contains("[backends.") || b.contains("[backup]"))
+                        && b.contains("driver = ")
+                    {
                         out.push(std::mem::take(b));
                     }
                     block = None;
@@ -911,8 +965,8 @@ mod documented_examples {
         out
     }
 
-    /// Grants `manifest` against one example's section, leaving block paths out: they name
-    /// devices and mounts of the example's host, which need not exist here.
+    /// Grants `manifest` against one example's section, leaving block and directory paths
+    /// out: they name devices and mounts of the example's host, which need not exist here.
     fn check(
         what: &str,
         backend: &str,
@@ -922,8 +976,10 @@ mod documented_examples {
     ) {
         let mut manifest = manifest.clone();
         manifest.capabilities.block.clear();
+        manifest.capabilities.directory.clear();
         let mut grants = grants.clone();
         grants.block.clear();
+        grants.directory.clear();
         let settings = manifest.settings_with_defaults(settings);
         if let Err(e) = capabilities::grant(&manifest, backend, &settings, &grants) {
             panic!("{what}: the documented grants do not cover the driver: {e}");
@@ -946,6 +1002,14 @@ mod documented_examples {
                 let at = format!("{} example {}", file.display(), i + 1);
                 let cfg: Config =
                     toml::from_str(example).unwrap_or_else(|e| panic!("{at}: {e}\n{example}"));
+                if let Some(backup) = &cfg.backup
+                    && let Some(bundled) = crate::bundled::find(&backup.driver)
+                {
+                    let m = Manifest::from_toml_str(bundled.manifest).unwrap();
+                    assert_eq!(m.world, World::BackupDriver, "{at}: [backup]");
+                    check(&at, BACKUP_STORE_NAME, &m, &backup.settings, &backup.grants);
+                    checked += 1;
+                }
                 for (name, backend) in &cfg.backends {
                     let Some(bundled) = crate::bundled::find(&backend.driver) else {
                         continue; // a path to the operator's own component

@@ -101,8 +101,8 @@ enum PluginCommand {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
-    /// Say whether a component would load on this config's backends, and what would be
-    /// refused.
+    /// Say whether a component would load on this config's backends (a backup driver: on
+    /// its `[backup]` store), and what would be refused.
     Validate {
         /// A .wasm component, or the name of a bundled driver.
         wasm: PathBuf,

@@ -205,3 +205,397 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The posix store sees only its granted directory: a symlink planted in it that leads
+/// out is not followed by the sandbox, whatever the driver asks; a directory the operator
+/// did not grant is refused at load, naming both sides.
+#[test]
+fn posix_store_cannot_reach_outside_its_granted_directory() {
+    let rt = tokio_rt();
+    let root = tempfile::tempdir().unwrap();
+    let granted = root.path().join("granted");
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(granted.join("volumebackups")).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"host secret").unwrap();
+    std::os::unix::fs::symlink(&outside, granted.join("volumebackups/evil")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("secret"),
+        granted.join("volumebackups/secret-link"),
+    )
+    .unwrap();
+
+    let store = DriverObjects::fixed(posix_spec(&granted).load(&rt).unwrap(), "volumebackups");
+    // Reads through either link are refused by the sandbox, not answered.
+    for name in ["evil/secret", "secret-link"] {
+        match store.get(name) {
+            Ok(data) => panic!(
+                "{name} read {:?} from outside",
+                String::from_utf8_lossy(&data)
+            ),
+            Err(e) => assert!(!e.to_string().contains("host secret"), "{e}"),
+        }
+    }
+    // Writes through the directory link fail and leave nothing outside.
+    assert!(store.put("evil/planted", b"x").is_err());
+    assert!(!outside.join("planted").exists());
+    // Listing does not descend into it either.
+    assert!(
+        store.list("evil/").map(|l| l.is_empty()).unwrap_or(true),
+        "a listing crossed the link"
+    );
+    // The secret is untouched.
+    assert_eq!(
+        std::fs::read(outside.join("secret")).unwrap(),
+        b"host secret"
+    );
+    // Names with `..` never reach the filesystem.
+    assert!(matches!(
+        store.put("../outside/x", b"x"),
+        Err(StoreError::Failed(_))
+    ));
+    assert!(!root.path().join("outside/x").exists());
+
+    // A backup_path the operator did not grant: refused at load, naming both.
+    let mut spec = posix_spec(&outside);
+    spec.grants.directory = vec![granted.clone()];
+    let err = spec.load(&rt).err().expect("refused").to_string();
+    let outside_c = outside.canonicalize().unwrap();
+    assert!(
+        err.contains(&format!("requests the directory `{}`", outside_c.display()))
+            && err.contains(&format!(
+                "grants.directory = [{:?}]",
+                granted.display().to_string()
+            ))
+            && err.contains("[backup.grants] directory"),
+        "{err}"
+    );
+}
+
+mod s3 {
+    use super::*;
+    use crate::seaweedfs::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SeaweedFs};
+
+    fn s3_spec(weed: &SeaweedFs, secret: &str) -> StoreSpec {
+        let mut spec = StoreSpec::bundled("backup-s3");
+        spec.grants.http = vec![weed.endpoint.clone()];
+        spec.settings
+            .insert("endpoint".into(), weed.endpoint.clone());
+        spec.credentials.insert(
+            "s3".into(),
+            toml::from_str(&format!(
+                "access_key_id = {ACCESS_KEY_ID:?}\nsecret_access_key = {secret:?}\n"
+            ))
+            .unwrap(),
+        );
+        spec
+    }
+
+    #[test]
+    fn s3_store_round_trips_against_seaweedfs_with_multipart_for_large_objects() {
+        let rt = tokio_rt();
+        let weed = SeaweedFs::start();
+        let mut spec = s3_spec(&weed, SECRET_ACCESS_KEY);
+        // Parts of 5 MiB (S3's smallest) above 5 MiB, and answers capped at 6 MiB, so a
+        // 23 MiB object goes up in five parts and comes back in five ranged reads.
+        spec.settings
+            .insert("multipart_threshold_mib".into(), "5".into());
+        spec.settings.insert("part_size_mib".into(), "5".into());
+        spec.limits.http_response_bytes = 6 << 20;
+        let pool = spec.load(&rt).unwrap();
+        {
+            let p = pool.clone();
+            rt.block_on(async move { p.check_for_setup_error().await })
+                .unwrap_or_else(|e| panic!("{e}\n{}", weed.log()));
+        }
+        // A bucket that does not exist yet is created, and creating it again is fine.
+        let store = DriverObjects::fixed(pool.clone(), "volumebackups");
+        exercise(&store);
+        let again = DriverObjects::fixed(pool.clone(), "volumebackups");
+        again.put("b3/x", b"y").unwrap();
+        assert_eq!(store.get("b3/x").unwrap(), b"y");
+
+        let big = data(42, (23 << 20) + 12_345);
+        store.put("b4/big", &big).unwrap();
+        let back = store.get("b4/big").unwrap();
+        assert!(
+            back == big,
+            "the multipart object came back different ({} bytes)",
+            back.len()
+        );
+        let listed = store.list("b4/").unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].size, big.len() as u64);
+        // Keys that need encoding survive the round trip and the listing.
+        store.put("b5/a b+c&d", b"odd").unwrap();
+        assert_eq!(store.get("b5/a b+c&d").unwrap(), b"odd");
+        assert_eq!(names(&store, "b5/"), ["b5/a b+c&d"]);
+        // A missing bucket's objects are simply missing.
+        let other = DriverObjects::fixed(pool, "otherbucket");
+        assert!(matches!(other.get("nothing"), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_wrong_secret_fails_naming_the_credential() {
+        let rt = tokio_rt();
+        let weed = SeaweedFs::start();
+        let pool = s3_spec(&weed, "not-the-secret").load(&rt).unwrap();
+        let p = pool.clone();
+        let err = rt
+            .block_on(async move { p.check_for_setup_error().await })
+            .expect_err("a wrong secret is refused")
+            .to_string();
+        assert!(
+            err.contains("credential `s3`") && err.contains("SignatureDoesNotMatch"),
+            "{err}"
+        );
+        assert!(!err.contains("not-the-secret"), "the secret leaked: {err}");
+        let store = DriverObjects::fixed(pool, "volumebackups");
+        let err = store.put("b/x", b"x").unwrap_err().to_string();
+        assert!(err.contains("credential `s3`"), "{err}");
+        // The right one works against the same server.
+        let good = s3_spec(&weed, SECRET_ACCESS_KEY).load(&rt).unwrap();
+        DriverObjects::fixed(good, "volumebackups")
+            .put("b/x", b"x")
+            .unwrap();
+    }
+}
+
+mod swap {
+    use serde_json::json;
+
+    use crate::common::{Server, plugin_row};
+
+    /// The bundled posix store written out as another version of itself.
+    fn posix_as_version(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
+        let b = ashlar::bundled::find("backup-posix").unwrap();
+        let wasm = dir.join(format!("backup-posix-{version}.wasm"));
+        std::fs::write(&wasm, b.wasm).unwrap();
+        let manifest = b
+            .manifest
+            .replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
+        assert!(manifest.contains(version));
+        std::fs::write(wasm.with_extension("toml"), manifest).unwrap();
+        wasm
+    }
+
+    #[tokio::test]
+    async fn the_backup_store_is_swapped_refused_and_rolled_back_by_its_reserved_name() {
+        // The default posix store, plus an endpoint nothing listens on for the s3 driver.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tmp = tempfile::tempdir().unwrap();
+        let backups = tmp.path().join("data/backups");
+        std::fs::create_dir_all(&backups).unwrap();
+        let server = Server::start_in(
+            tmp.path(),
+            &format!(
+                r#"
+[backup]
+driver = "backup-posix"
+grants.directory = [{b:?}]
+grants.http = ["http://127.0.0.1:{dead}"]
+settings.backup_path = {b:?}
+settings.endpoint = "http://127.0.0.1:{dead}"
+"#,
+                b = backups.display().to_string()
+            ),
+        );
+        let admin = server.client("admin:ops");
+        let row = plugin_row(&admin, "backup", "backup-driver").await;
+        assert_eq!(row["plugin"], "backup-posix");
+        assert_eq!(row["version"], "0.1.0");
+
+        // A good new version takes over.
+        let v2 = posix_as_version(&server.dir, "0.2.0");
+        let r = admin
+            .post(
+                "/ashlar/v1/backends/backup/swap",
+                json!({"wasm": v2, "probation_secs": 60}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["swap"]["from"], "backup-posix 0.1.0");
+        assert_eq!(r.body["swap"]["to"], "backup-posix 0.2.0");
+        assert_eq!(r.body["swap"]["part"], "backup");
+        // Its probe made the container.
+        assert!(backups.join("volumebackups").is_dir());
+        let row = plugin_row(&admin, "backup", "backup-driver").await;
+        assert_eq!(row["version"], "0.2.0");
+        assert_eq!(row["previous"], "backup-posix 0.1.0");
+
+        // One whose store does not answer is refused by its probe; the store keeps 0.2.0.
+        let s3 = server.dir.join("backup-s3.wasm");
+        let b = ashlar::bundled::find("backup-s3").unwrap();
+        std::fs::write(&s3, b.wasm).unwrap();
+        std::fs::write(s3.with_extension("toml"), b.manifest).unwrap();
+        let r = admin
+            .post("/ashlar/v1/backends/backup/swap", json!({"wasm": s3}))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        let msg = r.error_message();
+        assert!(
+            msg.contains("check-for-setup-error") && msg.contains(&format!("127.0.0.1:{dead}")),
+            "{msg}"
+        );
+        assert_eq!(
+            plugin_row(&admin, "backup", "backup-driver").await["version"],
+            "0.2.0"
+        );
+
+        // Rolled back by hand to what it replaced.
+        let r = admin
+            .post("/ashlar/v1/backends/backup/rollback", json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["rollback"]["to"], "backup-posix 0.1.0");
+        assert_eq!(
+            plugin_row(&admin, "backup", "backup-driver").await["version"],
+            "0.1.0"
+        );
+
+        // A version that passes the swap's checks and then fails its health probes is
+        // rolled back within its probation.
+        let flaky = std::path::Path::new(crate::common::FIXTURES_DIR).join("backup-flaky.wasm");
+        let r = admin
+            .post(
+                "/ashlar/v1/backends/backup/swap",
+                json!({"wasm": flaky, "probation_secs": 60}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["swap"]["to"], "backup-flaky 9.9.9");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let rolled_back = loop {
+            let r = admin.get("/ashlar/v1/plugins/events?backend=backup").await;
+            let found = r.body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["kind"] == "rolled-back" && e["from_version"] == "backup-flaky 9.9.9")
+                .cloned();
+            if let Some(e) = found {
+                break e;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no rollback: {}",
+                r.body
+            );
+            // Probation probes once a second; ask again after one.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        assert!(
+            rolled_back["reason"]
+                .as_str()
+                .unwrap()
+                .contains("the backup-flaky fixture's store went away"),
+            "{rolled_back}"
+        );
+        assert_eq!(
+            plugin_row(&admin, "backup", "backup-driver").await["version"],
+            "0.1.0"
+        );
+
+        // Each step is recorded under the store's name.
+        let r = admin.get("/ashlar/v1/plugins/events?backend=backup").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let mut kinds: Vec<&str> = r.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "refused",
+                "rolled-back",
+                "rolled-back",
+                "swapped",
+                "swapped"
+            ],
+            "{}",
+            r.body
+        );
+    }
+}
+
+/// `ashlar plugin inspect|validate` answer about backup drivers offline, against the
+/// config's `[backup]`.
+#[test]
+fn plugin_inspect_and_validate_know_backup_drivers() {
+    let ashlar = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ashlar"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = ashlar(&["plugin", "inspect", "backup-s3"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("world:       backup-driver"), "{out}");
+    assert!(out.contains("http  {endpoint}"), "{out}");
+    assert!(
+        out.contains("ashlar:driver/backup-driver-core@0.2.0"),
+        "{out}"
+    );
+    let (ok, out) = ashlar(&["plugin", "inspect", "backup-posix"]);
+    assert!(ok && out.contains("directory {backup_path}"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (granted, other) = (dir.path().join("granted"), dir.path().join("other"));
+    std::fs::create_dir(&granted).unwrap();
+    std::fs::create_dir(&other).unwrap();
+    let config = |path: &Path| {
+        let file = dir.path().join("ashlar.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "data_dir = {d:?}\n[backup]\ndriver = \"backup-posix\"\ngrants.directory = [{g:?}]\nsettings.backup_path = {p:?}\n",
+                d = dir.path().join("data").display().to_string(),
+                g = granted.display().to_string(),
+                p = path.display().to_string()
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let file = config(&granted);
+    let (ok, out) = ashlar(&[
+        "plugin",
+        "validate",
+        "backup-posix",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("backup store: every requested capability is granted")
+            && out.contains("would load"),
+        "{out}"
+    );
+    let file = config(&other);
+    let (ok, out) = ashlar(&[
+        "plugin",
+        "validate",
+        "backup-posix",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("backup store: REFUSED")
+            && out.contains("[backup.grants] directory")
+            && out.contains("would NOT load"),
+        "{out}"
+    );
+}

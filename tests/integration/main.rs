@@ -29,6 +29,7 @@ mod quotas;
 mod real_clients;
 mod san;
 mod scheduling;
+mod seaweedfs;
 mod services;
 mod swap;
 mod transfers;

@@ -1,5 +1,9 @@
 //! `http`: requests to granted origins only, no redirects, a cap on the response, and
-//! named credentials the host adds (and redacts from answers) so a driver never sees them.
+//! named credentials the host adds (and redacts from answers) so a driver never sees them:
+//! basic auth, a bearer token, or an AWS Signature Version 4 over the whole request
+//! (`sigv4`).
+
+mod sigv4;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,12 +51,26 @@ impl http::Host for HostState {
             }
             builder = builder.header(k, v);
         }
+        let mut sign_with = None;
         if let Some(name) = &req.credential {
             match self.ctx.credentials.get(name) {
                 Some(Credential::Basic { username, password }) => {
                     builder = builder.basic_auth(username, Some(password))
                 }
                 Some(Credential::Bearer { token }) => builder = builder.bearer_auth(token),
+                Some(Credential::AwsSigV4 {
+                    access_key_id,
+                    secret_access_key,
+                    region,
+                    service,
+                }) => {
+                    sign_with = Some(sigv4::SigningKey {
+                        access_key_id,
+                        secret_access_key,
+                        region,
+                        service,
+                    })
+                }
                 None => {
                     return Err(http::HttpError::Denied(format!(
                         "no credential `{name}` is configured for backend {}; add [backends.{}.credentials.{name}]",
@@ -61,10 +79,17 @@ impl http::Host for HostState {
                 }
             }
         }
+        let mut request = builder
+            .build()
+            .map_err(|e| http::HttpError::InvalidRequest(format!("{}: {e}", req.url)))?;
+        if let Some(key) = &sign_with {
+            sign_request(key, &mut request, &req.headers)?;
+        }
         let cap = self.ctx.limits.http_response_bytes;
         let url = req.url.clone();
+        let client = self.ctx.http.clone();
         let fut = async move {
-            let mut resp = builder.send().await.map_err(|e| {
+            let mut resp = client.execute(request).await.map_err(|e| {
                 if e.is_timeout() {
                     http::HttpError::TimedOut(format!("{url}: {e}"))
                 } else {
@@ -102,6 +127,17 @@ impl http::Host for HostState {
             })
         };
         let mut response = self.ctx.runtime.block_on(fut)?;
+        if sign_with.is_some()
+            && response.status == 403
+            && let Some(code) = ["SignatureDoesNotMatch", "InvalidAccessKeyId"]
+                .into_iter()
+                .find(|c| response.body.windows(c.len()).any(|w| w == c.as_bytes()))
+        {
+            let id = &self.ctx.identity;
+            tracing::warn!(plugin = %id.name, version = %id.version, backend = %id.backend,
+                "{} refused the request signed with credential `{}` ({code}): check its access_key_id and secret_access_key",
+                req.url, req.credential.as_deref().unwrap_or_default());
+        }
         if redact_credentials(&self.ctx.credentials, &mut response) {
             let id = &self.ctx.identity;
             tracing::warn!(plugin = %id.name, version = %id.version, backend = %id.backend,
@@ -126,6 +162,9 @@ fn redact_credentials(
         match credential {
             Credential::Basic { username, password } => redactor.basic(username, password),
             Credential::Bearer { token } => redactor.secret(token),
+            Credential::AwsSigV4 {
+                secret_access_key, ..
+            } => redactor.secret(secret_access_key),
         }
     }
     let mut found = false;
@@ -146,4 +185,48 @@ fn redact_credentials(
         }
     }
     found
+}
+
+/// Adds the SigV4 headers over the request as it will be sent: its method, URL, the
+/// driver's headers and its body.
+fn sign_request(
+    key: &sigv4::SigningKey<'_>,
+    request: &mut reqwest::Request,
+    driver_headers: &[(String, String)],
+) -> Result<(), http::HttpError> {
+    let url = request.url();
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => {
+            return Err(http::HttpError::InvalidRequest(format!(
+                "{url}: a signed request needs a host"
+            )));
+        }
+    };
+    let body = request
+        .body()
+        .and_then(|b| b.as_bytes())
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let headers = sigv4::sign(
+        key,
+        &sigv4::SignableRequest {
+            method: request.method().as_str(),
+            host: &host,
+            path: url.path(),
+            query: url.query().unwrap_or(""),
+            headers: driver_headers,
+            body,
+        },
+        now,
+    );
+    for (name, value) in headers {
+        let value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|e| http::HttpError::InvalidRequest(format!("signing header {name}: {e}")))?;
+        request.headers_mut().insert(name, value);
+    }
+    Ok(())
 }
