@@ -7,6 +7,7 @@ mod architecture;
 pub mod auth;
 pub mod backup;
 pub mod bundled;
+pub mod client;
 pub use ashlar_capabilities as capabilities;
 pub mod config;
 pub mod data_dir;

@@ -37,6 +37,74 @@ enum Command {
     /// configured database directly, with or without a server running on it.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Back up volumes, restore and list backups on a running server, following each to
+    /// its end with a progress bar (the Block Storage API's `/backups`).
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Back up a volume; prints the backup's id once it is `available`.
+    Create {
+        /// The volume to back up.
+        volume: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Store only what changed since the volume's latest backup.
+        #[arg(long)]
+        incremental: bool,
+        /// Back up an in-use volume (from a temporary copy).
+        #[arg(long)]
+        force: bool,
+        /// Back up this snapshot of the volume instead of the volume itself.
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// The store's container (default: the server's `[backup] container`).
+        #[arg(long)]
+        container: Option<String>,
+        /// Print the id at once instead of following the backup to its end.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        server: UserArgs,
+    },
+    /// Restore a backup onto a new volume, or onto an available volume with `--volume`;
+    /// prints the volume's id once it is `available`.
+    Restore {
+        backup: String,
+        /// An existing available volume at least as large as the backup.
+        #[arg(long)]
+        volume: Option<String>,
+        /// The new volume's name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        server: UserArgs,
+    },
+    /// The backups the token's project can see.
+    List {
+        /// Every project's backups (an administrator's token).
+        #[arg(long)]
+        all_projects: bool,
+        #[command(flatten)]
+        server: UserArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct UserArgs {
+    /// The server's API address.
+    #[arg(long, default_value = "http://127.0.0.1:8776")]
+    url: String,
+    /// The caller's token (noauth: `USER:PROJECT`; with tokens, one made by `ashlar token
+    /// create`). Backups belong to the token's project.
+    #[arg(long, env = "OS_AUTH_TOKEN", default_value = "admin:admin")]
+    token: String,
 }
 
 #[derive(Subcommand)]
@@ -211,7 +279,62 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Plugin(cmd) => plugin(cmd),
         Command::Token(cmd) => token(cmd),
+        Command::Backup(cmd) => backup(cmd),
     }
+}
+
+fn backup(cmd: BackupCommand) -> anyhow::Result<()> {
+    use ashlar::client::{self, ApiClient};
+    match cmd {
+        BackupCommand::Create {
+            volume,
+            name,
+            description,
+            incremental,
+            force,
+            snapshot,
+            container,
+            no_wait,
+            server,
+        } => {
+            let api = ApiClient::new(&server.url, &server.token)?;
+            let req = client::CreateBackup {
+                volume_id: volume,
+                name,
+                description,
+                incremental,
+                force,
+                snapshot_id: snapshot,
+                container,
+            };
+            println!("{}", client::create_backup(&api, &req, !no_wait)?);
+        }
+        BackupCommand::Restore {
+            backup,
+            volume,
+            name,
+            no_wait,
+            server,
+        } => {
+            let api = ApiClient::new(&server.url, &server.token)?;
+            let restored = client::restore_backup(
+                &api,
+                &backup,
+                volume.as_deref(),
+                name.as_deref(),
+                !no_wait,
+            )?;
+            println!("{restored}");
+        }
+        BackupCommand::List {
+            all_projects,
+            server,
+        } => {
+            let api = ApiClient::new(&server.url, &server.token)?;
+            print!("{}", client::list_backups(&api, all_projects)?);
+        }
+    }
+    Ok(())
 }
 
 /// The token commands, on the database directly. They take no lock on the data
@@ -391,32 +514,5 @@ fn admin_call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let url = format!("{}{path}", server.url.trim_end_matches('/'));
-        let mut req = reqwest::Client::new()
-            .request(method, &url)
-            .header("X-Auth-Token", &server.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}; is `ashlar serve` running there?"))?;
-        let status = resp.status();
-        let value: serde_json::Value = resp.json().await.unwrap_or_default();
-        if !status.is_success() {
-            let msg = value
-                .as_object()
-                .and_then(|o| o.values().next())
-                .and_then(|v| v.get("message"))
-                .and_then(|m| m.as_str())
-                .unwrap_or("no message");
-            anyhow::bail!("{status}: {msg}");
-        }
-        Ok(value)
-    })
+    ashlar::client::ApiClient::new(&server.url, &server.token)?.call(method, path, body)
 }
