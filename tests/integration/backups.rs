@@ -136,6 +136,37 @@ async fn available_volume(c: &Client, size: i64) -> String {
 #[tokio::test]
 async fn a_full_and_incremental_chain_restores_byte_for_byte() {
     let server = Server::start("");
+    chain_through(&server, true).await;
+}
+
+/// The same chain through the S3 component, against a real S3 server that checks
+/// signatures.
+#[tokio::test]
+async fn a_chain_restores_byte_for_byte_through_s3() {
+    let weed = crate::seaweedfs::SeaweedFs::start();
+    let server = Server::start(&format!(
+        r#"
+[backup]
+driver = "backup-s3"
+grants.http = ["{e}"]
+settings.endpoint = "{e}"
+
+[backup.credentials.s3]
+access_key_id = "{id}"
+secret_access_key = "{secret}"
+"#,
+        e = weed.endpoint,
+        id = crate::seaweedfs::ACCESS_KEY_ID,
+        secret = crate::seaweedfs::SECRET_ACCESS_KEY,
+    ));
+    chain_through(&server, false).await;
+}
+
+/// A full backup and three incrementals of a sparse volume holding random data, each
+/// restored to a new volume byte for byte, one onto an existing volume; deleted newest
+/// first (a backup others build on is refused), the quota given back; with `posix`, no
+/// object is left in the store's directory.
+async fn chain_through(server: &Server, posix: bool) {
     let c = server.client("alice:proj-a").with_version("3.71");
     let vol = available_volume(&c, 1).await;
     let file = volume_file(&server, &vol);
@@ -192,7 +223,7 @@ async fn a_full_and_incremental_chain_restores_byte_for_byte() {
         assert_eq!(r.status, 202, "delete {id}: {}", r.body);
         assert!(settle(&c, id).await.is_null(), "backup {id} not deleted");
         assert!(
-            objects_of(&server, id).is_empty(),
+            !posix || objects_of(server, id).is_empty(),
             "{:?}",
             objects_of(&server, id)
         );
@@ -775,4 +806,53 @@ async fn an_exported_record_imports_on_another_host_of_the_same_store() {
         "{}",
         r.error_message()
     );
+}
+
+/// `ashlar backup create|list|restore`, an operator's scripting outside the OpenStack
+/// clients: each follows its operation to the end and prints the id.
+#[tokio::test]
+async fn the_ashlar_backup_commands_back_up_list_and_restore() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let vol = available_volume(&c, 1).await;
+    write_at(
+        &volume_file(&server, &vol),
+        7 * MIB,
+        &noise(31, 2 * MIB as usize),
+    );
+    let sum = sha256_of(&volume_file(&server, &vol));
+    let ashlar = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ashlar"))
+            .args(args)
+            .args(["--url", &server.base, "--token", "alice:proj-a"])
+            .output()
+            .expect("run ashlar");
+        assert!(
+            out.status.success(),
+            "ashlar {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let id = ashlar(&["backup", "create", &vol, "--name", "scripted"]);
+    assert_eq!(
+        c.get(&format!("backups/{id}")).await.body["backup"]["status"],
+        "available",
+        "create returns once the backup is available"
+    );
+    let listed = ashlar(&["backup", "list"]);
+    assert!(
+        listed.contains(&id) && listed.contains("scripted"),
+        "{listed}"
+    );
+    let restored = ashlar(&["backup", "restore", &id, "--name", "from-cli"]);
+    let v = c.wait("volumes", &restored).await;
+    assert_eq!(v["status"], "available", "{v}");
+    assert_eq!(v["name"], "from-cli");
+    assert_eq!(sha256_of(&volume_file(&server, &restored)), sum);
+    let onto = available_volume(&c, 1).await;
+    let again = ashlar(&["backup", "restore", &id, "--volume", &onto]);
+    assert_eq!(again, onto);
+    assert_eq!(sha256_of(&volume_file(&server, &onto)), sum);
 }
