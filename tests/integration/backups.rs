@@ -169,7 +169,7 @@ secret_access_key = "{secret}"
 async fn chain_through(server: &Server, posix: bool) {
     let c = server.client("alice:proj-a").with_version("3.71");
     let vol = available_volume(&c, 1).await;
-    let file = volume_file(&server, &vol);
+    let file = volume_file(server, &vol);
     // Sparse: data at a few places, holes elsewhere.
     write_at(&file, 0, &noise(1, 3 * MIB as usize));
     write_at(&file, 300 * MIB, &noise(2, MIB as usize + 4097));
@@ -183,7 +183,7 @@ async fn chain_through(server: &Server, posix: bool) {
 
     // Three incrementals, each after a change.
     let mut chain = vec![(full.clone(), full_sum)];
-    for (i, offset) in [(3u64, 1 * MIB), (4, 700 * MIB), (5, 1023 * MIB)] {
+    for (i, offset) in [(3u64, MIB), (4, 700 * MIB), (5, 1023 * MIB)] {
         write_at(&file, offset, &noise(i, 64 * 1024));
         let inc = backup_available(&c, json!({"volume_id": vol, "incremental": true})).await;
         let b = c.get(&format!("backups/{inc}")).await.body["backup"].clone();
@@ -200,14 +200,14 @@ async fn chain_through(server: &Server, posix: bool) {
         let (vid, v) = restore(&c, id, json!({})).await;
         assert_eq!(v["status"], "available", "{v}");
         assert_eq!(v["name"], format!("restore_backup_{id}"));
-        assert_eq!(&sha256_of(&volume_file(&server, &vid)), sum, "backup {id}");
+        assert_eq!(&sha256_of(&volume_file(server, &vid)), sum, "backup {id}");
     }
     // And onto an existing volume, named.
     let target = available_volume(&c, 1).await;
     let (vid, v) = restore(&c, &chain[1].0, json!({"volume_id": target})).await;
     assert_eq!(vid, target);
     assert_eq!(v["status"], "available");
-    assert_eq!(sha256_of(&volume_file(&server, &target)), chain[1].1);
+    assert_eq!(sha256_of(&volume_file(server, &target)), chain[1].1);
 
     // A backup others build on is not deleted; the newest first, then each in turn.
     let r = c.delete(&format!("backups/{full}")).await;
@@ -225,7 +225,7 @@ async fn chain_through(server: &Server, posix: bool) {
         assert!(
             !posix || objects_of(server, id).is_empty(),
             "{:?}",
-            objects_of(&server, id)
+            objects_of(server, id)
         );
     }
     let q = c.get("os-quota-sets/proj-a?usage=true").await;
