@@ -639,7 +639,10 @@ async fn sigkill_during_a_backup_and_a_restore_leaves_cinders_states_and_no_orph
     assert_eq!(r.status, 202, "{}", r.body);
     let cut = r.body["backup"]["id"].as_str().unwrap().to_string();
     progress_under_way(&c, &cut, "creating").await;
-    assert_eq!(c.wait("volumes", &vol).await["status"], "backing-up");
+    assert_eq!(
+        c.get(&format!("volumes/{vol}")).await.body["volume"]["status"],
+        "backing-up"
+    );
     assert!(
         !objects_under(&store, &cut).is_empty(),
         "the engine had stored chunks"
