@@ -230,7 +230,7 @@ async fn page(
     Ok(reply(ctx, StatusCode::OK, Value::Object(body)))
 }
 
-#[utoipa::path(get, path = "/v3/backups", tag = "backups", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::BackupList), (status = 404, description = "No such resource visible to the caller.")))]
+#[utoipa::path(get, path = "/v3/backups", tag = "backups", params(super::openapi::ListParams), responses((status = 200, description = "OK.", body = super::openapi::BackupSummaryList), (status = 404, description = "No such resource visible to the caller.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,

@@ -512,6 +512,15 @@ pub struct Backup {
     pub project_id: Option<String>,
 }
 
+/// `GET /v3/backups`: summaries.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupSummaryList {
+    pub backups: Vec<BackupSummary>,
+    pub backups_links: Option<Vec<Link>>,
+    /// With `with_count=true` (3.45).
+    pub count: Option<i64>,
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct BackupBody {
     pub backup: Backup,
