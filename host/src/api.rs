@@ -9,6 +9,7 @@
 
 mod admin;
 mod attachments;
+mod backups;
 mod default_types;
 mod input;
 pub use input::InputLimits;
@@ -70,6 +71,7 @@ const RESOURCES: &[&str] = &[
     "qos-specs",
     "os-quota-sets",
     "os-quota-class-sets",
+    "backups",
 ];
 
 pub struct AppState {
@@ -112,6 +114,7 @@ fn documented() -> OpenApiRouter<Arc<AppState>> {
         .merge(transfers::routes())
         .merge(services::routes())
         .merge(quotas::routes())
+        .merge(backups::routes())
 }
 
 /// Whether the policy table may refuse `method path` to an authenticated caller: a rule

@@ -23,6 +23,7 @@ macro_rules! attachment_json {
 }
 
 mod attachments;
+mod backups;
 mod jobs;
 pub mod list;
 mod messages;
@@ -46,6 +47,9 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 pub use attachments::{ATTACHMENT_LIST, AttachmentRow};
+pub use backups::{
+    BACKUP_LIST, BackupCreateRefused, BackupDeleteRefused, BackupRow, RestoreRefused, RestoreTarget,
+};
 pub use jobs::JobRow;
 pub use list::{ListError, ListQuery, Listing, Page, Scope, SortDir};
 pub use messages::{MESSAGE_LIST, Message};
@@ -103,6 +107,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0010_admin_and_image_metadata.sql"),
     ),
     ("0011_tokens", include_str!("../migrations/0011_tokens.sql")),
+    (
+        "0012_backups",
+        include_str!("../migrations/0012_backups.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -346,6 +354,16 @@ pub(crate) mod testing {
             image_metadata: Default::default(),
             attachments: Vec::new(),
         }
+    }
+
+    /// Inserts `v` (with a create job) and gives it `v.status`.
+    pub async fn insert_volume(db: &super::Db, v: &super::VolumeRow) {
+        let job = super::JobRow::new("create_volume", &v.id, "{}".into());
+        db.insert_volume_with_job(v, &[], &job)
+            .await
+            .unwrap()
+            .unwrap();
+        db.reset_volume_status(&v.id, v.status, None).await.unwrap();
     }
 
     pub async fn db() -> (super::Db, tempfile::TempDir) {

@@ -8,6 +8,7 @@
 
 mod attach;
 mod backend;
+mod backups;
 pub mod flow;
 mod flows;
 pub mod job;
@@ -27,7 +28,7 @@ pub use requests::Refused;
 pub use runner::JobRunner;
 pub use services::ServiceHeartbeat;
 pub use stats::{BackendStats, StatsPoller};
-pub use status::{AttachStatus, SnapshotStatus, VolumeStatus};
+pub use status::{AttachStatus, BackupStatus, SnapshotStatus, VolumeStatus};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
@@ -57,6 +58,10 @@ pub enum OpError {
     /// something the host cannot keep.
     #[error("{0}")]
     Gone(String),
+    /// The backup store or the engine failed: `public` is what a tenant may read (it
+    /// names a backup's object or what to do, never a host path), `detail` the whole story.
+    #[error("{detail}")]
+    Backup { public: String, detail: String },
 }
 
 /// What kind of failure an operation met, for the status an API answer carries.
@@ -104,6 +109,7 @@ impl OpError {
             ) => Detail::DRIVER_NOT_INITIALIZED,
             OpError::Driver(_) => default,
             OpError::Db(_) | OpError::Gone(_) => Detail::UNKNOWN_ERROR,
+            OpError::Backup { .. } => default,
         }
     }
 
@@ -138,6 +144,7 @@ impl OpError {
                 }
             },
             OpError::Db(_) | OpError::Gone(_) => return None,
+            OpError::Backup { public, .. } => return Some(public.clone()),
         };
         Some(hint.to_string())
     }

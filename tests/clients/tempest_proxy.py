@@ -35,6 +35,7 @@ from tempest.lib.api_schema.response.volume import (
 from tempest.lib.common import api_version_request
 from tempest.lib.common.jsonschema_validator import FORMAT_CHECKER, JSONSCHEMA_VALIDATOR
 from tempest.lib.services.volume.v3 import (
+    backups_client,
     services_client,
     transfers_client,
     volumes_client,
@@ -49,6 +50,7 @@ RESOURCES = {
     "volumes", "snapshots", "types", "qos-specs", "os-quota-sets", "os-quota-class-sets",
     "limits", "os-volume-transfer", "volume-transfers", "os-services", "capabilities",
     "scheduler-stats", "os-availability-zone", "messages", "attachments", "default-types",
+    "backups",
 }
 
 
@@ -142,6 +144,10 @@ def schema_for(method, parts, query, version, action):
     def fixed(module, name):
         return name, getattr(module, name)
 
+    def backup(name):
+        module = versioned(backups_client.BackupsClient.schema_versions_info, version)
+        return name, getattr(module, name)
+
     def transfer(name):
         module = versioned(transfers_client.TransfersClient.schema_versions_info, version)
         return name, getattr(module, name)
@@ -177,6 +183,18 @@ def schema_for(method, parts, query, version, action):
          lambda: snap("delete_snapshot_metadata_item")),
         ("POST", f"snapshots/{ID}/action",
          lambda: snap(SNAPSHOT_ACTIONS[action]) if action in SNAPSHOT_ACTIONS else (None, None)),
+        ("POST", "backups", lambda: backup("create_backup")),
+        ("GET", "backups", lambda: backup("list_backups_no_detail")),
+        ("GET", "backups/detail", lambda: backup("list_backups_with_detail")),
+        ("GET", f"backups/{ID}", lambda: backup("show_backup")),
+        ("PUT", f"backups/{ID}", lambda: backup("update_backup")),
+        ("DELETE", f"backups/{ID}", lambda: backup("delete_backup")),
+        ("POST", f"backups/{ID}/restore", lambda: backup("restore_backup")),
+        ("GET", f"backups/{ID}/export_record", lambda: backup("export_backup")),
+        ("POST", "backups/import_record", lambda: backup("import_backup")),
+        ("POST", f"backups/{ID}/action",
+         lambda: backup("reset_backup_status") if action == "os-reset_status"
+         else (None, None)),
         ("GET", "types", lambda: fixed(volume_types, "list_volume_types")),
         ("POST", "types", lambda: fixed(volume_types, "create_volume_type")),
         ("GET", "types/default", lambda: fixed(volume_types, "show_volume_type")),

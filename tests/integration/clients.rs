@@ -547,6 +547,54 @@ async fn an_operators_day_through_the_openstack_cli_cinderclient_and_openstacksd
         json!(["cinder-scheduler", "cinder-volume"])
     );
 
+    // ---- backups: the openstack CLI, then cinderclient -------------------------------
+    let backup = alice.openstack_json(&["volume", "backup", "create", "--name", "weekly", "db"]);
+    let backup_id = backup["id"].as_str().unwrap().to_string();
+    api.wait_status("backups", &backup_id, "available").await;
+    alice.openstack(&[
+        "volume",
+        "backup",
+        "set",
+        "--name",
+        "weekly-1",
+        "--description",
+        "first",
+        "weekly",
+    ]);
+    let shown = alice.openstack_json(&["volume", "backup", "show", "weekly-1"]);
+    assert_eq!(shown["status"], "available", "{shown}");
+    assert_eq!(shown["description"], "first");
+    assert_eq!(shown["volume_id"], data.as_str());
+    assert_eq!(
+        names(&alice.openstack_json(&["volume", "backup", "list"])),
+        ["weekly-1"]
+    );
+    let restored_b =
+        alice.openstack_json(&["volume", "backup", "restore", "weekly-1", "from-backup"]);
+    let from_backup = restored_b["volume_id"].as_str().unwrap().to_string();
+    assert_eq!(restored_b["volume_name"], "from-backup", "{restored_b}");
+    api.wait_status("volumes", &from_backup, "available").await;
+    api.wait_status("backups", &backup_id, "available").await;
+    let made = alice.cinder(&["backup-create", "--name", "nightly-b", "db"]);
+    let cinder_backup = property(&made, "id");
+    api.wait_status("backups", &cinder_backup, "available")
+        .await;
+    assert!(alice.cinder(&["backup-list"]).contains("nightly-b"));
+    assert_eq!(
+        property(&alice.cinder(&["backup-show", "nightly-b"]), "status"),
+        "available"
+    );
+    alice.cinder(&["backup-restore", "--volume", &from_backup, "nightly-b"]);
+    api.wait_status("volumes", &from_backup, "available").await;
+    api.wait_status("backups", &cinder_backup, "available")
+        .await;
+    alice.cinder(&["backup-delete", "nightly-b"]);
+    api.wait_gone("backups", &cinder_backup).await;
+    alice.openstack(&["volume", "backup", "delete", "weekly-1"]);
+    api.wait_gone("backups", &backup_id).await;
+    alice.openstack(&["volume", "delete", "from-backup"]);
+    api.wait_gone("volumes", &from_backup).await;
+
     // ---- and away --------------------------------------------------------------------
     alice.openstack(&["volume", "delete", "restored", "fast"]);
     alice.openstack(&["volume", "snapshot", "delete", "nightly-1"]);

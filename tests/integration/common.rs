@@ -400,6 +400,9 @@ impl Client {
                 "reverting",
                 "attaching",
                 "detaching",
+                "backing-up",
+                "restoring-backup",
+                "restoring",
             ];
             if !TRANSIENT.contains(&status.as_str()) {
                 return r.body[singular].clone();

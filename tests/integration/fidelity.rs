@@ -107,6 +107,10 @@ const ADMIN_ONLY: &[&str] = &[
     "delete_quota_set",
     "show_quota_class_set",
     "update_quota_class_set",
+    "export_backup",
+    "reset_backup_status",
+    "delete_backup errored",
+    "import_backup after delete",
 ];
 
 const EVERY_VERSION: &[&str] = &[
@@ -133,6 +137,14 @@ const EVERY_VERSION: &[&str] = &[
     "show_quota_set",
     "show_default_quota_set",
     "show_quota_usage",
+    "create_backup",
+    "show_backup",
+    "list_backups",
+    "list_backups_detail",
+    "create_backup incremental",
+    "show_backup incremental",
+    "delete_backup incremental",
+    "restore_backup",
 ];
 
 #[test]
@@ -149,6 +161,7 @@ fn every_view_validates_against_tempest_at_the_highest_microversion() {
         "create_volume_transfer volume-transfers",
         "show_volume_transfer volume-transfers",
         "accept_volume_transfer volume-transfers",
+        "update_backup",
     ]);
     check("3.71", &calls);
 }

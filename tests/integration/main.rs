@@ -7,6 +7,7 @@ mod common;
 mod api_errors;
 mod attach;
 mod backup_stores;
+mod backups;
 mod bad_input;
 mod clients;
 mod conflicts;

@@ -33,6 +33,7 @@ const CONTROL: &[&str] = &[
     "sort",
     "sort_key",
     "sort_dir",
+    "with_count",
 ];
 
 /// What one list endpoint takes.

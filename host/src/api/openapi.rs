@@ -438,6 +438,157 @@ pub struct SnapshotList {
     pub count: Option<i64>,
 }
 
+// ---- backups ----
+
+/// `POST /v3/backups`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupCreateRequest {
+    pub backup: BackupCreate,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupCreate {
+    pub volume_id: String,
+    #[schema(max_length = 255)]
+    pub container: Option<String>,
+    #[schema(max_length = 255)]
+    pub name: Option<String>,
+    #[schema(max_length = 255)]
+    pub description: Option<String>,
+    /// Only the chunks changed since the volume's latest available backup.
+    pub incremental: Option<bool>,
+    /// Back up an in-use volume (through a temporary copy).
+    pub force: Option<bool>,
+    /// Back up this snapshot of the volume.
+    pub snapshot_id: Option<String>,
+    /// 3.43.
+    pub metadata: Option<StringMap>,
+    pub availability_zone: Option<String>,
+}
+
+/// `PUT /v3/backups/{id}` (3.9).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupUpdateRequest {
+    pub backup: VolumeUpdate,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupSummary {
+    pub id: String,
+    pub name: Option<String>,
+    pub links: Vec<Link>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupSummaryBody {
+    pub backup: BackupSummary,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Backup {
+    pub id: String,
+    pub status: String,
+    pub size: i64,
+    pub object_count: i64,
+    pub availability_zone: Option<String>,
+    pub container: Option<String>,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub fail_reason: Option<String>,
+    pub volume_id: String,
+    pub links: Vec<Link>,
+    pub is_incremental: bool,
+    pub has_dependent_backups: bool,
+    pub snapshot_id: Option<String>,
+    pub data_timestamp: Option<String>,
+    /// 3.43.
+    pub metadata: Option<StringMap>,
+    /// 3.56.
+    pub user_id: Option<String>,
+    /// Administrators, 3.18.
+    #[serde(rename = "os-backup-project-attr:project_id")]
+    pub project_id: Option<String>,
+}
+
+/// `GET /v3/backups`: summaries.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupSummaryList {
+    pub backups: Vec<BackupSummary>,
+    pub backups_links: Option<Vec<Link>>,
+    /// With `with_count=true` (3.45).
+    pub count: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupBody {
+    pub backup: Backup,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupList {
+    pub backups: Vec<Backup>,
+    pub backups_links: Option<Vec<Link>>,
+    /// With `with_count=true` (3.45).
+    pub count: Option<i64>,
+}
+
+/// `POST /v3/backups/{id}/restore`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupRestoreRequest {
+    pub restore: BackupRestore,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupRestore {
+    /// An existing available volume at least the backup's size; none: a new volume.
+    pub volume_id: Option<String>,
+    /// The new volume's name.
+    pub name: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RestoreBody {
+    pub restore: Restored,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Restored {
+    pub backup_id: String,
+    pub volume_id: String,
+    pub volume_name: Option<String>,
+}
+
+/// An exported backup record, and what `import_record` takes.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupRecordBody {
+    #[serde(rename = "backup-record")]
+    pub backup_record: BackupRecord,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupRecord {
+    pub backup_service: String,
+    /// Base64 of the backup's record.
+    pub backup_url: String,
+}
+
+/// `GET /v3/backups/{id}/progress` (Ashlar's).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupProgressBody {
+    pub progress: BackupProgress,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BackupProgress {
+    pub backup_id: String,
+    pub status: String,
+    pub done_bytes: i64,
+    pub total_bytes: i64,
+    pub percent: f64,
+}
+
 // ---- types ----
 
 #[derive(Serialize, Deserialize, ToSchema)]

@@ -79,6 +79,35 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         "/v3/volumes/{id}/metadata/{key}",
         Rule("volume:delete_volume_metadata", Member),
     ),
+    // Backups (cinder/policies/backups.py, backup_actions.py).
+    ("POST", "/v3/backups", Rule("backup:create", Member)),
+    ("GET", "/v3/backups", Rule("backup:get_all", Reader)),
+    ("GET", "/v3/backups/detail", Rule("backup:get_all", Reader)),
+    ("GET", "/v3/backups/{id}", Rule("backup:get", Reader)),
+    ("PUT", "/v3/backups/{id}", Rule("backup:update", Member)),
+    ("DELETE", "/v3/backups/{id}", Rule("backup:delete", Member)),
+    (
+        "POST",
+        "/v3/backups/{id}/restore",
+        Rule("backup:restore", Member),
+    ),
+    ("POST", "/v3/backups/{id}/action", Actions(BACKUP_ACTIONS)),
+    (
+        "GET",
+        "/v3/backups/{id}/export_record",
+        Rule("backup:backup-export", Admin),
+    ),
+    (
+        "POST",
+        "/v3/backups/import_record",
+        Rule("backup:backup-import", Admin),
+    ),
+    // Ashlar's: a running create's or restore's progress, as visible as the backup.
+    (
+        "GET",
+        "/v3/backups/{id}/progress",
+        Rule("backup:get", Reader),
+    ),
     // Snapshots (snapshots.py, snapshot_actions.py, snapshot_metadata.py).
     (
         "POST",
@@ -617,6 +646,20 @@ const SNAPSHOT_ACTIONS: &[(&str, &str, Role)] = &[
     ),
 ];
 
+/// `POST /backups/{id}/action`, by action.
+const BACKUP_ACTIONS: &[(&str, &str, Role)] = &[
+    (
+        "os-reset_status",
+        "volume_extension:backup_admin_actions:reset_status",
+        Admin,
+    ),
+    (
+        "os-force_delete",
+        "volume_extension:backup_admin_actions:force_delete",
+        Admin,
+    ),
+];
+
 /// What a route and method need; `None` for a pair the table does not name.
 pub fn need(method: &Method, path: &str) -> Option<Need> {
     POLICY
@@ -713,6 +756,7 @@ async fn target_visible(
     match kind {
         "volumes" => super::visible::volume(state, ctx, id).await.map(|_| ()),
         "snapshots" => super::visible::snapshot(state, ctx, id).await.map(|_| ()),
+        "backups" => super::visible::backup(state, ctx, id).await.map(|_| ()),
         "attachments" => super::visible::attachment(state, ctx, id).await.map(|_| ()),
         _ => Ok(()),
     }

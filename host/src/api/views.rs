@@ -359,6 +359,55 @@ pub fn snapshot(ctx: &Ctx, s: &SnapshotRow, extended: bool) -> Value {
     Value::Object(o)
 }
 
+/// A backup's summary (create, update, import, the plain list): id, name, links.
+pub fn backup_summary(ctx: &Ctx, b: &crate::db::BackupRow) -> Value {
+    json!({
+        "id": b.id,
+        "name": b.name,
+        "links": links(ctx, "backups", &b.id),
+    })
+}
+
+/// A backup's detail, as Cinder's v3 view builder (`cinder/api/v3/views/backups.py`)
+/// shows it: metadata from 3.43, user_id from 3.56, and the project to administrators
+/// from 3.18 (`os-backup-project-attr:project_id`, the `backup_project_attribute` policy).
+pub fn backup_detail(ctx: &Ctx, b: &crate::db::BackupRow) -> Value {
+    let mut o = Map::new();
+    o.insert("id".into(), json!(b.id));
+    o.insert("status".into(), json!(b.status));
+    o.insert("size".into(), json!(b.size));
+    o.insert("object_count".into(), json!(b.object_count));
+    o.insert("availability_zone".into(), json!(b.availability_zone));
+    o.insert("container".into(), json!(b.container));
+    o.insert("created_at".into(), json!(b.created_at));
+    o.insert("updated_at".into(), json!(b.updated_at));
+    o.insert("name".into(), json!(b.name));
+    o.insert("description".into(), json!(b.description));
+    o.insert("fail_reason".into(), json!(b.fail_reason));
+    o.insert("volume_id".into(), json!(b.volume_id));
+    o.insert("links".into(), links(ctx, "backups", &b.id));
+    o.insert("is_incremental".into(), json!(b.is_incremental));
+    o.insert(
+        "has_dependent_backups".into(),
+        json!(b.has_dependent_backups()),
+    );
+    o.insert("snapshot_id".into(), json!(b.snapshot_id));
+    o.insert("data_timestamp".into(), json!(b.data_timestamp));
+    if ctx.version.at_least(18) && ctx.is_admin {
+        o.insert(
+            "os-backup-project-attr:project_id".into(),
+            json!(b.project_id),
+        );
+    }
+    if ctx.version.at_least(43) {
+        o.insert("metadata".into(), json!(b.metadata));
+    }
+    if ctx.version.at_least(56) {
+        o.insert("user_id".into(), json!(b.user_id));
+    }
+    Value::Object(o)
+}
+
 /// Which of Cinder's volume type views a response carries; each is what tempest's schema
 /// for it allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! administrator; anything else is Cinder's 404, never a 403 that would confirm it exists.
 
 use super::{ApiError, AppState, Ctx};
-use crate::db::{AttachmentRow, SnapshotRow, VolumeRow};
+use crate::db::{AttachmentRow, BackupRow, SnapshotRow, VolumeRow};
 
 impl Ctx {
     /// Whether the caller may see what belongs to `project_id`.
@@ -25,6 +25,15 @@ pub async fn snapshot(state: &AppState, ctx: &Ctx, id: &str) -> Result<SnapshotR
         Some(s) if ctx.may_see(&s.project_id) => Ok(s),
         _ => Err(ApiError::not_found(format!(
             "Snapshot {id} could not be found."
+        ))),
+    }
+}
+
+pub async fn backup(state: &AppState, ctx: &Ctx, id: &str) -> Result<BackupRow, ApiError> {
+    match state.db.get_backup(id).await? {
+        Some(b) if ctx.may_see(&b.project_id) => Ok(b),
+        _ => Err(ApiError::not_found(format!(
+            "Backup {id} could not be found."
         ))),
     }
 }

@@ -162,6 +162,18 @@ pub enum OverQuota {
         quota: i64,
         consumed: i64,
     },
+    /// `BackupLimitExceeded`: `backups`.
+    #[error("Maximum number of backups allowed ({allowed}) exceeded")]
+    Backups { allowed: i64 },
+    /// `VolumeBackupSizeExceedsAvailableQuota`: `backup_gigabytes`.
+    #[error(
+        "Requested backup exceeds allowed Backup gigabytes quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed."
+    )]
+    BackupGigabytes {
+        requested: i64,
+        quota: i64,
+        consumed: i64,
+    },
     /// `VolumeSizeExceedsLimit`: `per_volume_gigabytes`.
     #[error("Requested volume size {size}G is larger than maximum allowed limit {limit}G.")]
     PerVolume { size: i64, limit: i64 },
@@ -175,6 +187,8 @@ impl OverQuota {
             OverQuota::Snapshots { .. } => "SnapshotLimitExceeded",
             OverQuota::Gigabytes { .. } => "VolumeSizeExceedsAvailableQuota",
             OverQuota::PerVolume { .. } => "VolumeSizeExceedsLimit",
+            OverQuota::Backups { .. } => "BackupLimitExceeded",
+            OverQuota::BackupGigabytes { .. } => "VolumeBackupSizeExceedsAvailableQuota",
         }
     }
 }
@@ -211,6 +225,14 @@ fn counted(what: &str, type_id: Option<&str>, size: i64, sign: i64) -> Vec<(Quot
         d.push((QuotaKey::of_type("gigabytes", t), sign * size));
     }
     d
+}
+
+/// The usage a backup of `size` GiB counts: `backups` and `backup_gigabytes`.
+pub(super) fn backup_deltas(size: i64, sign: i64) -> Vec<(QuotaKey, i64)> {
+    vec![
+        (QuotaKey::global("backups"), sign),
+        (QuotaKey::global("backup_gigabytes"), sign * size),
+    ]
 }
 
 /// `gigabytes` (and per type) changed by `n`.
@@ -361,6 +383,7 @@ pub(super) async fn charge(
                 allowed: limit,
             },
             "snapshots" => OverQuota::Snapshots { allowed: limit },
+            "backups" => OverQuota::Backups { allowed: limit },
             _ => {
                 let consumed: i64 = sqlx::query_scalar(
                     "SELECT in_use + reserved FROM quota_usages \
@@ -371,11 +394,19 @@ pub(super) async fn charge(
                 .bind(&key.type_id)
                 .fetch_one(&mut *c)
                 .await?;
-                OverQuota::Gigabytes {
-                    name,
-                    requested: *n,
-                    quota: limit,
-                    consumed,
+                if key.resource == "backup_gigabytes" {
+                    OverQuota::BackupGigabytes {
+                        requested: *n,
+                        quota: limit,
+                        consumed,
+                    }
+                } else {
+                    OverQuota::Gigabytes {
+                        name,
+                        requested: *n,
+                        quota: limit,
+                        consumed,
+                    }
                 }
             }
         };

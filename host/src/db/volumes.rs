@@ -248,6 +248,52 @@ pub(super) async fn reading(
     })
 }
 
+/// Inserts volume `v` in the caller's transaction with the project's usage (`volumes`,
+/// `gigabytes` and per type, within `per_volume_gigabytes`) charged; an [`OverQuota`]
+/// writes nothing the caller keeps (it rolls the transaction back).
+pub(super) async fn insert_volume_row(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    defaults: &quotas::QuotaDefaults,
+    v: &VolumeRow,
+) -> Result<Result<(), OverQuota>> {
+    if let Err(over) = quotas::check_per_volume(&mut *tx, defaults, &v.project_id, v.size).await? {
+        return Ok(Err(over));
+    }
+    let deltas = quotas::volume_deltas(v.volume_type_id.as_deref(), v.size, 1);
+    if let Err(over) =
+        quotas::charge(&mut *tx, defaults, &v.project_id, &deltas, Column::InUse).await?
+    {
+        return Ok(Err(over));
+    }
+    sqlx::query(
+            "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, availability_zone, \
+             volume_type_id, host, snapshot_id, source_volid, bootable, multiattach, created_at, updated_at, metadata, \
+             image_metadata) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18)",
+        )
+        .bind(&v.id)
+        .bind(&v.project_id)
+        .bind(&v.user_id)
+        .bind(&v.name)
+        .bind(&v.description)
+        .bind(v.size)
+        .bind(v.status.as_str())
+        .bind(v.attach_status.as_str())
+        .bind(&v.availability_zone)
+        .bind(&v.volume_type_id)
+        .bind(&v.host)
+        .bind(&v.snapshot_id)
+        .bind(&v.source_volid)
+        .bind(v.bootable as i64)
+        .bind(v.multiattach as i64)
+        .bind(&v.created_at)
+        .bind(metadata_json(&v.metadata))
+        .bind(metadata_json(&v.image_metadata))
+        .execute(&mut **tx)
+        .await?;
+    Ok(Ok(()))
+}
+
 /// The volume list: filters and sort keys as Cinder names them.
 pub const VOLUME_LIST: Listing = Listing {
     from: "volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id",
@@ -345,44 +391,9 @@ impl Db {
                 Some(_) => {}
             }
         }
-        let defaults = &*self.quota_defaults;
-        if let Err(over) =
-            quotas::check_per_volume(&mut tx, defaults, &v.project_id, v.size).await?
-        {
+        if let Err(over) = insert_volume_row(&mut tx, &self.quota_defaults, v).await? {
             return Ok(Err(CreateRefused::Quota(over)));
         }
-        let deltas = quotas::volume_deltas(v.volume_type_id.as_deref(), v.size, 1);
-        if let Err(over) =
-            quotas::charge(&mut tx, defaults, &v.project_id, &deltas, Column::InUse).await?
-        {
-            return Ok(Err(CreateRefused::Quota(over)));
-        }
-        sqlx::query(
-            "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, attach_status, availability_zone, \
-             volume_type_id, host, snapshot_id, source_volid, bootable, multiattach, created_at, updated_at, metadata, \
-             image_metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17, $18)",
-        )
-        .bind(&v.id)
-        .bind(&v.project_id)
-        .bind(&v.user_id)
-        .bind(&v.name)
-        .bind(&v.description)
-        .bind(v.size)
-        .bind(v.status.as_str())
-        .bind(v.attach_status.as_str())
-        .bind(&v.availability_zone)
-        .bind(&v.volume_type_id)
-        .bind(&v.host)
-        .bind(&v.snapshot_id)
-        .bind(&v.source_volid)
-        .bind(v.bootable as i64)
-        .bind(v.multiattach as i64)
-        .bind(&v.created_at)
-        .bind(metadata_json(&v.metadata))
-        .bind(metadata_json(&v.image_metadata))
-        .execute(&mut *tx)
-        .await?;
         job.insert(&mut tx).await?;
         tx.commit().await?;
         Ok(Ok(()))

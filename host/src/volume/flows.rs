@@ -8,12 +8,14 @@
 //! failed in Cinder's words (see [`super::message_field`]), and the log and administrators
 //! why in the error's own.
 
+mod backup;
 mod create;
 mod delete;
 mod extend;
 mod revert;
 mod snapshot;
 
+pub(super) use backup::{create_backup, delete_backup, restore_backup, sweep_orphans};
 pub(super) use create::create_volume;
 pub(super) use delete::delete_volume;
 pub(super) use extend::extend_volume;
@@ -63,6 +65,13 @@ pub(super) enum Mark {
         from: SnapshotStatus,
         to: SnapshotStatus,
     },
+    /// A backup's create failed: `creating` → `error` with the user's message as its
+    /// `fail_reason`, and its volume (or snapshot) released.
+    BackupCreate { id: String },
+    /// A restore failed: the backup back to `available`, the volume to `error_restoring`.
+    BackupRestore { id: String, volume_id: String },
+    /// A backup's delete failed: `deleting` → `error_deleting` with its `fail_reason`.
+    BackupDelete { id: String },
 }
 
 /// The shared failure task.
@@ -149,6 +158,7 @@ impl MarkFailed {
             action: self.action,
             detail,
         };
+        let public = event.user_message(hint);
         op.m.user_message(
             &self.project_id,
             op.request_id.clone(),
@@ -166,6 +176,14 @@ impl MarkFailed {
                 Mark::Snapshot { id, from, to } => {
                     op.m.db.transition_snapshot(id, &[*from], *to, None).await
                 }
+                Mark::BackupCreate { id } => op.m.db.fail_create_backup(id, &public).await,
+                Mark::BackupRestore { id, volume_id } => {
+                    op.m.db
+                        .finish_restore(id, volume_id, VolumeStatus::ErrorRestoring)
+                        .await
+                        .map(|()| true)
+                }
+                Mark::BackupDelete { id } => op.m.db.fail_delete_backup(id, &public).await,
             };
             if let Err(e) = moved {
                 tracing::error!(resource = %self.resource_id, "cannot record the failure: {e}");

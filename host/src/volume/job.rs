@@ -25,6 +25,18 @@ pub enum Job {
     RevertToSnapshot {
         snapshot_id: String,
     },
+    /// Read the volume (or a snapshot of it) into the backup store; the resource is the
+    /// backup.
+    CreateBackup,
+    /// Write a backup onto a volume: one made for it (`new_volume`, created first) or an
+    /// existing one; the resource is the backup.
+    RestoreBackup {
+        volume_id: String,
+        #[serde(default)]
+        new_volume: bool,
+    },
+    /// Remove a backup's objects from the store, then its row.
+    DeleteBackup,
 }
 
 /// What a job acts on.
@@ -32,6 +44,7 @@ pub enum Job {
 pub enum ResourceKind {
     Volume,
     Snapshot,
+    Backup,
 }
 
 /// A job row that cannot be run.
@@ -52,6 +65,9 @@ impl Job {
         "create_snapshot",
         "delete_snapshot",
         "revert_to_snapshot",
+        "create_backup",
+        "restore_backup",
+        "delete_backup",
     ];
 
     /// The `kind` column.
@@ -63,6 +79,9 @@ impl Job {
             Job::CreateSnapshot => "create_snapshot",
             Job::DeleteSnapshot => "delete_snapshot",
             Job::RevertToSnapshot { .. } => "revert_to_snapshot",
+            Job::CreateBackup => "create_backup",
+            Job::RestoreBackup { .. } => "restore_backup",
+            Job::DeleteBackup => "delete_backup",
         }
     }
 
@@ -74,6 +93,7 @@ impl Job {
     pub fn resource_kind_of(kind: &str) -> Option<ResourceKind> {
         match kind {
             "create_snapshot" | "delete_snapshot" => Some(ResourceKind::Snapshot),
+            "create_backup" | "restore_backup" | "delete_backup" => Some(ResourceKind::Backup),
             k if Job::KINDS.contains(&k) => Some(ResourceKind::Volume),
             _ => None,
         }
@@ -127,6 +147,9 @@ impl Job {
             Job::RevertToSnapshot { snapshot_id } if snapshot_id.is_empty() => {
                 Err("snapshot_id is empty".into())
             }
+            Job::RestoreBackup { volume_id, .. } if volume_id.is_empty() => {
+                Err("volume_id is empty".into())
+            }
             _ => Ok(()),
         }
     }
@@ -147,6 +170,12 @@ mod tests {
             Job::RevertToSnapshot {
                 snapshot_id: "s-1".into(),
             },
+            Job::CreateBackup,
+            Job::RestoreBackup {
+                volume_id: "v-1".into(),
+                new_volume: true,
+            },
+            Job::DeleteBackup,
         ];
         assert_eq!(jobs.len(), Job::KINDS.len());
         for job in jobs {

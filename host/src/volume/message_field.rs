@@ -20,6 +20,7 @@
 pub enum Resource {
     Volume,
     VolumeSnapshot,
+    VolumeBackup,
 }
 
 impl Resource {
@@ -27,6 +28,7 @@ impl Resource {
         match self {
             Resource::Volume => "VOLUME",
             Resource::VolumeSnapshot => "VOLUME_SNAPSHOT",
+            Resource::VolumeBackup => "VOLUME_BACKUP",
         }
     }
 }
@@ -46,6 +48,9 @@ impl Action {
         Action::new("008", "create volume from backend storage");
     pub const SNAPSHOT_CREATE: Action = Action::new("009", "create snapshot");
     pub const SNAPSHOT_DELETE: Action = Action::new("010", "delete snapshot");
+    pub const BACKUP_CREATE: Action = Action::new("013", "create backup");
+    pub const BACKUP_DELETE: Action = Action::new("014", "delete backup");
+    pub const BACKUP_RESTORE: Action = Action::new("015", "restore backup");
     /// Cinder's words for an action it does not know (`translate_action`): a job of a kind
     /// this host does not run. Ashlar's id.
     pub const UNKNOWN: Action = Action::new("900", "unknown action");
@@ -78,6 +83,19 @@ impl Detail {
         Detail::new("012", "Driver failed to create the volume.");
     pub const SNAPSHOT_CREATE_ERROR: Detail = Detail::new("013", "Snapshot failed to create.");
     pub const SNAPSHOT_DELETE_ERROR: Detail = Detail::new("016", "Snapshot failed to delete.");
+    pub const BACKUP_SERVICE_DOWN: Detail = Detail::new("018", "Backup service is down.");
+    pub const BACKUP_CREATE_DEVICE_ERROR: Detail = Detail::new(
+        "019",
+        "Failed to get backup device from the volume service.",
+    );
+    pub const BACKUP_CREATE_DRIVER_ERROR: Detail =
+        Detail::new("020", "Backup driver failed to create backup.");
+    pub const BACKUP_CREATE_CLEANUP_ERROR: Detail =
+        Detail::new("023", "Cleanup of temporary volume/snapshot failed.");
+    pub const BACKUP_DELETE_DRIVER_ERROR: Detail =
+        Detail::new("025", "Backup driver failed to delete backup.");
+    pub const BACKUP_RESTORE_ERROR: Detail =
+        Detail::new("026", "Backup driver failed to restore backup.");
 
     const fn new(id: &'static str, text: &'static str) -> Detail {
         Detail { id, text }

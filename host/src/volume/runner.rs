@@ -157,6 +157,18 @@ impl VolumeManager {
             tracing::warn!(job = %row.id, kind = %row.kind, resource = %row.resource_id, "recovering job interrupted by a stop");
             self.execute(&row, true).await;
         }
+        // Objects in the backup store that no live backup owns: removed when this
+        // database deleted their backup, reported otherwise (see `sweep_orphans`).
+        if self.backup.is_some() {
+            match flows::sweep_orphans(self).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    backups = n,
+                    "removed objects of backups the database does not know"
+                ),
+                Err(e) => tracing::error!("checking the backup store for orphaned objects: {e}"),
+            }
+        }
         Ok(n)
     }
 
@@ -208,6 +220,15 @@ impl VolumeManager {
             Job::RevertToSnapshot { snapshot_id } => {
                 flows::revert_to_snapshot(self, id, snapshot_id, request_id).await
             }
+            Job::CreateBackup => flows::create_backup(self, id, request_id, recovering).await,
+            Job::RestoreBackup {
+                volume_id,
+                new_volume,
+            } => {
+                flows::restore_backup(self, id, volume_id, *new_volume, request_id, recovering)
+                    .await
+            }
+            Job::DeleteBackup => flows::delete_backup(self, id, request_id).await,
         }
     }
 
@@ -228,6 +249,35 @@ impl VolumeManager {
             row.id
         );
         // The message first, then the status: a client that sees `error` finds why.
+        if kind == Some(ResourceKind::Backup) {
+            let Ok(Some(b)) = self.db.get_backup(&row.resource_id).await else {
+                return;
+            };
+            let event = Event {
+                resource: Resource::VolumeBackup,
+                action: action_of_job(&row.kind),
+                detail: Detail::UNKNOWN_ERROR,
+            };
+            self.user_message(
+                &b.project_id,
+                request_id,
+                &b.id,
+                event,
+                Some(hint),
+                &internal,
+            )
+            .await;
+            let reason = event.user_message(Some(hint));
+            let moved = match row.kind.as_str() {
+                "create_backup" => self.db.fail_create_backup(&b.id, &reason).await,
+                "delete_backup" => self.db.fail_delete_backup(&b.id, &reason).await,
+                _ => self.db.release_restoring_backup(&b.id).await,
+            };
+            if let Err(err) = moved {
+                tracing::error!(backup_id = %b.id, "cannot mark the backup failed: {err}");
+            }
+            return;
+        }
         let volume = match kind {
             Some(ResourceKind::Snapshot) => None,
             _ => self.db.get_volume(&row.resource_id).await.ok().flatten(),
@@ -286,6 +336,9 @@ fn action_of_job(kind: &str) -> Action {
         "create_snapshot" => Action::SNAPSHOT_CREATE,
         "delete_snapshot" => Action::SNAPSHOT_DELETE,
         "revert_to_snapshot" => Action::REVERT_TO_SNAPSHOT,
+        "create_backup" => Action::BACKUP_CREATE,
+        "restore_backup" => Action::BACKUP_RESTORE,
+        "delete_backup" => Action::BACKUP_DELETE,
         _ => Action::UNKNOWN,
     }
 }

@@ -128,6 +128,19 @@ statuses!(
     }
 );
 
+statuses!(
+    /// A backup's `status` (Cinder's `fields.BackupStatus`).
+    BackupStatus, "backup" {
+        Creating => "creating",
+        Available => "available",
+        Deleting => "deleting",
+        Error => "error",
+        ErrorDeleting => "error_deleting",
+        Restoring => "restoring",
+        Deleted => "deleted",
+    }
+);
+
 use VolumeStatus as V;
 
 impl VolumeStatus {
@@ -185,6 +198,14 @@ impl VolumeStatus {
 
     /// `revert` (3.40) starts from these.
     pub const REVERTIBLE: &'static [VolumeStatus] = &[V::Available];
+
+    /// A backup may be taken of a volume in these: `available`, or `in-use` with `force`
+    /// (Cinder: "Backing up an in-use volume must use the force flag.").
+    pub const BACKUPABLE: &'static [VolumeStatus] = &[V::Available, V::InUse];
+
+    /// A backup may be restored onto an existing volume in these (Cinder: "Volume to be
+    /// restored to must be available").
+    pub const RESTORABLE_ONTO: &'static [VolumeStatus] = &[V::Available];
 
     /// A connection may be made or ended in these.
     pub const CONNECTABLE: &'static [VolumeStatus] = &[
@@ -260,6 +281,36 @@ impl SnapshotStatus {
     ];
 }
 
+impl BackupStatus {
+    /// A user may delete a backup in these (Cinder: "Backup status must be available or
+    /// error").
+    pub const DELETABLE: &'static [BackupStatus] = &[BackupStatus::Available, BackupStatus::Error];
+
+    /// An administrator's `os-force_delete` also takes a backup a delete left behind. One
+    /// `creating` or `restoring` has a job still running on it; its status is reset first
+    /// (`os-reset_status`), as for snapshots.
+    pub const FORCE_DELETABLE: &'static [BackupStatus] = &[
+        BackupStatus::Available,
+        BackupStatus::Error,
+        BackupStatus::ErrorDeleting,
+        BackupStatus::Deleting,
+    ];
+
+    /// A backup may be restored from these.
+    pub const RESTORABLE: &'static [BackupStatus] = &[BackupStatus::Available];
+
+    /// What `os-reset_status` may set (Cinder's `reset_status` schema for backups).
+    pub const RESETTABLE: &'static [BackupStatus] = &[BackupStatus::Available, BackupStatus::Error];
+
+    /// Statuses that end by themselves.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            BackupStatus::Creating | BackupStatus::Deleting | BackupStatus::Restoring
+        )
+    }
+}
+
 /// A volume's status and attach status given the attachments it still has.
 pub fn status_for_attachments(remaining: &[AttachStatus]) -> (VolumeStatus, AttachStatus) {
     use AttachStatus as A;
@@ -291,6 +342,9 @@ mod tests {
         }
         for s in AttachStatus::ALL {
             assert_eq!(s.as_str().parse::<AttachStatus>().unwrap(), *s);
+        }
+        for s in BackupStatus::ALL {
+            assert_eq!(s.as_str().parse::<BackupStatus>().unwrap(), *s);
         }
         let err = "frozen".parse::<VolumeStatus>().unwrap_err();
         assert_eq!(err.to_string(), "unknown volume status `frozen`");
