@@ -15,7 +15,9 @@
 //!
 //! The store is pluggable: `ASHLAR_BENCH_BACKUP_STORE=dir` (default: objects as files,
 //! written to a temporary name, fsynced, renamed and the directory fsynced, as the
-//! `backup-posix` component does) or `null` (discards, to see the engine alone). Engine
+//! `backup-posix` component does), `posix` (the bundled `backup-posix` component itself,
+//! loaded through the runtime as `serve` loads it, each object crossing into the sandbox)
+//! or `null` (discards, to see the engine alone). Engine
 //! settings: `ASHLAR_BENCH_CHUNK_MIB`, `ASHLAR_BENCH_THREADS`, `ASHLAR_BENCH_LEVEL`,
 //! `ASHLAR_BENCH_STORE_PARALLELISM` (defaults: `EngineSettings::default()`).
 //! `ASHLAR_BENCH_ONLY=mixed,sparse` runs only those parts.
@@ -157,9 +159,39 @@ impl ObjectStore for NullStore {
 }
 
 /// Which store the figures go through.
+/// The bundled `backup-posix` component on `dir`, loaded as `serve` loads the embedded
+/// default store.
+fn posix_component(dir: &Path) -> Box<dyn ObjectStore> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = ashlar::config::Config::default();
+    cfg.data_dir = dir.to_path_buf();
+    let backup = ashlar::config::Config::default_backup(dir);
+    std::fs::create_dir_all(dir.join("backups")).unwrap();
+    let container = backup.container.clone();
+    cfg.backup = Some(backup);
+    let store = rt.block_on(async {
+        let runtime = ashlar::runtime::Runtime::new(None).unwrap();
+        ashlar::server::load_backup_store(&runtime, &cfg)
+            .await
+            .unwrap()
+            .expect("a backup store")
+    });
+    let pool = store.slot.driver();
+    // The runtime's blocking calls need no reactor, but keep it for the pool's lifetime.
+    std::mem::forget(rt);
+    Box::new(ashlar::backup::objects::DriverObjects::fixed(pool, container))
+}
+
 fn make_store(dir: &Path) -> (Box<dyn ObjectStore>, &'static str) {
     match std::env::var("ASHLAR_BENCH_BACKUP_STORE").as_deref() {
         Ok("null") => (Box::new(NullStore::default()), "null (discards chunks)"),
+        Ok("posix") => (
+            posix_component(dir),
+            "posix (the bundled backup-posix component, through the runtime)",
+        ),
         _ => (
             Box::new(DirStore::new(dir.join("store"))),
             "dir (fsynced files, as backup-posix)",
