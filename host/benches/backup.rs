@@ -182,7 +182,9 @@ fn posix_component(dir: &Path) -> Box<dyn ObjectStore> {
     let pool = store.slot.driver();
     // The runtime's blocking calls need no reactor, but keep it for the pool's lifetime.
     std::mem::forget(rt);
-    Box::new(ashlar::backup::objects::DriverObjects::fixed(pool, container))
+    Box::new(ashlar::backup::objects::DriverObjects::fixed(
+        pool, container,
+    ))
 }
 
 fn make_store(dir: &Path) -> (Box<dyn ObjectStore>, &'static str) {
