@@ -166,12 +166,14 @@ fn posix_component(dir: &Path) -> Box<dyn ObjectStore> {
         .enable_all()
         .build()
         .unwrap();
-    let mut cfg = ashlar::config::Config::default();
-    cfg.data_dir = dir.to_path_buf();
     let backup = ashlar::config::Config::default_backup(dir);
     std::fs::create_dir_all(dir.join("backups")).unwrap();
     let container = backup.container.clone();
-    cfg.backup = Some(backup);
+    let cfg = ashlar::config::Config {
+        data_dir: dir.to_path_buf(),
+        backup: Some(backup),
+        ..Default::default()
+    };
     let store = rt.block_on(async {
         let runtime = ashlar::runtime::Runtime::new(None).unwrap();
         ashlar::server::load_backup_store(&runtime, &cfg)

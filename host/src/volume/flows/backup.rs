@@ -102,6 +102,15 @@ async fn connect_local(
     }
 }
 
+/// Ends the local connection a task made, if it made one (a connect task's revert).
+async fn release_device(ctx: &mut BackupCtx<'_>) {
+    if let (Some(driver), Some(vol), Some(_)) =
+        (&ctx.it.driver, &ctx.it.connected, ctx.it.device.take())
+    {
+        disconnect_local(ctx.op.m, driver, vol).await;
+    }
+}
+
 async fn disconnect_local(m: &VolumeManager, driver: &Arc<DriverPool>, vol: &Volume) {
     let local = Connector::local(&m.host_name);
     match driver.terminate_connection(vol, Some(&local)).await {
@@ -250,13 +259,7 @@ impl<'m> Task<BackupCtx<'m>, OpError> for ConnectSource {
         })
     }
     fn revert<'a>(&'a self, ctx: &'a mut BackupCtx<'m>, _e: &'a OpError) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            if let (Some(driver), Some(vol), Some(_)) =
-                (&ctx.it.driver, &ctx.it.connected, ctx.it.device.take())
-            {
-                disconnect_local(ctx.op.m, driver, vol).await;
-            }
-        })
+        Box::pin(release_device(ctx))
     }
 }
 
@@ -531,13 +534,7 @@ impl<'m> Task<BackupCtx<'m>, OpError> for ConnectTarget {
         })
     }
     fn revert<'a>(&'a self, ctx: &'a mut BackupCtx<'m>, _e: &'a OpError) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            if let (Some(driver), Some(vol), Some(_)) =
-                (&ctx.it.driver, &ctx.it.connected, ctx.it.device.take())
-            {
-                disconnect_local(ctx.op.m, driver, vol).await;
-            }
-        })
+        Box::pin(release_device(ctx))
     }
 }
 
