@@ -859,3 +859,64 @@ async fn the_ashlar_backup_commands_back_up_list_and_restore() {
     assert_eq!(again, onto);
     assert_eq!(sha256_of(&volume_file(&server, &onto)), sum);
 }
+
+/// A corrupted chunk object and a missing one each fail the restore loudly: the volume
+/// ends `error_restoring`, the backup stays `available`, a user message says the restore
+/// failed; never silently wrong data.
+#[tokio::test]
+async fn a_corrupt_or_missing_object_fails_the_restore_loudly() {
+    let server = Server::start("");
+    let c = server.client("alice:proj-a").with_version("3.71");
+    let vol = available_volume(&c, 1).await;
+    write_at(
+        &volume_file(&server, &vol),
+        0,
+        &noise(11, (8 * MIB) as usize),
+    );
+    let backup = backup_available(&c, json!({ "volume_id": vol })).await;
+    let chunks: Vec<PathBuf> = objects_of(&server, &backup)
+        .into_iter()
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "manifest"))
+        .collect();
+    assert!(
+        chunks.len() >= 2,
+        "8 MiB of noise is two chunks: {chunks:?}"
+    );
+
+    // One byte flipped in a stored chunk.
+    let good = std::fs::read(&chunks[0]).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&chunks[0], &bad).unwrap();
+    let target = available_volume(&c, 1).await;
+    let (restored, v) = restore(&c, &backup, json!({ "volume_id": target })).await;
+    assert_eq!(restored, target);
+    assert_eq!(v["status"], "error_restoring", "corrupt chunk: {v}");
+
+    // The chunk mended, another one gone.
+    std::fs::write(&chunks[0], &good).unwrap();
+    std::fs::remove_file(&chunks[1]).unwrap();
+    let (fresh, v) = restore(&c, &backup, json!({})).await;
+    assert_eq!(v["status"], "error_restoring", "missing chunk: {v}");
+
+    let r = c.get("messages").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let failed_restores = r.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["event_id"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("VOLUME_VOLUME_BACKUP_015"))
+        })
+        .count();
+    assert!(
+        failed_restores >= 2,
+        "one message per failed restore ({target}, {fresh}): {}",
+        r.body
+    );
+    // The source is untouched by either.
+    assert_eq!(settle(&c, &backup).await["status"], "available");
+}
