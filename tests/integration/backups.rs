@@ -615,6 +615,23 @@ fn stored_backups(store: &Path) -> Vec<String> {
     ids
 }
 
+/// Waits until the store holds objects of exactly `ids`; fails after a minute, saying
+/// `what` and what it holds.
+async fn store_comes_to_hold(store: &Path, ids: &[String], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = stored_backups(store);
+        if held == ids {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the store still holds {held:?}, not {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn sigkill_during_a_backup_and_a_restore_leaves_cinders_states_and_no_orphans() {
     let tmp = tempfile::tempdir().unwrap();
@@ -673,11 +690,13 @@ async fn sigkill_during_a_backup_and_a_restore_leaves_cinders_states_and_no_orph
         .await;
     let mut left = vec![kept.clone(), stray.to_string()];
     left.sort();
-    assert_eq!(
-        stored_backups(&store),
-        left,
-        "the cut backup's and the deleted backup's objects are gone"
-    );
+    // The sweep logs each removal as it starts it: wait for the store to get there.
+    store_comes_to_hold(
+        &store,
+        &left,
+        "the cut backup's and the deleted backup's objects are gone",
+    )
+    .await;
     server
         .wait_log(&format!(
             "objects of backup {stray}, which this database never recorded"
