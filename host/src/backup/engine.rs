@@ -283,11 +283,11 @@ pub fn delete(store: &dyn ObjectStore, backup_id: &str) -> Result<u64, EngineErr
         .list(&prefix)
         .map_err(|e| EngineError::store(&prefix, backup_id, e))?;
     let had_manifest = objects.iter().any(|o| o.name == object);
-    if had_manifest {
-        store
-            .delete(&object)
-            .map_err(|e| EngineError::store(&object, backup_id, e))?;
-    }
+    // Deleted even when absent: removing a missing object succeeds, and it lets a store
+    // drop what a cut write left under the prefix that no listing shows.
+    store
+        .delete(&object)
+        .map_err(|e| EngineError::store(&object, backup_id, e))?;
     let chunks: Vec<_> = objects.into_iter().filter(|o| o.name != object).collect();
     remove(
         store,

@@ -224,9 +224,14 @@ impl PosixStore {
 
     pub fn delete(&self, container: &str, name: &str) -> Result<()> {
         let path = self.object_path(container, name)?;
+        let dir = path.parent().expect("an object path has a parent");
         match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Ok(()) => {
+                sync_dir(dir)
+                    .map_err(|e| io_error(&format!("syncing after deleting {name}"), e))?;
+            }
+            // Gone already; its directory may still hold what a cut put left.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(io_error(
                     &format!("deleting object {name} in container {container}"),
@@ -234,13 +239,13 @@ impl PosixStore {
                 ));
             }
         }
-        let dir = path.parent().expect("an object path has a parent");
-        sync_dir(dir).map_err(|e| io_error(&format!("syncing after deleting {name}"), e))?;
-        // Directories a backup's objects lived in go with the last of them; one still in
-        // use is not empty and stays.
+        // Directories a backup's objects lived in go with the last of them, and with
+        // them the temporary files of puts a crash cut short there (a backup is deleted
+        // only when nothing writes it, so no put is in flight into a directory whose
+        // objects are all gone). A directory still holding an object stays.
         let cdir = self.container_dir(container)?;
         let mut at = dir.to_path_buf();
-        while at != cdir && fs::remove_dir(&at).is_ok() {
+        while at != cdir && remove_dir_and_temporaries(&at) {
             at.pop();
         }
         Ok(())
@@ -369,6 +374,29 @@ impl BackupDriver for PosixBackupDriver {
 
 ashlar_sdk::register_backup_driver!(PosixBackupDriver);
 
+/// Removes `dir` if it holds nothing but temporary files (`.NAME.tmp-…`), removing
+/// those first; whether it is gone.
+fn remove_dir_and_temporaries(dir: &Path) -> bool {
+    if fs::remove_dir(dir).is_ok() {
+        return true;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    let mut temporaries = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if !(is_file && name.starts_with('.') && name.contains(".tmp-")) {
+            return false;
+        }
+        temporaries.push(entry.path());
+    }
+    temporaries.iter().all(|t| fs::remove_file(t).is_ok()) && fs::remove_dir(dir).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +449,34 @@ mod tests {
             s.list("nope", "", None, 10),
             Err(DriverError::NotFound(_))
         ));
+    }
+
+    /// A put a crash cut short leaves its temporary file; deleting the directory's last
+    /// object takes it too, so nothing is left that no listing shows.
+    #[test]
+    fn the_last_delete_in_a_directory_takes_a_cut_puts_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = PosixStore::new(dir.path().to_path_buf());
+        s.put_container("c").unwrap();
+        s.put("c", "b/1", b"one").unwrap();
+        s.put("c", "b/2", b"two").unwrap();
+        let cut = dir.path().join("c/b").join(temp_name("3"));
+        fs::write(&cut, b"half").unwrap();
+        s.delete("c", "b/1").unwrap();
+        assert!(
+            cut.exists(),
+            "an object is left beside it: the directory stays"
+        );
+        s.delete("c", "b/2").unwrap();
+        assert!(
+            !dir.path().join("c/b").exists(),
+            "the directory and its temporary go"
+        );
+        // A directory holding anything else is never emptied by force.
+        s.put("c", "d/1", b"one").unwrap();
+        fs::write(dir.path().join("c/d/.keep"), b"").unwrap();
+        s.delete("c", "d/1").unwrap();
+        assert!(dir.path().join("c/d/.keep").exists());
     }
 
     #[test]
