@@ -764,13 +764,8 @@ pub(in crate::volume) async fn delete_backup(
     let volume =
         m.db.get_volume(&backup.volume_id)
             .await?
-            .unwrap_or_else(|| {
-                // The volume may be gone: the delete needs only the backup.
-                VolumeRow {
-                    id: backup.volume_id.clone(),
-                    ..placeholder_volume(&backup)
-                }
-            });
+            // The volume may be gone: the delete needs only the backup.
+            .unwrap_or_else(|| placeholder_volume(&backup));
     let mut ctx = Ctx {
         op,
         it: Work {
@@ -794,7 +789,8 @@ pub(in crate::volume) async fn delete_backup(
     .await
 }
 
-/// A volume row standing for a backup's deleted volume (a delete reads nothing of it).
+/// A row standing for a backup's volume when it is gone: a backup's delete reads
+/// nothing of its volume, but the flow's context holds one.
 fn placeholder_volume(b: &BackupRow) -> VolumeRow {
     VolumeRow {
         id: b.volume_id.clone(),
