@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real storage peers the test suite drives, idempotently: tgt (an iSCSI
 # target), nfs-ganesha with rpcbind (an NFSv3 server), libnfs's tools, lvm2, iproute2 (a
-# network namespace for the NFS server), and qemu-block-extra (qemu's iscsi:// and nfs://
-# clients), which must match the installed qemu-utils and comes from bookworm-backports.
+# network namespace for the NFS server), PostgreSQL (the second store and the several-host
+# tests' coordinator), and qemu-block-extra (qemu's iscsi:// and nfs:// clients), which
+# must match the installed qemu-utils and comes from bookworm-backports.
 # Sourced by scripts/test.sh; the service itself needs none of these.
 set -euo pipefail
 
@@ -20,6 +21,9 @@ command -v nfs-ls >/dev/null 2>&1 || peers_missing+=(libnfs-utils)
 command -v lvcreate >/dev/null 2>&1 || [ -x /sbin/lvcreate ] || peers_missing+=(lvm2)
 # The NFS tests run rpcbind and ganesha in a network namespace of their own.
 command -v ip >/dev/null 2>&1 || [ -x /sbin/ip ] || peers_missing+=(iproute2)
+# The store's second database, and the several-host tests' coordinator.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || peers_missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || peers_missing+=(postgresql-client)
 
 if [ "${#peers_missing[@]}" -gt 0 ]; then
     echo "setup: installing test peers: ${peers_missing[*]}" >&2

@@ -451,6 +451,7 @@ impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         match e {
             crate::db::DbError::Conflict(m) => ApiError::conflict(m),
+            crate::db::DbError::Unstorable(m) => ApiError::bad_request(m),
             other => {
                 tracing::error!("database error: {other}");
                 ApiError::new(

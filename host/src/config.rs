@@ -439,6 +439,13 @@ pub struct BackendConfig {
     /// Availability zone of this backend. Default: `default_availability_zone`.
     #[serde(default)]
     pub availability_zone: Option<String>,
+    /// The cluster this backend runs in (Cinder's `cluster`): every host that names the
+    /// same cluster for a backend of the same name runs it together, active-active, on
+    /// storage each of them reaches. Its volumes are placed on `CLUSTER@BACKEND#POOL`, and
+    /// any live host of the cluster runs their jobs and takes over a dead one's. Default:
+    /// none, the backend is this host's alone (`HOST@BACKEND`).
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// What the operator allows this backend's driver to touch. Default: nothing.
     #[serde(default)]
     pub grants: Grants,
@@ -777,6 +784,7 @@ impl Config {
             driver: "nfs".into(),
             manifest: None,
             availability_zone: None,
+            cluster: None,
             grants,
             limits: Limits::default(),
             credentials: BTreeMap::new(),

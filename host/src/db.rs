@@ -23,7 +23,9 @@ macro_rules! attachment_json {
 }
 
 mod attachments;
+mod backend_stats;
 mod backups;
+mod dialect;
 mod jobs;
 pub mod list;
 mod messages;
@@ -41,16 +43,24 @@ mod volumes;
 
 use std::str::FromStr;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
+
+pub use dialect::{Dialect, redact};
+
+/// A row as either store returns it.
+pub type DbRow = sqlx::any::AnyRow;
+/// A connection (or a transaction, dereferenced) to either store.
+pub type Conn = AnyConnection;
+/// A write transaction on either store (see [`Db::write_tx`]).
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 pub use attachments::{ATTACHMENT_LIST, AttachmentRow};
+pub use backend_stats::{Consumed, StoredStats};
 pub use backups::{
     BACKUP_LIST, BackupCreateRefused, BackupDeleteRefused, BackupRow, RestoreRefused, RestoreTarget,
 };
-pub use jobs::JobRow;
+pub use jobs::{JOBS_CHANNEL, JobRow};
 pub use list::{ListError, ListQuery, Listing, Page, Scope, SortDir};
 pub use messages::{MESSAGE_LIST, Message};
 pub use metadata::MetadataOf;
@@ -70,53 +80,56 @@ pub use volumes::{
     VOLUME_LIST, VolumeRow,
 };
 
+/// One migration: its name and its SQL for each store. Most are one text both accept; a
+/// migration whose SQL cannot be shared (SQLite's triggers, its JSON aggregates) has its
+/// PostgreSQL text under `migrations/postgres/` with the same name.
+struct Migration {
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+macro_rules! migration {
+    ($name:literal) => {
+        Migration {
+            name: $name,
+            sqlite: include_str!(concat!("../migrations/", $name, ".sql")),
+            postgres: include_str!(concat!("../migrations/", $name, ".sql")),
+        }
+    };
+    ($name:literal, postgres) => {
+        Migration {
+            name: $name,
+            sqlite: include_str!(concat!("../migrations/", $name, ".sql")),
+            postgres: include_str!(concat!("../migrations/postgres/", $name, ".sql")),
+        }
+    };
+}
+
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_initial",
-        include_str!("../migrations/0001_initial.sql"),
-    ),
-    (
-        "0002_plugin_events",
-        include_str!("../migrations/0002_plugin_events.sql"),
-    ),
-    (
-        "0003_attachments",
-        include_str!("../migrations/0003_attachments.sql"),
-    ),
-    ("0004_lists", include_str!("../migrations/0004_lists.sql")),
-    (
-        "0005_revisions",
-        include_str!("../migrations/0005_revisions.sql"),
-    ),
-    (
-        "0006_message_details",
-        include_str!("../migrations/0006_message_details.sql"),
-    ),
-    ("0007_quotas", include_str!("../migrations/0007_quotas.sql")),
-    (
-        "0008_type_access_qos",
-        include_str!("../migrations/0008_type_access_qos.sql"),
-    ),
-    (
-        "0009_transfers_services",
-        include_str!("../migrations/0009_transfers_services.sql"),
-    ),
-    (
-        "0010_admin_and_image_metadata",
-        include_str!("../migrations/0010_admin_and_image_metadata.sql"),
-    ),
-    ("0011_tokens", include_str!("../migrations/0011_tokens.sql")),
-    (
-        "0012_backups",
-        include_str!("../migrations/0012_backups.sql"),
-    ),
+const MIGRATIONS: &[Migration] = &[
+    migration!("0001_initial"),
+    migration!("0002_plugin_events"),
+    migration!("0003_attachments"),
+    migration!("0004_lists", postgres),
+    migration!("0005_revisions", postgres),
+    migration!("0006_message_details"),
+    migration!("0007_quotas"),
+    migration!("0008_type_access_qos"),
+    migration!("0009_transfers_services"),
+    migration!("0010_admin_and_image_metadata"),
+    migration!("0011_tokens"),
+    migration!("0012_backups"),
+    migration!("0013_hosts"),
 ];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database error: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    Sqlx(sqlx::Error),
+    /// Text the store cannot hold (PostgreSQL refuses a NUL character).
+    #[error("{0}")]
+    Unstorable(String),
     #[error("{0}")]
     Conflict(String),
     /// A row holds a value this host cannot read (a status it does not know, say).
@@ -128,11 +141,28 @@ pub enum DbError {
     },
 }
 
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        // 22021: character not in repertoire; 22P05: untranslatable character.
+        if let sqlx::Error::Database(d) = &e
+            && matches!(d.code().as_deref(), Some("22021" | "22P05"))
+        {
+            return DbError::Unstorable(
+                "Invalid input: text may not contain a NUL character (\\u0000).".into(),
+            );
+        }
+        DbError::Sqlx(e)
+    }
+}
+
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
 #[derive(Clone)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
+    /// The URL it was opened with, for a PostgreSQL listener's own connection.
+    url: std::sync::Arc<str>,
     /// The limits of a project that neither it nor the `default` quota class sets.
     quota_defaults: std::sync::Arc<QuotaDefaults>,
 }
@@ -146,7 +176,7 @@ fn in_list(first: usize, n: usize) -> String {
 }
 
 /// A typed column (a status) read back from its text.
-fn parse_column<T: FromStr>(r: &SqliteRow, table: &'static str, column: &str) -> Result<T>
+fn parse_column<T: FromStr>(r: &DbRow, table: &'static str, column: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -179,7 +209,7 @@ impl Resource {
 /// volume that leaves `extending` other than by its extend finishing gives back the
 /// gigabytes the extend reserved, in the same transaction.
 async fn move_status(
-    c: &mut sqlx::SqliteConnection,
+    c: &mut Conn,
     resource: Resource,
     id: &str,
     from: &[&str],
@@ -204,59 +234,85 @@ async fn move_status(
 }
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in its own
-/// write transaction.
-async fn migrate(c: &mut SqliteConnection) -> Result<()> {
+/// write transaction. On PostgreSQL, hosts starting together take turns: the first
+/// migrates under an advisory lock, the others find the work done.
+async fn migrate(c: &mut Conn, dialect: Dialect) -> Result<()> {
+    if dialect == Dialect::Postgres {
+        c.execute(dialect::MIGRATION_LOCK).await?;
+    }
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
         .execute(&mut *c)
         .await?;
-    for (name, sql) in MIGRATIONS {
+    for m in MIGRATIONS {
         let done: Option<String> =
             sqlx::query_scalar("SELECT name FROM schema_migrations WHERE name = $1")
-                .bind(name)
+                .bind(m.name)
                 .fetch_optional(&mut *c)
                 .await?;
         if done.is_some() {
             continue;
         }
-        let mut tx = c.begin_with("BEGIN IMMEDIATE").await?;
-        // SQLite parses the script itself: comments, and triggers whose bodies hold `;`.
+        let mut tx = c.begin_with(dialect.begin_write()).await?;
+        // Each store parses the script itself: comments, and triggers whose bodies hold `;`.
+        let sql = match dialect {
+            Dialect::Sqlite => m.sqlite,
+            Dialect::Postgres => m.postgres,
+        };
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)")
-            .bind(name)
+            .bind(m.name)
             .bind(time::now())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        tracing::info!(migration = name, "applied database migration");
+        tracing::info!(migration = m.name, "applied database migration");
     }
     Ok(())
 }
 
 impl Db {
-    /// Opens (creating if needed) and migrates the database.
+    /// Opens (creating if needed) and migrates the database: `sqlite://FILE` or
+    /// `postgres://USER@HOST:PORT/NAME`.
     pub async fn open(url: &str) -> Result<Db> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url)?;
+        let url = dialect.connect_url(url);
+        let options = AnyConnectOptions::from_str(&url)?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(
+                tracing::log::LevelFilter::Warn,
+                std::time::Duration::from_secs(1),
+            );
         // Migrations run on a connection of their own, closed before the pool opens. A
         // pooled connection that had read the schema before a migration altered a table
         // would describe a `SELECT *` with the old columns (sqlx keeps the columns of a
         // statement's first prepare, SQLite re-prepares it with the new ones) and fail to
         // read its rows.
-        let mut c = SqliteConnection::connect_with(&options).await?;
-        migrate(&mut c).await?;
+        let mut c = AnyConnection::connect_with(&options).await?;
+        c.execute(dialect.session_setup()).await?;
+        migrate(&mut c, dialect).await?;
         c.close().await?;
-        let pool = SqlitePoolOptions::new()
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
+            .after_connect(move |c, _| {
+                Box::pin(async move {
+                    c.execute(dialect.session_setup()).await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Db {
             pool,
+            dialect,
+            url: url.into(),
             quota_defaults: Default::default(),
         })
+    }
+
+    /// Which store this is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The same database with the operator's quota defaults (`[quota]`) in place of
@@ -266,11 +322,19 @@ impl Db {
         self
     }
 
-    /// A write transaction. SQLite's default deferred transaction fails with "database
-    /// is locked" when it upgrades from a read while another writer is active; taking the
-    /// write lock up front makes concurrent writers queue on the busy timeout instead.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction. Write transactions run one at a time, on either store, so a
+    /// check and the write it allows (a volume has no snapshots, then it is deleted) cannot
+    /// interleave with another's. SQLite's default deferred transaction fails with
+    /// "database is locked" when it upgrades from a read while another writer is active;
+    /// `BEGIN IMMEDIATE` takes the write lock up front, and concurrent writers queue on the
+    /// busy timeout instead. PostgreSQL's transaction takes one advisory lock, held to its
+    /// commit, that every host's writers queue on.
+    async fn write_tx(&self) -> Result<Tx> {
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        if let Some(lock) = self.dialect.write_lock() {
+            tx.execute(lock).await?;
+        }
+        Ok(tx)
     }
 
     /// Moves a live row of `resource` from one of `from` to `to` and, when given, inserts
@@ -289,7 +353,7 @@ impl Db {
             return Ok(false);
         }
         if let Some(job) = job {
-            job.insert(&mut tx).await?;
+            job.insert(&mut tx, self.dialect).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -298,7 +362,7 @@ impl Db {
     /// Soft-deletes a row of `resource` that is `deleting` (Cinder keeps deleted rows).
     async fn finish_delete(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        tx: &mut Tx,
         resource: Resource,
         id: &str,
         now: &str,
@@ -366,10 +430,30 @@ pub(crate) mod testing {
         db.reset_volume_status(&v.id, v.status, None).await.unwrap();
     }
 
+    /// A fresh database: a SQLite file in a temp dir, or, when `ASHLAR_TEST_POSTGRES`
+    /// names a PostgreSQL server (`scripts/test.sh` runs the store's tests a second time
+    /// so), a new database on it.
     pub async fn db() -> (super::Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let url = match std::env::var("ASHLAR_TEST_POSTGRES") {
+            Ok(server) => new_postgres_database(&server).await,
+            Err(_) => format!("sqlite://{}", dir.path().join("t.db").display()),
+        };
         (super::Db::open(&url).await.unwrap(), dir)
+    }
+
+    /// Creates a database with a new name on the PostgreSQL server `server` (a URL naming
+    /// any database on it) and gives its URL.
+    pub async fn new_postgres_database(server: &str) -> String {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut c = sqlx::PgConnection::connect(server).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+        let (base, _) = server.rsplit_once('/').expect("a database URL has a path");
+        format!("{base}/{name}")
     }
 
     /// A database as an earlier host left it: the migrations before `first_missing`
@@ -388,12 +472,12 @@ pub(crate) mod testing {
         .unwrap();
         let before = super::MIGRATIONS
             .iter()
-            .position(|(name, _)| *name == first_missing)
+            .position(|m| m.name == first_missing)
             .expect("a known migration");
-        for (name, sql) in &super::MIGRATIONS[..before] {
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        for m in &super::MIGRATIONS[..before] {
+            sqlx::raw_sql(m.sqlite).execute(&mut c).await.unwrap();
             sqlx::query("INSERT INTO schema_migrations VALUES ($1, 'then')")
-                .bind(name)
+                .bind(m.name)
                 .execute(&mut c)
                 .await
                 .unwrap();

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub mod filters;
 pub mod weighers;
@@ -27,7 +27,7 @@ pub use weighers::{CapacityWeigher, Weigher, normalize};
 /// Cinder's capabilities are untyped Python values; this keeps the shapes
 /// drivers actually send, and [`CapValue::to_python_str`] renders them the
 /// way Cinder's string comparisons see them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum CapValue {
     Text(String),
@@ -104,7 +104,7 @@ pub(crate) fn python_float(x: f64) -> String {
 }
 
 /// What one pool last reported, as the scheduler sees it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PoolState {
     /// `host@backend`.
     pub backend: String,
@@ -112,8 +112,10 @@ pub struct PoolState {
     pub pool: String,
     pub availability_zone: String,
     /// `f64::INFINITY` is Cinder's `infinite`, `f64::NAN` its `unknown`.
+    #[serde(with = "capacity")]
     pub total_capacity_gb: f64,
     /// Same conventions as `total_capacity_gb`.
+    #[serde(with = "capacity")]
     pub free_capacity_gb: f64,
     pub provisioned_capacity_gb: f64,
     pub allocated_capacity_gb: f64,
@@ -126,6 +128,38 @@ pub struct PoolState {
     /// (`volume_backend_name`, `vendor_name`, `storage_protocol`,
     /// `driver_version`).
     pub capabilities: BTreeMap<String, CapValue>,
+}
+
+/// A capacity as stored for other hosts' schedulers: a number, or Cinder's `infinite`
+/// and `unknown` (JSON has no infinity and no NaN).
+mod capacity {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Gb(f64),
+        Word(String),
+    }
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            Stored::Gb(*v)
+        } else if v.is_nan() {
+            Stored::Word("unknown".into())
+        } else {
+            Stored::Word("infinite".into())
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(match Stored::deserialize(d)? {
+            Stored::Gb(v) => v,
+            Stored::Word(w) if w == "infinite" => f64::INFINITY,
+            Stored::Word(_) => f64::NAN,
+        })
+    }
 }
 
 impl PoolState {
@@ -238,6 +272,13 @@ pub struct SchedulerConfig {
     /// Cinder's `scheduler_max_attempts`: how many backends a create may be tried on
     /// before it fails.
     pub max_attempts: u32,
+    /// Cinder's `service_down_time`: another host's backend whose stats are older than
+    /// this is passed by (its hosts are down), and a host silent this long has its
+    /// running jobs taken over by a peer.
+    pub service_down_time: std::time::Duration,
+    /// How often each host polls its backends' stats (`stats_interval_secs`): another
+    /// host's stats count as live for `service_down_time` past their next poll.
+    pub stats_interval: std::time::Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -245,6 +286,8 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             capacity_weight_multiplier: 1.0,
             max_attempts: 3,
+            service_down_time: std::time::Duration::from_secs(60),
+            stats_interval: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -111,7 +111,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             groups: q.groups,
             per_volume_gigabytes: q.per_volume_gigabytes,
         });
-    tracing::info!(url = %cfg.database_url(), "database open");
+    tracing::info!(url = %crate::db::redact(&cfg.database_url()), "database open");
     let stale = db
         .rollback_stale_reservations()
         .await
@@ -170,6 +170,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let scheduler = SchedulerConfig {
         capacity_weight_multiplier: cfg.scheduler.capacity_weight_multiplier,
         max_attempts: cfg.scheduler.scheduler_max_attempts,
+        service_down_time: Duration::from_secs(cfg.service_down_time),
+        stats_interval: Duration::from_secs(cfg.stats_interval_secs.max(1)),
     };
     let (manager, job_runner) = VolumeManager::new(
         db.clone(),
@@ -180,6 +182,12 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     );
     manager.poll_stats().await;
     tracing::info!("backend stats collected");
+    // A heartbeat before recovery: a peer must not take this host's interrupted jobs
+    // over while it recovers them itself.
+    manager
+        .report_services(&cfg.default_availability_zone)
+        .await
+        .context("registering this host's services")?;
     let workers = Workers::new();
     workers.spawn(job_runner);
     let recovered = manager
@@ -193,10 +201,6 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         manager.clone(),
         Duration::from_secs(cfg.stats_interval_secs.max(1)),
     ));
-    manager
-        .report_services(&cfg.default_availability_zone)
-        .await
-        .context("registering this host's services")?;
     workers.spawn(ServiceHeartbeat::new(
         manager.clone(),
         cfg.default_availability_zone.clone(),

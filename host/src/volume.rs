@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::db::{Db, DbError, Message, time};
 use crate::runtime::{CallError, DriverFailure, SandboxFailure};
@@ -62,6 +62,10 @@ pub enum OpError {
     /// names a backup's object or what to do, never a host path), `detail` the whole story.
     #[error("{detail}")]
     Backup { public: String, detail: String },
+    /// The create was placed on a backend another host runs (`HOST@BACKEND` or
+    /// `CLUSTER@BACKEND`): its job goes there; nothing failed.
+    #[error("placed on {0}, which another host runs")]
+    Elsewhere(String),
 }
 
 /// What kind of failure an operation met, for the status an API answer carries.
@@ -108,7 +112,7 @@ impl OpError {
                 },
             ) => Detail::DRIVER_NOT_INITIALIZED,
             OpError::Driver(_) => default,
-            OpError::Db(_) | OpError::Gone(_) => Detail::UNKNOWN_ERROR,
+            OpError::Db(_) | OpError::Gone(_) | OpError::Elsewhere(_) => Detail::UNKNOWN_ERROR,
             OpError::Backup { .. } => default,
         }
     }
@@ -143,7 +147,7 @@ impl OpError {
                     "The backend's driver stopped unexpectedly."
                 }
             },
-            OpError::Db(_) | OpError::Gone(_) => return None,
+            OpError::Db(_) | OpError::Gone(_) | OpError::Elsewhere(_) => return None,
             OpError::Backup { public, .. } => return Some(public.clone()),
         };
         Some(hint.to_string())
@@ -163,7 +167,17 @@ pub struct VolumeManager {
     /// Woken to poll the stats now rather than at the next interval.
     stats_wanted: Notify,
     scheduler: SchedulerConfig,
-    jobs: mpsc::UnboundedSender<String>,
+    /// Other hosts' backends as the scheduler last read them from the database, by
+    /// `HOST@BACKEND` or `CLUSTER@BACKEND`.
+    remote_stats: RwLock<BTreeMap<String, BackendStats>>,
+    /// Woken when a job this host may run was committed here.
+    jobs_waiting: std::sync::Arc<Notify>,
+}
+
+/// The backend part of a volume's host: `HOST@BACKEND#POOL` → `HOST@BACKEND` (or
+/// `CLUSTER@BACKEND`), the name its jobs are routed by.
+pub fn backend_key_of(host: &str) -> &str {
+    host.split_once('#').map_or(host, |(b, _)| b)
 }
 
 impl VolumeManager {
@@ -175,7 +189,7 @@ impl VolumeManager {
         backup: Option<BackupBackend>,
         scheduler: SchedulerConfig,
     ) -> (std::sync::Arc<VolumeManager>, JobRunner) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let jobs_waiting = std::sync::Arc::new(Notify::new());
         let m = std::sync::Arc::new(VolumeManager {
             db,
             host_name,
@@ -185,20 +199,42 @@ impl VolumeManager {
             disabled: RwLock::new(BTreeSet::new()),
             stats_wanted: Notify::new(),
             scheduler,
-            jobs: tx,
+            remote_stats: RwLock::new(BTreeMap::new()),
+            jobs_waiting: jobs_waiting.clone(),
         });
-        let runner = JobRunner::new(m.clone(), rx);
+        let runner = JobRunner::new(m.clone(), jobs_waiting);
         (m, runner)
     }
 
-    /// `host@backend`.
+    /// `host@backend`: this host's service of backend `backend`.
     pub fn backend_host(&self, backend: &str) -> String {
         format!("{}@{backend}", self.host_name)
     }
 
-    /// Hands a committed job to the job runner.
-    pub fn submit(&self, job_id: &str) {
-        let _ = self.jobs.send(job_id.to_string());
+    /// Where backend `name`'s volumes are placed and its jobs routed: `CLUSTER@BACKEND`
+    /// when it runs in a cluster, else `HOST@BACKEND`.
+    pub fn backend_key(&self, name: &str) -> String {
+        let owner = self
+            .backends
+            .get(name)
+            .and_then(|b| b.config.cluster.as_deref())
+            .unwrap_or(&self.host_name);
+        format!("{owner}@{name}")
+    }
+
+    /// The keys ([`VolumeManager::backend_key`]) of every backend this host runs.
+    pub fn local_keys(&self) -> Vec<String> {
+        self.backends.keys().map(|n| self.backend_key(n)).collect()
+    }
+
+    /// The routing key of a job on a volume placed on `host`; `None` for one not placed.
+    pub fn route_of(host: Option<&str>) -> Option<String> {
+        host.map(|h| backend_key_of(h).to_string())
+    }
+
+    /// Tells the job runner that a job it may run was committed (it claims the oldest).
+    pub fn submit(&self, _job_id: &str) {
+        self.jobs_waiting.notify_one();
     }
 
     /// Asks the stats poller for a poll now (after a swap or a rollback).
@@ -206,12 +242,12 @@ impl VolumeManager {
         self.stats_wanted.notify_one();
     }
 
-    /// The backend a placed volume lives on.
+    /// The backend a placed volume lives on, when this host runs it.
     pub fn backend_of(&self, host: Option<&str>) -> Option<&Backend> {
-        let host = host?;
-        let backend = host.split_once('@')?.1;
-        let backend = backend.split_once('#').map_or(backend, |(b, _)| b);
-        self.backends.get(backend)
+        let key = backend_key_of(host?);
+        let name = key.split_once('@')?.1;
+        let backend = self.backends.get(name)?;
+        (self.backend_key(name) == key).then_some(backend)
     }
 
     /// The availability zones the backends serve, sorted, without repeats.

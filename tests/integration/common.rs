@@ -10,6 +10,117 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// When `ASHLAR_TEST_POSTGRES` names a PostgreSQL server (`scripts/test.sh` runs the API
+/// test modules a second time so), the database on it for the server in `dir`: made on
+/// the first start, found again on a restart.
+pub fn postgres_database_for(dir: &Path) -> Option<String> {
+    let server = std::env::var("ASHLAR_TEST_POSTGRES").ok()?;
+    let remembered = dir.join("postgres_url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return Some(url);
+    }
+    let url = create_database(&server);
+    std::fs::write(&remembered, &url).unwrap();
+    Some(url)
+}
+
+/// A new database with a name of its own on the PostgreSQL server `server` (a URL naming
+/// any database on it); its URL.
+pub fn create_database(server: &str) -> String {
+    let name = format!("it_{}", uuid::Uuid::new_v4().simple());
+    let out = Command::new("psql")
+        .args([server, "-v", "ON_ERROR_STOP=1", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE on {server}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = server.rsplit_once('/').expect("a database URL has a path");
+    format!("{base}/{name}")
+}
+
+/// Runs one SQL statement on `database` with psql; its output, unaligned.
+pub fn psql(database: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([database, "-v", "ON_ERROR_STOP=1", "-Atqc", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A PostgreSQL server for tests that need one: the run's (`ASHLAR_TEST_POSTGRES_SERVER`,
+/// which scripts/test.sh starts), else one started for this test by scripts/postgres.sh
+/// and stopped with it.
+pub struct PgServer {
+    pub url: String,
+    own: Option<tempfile::TempDir>,
+}
+
+const POSTGRES_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+
+impl PgServer {
+    pub fn get() -> PgServer {
+        if let Ok(url) = std::env::var("ASHLAR_TEST_POSTGRES_SERVER") {
+            return PgServer { url, own: None };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {POSTGRES_SH} && postgres_start {} {port}",
+                dir.path().display()
+            ))
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "starting PostgreSQL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PgServer {
+            url: format!("postgres://ashlar@127.0.0.1:{port}/postgres"),
+            own: Some(dir),
+        }
+    }
+
+    /// A new, empty database on this server.
+    pub fn database(&self) -> String {
+        create_database(&self.url)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.own {
+            let _ = Command::new("bash")
+                .arg("-c")
+                .arg(format!(
+                    "source {POSTGRES_SH} && postgres_stop {}",
+                    dir.path().display()
+                ))
+                .status();
+        }
+    }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Where the build script put the fixture components.
 pub const FIXTURES_DIR: &str = ashlar::bundled::FIXTURES_DIR;
 
@@ -70,6 +181,11 @@ impl Server {
             .replace("@FIXTURES@", FIXTURES_DIR);
         if !config.contains("[quota]") {
             config.push_str(UNLIMITED_QUOTA);
+        }
+        if !config.contains("database_url")
+            && let Some(url) = postgres_database_for(dir)
+        {
+            config = format!("database_url = \"{url}\"\n{config}");
         }
         std::fs::create_dir_all(dir.join("badshare")).unwrap();
         let config_path = dir.join("ashlar.toml");
@@ -205,7 +321,8 @@ impl Server {
         }
     }
 
-    /// The server's SQLite database, for tests that look at or plant rows directly.
+    /// The server's SQLite database, for tests that look at or plant rows directly (such
+    /// tests run on SQLite only).
     pub fn database_url(dir: &Path) -> String {
         format!("sqlite://{}", dir.join("data/ashlar.db").display())
     }

@@ -27,7 +27,7 @@ async fn get_pools(
         None => false,
     };
     let mut pools = Vec::new();
-    for stats in state.manager.stats().into_values() {
+    for stats in state.manager.all_stats() {
         for p in &stats.pools {
             let mut entry = Map::new();
             entry.insert("name".into(), json!(p.name()));

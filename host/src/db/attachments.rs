@@ -182,9 +182,9 @@ impl Db {
     }
 
     pub async fn get_attachment(&self, id: &str) -> Result<Option<AttachmentRow>> {
-        let text: Option<String> = sqlx::query_scalar(&format!(
+        let text: Option<String> = sqlx::query_scalar(&self.dialect.sql(&format!(
             "SELECT {ATTACHMENT_JSON} FROM volume_attachments a WHERE a.id = $1 AND a.deleted = 0"
-        ))
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -200,8 +200,9 @@ impl Db {
         let sql = format!(
             "SELECT '[' || COALESCE(group_concat(j, ','), '') || ']' FROM \
              (SELECT {ATTACHMENT_JSON} AS j FROM volume_attachments a WHERE a.deleted = 0 AND {condition} \
-              ORDER BY a.created_at, a.id)"
+              ORDER BY a.created_at, a.id) AS page"
         );
+        let sql = self.dialect.sql(&sql);
         let mut q = sqlx::query_scalar(&sql);
         if let Some(b) = bind {
             q = q.bind(b);
@@ -297,12 +298,15 @@ impl Db {
         if res.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE volumes SET status = 'in-use', attach_status = 'attached', updated_at = $1, \
-             admin_metadata = json_set(admin_metadata, '$.attached_mode', \
-             (SELECT attach_mode FROM volume_attachments WHERE id = $3)) \
-             WHERE id = $2 AND deleted = 0",
-        )
+             admin_metadata = {} WHERE id = $2 AND deleted = 0",
+            self.dialect.json_set_text(
+                "admin_metadata",
+                "attached_mode",
+                "(SELECT attach_mode FROM volume_attachments WHERE id = $3)",
+            )
+        ))
         .bind(&now)
         .bind(volume_id)
         .bind(id)
@@ -343,10 +347,10 @@ impl Db {
             .collect::<Result<Vec<_>>>()?;
         let (status, attach_status) = status_for_attachments(&remaining);
         if remaining.is_empty() {
-            sqlx::query(
-                "UPDATE volumes SET admin_metadata = json_remove(admin_metadata, '$.attached_mode') \
-                 WHERE id = $1",
-            )
+            sqlx::query(&format!(
+                "UPDATE volumes SET admin_metadata = {} WHERE id = $1",
+                self.dialect.json_remove("admin_metadata", "attached_mode")
+            ))
             .bind(volume_id)
             .execute(&mut *tx)
             .await?;

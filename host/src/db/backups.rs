@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::list::{ListError, ListQuery, Listing, Match, Page};
 use super::quotas::{self, Column, OverQuota};
@@ -55,7 +55,7 @@ pub struct BackupRow {
 }
 
 impl BackupRow {
-    fn from_row(r: &SqliteRow) -> Result<Self> {
+    fn from_row(r: &DbRow) -> Result<Self> {
         let metadata: String = r.try_get("metadata")?;
         let id: String = r.try_get("id")?;
         Ok(BackupRow {
@@ -277,7 +277,7 @@ impl Db {
             return Ok(Err(BackupCreateRefused::Quota(over)));
         }
         insert_row(&mut tx, b).await?;
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -549,7 +549,7 @@ impl Db {
         .bind(backup_id)
         .execute(&mut *tx)
         .await?;
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -632,7 +632,7 @@ impl Db {
                 status.unwrap_or_else(|| "deleted".into()),
             )));
         }
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -723,10 +723,7 @@ impl Db {
 }
 
 /// Inserts `b` in the caller's transaction.
-async fn insert_row(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    b: &BackupRow,
-) -> Result<()> {
+async fn insert_row(tx: &mut crate::db::Tx, b: &BackupRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO backups (id, project_id, user_id, volume_id, snapshot_id, status, name, description, \
          availability_zone, container, size, object_count, stored_bytes, fail_reason, parent_id, is_incremental, \
@@ -763,7 +760,7 @@ async fn insert_row(
 /// What a backup being made held, given back: its volume from `backing-up` to the status
 /// it had (`available` if none was kept), or its snapshot from `backing-up` to
 /// `available`.
-async fn release_source(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, id: &str) -> Result<()> {
+async fn release_source(tx: &mut crate::db::Tx, id: &str) -> Result<()> {
     let row: Option<(String, Option<String>)> =
         sqlx::query_as("SELECT volume_id, snapshot_id FROM backups WHERE id = $1")
             .bind(id)

@@ -3,8 +3,8 @@
 //! it takes and which column or expression each one is ([`Listing`]); the API's list
 //! helper fills a [`ListQuery`] from the query string with Cinder's semantics.
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Db, DbError};
 
@@ -268,8 +268,9 @@ impl Listing {
     }
 
     /// The rows of one page, in one query (after one more that checks the marker).
-    pub(super) async fn fetch(&self, db: &Db, q: &ListQuery) -> Result<Vec<SqliteRow>, ListError> {
+    pub(super) async fn fetch(&self, db: &Db, q: &ListQuery) -> Result<Vec<DbRow>, ListError> {
         let (sql, binds, _) = self.page_sql(db, q, self.columns).await?;
+        let sql = db.dialect.sql(&sql);
         Ok(bind_all(sqlx::query(&sql), binds)
             .fetch_all(&db.pool)
             .await?)
@@ -288,8 +289,9 @@ impl Listing {
         // group_concat joins text, so the values are not parsed again as json_group_array
         // would; it keeps the page's order only when told it.
         let sql = format!(
-            "SELECT '[' || COALESCE(group_concat(j, ',' ORDER BY {order}), '') || ']' FROM ({sql})"
+            "SELECT '[' || COALESCE(group_concat(j, ',' ORDER BY {order}), '') || ']' FROM ({sql}) AS page"
         );
+        let sql = db.dialect.sql(&sql);
         let text: String = bind_all(sqlx::query(&sql), binds)
             .fetch_one(&db.pool)
             .await?
@@ -306,9 +308,9 @@ impl Listing {
 
 /// Binds a page's parameters in order.
 fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     binds: Vec<Bind>,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     for b in binds {
         query = match b {
             Bind::Text(s) => query.bind(s),

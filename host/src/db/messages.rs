@@ -2,8 +2,8 @@
 //! tenant reads (Cinder's words); `internal_detail` the driver's text, paths and command
 //! lines behind it, for administrators only.
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::list::{ListError, ListQuery, Listing, Match};
 use super::{Db, Result};
@@ -25,7 +25,7 @@ pub struct Message {
 }
 
 impl Message {
-    fn from_row(r: &SqliteRow) -> Result<Self> {
+    fn from_row(r: &DbRow) -> Result<Self> {
         Ok(Message {
             id: r.try_get("id")?,
             project_id: r.try_get("project_id")?,

@@ -35,7 +35,7 @@ impl MetadataOf {
     }
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+use crate::db::Tx;
 
 impl Db {
     /// A live row's metadata, `None` when there is no such row.

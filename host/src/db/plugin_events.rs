@@ -1,7 +1,7 @@
 //! What happened to each backend's driver: swaps, rollbacks, refusals, probations passed.
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Db, Result, time};
 
@@ -40,7 +40,7 @@ impl PluginEvent {
         }
     }
 
-    fn from_row(r: &SqliteRow) -> Result<Self> {
+    fn from_row(r: &DbRow) -> Result<Self> {
         Ok(PluginEvent {
             id: r.try_get("id")?,
             backend: r.try_get("backend")?,

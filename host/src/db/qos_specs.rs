@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Db, DbError, Result, time};
 
@@ -87,7 +87,7 @@ pub enum QosAssociated {
     Gone,
 }
 
-fn row_to_specs(r: &SqliteRow) -> Result<QosSpecs> {
+fn row_to_specs(r: &DbRow) -> Result<QosSpecs> {
     let consumer: String = r.try_get("consumer")?;
     let id: String = r.try_get("id")?;
     Ok(QosSpecs {
@@ -105,11 +105,7 @@ fn row_to_specs(r: &SqliteRow) -> Result<QosSpecs> {
     })
 }
 
-async fn insert_items(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    id: &str,
-    specs: &[(String, String)],
-) -> Result<()> {
+async fn insert_items(tx: &mut crate::db::Tx, id: &str, specs: &[(String, String)]) -> Result<()> {
     for (k, v) in specs {
         sqlx::query(
             "INSERT INTO qos_specs_items (qos_specs_id, key, value) VALUES ($1, $2, $3) \

@@ -34,7 +34,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::SqliteConnection;
+use super::Conn;
 
 use super::{Db, Result, time};
 
@@ -246,11 +246,7 @@ pub(super) fn gigabytes_deltas(type_id: Option<&str>, n: i64) -> Vec<(QuotaKey, 
 
 /// Changes `project`'s `in_use` by `deltas` without a check: what a reservation already
 /// held, or what a finished delete gives back.
-pub(super) async fn commit(
-    c: &mut SqliteConnection,
-    project: &str,
-    deltas: &[(QuotaKey, i64)],
-) -> Result<()> {
+pub(super) async fn commit(c: &mut Conn, project: &str, deltas: &[(QuotaKey, i64)]) -> Result<()> {
     for (key, n) in deltas {
         sqlx::query(
             "INSERT INTO quota_usages (project_id, resource, volume_type_id, in_use, reserved) \
@@ -293,7 +289,7 @@ impl Column {
 
 /// The limit of `key` for `project`: its own, the `default` class's, or the default.
 async fn limit_of(
-    c: &mut SqliteConnection,
+    c: &mut Conn,
     defaults: &QuotaDefaults,
     project: &str,
     key: &QuotaKey,
@@ -313,7 +309,7 @@ async fn limit_of(
 }
 
 /// `key` as the API names it: `volumes`, or `volumes_{type name}`.
-async fn name_of(c: &mut SqliteConnection, key: &QuotaKey) -> Result<String> {
+async fn name_of(c: &mut Conn, key: &QuotaKey) -> Result<String> {
     if key.type_id.is_empty() {
         return Ok(key.resource.clone());
     }
@@ -334,7 +330,7 @@ async fn name_of(c: &mut SqliteConnection, key: &QuotaKey) -> Result<String> {
 /// caller rolls the transaction back (the increases before it included). A decrease is
 /// always made.
 pub(super) async fn charge(
-    c: &mut SqliteConnection,
+    c: &mut Conn,
     defaults: &QuotaDefaults,
     project: &str,
     deltas: &[(QuotaKey, i64)],
@@ -417,7 +413,7 @@ pub(super) async fn charge(
 
 /// Cinder's `per_volume_gigabytes` check of a volume of `size` GiB.
 pub(super) async fn check_per_volume(
-    c: &mut SqliteConnection,
+    c: &mut Conn,
     defaults: &QuotaDefaults,
     project: &str,
     size: i64,
@@ -438,7 +434,7 @@ pub(super) async fn check_per_volume(
 /// Holds `delta` GiB for the extend of volume `volume_id` (of `project` and `type_id`):
 /// `reserved` of `gigabytes` (and per type) within the limits, and the reservation row.
 pub(super) async fn reserve_extend(
-    c: &mut SqliteConnection,
+    c: &mut Conn,
     defaults: &QuotaDefaults,
     project: &str,
     volume_id: &str,
@@ -468,7 +464,7 @@ pub(super) async fn reserve_extend(
 
 /// Gives back the reservation of volume `volume_id`'s extend, if it has one: its
 /// gigabytes leave `reserved`. The gigabytes it held, or 0.
-pub(super) async fn release_reservation(c: &mut SqliteConnection, volume_id: &str) -> Result<i64> {
+pub(super) async fn release_reservation(c: &mut Conn, volume_id: &str) -> Result<i64> {
     let held: Option<(String, String, i64)> = sqlx::query_as(
         "SELECT project_id, volume_type_id, gigabytes FROM quota_reservations WHERE volume_id = $1",
     )
@@ -500,7 +496,7 @@ pub(super) async fn release_reservation(c: &mut SqliteConnection, volume_id: &st
 
 /// The type and size of a live volume and its project, read in the caller's transaction.
 pub(super) async fn volume_counted(
-    c: &mut SqliteConnection,
+    c: &mut Conn,
     volume_id: &str,
 ) -> Result<Option<(String, Option<String>, i64)>> {
     Ok(sqlx::query_as(
@@ -709,7 +705,7 @@ impl Db {
     /// too. Nothing is moved for a volume that is gone.
     pub async fn move_volume_usage(
         &self,
-        c: &mut SqliteConnection,
+        c: &mut Conn,
         volume_id: &str,
         from: &str,
         to: &str,
@@ -719,9 +715,9 @@ impl Db {
             return Ok(Ok(()));
         };
         let (snapshots, snapshot_gb): (i64, i64) = if with_snapshots {
-            sqlx::query_as(
+            sqlx::query_as(&self.dialect.sql(
                 "SELECT COUNT(*), COALESCE(SUM(volume_size), 0) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
-            )
+            ))
             .bind(volume_id)
             .fetch_one(&mut *c)
             .await?
@@ -782,7 +778,7 @@ impl Db {
     pub async fn quota_usage_drift(&self) -> Result<Vec<(String, String, i64, i64)>> {
         // Each stored usage is listed once more with 0, so that a project with no rows
         // left still shows; the sum of the counted values is the count.
-        let counted: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        let counted: Vec<(String, String, i64, i64)> = sqlx::query_as(&self.dialect.sql(
             "SELECT c.project_id, c.resource, COALESCE(MAX(u.in_use), 0), SUM(c.n) FROM ( \
                SELECT project_id, 'volumes' AS resource, COUNT(*) AS n FROM volumes WHERE deleted = 0 GROUP BY project_id \
                UNION ALL \
@@ -797,7 +793,7 @@ impl Db {
                  AND resource IN ('volumes', 'snapshots', 'gigabytes') \
              ) c LEFT JOIN quota_usages u ON u.project_id = c.project_id AND u.resource = c.resource AND u.volume_type_id = '' \
              GROUP BY c.project_id, c.resource",
-        )
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(counted.into_iter().filter(|(_, _, s, n)| s != n).collect())

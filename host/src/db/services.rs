@@ -1,8 +1,8 @@
 //! Cinder's `services` table: every host's scheduler and volume backends, the heartbeat
 //! each host writes for its own, and the administrator's disable flag.
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Db, Result, time};
 
@@ -21,7 +21,7 @@ pub struct ServiceRow {
 }
 
 impl ServiceRow {
-    fn from_row(r: &SqliteRow) -> Result<Self> {
+    fn from_row(r: &DbRow) -> Result<Self> {
         Ok(ServiceRow {
             host: r.try_get("host")?,
             binary: r.try_get("binary")?,

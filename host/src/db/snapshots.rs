@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::list::{ListError, ListQuery, Listing, Match};
 use super::quotas::{self, Column, OverQuota};
@@ -28,7 +28,7 @@ pub struct SnapshotRow {
 }
 
 impl SnapshotRow {
-    fn from_row(r: &SqliteRow) -> Result<Self> {
+    fn from_row(r: &DbRow) -> Result<Self> {
         let metadata: String = r.try_get("metadata")?;
         let id: String = r.try_get("id")?;
         Ok(SnapshotRow {
@@ -140,7 +140,7 @@ impl Db {
         .bind(&s.created_at)
         .execute(&mut *tx)
         .await?;
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -196,7 +196,7 @@ impl Db {
         if !move_status(&mut tx, Resource::Snapshots, id, &from, "deleting").await? {
             return Ok(Ok(false));
         }
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(true))
     }

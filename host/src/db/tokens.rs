@@ -1,7 +1,7 @@
 //! The `tokens` table: who a token stands for, found by the token's SHA-256.
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Db, Result, time};
 
@@ -19,7 +19,7 @@ pub struct TokenRow {
 }
 
 impl TokenRow {
-    fn from_row(r: &SqliteRow) -> Result<Self> {
+    fn from_row(r: &DbRow) -> Result<Self> {
         let roles: String = r.try_get("roles")?;
         Ok(TokenRow {
             id: r.try_get("id")?,

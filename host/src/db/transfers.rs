@@ -1,8 +1,8 @@
 //! Volume transfers: the offer (the volume `awaiting-transfer`), its cancellation and its
 //! acceptance, each one transaction with the volume's status change.
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::volumes::reading;
 use super::{Db, OverQuota, Reading, Resource, Result, move_status, time};
@@ -24,7 +24,7 @@ pub struct TransferRow {
 }
 
 impl TransferRow {
-    fn from_row(r: &SqliteRow) -> Result<Self> {
+    fn from_row(r: &DbRow) -> Result<Self> {
         Ok(TransferRow {
             id: r.try_get("id")?,
             volume_id: r.try_get("volume_id")?,

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::DbRow;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Db, DbError, Result, time};
 
@@ -41,7 +41,7 @@ pub struct ProjectDefaultType {
 }
 
 impl VolumeType {
-    fn from_row(r: &SqliteRow) -> Result<Self> {
+    fn from_row(r: &DbRow) -> Result<Self> {
         Ok(VolumeType {
             id: r.try_get("id")?,
             name: r.try_get("name")?,
@@ -53,7 +53,7 @@ impl VolumeType {
     }
 }
 
-fn default_from_row(r: &SqliteRow) -> Result<ProjectDefaultType> {
+fn default_from_row(r: &DbRow) -> Result<ProjectDefaultType> {
     Ok(ProjectDefaultType {
         project_id: r.try_get("project_id")?,
         volume_type_id: r.try_get("volume_type_id")?,
@@ -129,7 +129,7 @@ impl Db {
         self.with_specs(row).await
     }
 
-    async fn with_specs(&self, row: Option<SqliteRow>) -> Result<Option<VolumeType>> {
+    async fn with_specs(&self, row: Option<DbRow>) -> Result<Option<VolumeType>> {
         match row {
             None => Ok(None),
             Some(row) => {

@@ -63,7 +63,7 @@ const VOLUME_JSON: &str = concat!(
      COALESCE((SELECT group_concat(j, ',') FROM (SELECT ",
     attachment_json!(),
     " AS j FROM volume_attachments a WHERE a.volume_id = v.id AND a.deleted = 0 \
-     ORDER BY a.created_at, a.id)), '') || ']]'"
+     ORDER BY a.created_at, a.id) AS attached), '') || ']]'"
 );
 
 /// The columns of [`VOLUME_JSON`], in order.
@@ -228,10 +228,7 @@ pub enum CreateRefused {
 
 /// What of [`Reading`] is under way on volume `id`, read in the transaction that is about
 /// to change it.
-pub(super) async fn reading(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    id: &str,
-) -> Result<Option<Reading>> {
+pub(super) async fn reading(tx: &mut crate::db::Tx, id: &str) -> Result<Option<Reading>> {
     let which: i64 = sqlx::query_scalar(
         "SELECT CASE \
            WHEN EXISTS (SELECT 1 FROM snapshots WHERE volume_id = $1 AND deleted = 0 AND status = 'creating') THEN 1 \
@@ -252,7 +249,7 @@ pub(super) async fn reading(
 /// `gigabytes` and per type, within `per_volume_gigabytes`) charged; an [`OverQuota`]
 /// writes nothing the caller keeps (it rolls the transaction back).
 pub(super) async fn insert_volume_row(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut crate::db::Tx,
     defaults: &quotas::QuotaDefaults,
     v: &VolumeRow,
 ) -> Result<Result<(), OverQuota>> {
@@ -394,17 +391,17 @@ impl Db {
         if let Err(over) = insert_volume_row(&mut tx, &self.quota_defaults, v).await? {
             return Ok(Err(CreateRefused::Quota(over)));
         }
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
 
     /// A live volume with its type name, metadata and attachments.
     pub async fn get_volume(&self, id: &str) -> Result<Option<VolumeRow>> {
-        let Some(text): Option<String> = sqlx::query_scalar(&format!(
+        let Some(text): Option<String> = sqlx::query_scalar(&self.dialect.sql(&format!(
             "SELECT {VOLUME_JSON} FROM volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id \
              WHERE v.id = $1 AND v.deleted = 0"
-        ))
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
@@ -431,11 +428,12 @@ impl Db {
     /// The live volumes among `ids`, in one query, in no particular order.
     pub async fn volumes_by_ids(&self, ids: &[&str]) -> Result<Vec<VolumeRow>> {
         let ids = serde_json::to_string(ids).expect("strings serialise");
-        let text: String = sqlx::query_scalar(&format!(
+        let text: String = sqlx::query_scalar(&self.dialect.sql(&format!(
             "SELECT '[' || COALESCE(group_concat(j, ','), '') || ']' FROM (SELECT {VOLUME_JSON} AS j \
              FROM volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id \
-             WHERE v.id IN (SELECT value FROM json_each($1)) AND v.deleted = 0)"
-        ))
+             WHERE v.id IN (SELECT value FROM {}) AND v.deleted = 0) AS page",
+            self.dialect.json_text_array(1)
+        )))
         .bind(ids)
         .fetch_one(&self.pool)
         .await?;
@@ -565,7 +563,7 @@ impl Db {
         {
             return Ok(Err(ExtendRefused::Quota(over)));
         }
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -590,17 +588,17 @@ impl Db {
         &self,
         project: Option<&str>,
     ) -> Result<(i64, i64, BTreeMap<String, Vec<String>>)> {
-        let (count, size): (i64, i64) = sqlx::query_as(
+        let (count, size): (i64, i64) = sqlx::query_as(&self.dialect.sql(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM volumes \
              WHERE deleted = 0 AND ($1 IS NULL OR project_id = $1)",
-        )
+        ))
         .bind(project)
         .fetch_one(&self.pool)
         .await?;
-        let pairs: Vec<(String, String)> = sqlx::query_as(
+        let pairs: Vec<(String, String)> = sqlx::query_as(&self.dialect.sql(
             "SELECT DISTINCT m.key, m.value FROM volumes v, json_each(v.metadata) m \
              WHERE v.deleted = 0 AND ($1 IS NULL OR v.project_id = $1) ORDER BY m.key, m.value",
-        )
+        ))
         .bind(project)
         .fetch_all(&self.pool)
         .await?;
@@ -614,10 +612,12 @@ impl Db {
     /// Sets the `readonly` admin metadata (`True`/`False`, as Cinder writes a Python
     /// bool), only while the volume is `available`; false when it is not.
     pub async fn set_volume_readonly(&self, id: &str, readonly: bool) -> Result<bool> {
-        let res = sqlx::query(
-            "UPDATE volumes SET admin_metadata = json_set(admin_metadata, '$.readonly', $1), updated_at = $2 \
+        let res = sqlx::query(&format!(
+            "UPDATE volumes SET admin_metadata = {}, updated_at = $2 \
              WHERE id = $3 AND deleted = 0 AND status = 'available'",
-        )
+            self.dialect
+                .json_set_text("admin_metadata", "readonly", "$1")
+        ))
         .bind(if readonly { "True" } else { "False" })
         .bind(time::now())
         .bind(id)
@@ -717,7 +717,7 @@ impl Db {
         if !move_status(&mut tx, Resource::Volumes, id, &names(from), "deleting").await? {
             return Ok(Err(DeleteRefused::Status));
         }
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -747,15 +747,15 @@ impl Db {
         if let Some(r) = reading(&mut tx, volume_id).await? {
             return Ok(Err(RevertRefused::Busy(r)));
         }
-        let same_size: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM volumes v JOIN snapshots s ON s.volume_id = v.id \
-             WHERE v.id = $1 AND s.id = $2 AND s.volume_size = v.size)",
+        let same_size: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM volumes v JOIN snapshots s ON s.volume_id = v.id \
+             WHERE v.id = $1 AND s.id = $2 AND s.volume_size = v.size",
         )
         .bind(volume_id)
         .bind(snapshot_id)
         .fetch_one(&mut *tx)
         .await?;
-        if !same_size {
+        if same_size == 0 {
             return Ok(Err(RevertRefused::Size));
         }
         let snap = sqlx::query(
@@ -768,7 +768,7 @@ impl Db {
         if snap.rows_affected() != 1 {
             return Ok(Err(RevertRefused::Snapshot));
         }
-        job.insert(&mut tx).await?;
+        job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }

@@ -22,8 +22,11 @@ use crate::db::{
 /// its own to give.
 pub const BACKUP_SERVICE_PREFIX: &str = "ashlar.backup.";
 
-fn job_row(job: &Job, resource_id: &str, request_id: &str) -> JobRow {
+/// A backup job, for the backend of the volume it reads or writes (placed on `host`); any
+/// host with the backup store may run one that touches no volume.
+fn job_row(job: &Job, resource_id: &str, request_id: &str, host: Option<&str>) -> JobRow {
     JobRow::new(job.kind(), resource_id, job.payload(Some(request_id)))
+        .on(VolumeManager::route_of(host))
 }
 
 impl VolumeManager {
@@ -95,7 +98,8 @@ impl VolumeManager {
                     .into(),
             ));
         }
-        let job = job_row(&Job::CreateBackup, &b.id, request_id);
+        let host = self.db.get_volume(&b.volume_id).await?.and_then(|v| v.host);
+        let job = job_row(&Job::CreateBackup, &b.id, request_id, host.as_deref());
         match self.db.insert_backup_with_job(b, force, &job).await? {
             Ok(()) => {}
             Err(why) => {
@@ -164,6 +168,7 @@ impl VolumeManager {
             },
             &b.id,
             request_id,
+            existing.and_then(|v| v.host.as_deref()),
         );
         match self.db.begin_restore(&b.id, target, &job).await? {
             Ok(()) => {}
@@ -208,7 +213,7 @@ impl VolumeManager {
         } else {
             BackupStatus::DELETABLE
         };
-        let job = job_row(&Job::DeleteBackup, &b.id, request_id);
+        let job = job_row(&Job::DeleteBackup, &b.id, request_id, None);
         match self.db.begin_delete_backup(&b.id, allowed, &job).await? {
             Ok(()) => {
                 self.submit(&job.id);

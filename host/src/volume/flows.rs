@@ -16,7 +16,7 @@ mod revert;
 mod snapshot;
 
 pub(super) use backup::{create_backup, delete_backup, restore_backup, sweep_orphans};
-pub(super) use create::create_volume;
+pub(super) use create::{create_volume, create_volume_job};
 pub(super) use delete::delete_volume;
 pub(super) use extend::extend_volume;
 pub(super) use revert::revert_to_snapshot;

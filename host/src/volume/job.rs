@@ -9,11 +9,25 @@ use serde_json::{Map, Value};
 
 /// One asynchronous operation and its arguments. The resource it acts on is the job row's
 /// `resource_id`: a volume, or a snapshot for the snapshot jobs.
+/// A create's attempt that failed on one backend: the backend (`HOST@BACKEND`) a tenant
+/// may be told of, the pool it was placed on and the error, for the log and administrators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorAttempt {
+    pub backend: String,
+    pub placed: String,
+    pub error: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Job {
-    /// Schedule and create a volume: empty, from a snapshot, or a clone.
-    CreateVolume,
+    /// Schedule and create a volume: empty, from a snapshot, or a clone. `attempts` are
+    /// the failed attempts of hosts that handed the create on (see the create flow).
+    CreateVolume {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attempts: Vec<PriorAttempt>,
+    },
     DeleteVolume,
     ExtendVolume {
         /// GiB.
@@ -73,7 +87,7 @@ impl Job {
     /// The `kind` column.
     pub fn kind(&self) -> &'static str {
         match self {
-            Job::CreateVolume => "create_volume",
+            Job::CreateVolume { .. } => "create_volume",
             Job::DeleteVolume => "delete_volume",
             Job::ExtendVolume { .. } => "extend_volume",
             Job::CreateSnapshot => "create_snapshot",
@@ -162,7 +176,16 @@ mod tests {
     #[test]
     fn every_job_round_trips_through_its_row() {
         let jobs = [
-            Job::CreateVolume,
+            Job::CreateVolume {
+                attempts: Vec::new(),
+            },
+            Job::CreateVolume {
+                attempts: vec![PriorAttempt {
+                    backend: "a@nfs".into(),
+                    placed: "a@nfs#p".into(),
+                    error: "full".into(),
+                }],
+            },
             Job::DeleteVolume,
             Job::ExtendVolume { new_size: 5 },
             Job::CreateSnapshot,
@@ -177,7 +200,7 @@ mod tests {
             },
             Job::DeleteBackup,
         ];
-        assert_eq!(jobs.len(), Job::KINDS.len());
+        assert_eq!(jobs.len(), Job::KINDS.len() + 1);
         for job in jobs {
             assert!(Job::KINDS.contains(&job.kind()));
             let payload = job.payload(Some("req-1"));
@@ -194,7 +217,7 @@ mod tests {
         assert_eq!(job, Job::ExtendVolume { new_size: 3 });
         assert_eq!(req.as_deref(), Some("req-x"));
         let (job, _) = Job::decode("create_volume", r#"{"request_id": "req-y"}"#).unwrap();
-        assert_eq!(job, Job::CreateVolume);
+        assert_eq!(job, Job::CreateVolume { attempts: vec![] });
     }
 
     #[test]

@@ -60,15 +60,25 @@ impl VolumeManager {
             .map_or("deleted", |v| v.status.as_str()))
     }
 
-    fn job_row(job: &Job, resource_id: &str, request_id: &str) -> JobRow {
+    /// A job on `resource_id` for the backend a volume placed on `host` lives on (any
+    /// host's, for a volume not placed yet).
+    fn job_row(job: &Job, resource_id: &str, request_id: &str, host: Option<&str>) -> JobRow {
         JobRow::new(job.kind(), resource_id, job.payload(Some(request_id)))
+            .on(VolumeManager::route_of(host))
     }
 
     /// Accepts a new volume (status `creating`) and starts its create. A volume made from
     /// a snapshot or a volume is accepted only if its source, read again as the volume is
     /// recorded, is still usable and no larger.
     pub async fn request_create(&self, v: &VolumeRow, request_id: &str) -> Result<(), Refused> {
-        let job = Self::job_row(&Job::CreateVolume, &v.id, request_id);
+        let job = Self::job_row(
+            &Job::CreateVolume {
+                attempts: Vec::new(),
+            },
+            &v.id,
+            request_id,
+            None,
+        );
         if let Err(why) = self
             .db
             .insert_volume_with_job(v, VolumeStatus::CLONEABLE, &job)
@@ -114,7 +124,7 @@ impl VolumeManager {
         } else {
             VolumeStatus::DELETABLE
         };
-        let job = Self::job_row(&Job::DeleteVolume, &v.id, request_id);
+        let job = Self::job_row(&Job::DeleteVolume, &v.id, request_id, v.host.as_deref());
         match self.db.begin_delete_volume(&v.id, allowed, &job).await? {
             Ok(()) => {
                 self.submit(&job.id);
@@ -145,7 +155,12 @@ impl VolumeManager {
                 v.size
             )));
         }
-        let job = Self::job_row(&Job::ExtendVolume { new_size }, &v.id, request_id);
+        let job = Self::job_row(
+            &Job::ExtendVolume { new_size },
+            &v.id,
+            request_id,
+            v.host.as_deref(),
+        );
         match self
             .db
             .begin_extend(&v.id, new_size, VolumeStatus::EXTENDABLE, &job)
@@ -175,7 +190,12 @@ impl VolumeManager {
         volume: &VolumeRow,
         request_id: &str,
     ) -> Result<(), Refused> {
-        let job = Self::job_row(&Job::CreateSnapshot, &s.id, request_id);
+        let job = Self::job_row(
+            &Job::CreateSnapshot,
+            &s.id,
+            request_id,
+            volume.host.as_deref(),
+        );
         match self
             .db
             .insert_snapshot_with_job(s, VolumeStatus::SNAPSHOTTABLE, &job)
@@ -206,7 +226,8 @@ impl VolumeManager {
         } else {
             SnapshotStatus::DELETABLE
         };
-        let job = Self::job_row(&Job::DeleteSnapshot, &s.id, request_id);
+        let host = self.db.get_volume(&s.volume_id).await?.and_then(|v| v.host);
+        let job = Self::job_row(&Job::DeleteSnapshot, &s.id, request_id, host.as_deref());
         match self.db.begin_delete_snapshot(&s.id, allowed, &job).await? {
             Ok(true) => {
                 self.submit(&job.id);
@@ -261,6 +282,7 @@ impl VolumeManager {
             },
             &v.id,
             request_id,
+            v.host.as_deref(),
         );
         match self
             .db

@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::flows;
@@ -16,45 +17,88 @@ use super::job::{Job, JobError, ResourceKind};
 use super::message_field::{Action, Detail, Event, Resource};
 use super::status::{SnapshotStatus, VolumeStatus};
 use super::{OpError, VolumeManager};
-use crate::db::{DbError, JobRow};
+use crate::db::{DbError, JobRow, time};
 use crate::worker::{Worker, WorkerState, WorkerStatus};
 
-/// Runs jobs as they are submitted; see the module doc.
+/// Runs the jobs this host may run; see the module doc.
 pub struct JobRunner {
     manager: Arc<VolumeManager>,
-    rx: mpsc::UnboundedReceiver<String>,
-    /// A job id received while waiting, run by the next `work`.
-    next: Option<String>,
+    /// Woken when a job was committed on this host.
+    submitted: Arc<Notify>,
+    /// Woken by other hosts' jobs (PostgreSQL's `NOTIFY`); `None` on SQLite, or until
+    /// the first wait connects it.
+    listener: Option<PgListener>,
+    /// Whether the database may hold a job to claim.
+    wanted: bool,
+    /// When to look for unclaimed work regardless (a fallback for a lost notification).
+    next_poll: Instant,
+    /// When to look for jobs of hosts that stopped heartbeating.
+    next_reclaim: Instant,
     running: JoinSet<()>,
     counts: Arc<Counts>,
 }
+
+/// How often the runner looks for unclaimed jobs without being told of one.
+const POLL_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Counts {
     done: AtomicU64,
     failed: AtomicU64,
+    reclaimed: AtomicU64,
 }
 
 impl JobRunner {
-    pub(super) fn new(manager: Arc<VolumeManager>, rx: mpsc::UnboundedReceiver<String>) -> Self {
+    pub(super) fn new(manager: Arc<VolumeManager>, submitted: Arc<Notify>) -> Self {
         JobRunner {
             manager,
-            rx,
-            next: None,
+            submitted,
+            listener: None,
+            wanted: true,
+            next_poll: Instant::now() + POLL_EVERY,
+            next_reclaim: Instant::now(),
             running: JoinSet::new(),
             counts: Arc::default(),
         }
     }
 
-    fn start(&mut self, id: String) {
+    fn start(&mut self, row: JobRow, recovering: bool) {
         let (m, counts) = (self.manager.clone(), self.counts.clone());
         self.running.spawn(async move {
-            match m.run_job(&id).await {
-                Some(true) => counts.done.fetch_add(1, Ordering::Relaxed),
-                Some(false) => counts.failed.fetch_add(1, Ordering::Relaxed),
-                None => 0,
+            match m.execute(&row, recovering).await {
+                true => counts.done.fetch_add(1, Ordering::Relaxed),
+                false => counts.failed.fetch_add(1, Ordering::Relaxed),
             };
         });
+    }
+
+    /// How long a host may be silent before its running jobs are taken over, and how
+    /// often to look: a quarter of that, between 1 and 10 s.
+    fn reclaim_every(&self) -> Duration {
+        (self.manager.scheduler.service_down_time / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(10))
+    }
+
+    /// Takes over the running jobs of silent hosts among the backends this host runs,
+    /// and recovers each as this host's own start-up would.
+    async fn reclaim(&mut self) {
+        let m = &self.manager;
+        let down_before = time::format(SystemTime::now() - m.scheduler.service_down_time);
+        match m
+            .db
+            .reclaim_jobs(&m.host_name, &m.local_keys(), &down_before)
+            .await
+        {
+            Ok(rows) => {
+                for row in rows {
+                    tracing::warn!(job = %row.id, kind = %row.kind, resource = %row.resource_id,
+                        "taking over a job of a host that stopped heartbeating");
+                    self.counts.reclaimed.fetch_add(1, Ordering::Relaxed);
+                    self.start(row, true);
+                }
+            }
+            Err(e) => tracing::error!("cannot look for jobs of silent hosts: {e}"),
+        }
     }
 }
 
@@ -66,10 +110,11 @@ impl Worker for JobRunner {
     fn status(&self) -> WorkerStatus {
         WorkerStatus {
             detail: format!(
-                "{} running, {} done, {} failed",
+                "{} running, {} done, {} failed, {} taken over from silent hosts",
                 self.running.len(),
                 self.counts.done.load(Ordering::Relaxed),
-                self.counts.failed.load(Ordering::Relaxed)
+                self.counts.failed.load(Ordering::Relaxed),
+                self.counts.reclaimed.load(Ordering::Relaxed)
             ),
             queue: Some(self.running.len() as u64),
         }
@@ -77,29 +122,78 @@ impl Worker for JobRunner {
 
     async fn work(&mut self) -> WorkerState {
         while self.running.try_join_next().is_some() {}
-        if let Some(id) = self.next.take() {
-            self.start(id);
-            return WorkerState::Busy;
+        let now = Instant::now();
+        if now >= self.next_reclaim {
+            self.next_reclaim = now + self.reclaim_every();
+            self.reclaim().await;
         }
-        match self.rx.try_recv() {
-            Ok(id) => {
-                self.start(id);
+        if now >= self.next_poll {
+            self.next_poll = now + POLL_EVERY;
+            self.wanted = true;
+        }
+        if !self.wanted {
+            return WorkerState::Idle;
+        }
+        let m = &self.manager;
+        match m.db.claim_next_job(&m.host_name, &m.local_keys()).await {
+            Ok(Some(row)) => {
+                self.start(row, false);
                 WorkerState::Busy
             }
-            Err(mpsc::error::TryRecvError::Empty) => WorkerState::Idle,
-            Err(mpsc::error::TryRecvError::Disconnected) => WorkerState::Done,
+            Ok(None) => {
+                self.wanted = false;
+                WorkerState::Idle
+            }
+            Err(e) => {
+                tracing::error!("cannot claim a job: {e}");
+                self.wanted = false;
+                WorkerState::Idle
+            }
         }
     }
 
     async fn wait_for_work(&mut self) {
+        if self.listener.is_none() {
+            match self.manager.db.job_listener().await {
+                Ok(l) => self.listener = l,
+                Err(e) => tracing::warn!(
+                    "cannot listen for jobs; polling every {} s: {e}",
+                    POLL_EVERY.as_secs()
+                ),
+            }
+        }
+        let listener = self.listener.as_mut();
+        let local = self.manager.local_keys();
+        // A job for another host's backend wakes nobody here.
+        let notified = async move {
+            match listener {
+                Some(l) => loop {
+                    let n = l.recv().await?;
+                    if n.payload().is_empty() || local.iter().any(|k| k == n.payload()) {
+                        return Ok::<(), sqlx::Error>(());
+                    }
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let wake = self.next_poll.min(self.next_reclaim);
         tokio::select! {
-            id = self.rx.recv() => self.next = id,
+            _ = self.submitted.notified() => self.wanted = true,
+            got = notified => match got {
+                Ok(()) => self.wanted = true,
+                Err(e) => {
+                    tracing::warn!("lost the job listener; reconnecting: {e}");
+                    self.listener = None;
+                    self.wanted = true;
+                }
+            },
+            _ = tokio::time::sleep_until(wake.into()) => {}
             Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
         }
     }
 
     /// Lets running jobs finish until the deadline; those still running are left
-    /// `running` in the database, for recovery on the next start.
+    /// `running` in the database, for recovery on the next start (or by a peer).
     async fn drain(&mut self, deadline: Instant) {
         let n = self.running.len();
         if n == 0 {
@@ -121,42 +215,17 @@ impl Worker for JobRunner {
 }
 
 impl VolumeManager {
-    /// Claims and runs one job; `Some(succeeded)`, or `None` when it was not this
-    /// runner's to run.
-    async fn run_job(&self, id: &str) -> Option<bool> {
-        match self.db.claim_job(id, &self.host_name).await {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
-                tracing::error!(job = id, "cannot claim job: {e}");
-                return None;
-            }
-        }
-        let row = match self.db.get_job(id).await {
-            Ok(Some(row)) => row,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::error!(job = id, "cannot read job: {e}");
-                return None;
-            }
-        };
-        Some(self.execute(&row, false).await)
-    }
-
-    /// Finds the work a previous run left: pending jobs run now; jobs that were running
-    /// when the host stopped are finished (deletes, extends, reverts) or reverted
-    /// (creates).
+    /// Finds the work this host left when it stopped: jobs it was running are finished
+    /// (deletes, extends, reverts) or reverted (creates). Pending jobs are claimed by the
+    /// job runner as any host's are.
     pub async fn recover(&self) -> Result<usize, DbError> {
-        let jobs = self.db.unfinished_jobs().await?;
+        let jobs = self.db.interrupted_jobs(&self.host_name).await?;
         let n = jobs.len();
         for row in jobs {
-            if row.state == "pending" {
-                self.submit(&row.id);
-                continue;
-            }
             tracing::warn!(job = %row.id, kind = %row.kind, resource = %row.resource_id, "recovering job interrupted by a stop");
             self.execute(&row, true).await;
         }
+        self.jobs_waiting.notify_one();
         // Objects in the backup store that no live backup owns: removed when this
         // database deleted their backup, reported otherwise (see `sweep_orphans`).
         if self.backup.is_some() {
@@ -173,7 +242,7 @@ impl VolumeManager {
     }
 
     /// Decodes and runs a claimed job, records how it ended; true when it succeeded.
-    async fn execute(&self, row: &JobRow, recovering: bool) -> bool {
+    pub(super) async fn execute(&self, row: &JobRow, recovering: bool) -> bool {
         let outcome = match Job::decode(&row.kind, &row.payload) {
             Ok((job, request_id)) => {
                 let span = tracing::info_span!(
@@ -182,7 +251,7 @@ impl VolumeManager {
                     resource = %row.resource_id,
                     request_id = request_id.as_deref().unwrap_or("")
                 );
-                let run = self.dispatch(&job, &row.resource_id, request_id, recovering);
+                let run = self.dispatch(&job, row, request_id, recovering);
                 tracing::Instrument::instrument(run, span)
                     .await
                     .map_err(|e| e.to_string())
@@ -192,12 +261,20 @@ impl VolumeManager {
                 Err(e.to_string())
             }
         };
-        if let Err(e) = self
+        match self
             .db
-            .finish_job(&row.id, outcome.as_ref().err().map(String::as_str))
+            .finish_job(
+                &row.id,
+                &self.host_name,
+                outcome.as_ref().err().map(String::as_str),
+            )
             .await
         {
-            tracing::error!(job = %row.id, "cannot record job outcome: {e}");
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(job = %row.id, "the job is no longer this host's: handed on to another host's backend, or taken over")
+            }
+            Err(e) => tracing::error!(job = %row.id, "cannot record job outcome: {e}"),
         }
         outcome.is_ok()
     }
@@ -205,12 +282,15 @@ impl VolumeManager {
     async fn dispatch(
         &self,
         job: &Job,
-        id: &str,
+        job_row: &JobRow,
         request_id: Option<String>,
         recovering: bool,
     ) -> Result<(), OpError> {
+        let id = job_row.resource_id.as_str();
         match job {
-            Job::CreateVolume => flows::create_volume(self, id, request_id, recovering).await,
+            Job::CreateVolume { attempts } => {
+                flows::create_volume_job(self, job_row, attempts, request_id, recovering).await
+            }
             Job::DeleteVolume => flows::delete_volume(self, id, request_id).await,
             Job::ExtendVolume { new_size } => {
                 flows::extend_volume(self, id, *new_size, request_id).await

@@ -6,13 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Backend, OpError, VolumeManager};
+use crate::db::{Consumed, DbError, time};
 use crate::driver::{self, VolumeStats};
 use crate::scheduler::{self, CapValue, PoolState};
 use crate::worker::{Worker, WorkerState, WorkerStatus};
 
 /// The last stats a backend reported, or why it could not.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BackendStats {
     pub pools: Vec<PoolState>,
     pub updated_at: SystemTime,
@@ -42,6 +45,16 @@ impl VolumeManager {
                     }
                 }
             };
+            // Every host's scheduler reads it from the database.
+            let key = self.backend_key(name);
+            let json = serde_json::to_string(&entry).expect("stats serialise");
+            if let Err(e) = self
+                .db
+                .write_backend_stats(&key, &self.host_name, &json)
+                .await
+            {
+                tracing::warn!(backend = %name, "cannot share the backend's stats: {e}");
+            }
             self.stats
                 .write()
                 .expect("stats lock")
@@ -50,7 +63,7 @@ impl VolumeManager {
     }
 
     fn to_backend_stats(&self, backend: &Backend, stats: VolumeStats) -> BackendStats {
-        let host = self.backend_host(&backend.name);
+        let host = self.backend_key(&backend.name);
         let standard = [
             ("volume_backend_name", &stats.volume_backend_name),
             ("vendor_name", &stats.vendor_name),
@@ -99,9 +112,23 @@ impl VolumeManager {
         }
     }
 
-    /// Every backend's last stats, for `scheduler-stats/get_pools`.
+    /// This host's backends' last stats, by backend name.
     pub fn stats(&self) -> BTreeMap<String, BackendStats> {
         self.stats.read().expect("stats lock").clone()
+    }
+
+    /// Every backend's last stats, this host's and (as the scheduler last read them)
+    /// other hosts': for `scheduler-stats/get_pools`.
+    pub fn all_stats(&self) -> Vec<BackendStats> {
+        let mut all: Vec<BackendStats> = self.stats().into_values().collect();
+        all.extend(
+            self.remote_stats
+                .read()
+                .expect("stats lock")
+                .values()
+                .cloned(),
+        );
+        all
     }
 
     /// The largest size, in GB, a volume could ever have: on its own pool when `host`
@@ -111,7 +138,13 @@ impl VolumeManager {
     /// nothing copied.
     pub fn size_ceiling(&self, host: Option<&str>) -> Option<(f64, bool)> {
         let stats = self.stats.read().expect("stats lock");
-        let all = || stats.values().flat_map(|s| s.pools.iter());
+        let remote = self.remote_stats.read().expect("stats lock");
+        let all = || {
+            stats
+                .values()
+                .chain(remote.values())
+                .flat_map(|s| s.pools.iter())
+        };
         let own = host
             .and_then(|h| h.split_once('#'))
             .and_then(|(b, pool)| all().find(|p| p.backend == b && p.pool == pool));
@@ -136,41 +169,112 @@ impl VolumeManager {
             .unwrap_or_default()
     }
 
-    /// Picks a pool, restricted to `only_backend` when the volume must live beside its
-    /// source; consumes the size from the chosen pool's cached stats so a burst of
-    /// creates spreads as the weigher intends (Cinder's `consume_from_volume`). A refusal
-    /// is [`OpError::NoValidBackend`]: every pool's reason for the log, and for the tenant
-    /// only backends and what they lack.
-    pub fn schedule(
+    /// Picks a pool among every host's backends (only this host's with `local_only`),
+    /// restricted to `only_backend` (`HOST@BACKEND`) when the volume must live beside its
+    /// source, and records the capacity it takes in the database, where every host's
+    /// scheduler counts it until the backend's next poll (Cinder's
+    /// `consume_from_volume`), so a burst of creates through several hosts spreads as the
+    /// weigher intends. A refusal is [`OpError::NoValidBackend`]: every pool's reason for
+    /// the log, and for the tenant only backends and what they lack.
+    pub async fn schedule(
         &self,
         spec: &scheduler::RequestSpec,
         only_backend: Option<&str>,
+        local_only: bool,
     ) -> Result<scheduler::Placement, OpError> {
-        self.place(spec, only_backend, true)
+        let shared = self.shared_view(local_only).await?;
+        let (placement, thick) = self.place(spec, only_backend, &shared)?;
+        let size = spec.size_gib as i64;
+        self.db
+            .consume_pool(
+                &placement.backend,
+                &placement.pool,
+                Consumed {
+                    provisioned_gb: size,
+                    free_gb: if thick { size } else { 0 },
+                },
+            )
+            .await?;
+        Ok(placement)
     }
 
     /// Whether [`VolumeManager::schedule`] would find a pool now, without taking one.
-    pub fn could_schedule(
+    pub async fn could_schedule(
         &self,
         spec: &scheduler::RequestSpec,
         only_backend: Option<&str>,
+        local_only: bool,
     ) -> bool {
-        self.place(spec, only_backend, false).is_ok()
+        match self.shared_view(local_only).await {
+            Ok(shared) => self.place(spec, only_backend, &shared).is_ok(),
+            Err(_) => false,
+        }
     }
 
+    /// Other hosts' live backends (unless `local_only`) and what placements took from
+    /// every pool, as the database holds them now.
+    async fn shared_view(&self, local_only: bool) -> Result<SharedView, DbError> {
+        let consumed = self
+            .db
+            .pool_consumption()
+            .await?
+            .into_iter()
+            .map(|(b, p, c)| ((b, p), c))
+            .collect();
+        let mut remote = Vec::new();
+        if !local_only {
+            let local = self.local_keys();
+            // Stats no live host has written lately are a down backend's.
+            let fresh_since = time::format(
+                SystemTime::now()
+                    - self.scheduler.service_down_time
+                    - self.scheduler.stats_interval,
+            );
+            let disabled: std::collections::BTreeSet<String> = self
+                .db
+                .list_services()
+                .await?
+                .into_iter()
+                .filter(|s| s.disabled && s.binary == super::services::VOLUME_BINARY)
+                .map(|s| s.host)
+                .collect();
+            let mut cache = BTreeMap::new();
+            for row in self.db.backend_stats().await? {
+                if local.contains(&row.backend) || row.updated_at < fresh_since {
+                    continue;
+                }
+                let stats: BackendStats = match serde_json::from_str(&row.stats) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(backend = %row.backend, "unreadable stats of another host's backend: {e}");
+                        continue;
+                    }
+                };
+                let name = row.backend.split_once('@').map_or("", |(_, n)| n);
+                let off = disabled.contains(&format!("{}@{name}", row.host));
+                cache.insert(row.backend.clone(), stats.clone());
+                remote.push((row.backend, stats, off));
+            }
+            *self.remote_stats.write().expect("stats lock") = cache;
+        }
+        Ok(SharedView { remote, consumed })
+    }
+
+    /// The pool for `spec` and whether the volume takes free space there (thick).
     fn place(
         &self,
         spec: &scheduler::RequestSpec,
         only_backend: Option<&str>,
-        consume_it: bool,
-    ) -> Result<scheduler::Placement, OpError> {
-        let mut stats = self.stats.write().expect("stats lock");
+        shared: &SharedView,
+    ) -> Result<(scheduler::Placement, bool), OpError> {
+        let stats = self.stats.read().expect("stats lock");
         let mut pools = Vec::new();
         // Backends passed by: what the log says, and what a tenant is told.
         let mut unavailable = Vec::new();
         let mut unavailable_public = Vec::new();
         for (name, s) in stats.iter() {
-            if only_backend.is_some_and(|b| b != name) {
+            let key = self.backend_key(name);
+            if only_backend.is_some_and(|b| b != key) {
                 continue;
             }
             if self.is_disabled(name) {
@@ -212,17 +316,33 @@ impl VolumeManager {
             }
             pools.extend(s.pools.iter().cloned());
         }
+        for (key, s, disabled) in &shared.remote {
+            if only_backend.is_some_and(|b| b != key) {
+                continue;
+            }
+            if *disabled {
+                unavailable.push(format!("{key}: its cinder-volume service is disabled"));
+                unavailable_public.push(format!("{key}: Disabled by the administrator"));
+                continue;
+            }
+            if let Some(err) = &s.error {
+                unavailable.push(format!("{key}: stats unavailable ({err})"));
+                unavailable_public.push(format!("{key}: Unavailable at present"));
+            }
+            pools.extend(s.pools.iter().cloned());
+        }
+        for p in &mut pools {
+            if let Some(c) = shared.consumed.get(&(p.backend.clone(), p.pool.clone())) {
+                consume(p, c);
+            }
+        }
         match scheduler::schedule(&pools, spec, &self.scheduler) {
             Ok(placement) => {
-                if consume_it
-                    && let Some(p) = stats
-                        .values_mut()
-                        .flat_map(|s| s.pools.iter_mut())
-                        .find(|p| p.backend == placement.backend && p.pool == placement.pool)
-                {
-                    consume(p, spec.size_gib as f64, !p.provisions_thin(spec));
-                }
-                Ok(placement)
+                let thick = pools
+                    .iter()
+                    .find(|p| p.backend == placement.backend && p.pool == placement.pool)
+                    .is_some_and(|p| !p.provisions_thin(spec));
+                Ok((placement, thick))
             }
             Err(e) => {
                 let mut detail = e.to_string();
@@ -239,34 +359,54 @@ impl VolumeManager {
         }
     }
 
-    /// Changes a pool's cached stats by `size_gib` (positive consumes, negative gives
-    /// back: a deleted or never-made volume), as [`VolumeManager::schedule`] consumes on
-    /// placement, until the next poll replaces them with the driver's own figures.
-    /// Volumes on a pool without thick support are taken to be thin.
-    pub fn adjust_pool(&self, host: &str, size_gib: i64) {
+    /// Gives back (negative `size_gib`) or takes capacity of the pool a volume placed on
+    /// `host` (`HOST@BACKEND#POOL`) lives on, as [`VolumeManager::schedule`] takes it on
+    /// placement, until the backend's next poll replaces its stats with the driver's own
+    /// figures. Volumes on a pool without thick support are taken to be thin.
+    pub async fn adjust_pool(&self, host: &str, size_gib: i64) {
         let Some((backend, pool)) = host.split_once('#') else {
             return;
         };
-        let mut stats = self.stats.write().expect("stats lock");
-        if let Some(p) = stats
-            .values_mut()
-            .flat_map(|s| s.pools.iter_mut())
-            .find(|p| p.backend == backend && p.pool == pool)
-        {
-            let thick = p.thick_provisioning_support;
-            consume(p, size_gib as f64, thick);
+        let thick = {
+            let stats = self.stats.read().expect("stats lock");
+            let remote = self.remote_stats.read().expect("stats lock");
+            stats
+                .values()
+                .chain(remote.values())
+                .flat_map(|s| s.pools.iter())
+                .find(|p| p.backend == backend && p.pool == pool)
+                .is_some_and(|p| p.thick_provisioning_support)
+        };
+        let by = Consumed {
+            provisioned_gb: size_gib,
+            free_gb: if thick { size_gib } else { 0 },
+        };
+        if let Err(e) = self.db.consume_pool(backend, pool, by).await {
+            tracing::warn!(
+                host,
+                "cannot record the capacity a volume took or gave back: {e}"
+            );
         }
     }
 }
 
-/// Counts `size` GB against a pool's cached stats (negative gives it back). Every volume
-/// adds to provisioned and allocated capacity; only a thick one also takes free space,
-/// since a thin volume takes none until written (Cinder takes it for both, so a burst
-/// of thin creates there can exhaust a pool on paper that has room on disk).
-fn consume(p: &mut PoolState, size: f64, thick: bool) {
-    if thick && p.free_capacity_gb.is_finite() {
-        p.free_capacity_gb = (p.free_capacity_gb - size).min(p.total_capacity_gb);
+/// What the scheduler reads from the database besides this host's own stats.
+struct SharedView {
+    /// Other hosts' backends: key, stats, whether an administrator disabled it.
+    remote: Vec<(String, BackendStats, bool)>,
+    /// What placements took from each pool (`backend`, `pool`) since its last poll.
+    consumed: BTreeMap<(String, String), Consumed>,
+}
+
+/// Counts what placements took against a pool's polled stats. Every volume adds to
+/// provisioned and allocated capacity; only a thick one also takes free space, since a
+/// thin volume takes none until written (Cinder takes it for both, so a burst of thin
+/// creates there can exhaust a pool on paper that has room on disk).
+fn consume(p: &mut PoolState, c: &Consumed) {
+    if p.free_capacity_gb.is_finite() {
+        p.free_capacity_gb = (p.free_capacity_gb - c.free_gb as f64).min(p.total_capacity_gb);
     }
+    let size = c.provisioned_gb as f64;
     p.provisioned_capacity_gb = (p.provisioned_capacity_gb + size).max(0.0);
     p.allocated_capacity_gb = (p.allocated_capacity_gb + size).max(0.0);
 }

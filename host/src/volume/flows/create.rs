@@ -9,10 +9,11 @@
 
 use super::super::flow::{self, BoxFuture, Task};
 use super::{MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, volume_in};
-use crate::db::VolumeRow;
+use crate::db::{JobRow, VolumeRow};
 use crate::driver::ModelUpdate;
 use crate::runtime::CallError;
 use crate::scheduler::RequestSpec;
+use crate::volume::job::{Job, PriorAttempt};
 use crate::volume::message_field::{Action, Detail, Event, Resource};
 use crate::volume::status::VolumeStatus;
 use crate::volume::{OpError, VolumeManager};
@@ -25,6 +26,11 @@ struct CreateCtx<'m> {
     /// Where this attempt was placed (`host@backend#pool`), kept after a revert clears
     /// the volume's host so the failure can say where it happened.
     placed: Option<String>,
+    /// A placement another host made and handed on here: the first attempt keeps it.
+    handed_on: Option<String>,
+    /// Place only on this host's backends (a create no job can hand on: a restore's new
+    /// volume).
+    local_only: bool,
     model: Option<ModelUpdate>,
 }
 
@@ -62,10 +68,10 @@ async fn request_spec(
     } else {
         None
     };
+    // The source's backend as the scheduler names it (`HOST@BACKEND`, `CLUSTER@BACKEND`).
     let only_backend = source_host
         .as_deref()
-        .and_then(|h| m.backend_of(Some(h)))
-        .map(|b| b.name.clone());
+        .map(|h| crate::volume::backend_key_of(h).to_string());
     let extra_specs = match &v.volume_type_id {
         Some(id) => m.db.extra_specs(id).await?,
         None => Vec::new(),
@@ -87,11 +93,19 @@ impl<'m> Task<CreateCtx<'m>, OpError> for Schedule {
     fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let m = ctx.op.m;
+            if let Some(host) = ctx.handed_on.take() {
+                tracing::info!(volume_id = %ctx.volume.id, host = %host, "placed by another host");
+                ctx.placed = Some(host.clone());
+                ctx.volume.host = Some(host);
+                return Ok(());
+            }
             let (spec, only_backend) = request_spec(m, &ctx.volume, &ctx.tried).await?;
             let v = &ctx.volume;
             let (id, size) = (v.id.clone(), v.size);
             ctx.volume.host = None;
-            let placement = m.schedule(&spec, only_backend.as_deref())?;
+            let placement = m
+                .schedule(&spec, only_backend.as_deref(), ctx.local_only)
+                .await?;
             let host = placement.name();
             ctx.placed = Some(host.clone());
             ctx.volume.host = Some(host.clone());
@@ -99,16 +113,23 @@ impl<'m> Task<CreateCtx<'m>, OpError> for Schedule {
                 return Err(OpError::Gone(format!("volume {id} is no longer creating")));
             }
             tracing::info!(volume_id = %id, host = %host, size, weight = placement.weight, "scheduled");
+            if m.backend_of(Some(&host)).is_none() {
+                return Err(OpError::Elsewhere(placement.backend));
+            }
             Ok(())
         })
     }
-    fn revert<'a>(&'a self, ctx: &'a mut CreateCtx<'m>, _e: &'a OpError) -> BoxFuture<'a, ()> {
+    fn revert<'a>(&'a self, ctx: &'a mut CreateCtx<'m>, e: &'a OpError) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            // The placement took capacity from the pool's cached stats: give it back. The
-            // volume keeps its host, so a later delete of a failed volume still asks that
-            // backend to clean up; a reschedule places it anew.
+            // The placement took capacity from the pool's stats: give it back, unless the
+            // create goes on on another host. The volume keeps its host, so a later delete
+            // of a failed volume still asks that backend to clean up; a reschedule places
+            // it anew.
+            if matches!(e, OpError::Elsewhere(_)) {
+                return;
+            }
             if let Some(host) = &ctx.volume.host {
-                ctx.op.m.adjust_pool(host, -ctx.volume.size);
+                ctx.op.m.adjust_pool(host, -ctx.volume.size).await;
             }
         })
     }
@@ -205,17 +226,45 @@ fn reschedulable(e: &OpError) -> bool {
     )
 }
 
-/// One failed attempt: the backend (`host@backend`) a tenant may be told of, the pool it
-/// was placed on and the error, for the log and administrators.
-struct Attempt {
-    backend: String,
-    placed: String,
-    error: String,
+/// One failed attempt, here or on a host that handed the create on.
+type Attempt = PriorAttempt;
+
+/// A create job: placed on any host's backend; when the placement is another host's
+/// backend, the job is handed on to it (pending, for that backend, with the attempts so
+/// far) and this host is done with it.
+pub(in crate::volume) async fn create_volume_job(
+    m: &VolumeManager,
+    job: &JobRow,
+    prior: &[PriorAttempt],
+    request_id: Option<String>,
+    recovering: bool,
+) -> Result<(), OpError> {
+    create(
+        m,
+        &job.resource_id,
+        Some(job),
+        prior,
+        request_id,
+        recovering,
+    )
+    .await
 }
 
+/// Creates a volume on one of this host's backends (a restore's new volume).
 pub(in crate::volume) async fn create_volume(
     m: &VolumeManager,
     id: &str,
+    request_id: Option<String>,
+    recovering: bool,
+) -> Result<(), OpError> {
+    create(m, id, None, &[], request_id, recovering).await
+}
+
+async fn create(
+    m: &VolumeManager,
+    id: &str,
+    job: Option<&JobRow>,
+    prior: &[PriorAttempt],
     request_id: Option<String>,
     recovering: bool,
 ) -> Result<(), OpError> {
@@ -255,17 +304,25 @@ pub(in crate::volume) async fn create_volume(
     } else {
         m.scheduler.max_attempts.max(1) as usize
     };
+    // A volume that already has a host on this host's backend was placed by the host
+    // that handed the create on; its capacity is already counted.
+    let handed_on = volume
+        .host
+        .clone()
+        .filter(|h| job.is_some() && m.backend_of(Some(h)).is_some());
+    let mut attempts: Vec<Attempt> = prior.to_vec();
     let mut ctx = CreateCtx {
         op,
         volume: VolumeRow {
             host: None,
             ..volume.clone()
         },
-        tried: Vec::new(),
+        tried: attempts.iter().map(|a| a.backend.clone()).collect(),
         placed: None,
+        handed_on,
+        local_only: job.is_none(),
         model: None,
     };
-    let mut attempts: Vec<Attempt> = Vec::new();
     loop {
         let result = flow::run(
             "create-volume",
@@ -273,8 +330,24 @@ pub(in crate::volume) async fn create_volume(
             &mut ctx,
         )
         .await;
-        let Err(e) = result else {
-            return Ok(());
+        let e = match result {
+            Ok(()) => return Ok(()),
+            Err(OpError::Elsewhere(backend)) => {
+                let job = job.expect("only a job's create places on other hosts");
+                let payload = Job::CreateVolume { attempts }.payload(ctx.op.request_id.as_deref());
+                if m.db
+                    .hand_off_job(&job.id, &m.host_name, &backend, &payload)
+                    .await?
+                {
+                    tracing::info!(volume_id = %id, backend = %backend, "create handed on to the host that runs its backend");
+                    return Ok(());
+                }
+                return Err(OpError::Gone(format!(
+                    "job {} is no longer this host's to hand on",
+                    job.id
+                )));
+            }
+            Err(e) => e,
         };
         let Some(placed) = ctx.placed.take() else {
             let failed = if matches!(e, OpError::NoValidBackend { .. }) {
@@ -328,7 +401,10 @@ pub(in crate::volume) async fn create_volume(
         let elsewhere = reschedulable(&e)
             && attempts.len() < max_attempts
             && match request_spec(m, &ctx.volume, &tried).await {
-                Ok((spec, only)) => m.could_schedule(&spec, only.as_deref()),
+                Ok((spec, only)) => {
+                    m.could_schedule(&spec, only.as_deref(), ctx.local_only)
+                        .await
+                }
                 Err(_) => false,
             };
         let detail = e.detail_or(Detail::DRIVER_FAILED_CREATE);

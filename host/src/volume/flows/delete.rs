@@ -40,7 +40,7 @@ impl<'m> Task<DeleteCtx<'m>, OpError> for MarkDeleted {
             let m = ctx.op.m;
             m.db.finish_delete_volume(&ctx.it.id).await?;
             if let Some(host) = &ctx.it.host {
-                m.adjust_pool(host, -ctx.it.size);
+                m.adjust_pool(host, -ctx.it.size).await;
             }
             tracing::info!(volume_id = %ctx.it.id, "volume deleted");
             Ok(())

@@ -47,7 +47,7 @@ impl<'m> Task<ExtendCtx<'m>, OpError> for MarkExtended {
                 )));
             }
             if let Some(host) = &v.host {
-                m.adjust_pool(host, new_size - v.size);
+                m.adjust_pool(host, new_size - v.size).await;
             }
             tracing::info!(volume_id = %v.id, new_size, "volume extended");
             Ok(())
