@@ -25,6 +25,7 @@ macro_rules! attachment_json {
 mod attachments;
 mod backend_stats;
 mod backups;
+mod cluster_swaps;
 mod dialect;
 mod jobs;
 pub mod list;
@@ -60,6 +61,7 @@ pub use backend_stats::{Consumed, StoredStats};
 pub use backups::{
     BACKUP_LIST, BackupCreateRefused, BackupDeleteRefused, BackupRow, RestoreRefused, RestoreTarget,
 };
+pub use cluster_swaps::{ClusterSwap, SwapHost};
 pub use jobs::{JOBS_CHANNEL, JobRow};
 pub use list::{ListError, ListQuery, Listing, Page, Scope, SortDir};
 pub use messages::{MESSAGE_LIST, Message};

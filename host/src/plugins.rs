@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+mod cluster;
 pub mod offline;
 pub mod source;
+
+pub use cluster::ClusterSwaps;
 
 use crate::config::BACKUP_STORE_NAME;
 use crate::db::PluginEvent;
@@ -48,6 +51,10 @@ pub enum SwapError {
     NoTarget(String),
     #[error("this host runs no backup store")]
     NoBackupStore,
+    /// A host of the backend's cluster refused or failed the new driver, so every host
+    /// went back to the driver it had.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// Which of a backend's drivers an operation is about.
@@ -95,6 +102,9 @@ pub struct SwapOutcome {
     /// From the request to the switch, including compile (or cache load) and probes.
     pub took_ms: u64,
     pub probation_ms: u64,
+    /// For a backend run in a cluster: every host that switched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// One backend's driver, as `ashlar plugin list` shows it.
@@ -190,7 +200,8 @@ impl PluginManager {
         }
     }
 
-    async fn record(&self, event: PluginEvent) {
+    async fn record(&self, mut event: PluginEvent) {
+        event.host = Some(self.host_name.clone());
         if let Err(e) = self.volumes.db.insert_plugin_event(&event).await {
             tracing::error!(backend = %event.backend, "cannot record plugin event: {e}");
         }
@@ -198,7 +209,8 @@ impl PluginManager {
 
     /// Replaces `backend`'s volume or target driver with the component at `wasm_path`
     /// (manifest beside it unless given), then watches it for `probation` (the configured
-    /// default if `None`).
+    /// default if `None`). A backend run in a cluster is swapped on every live host of the
+    /// cluster, or on none ([`cluster`]).
     pub async fn swap(
         self: &Arc<Self>,
         backend_name: &str,
@@ -206,6 +218,34 @@ impl PluginManager {
         wasm_path: PathBuf,
         manifest_path: Option<PathBuf>,
         probation: Option<Duration>,
+    ) -> Result<SwapOutcome, SwapError> {
+        let part = Part::of(backend_name, part);
+        if part != Part::Backup && self.backend(backend_name)?.config.cluster.is_some() {
+            return self
+                .swap_cluster(backend_name, part, wasm_path, manifest_path, probation)
+                .await;
+        }
+        self.swap_here(
+            backend_name,
+            part,
+            wasm_path,
+            manifest_path,
+            probation,
+            None,
+        )
+        .await
+    }
+
+    /// [`PluginManager::swap`] on this host alone; `cluster_swap` names the cluster swap
+    /// it is this host's part of, which its probation reports to.
+    async fn swap_here(
+        self: &Arc<Self>,
+        backend_name: &str,
+        part: Part,
+        wasm_path: PathBuf,
+        manifest_path: Option<PathBuf>,
+        probation: Option<Duration>,
+        cluster_swap: Option<String>,
     ) -> Result<SwapOutcome, SwapError> {
         let started = Instant::now();
         let part = Part::of(backend_name, part);
@@ -259,6 +299,7 @@ impl PluginManager {
             started: Instant::now(),
             window: probation,
             last_probe: Instant::now(),
+            cluster_swap,
         });
         Ok(SwapOutcome {
             backend: backend_name.to_string(),
@@ -267,6 +308,7 @@ impl PluginManager {
             to: label(&next),
             took_ms,
             probation_ms: probation.as_millis() as u64,
+            hosts: Vec::new(),
         })
     }
 
@@ -432,6 +474,7 @@ impl PluginManager {
             to: label(&restored),
             took_ms,
             probation_ms: 0,
+            hosts: Vec::new(),
         })
     }
 
@@ -587,6 +630,8 @@ struct Probation {
     started: Instant,
     window: Duration,
     last_probe: Instant,
+    /// The cluster swap this is this host's part of.
+    cluster_swap: Option<String>,
 }
 
 impl Probation {
@@ -649,11 +694,14 @@ impl Worker for Probation {
                         "rolled-back",
                         Some(&label(&broken)),
                         Some(&label(&restored)),
-                        Some(reason),
+                        Some(reason.clone()),
                         None,
                     ))
                     .await;
                 plugins.volumes.refresh_stats();
+                if let Some(id) = &self.cluster_swap {
+                    plugins.probation_failed(id, &reason).await;
+                }
             }
             return WorkerState::Done;
         }
@@ -669,6 +717,9 @@ impl Worker for Probation {
                     None,
                 ))
                 .await;
+            if let Some(id) = &self.cluster_swap {
+                plugins.probation_passed(id).await;
+            }
             return WorkerState::Done;
         }
         WorkerState::Idle

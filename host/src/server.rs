@@ -218,6 +218,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.host_name.clone(),
         Duration::from_secs(cfg.probation_secs),
     );
+    workers.spawn(crate::plugins::ClusterSwaps::new(plugins.clone()));
     let auth = crate::auth::Authenticator::new(cfg.auth.strategy, &db);
     tracing::info!(strategy = ?cfg.auth.strategy, "authentication");
     let state = Arc::new(AppState {

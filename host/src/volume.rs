@@ -206,6 +206,11 @@ impl VolumeManager {
         (m, runner)
     }
 
+    /// Cinder's `service_down_time`: how long a host may be silent before it is down.
+    pub fn service_down_time(&self) -> Duration {
+        self.scheduler.service_down_time
+    }
+
     /// `host@backend`: this host's service of backend `backend`.
     pub fn backend_host(&self, backend: &str) -> String {
         format!("{}@{backend}", self.host_name)

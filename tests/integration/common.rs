@@ -121,6 +121,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes the bundled nfs driver to `dir` as a different version of itself.
+pub fn nfs_as_version(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
+    let nfs = ashlar::bundled::find("nfs").unwrap();
+    let wasm = dir.join(format!("nfs-{version}.wasm"));
+    std::fs::write(&wasm, nfs.wasm).unwrap();
+    let manifest = nfs
+        .manifest
+        .replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
+    assert!(manifest.contains(version));
+    std::fs::write(wasm.with_extension("toml"), manifest).unwrap();
+    wasm
+}
+
 /// Where the build script put the fixture components.
 pub const FIXTURES_DIR: &str = ashlar::bundled::FIXTURES_DIR;
 

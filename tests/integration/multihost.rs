@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Client, PgServer, Server, psql};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::common::{Client, PgServer, Server, nfs_as_version, plugin_of, psql};
 
 const DOWN_TIME: u64 = 4;
 
@@ -23,6 +26,17 @@ fn host_config(
     share: Option<&Path>,
     slow_bin: Option<&Path>,
 ) -> String {
+    host_config_granting(name, database, share, slow_bin, &[])
+}
+
+/// [`host_config`], with `shared` granted `extra` programs besides the nfs driver's.
+fn host_config_granting(
+    name: &str,
+    database: &str,
+    share: Option<&Path>,
+    slow_bin: Option<&Path>,
+    extra: &[&str],
+) -> String {
     let mut config = format!(
         "host_name = \"{name}\"\ndatabase_url = \"{database}\"\nreport_interval = 1\n\
          service_down_time = {DOWN_TIME}\nstats_interval_secs = 1\n\n\
@@ -30,9 +44,11 @@ fn host_config(
     );
     if let Some(share) = share {
         let share = share.display();
+        let mut programs = vec!["qemu-img", "rm", "df", "du"];
+        programs.extend(extra);
         config.push_str(&format!(
             "[backends.shared]\ndriver = \"nfs\"\ncluster = \"c1\"\n\
-             grants.exec = [\"qemu-img\", \"rm\", \"df\", \"du\"]\n\
+             grants.exec = {programs:?}\n\
              grants.block = [\"{share}\"]\nsettings.share_path = \"{share}\"\n"
         ));
         if let Some(bin) = slow_bin {
@@ -180,6 +196,25 @@ async fn three_hosts_share_creates_and_the_cluster_runs_each_once() {
             "{states:?}"
         );
     }
+    // From 3.7 each volume service names its cluster, as Cinder's `cluster_name`.
+    let r = admin
+        .with_version("3.7")
+        .get("os-services?binary=cinder-volume")
+        .await;
+    let clusters: BTreeMap<String, Value> = r.body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["host"].as_str().unwrap().to_string(),
+                s["cluster"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(clusters["host-a@shared"], "c1@shared", "{clusters:?}");
+    assert_eq!(clusters["host-b@shared"], "c1@shared", "{clusters:?}");
+    assert_eq!(clusters["host-c@local"], Value::Null, "{clusters:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,4 +322,174 @@ async fn a_killed_cluster_host_has_its_jobs_finished_by_the_other_and_rejoins() 
         .create_volume(json!({"size": 1, "volume_type": "shared"}))
         .await;
     via_a.wait_status("volumes", &id, "available").await;
+}
+
+/// One create → available → delete → gone cycle; false (with why in `failures`) when a
+/// step failed.
+async fn cycle(c: &Client, failures: &tokio::sync::Mutex<Vec<String>>) -> bool {
+    let r = c
+        .post(
+            "volumes",
+            json!({"volume": {"size": 1, "volume_type": "shared"}}),
+        )
+        .await;
+    if r.status != 202 {
+        failures
+            .lock()
+            .await
+            .push(format!("create: {} {}", r.status, r.body));
+        return false;
+    }
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    let v = c.wait("volumes", &id).await;
+    if v["status"] != "available" {
+        let msgs = c.messages_for(&id).await;
+        failures
+            .lock()
+            .await
+            .push(format!("{id} {}: {msgs:?}", v["status"]));
+        return false;
+    }
+    let r = c.delete(&format!("volumes/{id}")).await;
+    if r.status != 202 {
+        failures
+            .lock()
+            .await
+            .push(format!("delete {id}: {} {}", r.status, r.body));
+        return false;
+    }
+    if !c.wait("volumes", &id).await.is_null() {
+        failures.lock().await.push(format!("{id} not deleted"));
+        return false;
+    }
+    true
+}
+
+async fn swap(admin: &Client, body: Value) -> crate::common::Resp {
+    admin
+        .raw(
+            reqwest::Method::POST,
+            "/ashlar/v1/backends/shared/swap",
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_swaps_as_one_under_load_and_rolls_back_as_one() {
+    let pg = PgServer::get();
+    let database = pg.database();
+    let share = tempfile::tempdir().unwrap();
+    let parts = tempfile::tempdir().unwrap();
+    let next = nfs_as_version(parts.path(), "0.1.1");
+    // A version that asks for one more program: host-a grants it, host-b does not, so
+    // host-a loads it and host-b refuses it.
+    let greedy = nfs_as_version(parts.path(), "0.1.2");
+    let manifest = greedy.with_extension("toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[[capabilities.exec]]\nprogram = \"true\"\nargs = []\n");
+    std::fs::write(&manifest, text).unwrap();
+    let a = Server::start(&host_config_granting(
+        "host-a",
+        &database,
+        Some(share.path()),
+        None,
+        &["true"],
+    ));
+    let b = Server::start(&host_config("host-b", &database, Some(share.path()), None));
+    let (admin_a, admin_b) = (a.client("admin:ops"), b.client("admin:ops"));
+
+    // A steady load through both hosts while the cluster swaps.
+    let failures = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for (i, server) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let c = server.client(&format!("u{i}:proj-a"));
+        let (failures, done, stop) = (failures.clone(), done.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if cycle(&c, &failures).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    while done.load(Ordering::Relaxed) < 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Every live host of the cluster switches, or none does.
+    let r = swap(&admin_a, json!({"wasm": next, "probation_secs": 1})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["swap"]["hosts"],
+        json!(["host-a", "host-b"]),
+        "{}",
+        r.body
+    );
+    for admin in [&admin_a, &admin_b] {
+        assert_eq!(plugin_of(admin, "shared").await["version"], "0.1.1");
+    }
+    let at_swap = done.load(Ordering::Relaxed);
+    while done.load(Ordering::Relaxed) < at_swap + 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A driver one host refuses is rolled back on the host that took it: host-a, asked,
+    // switches first; host-b refuses it.
+    let r = swap(&admin_a, json!({"wasm": greedy, "probation_secs": 1})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let text = r.body.to_string();
+    assert!(text.contains("host host-b refused"), "{text}");
+    for admin in [&admin_a, &admin_b] {
+        assert_eq!(
+            plugin_of(admin, "shared").await["version"],
+            "0.1.1",
+            "every host keeps the driver it had"
+        );
+    }
+    let r = admin_a
+        .raw(
+            reqwest::Method::GET,
+            "/ashlar/v1/plugins/events?backend=shared",
+            None,
+        )
+        .await;
+    let events: Vec<(String, String)> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["host"].as_str().unwrap_or_default().to_string(),
+                e["kind"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("host-a", "swapped"),
+        ("host-b", "swapped"),
+        ("host-b", "refused"),
+        ("host-a", "rolled-back"),
+    ] {
+        assert!(
+            events.contains(&(want.0.to_string(), want.1.to_string())),
+            "no {want:?} among {events:?}"
+        );
+    }
+
+    let at_rollback = done.load(Ordering::Relaxed);
+    while done.load(Ordering::Relaxed) < at_rollback + 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    let failures = failures.lock().await;
+    assert!(
+        failures.is_empty(),
+        "failed requests under the swaps: {failures:?}"
+    );
 }

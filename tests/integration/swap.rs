@@ -9,20 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::common::{Client, FIXTURES_DIR, Server, plugin_of};
-
-/// Writes the bundled nfs driver to `dir` as a different version of itself.
-fn nfs_as_version(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
-    let nfs = ashlar::bundled::find("nfs").unwrap();
-    let wasm = dir.join(format!("nfs-{version}.wasm"));
-    std::fs::write(&wasm, nfs.wasm).unwrap();
-    let manifest = nfs
-        .manifest
-        .replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
-    assert!(manifest.contains(version));
-    std::fs::write(wasm.with_extension("toml"), manifest).unwrap();
-    wasm
-}
+use crate::common::{Client, FIXTURES_DIR, Server, nfs_as_version, plugin_of};
 
 #[derive(Default)]
 struct Load {

@@ -94,7 +94,7 @@ fn service_view(
         );
     }
     if ctx.version.at_least(7) {
-        o.insert("cluster".into(), Value::Null);
+        o.insert("cluster".into(), json!(s.cluster));
     }
     o.insert("disabled_reason".into(), json!(s.disabled_reason));
     if volume {

@@ -16,6 +16,8 @@ pub struct PluginEvent {
     pub to_version: Option<String>,
     pub reason: Option<String>,
     pub took_ms: Option<i64>,
+    /// The host it happened on.
+    pub host: Option<String>,
     pub created_at: String,
 }
 
@@ -36,6 +38,7 @@ impl PluginEvent {
             to_version: to.map(str::to_string),
             reason,
             took_ms,
+            host: None,
             created_at: time::now(),
         }
     }
@@ -49,6 +52,7 @@ impl PluginEvent {
             to_version: r.try_get("to_version")?,
             reason: r.try_get("reason")?,
             took_ms: r.try_get("took_ms")?,
+            host: r.try_get("host")?,
             created_at: r.try_get("created_at")?,
         })
     }
@@ -57,8 +61,8 @@ impl PluginEvent {
 impl Db {
     pub async fn insert_plugin_event(&self, e: &PluginEvent) -> Result<()> {
         sqlx::query(
-            "INSERT INTO plugin_events (id, backend, kind, from_version, to_version, reason, took_ms, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO plugin_events (id, backend, kind, from_version, to_version, reason, took_ms, created_at, host) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&e.id)
         .bind(&e.backend)
@@ -68,6 +72,7 @@ impl Db {
         .bind(&e.reason)
         .bind(e.took_ms)
         .bind(&e.created_at)
+        .bind(&e.host)
         .execute(&self.pool)
         .await?;
         Ok(())

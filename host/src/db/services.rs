@@ -15,6 +15,8 @@ pub struct ServiceRow {
     pub availability_zone: String,
     pub disabled: bool,
     pub disabled_reason: Option<String>,
+    /// `CLUSTER@BACKEND` for a backend run in a cluster.
+    pub cluster: Option<String>,
     pub created_at: String,
     /// The last heartbeat.
     pub updated_at: Option<String>,
@@ -28,6 +30,7 @@ impl ServiceRow {
             availability_zone: r.try_get("availability_zone")?,
             disabled: r.try_get::<i64, _>("disabled")? != 0,
             disabled_reason: r.try_get("disabled_reason")?,
+            cluster: r.try_get("cluster")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
         })
@@ -37,16 +40,24 @@ impl ServiceRow {
 impl Db {
     /// A heartbeat: registers the service if it is new, else stamps it now (keeping
     /// whether it is disabled).
-    pub async fn report_service(&self, host: &str, binary: &str, zone: &str) -> Result<()> {
+    pub async fn report_service(
+        &self,
+        host: &str,
+        binary: &str,
+        zone: &str,
+        cluster: Option<&str>,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO services (host, \"binary\", availability_zone, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (host, \"binary\") DO UPDATE SET \
-             availability_zone = excluded.availability_zone, updated_at = excluded.updated_at",
+            "INSERT INTO services (host, \"binary\", availability_zone, cluster, created_at, updated_at) \
+             VALUES ($1, $2, $3, $5, $4, $4) ON CONFLICT (host, \"binary\") DO UPDATE SET \
+             availability_zone = excluded.availability_zone, cluster = excluded.cluster, \
+             updated_at = excluded.updated_at",
         )
         .bind(host)
         .bind(binary)
         .bind(zone)
         .bind(time::now())
+        .bind(cluster)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -92,7 +103,7 @@ mod tests {
     #[tokio::test]
     async fn a_heartbeat_keeps_the_disable_flag() {
         let (db, _dir) = testing::db().await;
-        db.report_service("h@b", "cinder-volume", "nova")
+        db.report_service("h@b", "cinder-volume", "nova", None)
             .await
             .unwrap();
         let s = db
@@ -101,7 +112,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(s.disabled);
-        db.report_service("h@b", "cinder-volume", "zone2")
+        db.report_service("h@b", "cinder-volume", "zone2", Some("c@b"))
             .await
             .unwrap();
         let all = db.list_services().await.unwrap();
@@ -109,6 +120,7 @@ mod tests {
         assert!(all[0].disabled);
         assert_eq!(all[0].disabled_reason.as_deref(), Some("maintenance"));
         assert_eq!(all[0].availability_zone, "zone2");
+        assert_eq!(all[0].cluster.as_deref(), Some("c@b"));
         // Disable without a reason leaves the reason; enable clears it when told to.
         let s = db
             .set_service_disabled("h@b", "cinder-volume", false, Some(None))

@@ -22,14 +22,20 @@ impl VolumeManager {
     /// backends are disabled.
     pub async fn report_services(&self, scheduler_zone: &str) -> Result<(), DbError> {
         self.db
-            .report_service(&self.host_name, SCHEDULER_BINARY, scheduler_zone)
+            .report_service(&self.host_name, SCHEDULER_BINARY, scheduler_zone, None)
             .await?;
         for (name, backend) in &self.backends {
+            let cluster = backend
+                .config
+                .cluster
+                .as_ref()
+                .map(|_| self.backend_key(name));
             self.db
                 .report_service(
                     &self.backend_host(name),
                     VOLUME_BINARY,
                     &backend.availability_zone,
+                    cluster.as_deref(),
                 )
                 .await?;
         }
