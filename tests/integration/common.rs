@@ -28,16 +28,7 @@ pub fn postgres_database_for(dir: &Path) -> Option<String> {
 /// any database on it); its URL.
 pub fn create_database(server: &str) -> String {
     let name = format!("it_{}", uuid::Uuid::new_v4().simple());
-    let out = Command::new("psql")
-        .args([server, "-v", "ON_ERROR_STOP=1", "-qc"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "CREATE DATABASE on {server}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    psql(server, &format!("CREATE DATABASE {name}"));
     let (base, _) = server.rsplit_once('/').expect("a database URL has a path");
     format!("{base}/{name}")
 }

@@ -15,31 +15,32 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::common::{Client, PgServer, Server, nfs_as_version, plugin_of, psql};
 
+/// The kill test's `service_down_time`: short, so the survivor takes over soon.
 const DOWN_TIME: u64 = 4;
+/// Everyone else's: long enough that a host slowed by a loaded machine is never taken
+/// for dead.
+const LIVE_DOWN_TIME: u64 = 30;
 
 /// A host of the test: `shared` (cluster `c1`, over `share`) when `share` is given, else
-/// the embedded default backend `local` only. `slow_bin`, when given, is put first in the
-/// backend's program path (a `qemu-img` and `rm` that take their time).
-fn host_config(
-    name: &str,
-    database: &str,
-    share: Option<&Path>,
-    slow_bin: Option<&Path>,
-) -> String {
-    host_config_granting(name, database, share, slow_bin, &[])
+/// the embedded default backend `local` only.
+fn host_config(name: &str, database: &str, share: Option<&Path>) -> String {
+    host_opts(name, database, share, None, &[], LIVE_DOWN_TIME)
 }
 
-/// [`host_config`], with `shared` granted `extra` programs besides the nfs driver's.
-fn host_config_granting(
+/// [`host_config`], with `shared` granted `extra` programs besides the nfs driver's,
+/// `slow_bin` (a `qemu-img` and `rm` that take their time) first in its program path
+/// when given, and `down_time` as `service_down_time`.
+fn host_opts(
     name: &str,
     database: &str,
     share: Option<&Path>,
     slow_bin: Option<&Path>,
     extra: &[&str],
+    down_time: u64,
 ) -> String {
     let mut config = format!(
         "host_name = \"{name}\"\ndatabase_url = \"{database}\"\nreport_interval = 1\n\
-         service_down_time = {DOWN_TIME}\nstats_interval_secs = 1\n\n\
+         service_down_time = {down_time}\nstats_interval_secs = 1\n\n\
          [volume_types.shared]\nvolume_backend_name = \"shared\"\n\n"
     );
     if let Some(share) = share {
@@ -133,9 +134,9 @@ async fn three_hosts_share_creates_and_the_cluster_runs_each_once() {
     let pg = PgServer::get();
     let database = pg.database();
     let share = tempfile::tempdir().unwrap();
-    let a = Server::start(&host_config("host-a", &database, Some(share.path()), None));
-    let b = Server::start(&host_config("host-b", &database, Some(share.path()), None));
-    let c = Server::start(&host_config("host-c", &database, None, None));
+    let a = Server::start(&host_config("host-a", &database, Some(share.path())));
+    let b = Server::start(&host_config("host-b", &database, Some(share.path())));
+    let c = Server::start(&host_config("host-c", &database, None));
     let clients: Vec<Client> = [&a, &b, &c]
         .iter()
         .map(|s| s.client("alice:proj-a"))
@@ -224,8 +225,22 @@ async fn a_killed_cluster_host_has_its_jobs_finished_by_the_other_and_rejoins() 
     let share = tempfile::tempdir().unwrap();
     let bin = tempfile::tempdir().unwrap();
     slow_programs(bin.path(), "0.5");
-    let config_a = host_config("host-a", &database, Some(share.path()), Some(bin.path()));
-    let config_b = host_config("host-b", &database, Some(share.path()), Some(bin.path()));
+    let config_a = host_opts(
+        "host-a",
+        &database,
+        Some(share.path()),
+        Some(bin.path()),
+        &[],
+        DOWN_TIME,
+    );
+    let config_b = host_opts(
+        "host-b",
+        &database,
+        Some(share.path()),
+        Some(bin.path()),
+        &[],
+        DOWN_TIME,
+    );
     let a = Server::start(&config_a);
     let b = Server::start(&config_b);
     let via_a = a.client("alice:proj-a");
@@ -358,8 +373,13 @@ async fn cycle(c: &Client, failures: &tokio::sync::Mutex<Vec<String>>) -> bool {
             .push(format!("delete {id}: {} {}", r.status, r.body));
         return false;
     }
-    if !c.wait("volumes", &id).await.is_null() {
-        failures.lock().await.push(format!("{id} not deleted"));
+    let v = c.wait("volumes", &id).await;
+    if !v.is_null() {
+        let msgs = c.messages_for(&id).await;
+        failures
+            .lock()
+            .await
+            .push(format!("{id} not deleted: {}; {msgs:?}", v["status"]));
         return false;
     }
     true
@@ -389,14 +409,15 @@ async fn a_cluster_swaps_as_one_under_load_and_rolls_back_as_one() {
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     text.push_str("\n[[capabilities.exec]]\nprogram = \"true\"\nargs = []\n");
     std::fs::write(&manifest, text).unwrap();
-    let a = Server::start(&host_config_granting(
+    let a = Server::start(&host_opts(
         "host-a",
         &database,
         Some(share.path()),
         None,
         &["true"],
+        LIVE_DOWN_TIME,
     ));
-    let b = Server::start(&host_config("host-b", &database, Some(share.path()), None));
+    let b = Server::start(&host_config("host-b", &database, Some(share.path())));
     let (admin_a, admin_b) = (a.client("admin:ops"), b.client("admin:ops"));
 
     // A steady load through both hosts while the cluster swaps.

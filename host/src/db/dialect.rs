@@ -137,6 +137,13 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Calls rewritten with their arguments: SQLite's name, PostgreSQL's opening and closing.
+const CALLS: [(&str, &str, &str); 3] = [
+    ("json_array", "CAST(json_build_array(", ") AS text)"),
+    ("SUM", "CAST(SUM(", ") AS BIGINT)"),
+    ("json_each", "json_each_text(CAST(", " AS json))"),
+];
+
 /// The SQLite spellings of the module's table, rewritten. Quoted text is left alone.
 fn to_postgres(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 64);
@@ -152,25 +159,15 @@ fn to_postgres(sql: &str) -> String {
         let rest = &sql[i..];
         let word_start = i == 0 || !is_ident(b[i - 1]);
         if word_start {
-            if let Some(args) = call_args(rest, "json_array") {
-                out.push_str("CAST(json_build_array(");
+            // A call whose arguments carry over: its new opening, and what closes it.
+            let call = CALLS
+                .iter()
+                .find_map(|(name, open, close)| Some((name, open, close, call_args(rest, name)?)));
+            if let Some((name, open, close, args)) = call {
+                out.push_str(open);
                 out.push_str(&to_postgres(args));
-                out.push_str(") AS text)");
-                i += "json_array(".len() + args.len() + 1;
-                continue;
-            }
-            if let Some(args) = call_args(rest, "SUM") {
-                out.push_str("CAST(SUM(");
-                out.push_str(&to_postgres(args));
-                out.push_str(") AS BIGINT)");
-                i += "SUM(".len() + args.len() + 1;
-                continue;
-            }
-            if let Some(args) = call_args(rest, "json_each") {
-                out.push_str("json_each_text(CAST(");
-                out.push_str(&to_postgres(args));
-                out.push_str(" AS json))");
-                i += "json_each(".len() + args.len() + 1;
+                out.push_str(close);
+                i += name.len() + 1 + args.len() + 1;
                 continue;
             }
             if rest.starts_with("group_concat(") {

@@ -178,6 +178,24 @@ impl Db {
         rows.iter().map(JobRow::from_row).collect()
     }
 
+    /// Puts back to any host's scheduling the pending creates handed on to a backend no
+    /// live host runs (no volume service of it, or of its cluster, heartbeated at or after
+    /// `up_since`): the host it went to died before claiming it. Their ids.
+    pub async fn reroute_orphaned_creates(&self, up_since: &str) -> Result<Vec<String>> {
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "UPDATE jobs SET backend = NULL, updated_at = $2 \
+             WHERE state = 'pending' AND kind = 'create_volume' AND backend IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM services s WHERE s.\"binary\" = 'cinder-volume' \
+               AND s.updated_at >= $1 AND (s.cluster = jobs.backend OR (s.cluster IS NULL AND s.host = jobs.backend))) \
+             RETURNING id",
+        )
+        .bind(up_since)
+        .bind(time::now())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Gives a running job of `owner` back as pending for `backend` to run, with its
     /// payload now `payload` (a create scheduled onto another host's backend); false when
     /// `owner` no longer holds it.
@@ -264,5 +282,63 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| JobRow::from_row(&r)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::{JobRow, testing, time};
+
+    #[tokio::test]
+    async fn jobs_go_to_hosts_that_run_their_backend_and_back_from_dead_ones() {
+        let (db, _dir) = testing::db().await;
+        let mine = JobRow::new("delete_volume", "v1", "{}".into()).on(Some("a@nfs".into()));
+        let theirs = JobRow::new("create_volume", "v2", "{}".into()).on(Some("b@nfs".into()));
+        let anyone = JobRow::new("create_volume", "v3", "{}".into());
+        for j in [&mine, &theirs, &anyone] {
+            db.insert_job(j).await.unwrap();
+        }
+        let keys = vec!["a@nfs".to_string()];
+        let first = db.claim_next_job("a", &keys).await.unwrap().unwrap();
+        let second = db.claim_next_job("a", &keys).await.unwrap().unwrap();
+        assert!(db.claim_next_job("a", &keys).await.unwrap().is_none());
+        let mut got = vec![first.resource_id, second.resource_id];
+        got.sort();
+        assert_eq!(got, ["v1", "v3"], "host a never claims backend b@nfs's job");
+        // Only the owner ends a job.
+        assert!(!db.finish_job(&mine.id, "b", None).await.unwrap());
+        assert!(db.finish_job(&mine.id, "a", None).await.unwrap());
+
+        // Host b heartbeated once, long ago: its create goes back to any host.
+        db.report_service("b@nfs", "cinder-volume", "nova", None)
+            .await
+            .unwrap();
+        assert!(
+            db.reroute_orphaned_creates("2000-01-01T00:00:00.000000")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let rerouted = db.reroute_orphaned_creates(&time::now()).await.unwrap();
+        assert_eq!(rerouted, [theirs.id.as_str()]);
+        let claimed = db.claim_next_job("a", &keys).await.unwrap().unwrap();
+        assert_eq!(claimed.resource_id, "v2");
+
+        // A host silent since before `down_before` has its running jobs taken over.
+        db.report_service("a", "cinder-scheduler", "nova", None)
+            .await
+            .unwrap();
+        let later = time::format(std::time::SystemTime::now() + std::time::Duration::from_secs(1));
+        let taken = db.reclaim_jobs("c", &keys, &later).await.unwrap();
+        let mut taken: Vec<String> = taken.into_iter().map(|j| j.resource_id).collect();
+        taken.sort();
+        assert_eq!(taken, ["v2", "v3"]);
+        assert!(
+            db.reclaim_jobs("d", &keys, &later)
+                .await
+                .unwrap()
+                .is_empty(),
+            "c never went silent"
+        );
     }
 }

@@ -82,7 +82,7 @@ impl JobRunner {
     /// Takes over the running jobs of silent hosts among the backends this host runs,
     /// and recovers each as this host's own start-up would.
     async fn reclaim(&mut self) {
-        let m = &self.manager;
+        let m = self.manager.clone();
         let down_before = time::format(SystemTime::now() - m.scheduler.service_down_time);
         match m
             .db
@@ -98,6 +98,14 @@ impl JobRunner {
                 }
             }
             Err(e) => tracing::error!("cannot look for jobs of silent hosts: {e}"),
+        }
+        match m.db.reroute_orphaned_creates(&down_before).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(jobs = ?ids, "creates handed on to a backend no live host runs are scheduled again");
+                self.wanted = true;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot look for creates handed on to silent hosts: {e}"),
         }
     }
 }

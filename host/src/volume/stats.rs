@@ -60,6 +60,10 @@ impl VolumeManager {
                 .expect("stats lock")
                 .insert(name.clone(), entry);
         }
+        // Other hosts' backends, for get_pools and the API's size checks.
+        if let Err(e) = self.shared_view(false).await {
+            tracing::warn!("cannot read other hosts' backend stats: {e}");
+        }
     }
 
     fn to_backend_stats(&self, backend: &Backend, stats: VolumeStats) -> BackendStats {
