@@ -62,9 +62,10 @@ pub enum OpError {
     /// names a backup's object or what to do, never a host path), `detail` the whole story.
     #[error("{detail}")]
     Backup { public: String, detail: String },
-    /// The create was placed on a backend another host runs (`HOST@BACKEND` or
-    /// `CLUSTER@BACKEND`): its job goes there; nothing failed.
-    #[error("placed on {0}, which another host runs")]
+    /// The volume is on a backend this host does not run (`HOST@BACKEND` or
+    /// `CLUSTER@BACKEND`): a create placed there is handed on (nothing failed); a
+    /// connection asked of this host is refused.
+    #[error("on backend {0}, which this host does not run")]
     Elsewhere(String),
 }
 
@@ -94,6 +95,7 @@ impl OpError {
                     FailureKind::Internal
                 }
             },
+            OpError::Elsewhere(_) => FailureKind::Unavailable,
             _ => FailureKind::Internal,
         }
     }
@@ -147,7 +149,13 @@ impl OpError {
                     "The backend's driver stopped unexpectedly."
                 }
             },
-            OpError::Db(_) | OpError::Gone(_) | OpError::Elsewhere(_) => return None,
+            OpError::Elsewhere(backend) => {
+                return Some(format!(
+                    "The volume's backend {backend} is not run by this host: send the \
+                     request to a host that runs it."
+                ));
+            }
+            OpError::Db(_) | OpError::Gone(_) => return None,
             OpError::Backup { public, .. } => return Some(public.clone()),
         };
         Some(hint.to_string())

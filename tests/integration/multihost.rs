@@ -188,6 +188,25 @@ async fn three_hosts_share_creates_and_the_cluster_runs_each_once() {
         "host-c handed nothing on"
     );
 
+    // A connection is made by a host that runs the volume's backend; host-c says so.
+    let connector = json!({"host": "compute-1", "ip": "127.0.0.1", "initiator": "iqn.1994-05.com.redhat:compute-1", "multipath": false, "platform": "x86_64", "os_type": "linux"});
+    let body = json!({"os-initialize_connection": {"connector": connector}});
+    let r = clients[2]
+        .post(&format!("volumes/{}/action", ids[0]), body.clone())
+        .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.body
+            .to_string()
+            .contains("c1@shared is not run by this host"),
+        "{}",
+        r.body
+    );
+    let r = clients[0]
+        .post(&format!("volumes/{}/action", ids[0]), body)
+        .await;
+    assert_eq!(r.status, 200, "host-a runs it: {}", r.body);
+
     let admin = c.client("admin:proj-a");
     let states = service_states(&admin).await;
     for host in ["host-a@shared", "host-b@shared", "host-c@local"] {

@@ -57,12 +57,12 @@ impl VolumeManager {
         connector: &Connector,
         access_mode: &str,
     ) -> Result<ConnectionInfo, OpError> {
-        let backend = self.backend_of(v.host.as_deref()).ok_or_else(|| {
-            OpError::Gone(format!(
-                "volume {} is not on a backend of this host (host {:?})",
-                v.id, v.host
-            ))
-        })?;
+        let backend = self
+            .backend_of(v.host.as_deref())
+            .ok_or_else(|| match &v.host {
+                Some(host) => OpError::Elsewhere(super::backend_key_of(host).to_string()),
+                None => OpError::Gone(format!("volume {} is not placed on a backend", v.id)),
+            })?;
         let mut vol = driver_volume(self, v).await?;
         let driver = backend.driver();
         let mut info = match backend.target() {
@@ -111,7 +111,12 @@ impl VolumeManager {
         last: bool,
     ) -> Result<(), OpError> {
         let Some(backend) = self.backend_of(v.host.as_deref()) else {
-            return Ok(());
+            // Never placed: nothing was exported. Placed on another host's backend: only
+            // a host that runs it can end the connection.
+            return match &v.host {
+                Some(host) => Err(OpError::Elsewhere(super::backend_key_of(host).to_string())),
+                None => Ok(()),
+            };
         };
         let vol = driver_volume(self, v).await?;
         let driver = backend.driver();
