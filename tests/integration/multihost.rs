@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::common::{Client, PgServer, Server, nfs_as_version, plugin_of, psql};
+use crate::common::{Client, PgServer, Server, Tgtd, nfs_as_version, plugin_of, psql};
 
 /// The kill test's `service_down_time`: short, so the survivor takes over soon.
 const DOWN_TIME: u64 = 4;
@@ -531,5 +531,72 @@ async fn a_cluster_swaps_as_one_under_load_and_rolls_back_as_one() {
     assert!(
         failures.is_empty(),
         "failed requests under the swaps: {failures:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_remakes_the_exports_of_a_dead_hosts_attached_volumes() {
+    let pg = PgServer::get();
+    let database = pg.database();
+    let share = tempfile::tempdir().unwrap();
+    let (tgtd_a, tgtd_b) = (Tgtd::start(), Tgtd::start());
+    // Each host exports the cluster's volumes through its own tgtd.
+    let with_target = |name: &str, tgtd: &Tgtd| {
+        let mut config = host_opts(name, &database, Some(share.path()), None, &[], DOWN_TIME);
+        config.push_str(&format!(
+            "\n[backends.shared.target]\ndriver = \"iscsi-tgt\"\ngrants.exec = [\"tgtadm\"]\n\
+             settings.target_ip_address = \"127.0.0.1\"\nsettings.target_port = \"{}\"\n\
+             settings.control_port = \"{}\"\nsettings.backing_store_dir = \"{}\"\n",
+            tgtd.port,
+            tgtd.control_port,
+            share.path().display()
+        ));
+        config
+    };
+    let a = Server::start(&with_target("host-a", &tgtd_a));
+    let b = Server::start(&with_target("host-b", &tgtd_b));
+    let mut via_a = a.client("alice:proj-a");
+    via_a.version = Some("3.44".into());
+    let vol = via_a
+        .create_volume(json!({"size": 1, "volume_type": "shared"}))
+        .await;
+    via_a.wait_status("volumes", &vol, "available").await;
+
+    // Attached through host-a: its tgtd exports the volume, host-b's does not.
+    let r = via_a
+        .post(
+            "attachments",
+            json!({"attachment": {"volume_uuid": vol, "instance_uuid": "inst-1", "connector": {
+                "host": "compute-1", "ip": "127.0.0.1",
+                "initiator": "iqn.1994-05.com.redhat:compute-1", "multipath": false,
+                "platform": "x86_64", "os_type": "linux"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["attachment"]["connection_info"]["data"]["target_portal"],
+        format!("127.0.0.1:{}", tgtd_a.port),
+        "{}",
+        r.body
+    );
+    assert!(tgtd_a.targets().contains(&vol), "{}", tgtd_a.targets());
+    assert!(!tgtd_b.targets().contains(&vol), "{}", tgtd_b.targets());
+
+    // Host-a dies with its target; host-b exports the volume once host-a is silent.
+    drop(a.kill9());
+    drop(tgtd_a);
+    let deadline = Instant::now() + Duration::from_secs(DOWN_TIME + 20);
+    while !tgtd_b.targets().contains(&vol) {
+        assert!(
+            Instant::now() < deadline,
+            "host-b did not export the volume of its dead peer: {}",
+            tgtd_b.targets()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        b.log()
+            .contains("re-making the exports of attached volumes here"),
+        "host-b's log does not say why it exported"
     );
 }

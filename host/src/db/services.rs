@@ -63,6 +63,32 @@ impl Db {
         Ok(())
     }
 
+    /// The volume services (`HOST@BACKEND`) of `clusters` (`CLUSTER@BACKEND`) whose last
+    /// heartbeat is older than `down_before`.
+    pub async fn silent_cluster_services(
+        &self,
+        clusters: &[String],
+        down_before: &str,
+    ) -> Result<Vec<String>> {
+        if clusters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT host FROM services WHERE \"binary\" = 'cinder-volume' AND updated_at < $1 \
+             AND cluster IN ({}) ORDER BY host",
+            super::in_list(2, clusters.len())
+        );
+        let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(down_before);
+        for c in clusters {
+            q = q.bind(c);
+        }
+        Ok(q.fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(h,)| h)
+            .collect())
+    }
+
     /// Every service, ordered by host then binary.
     pub async fn list_services(&self) -> Result<Vec<ServiceRow>> {
         let rows = sqlx::query("SELECT * FROM services ORDER BY host, \"binary\"")

@@ -34,6 +34,8 @@ pub struct JobRunner {
     next_poll: Instant,
     /// When to look for jobs of hosts that stopped heartbeating.
     next_reclaim: Instant,
+    /// The cluster peers' volume services last seen silent.
+    silent_peers: std::collections::BTreeSet<String>,
     running: JoinSet<()>,
     counts: Arc<Counts>,
 }
@@ -57,6 +59,7 @@ impl JobRunner {
             wanted: true,
             next_poll: Instant::now() + POLL_EVERY,
             next_reclaim: Instant::now(),
+            silent_peers: Default::default(),
             running: JoinSet::new(),
             counts: Arc::default(),
         }
@@ -98,6 +101,34 @@ impl JobRunner {
                 }
             }
             Err(e) => tracing::error!("cannot look for jobs of silent hosts: {e}"),
+        }
+        // A cluster peer that went silent took its targets' exports with it (a target
+        // such as tgtd keeps them in memory): this host re-makes those of the attached
+        // volumes of its backends, as a restart does.
+        let clusters: Vec<String> = m
+            .backends
+            .iter()
+            .filter(|(_, b)| b.config.cluster.is_some())
+            .map(|(name, _)| m.backend_key(name))
+            .collect();
+        match m.db.silent_cluster_services(&clusters, &down_before).await {
+            Ok(silent) => {
+                let silent: std::collections::BTreeSet<String> = silent.into_iter().collect();
+                let newly: Vec<&String> = silent.difference(&self.silent_peers).collect();
+                if !newly.is_empty() {
+                    tracing::warn!(peers = ?newly, "cluster peers stopped heartbeating; re-making the exports of attached volumes here");
+                    let m = m.clone();
+                    self.running.spawn(async move {
+                        let n = m.restore_exports().await;
+                        tracing::info!(
+                            attachments = n,
+                            "exports of attached volumes re-made for silent cluster peers"
+                        );
+                    });
+                }
+                self.silent_peers = silent;
+            }
+            Err(e) => tracing::error!("cannot look for silent cluster peers: {e}"),
         }
         match m.db.reroute_orphaned_creates(&down_before).await {
             Ok(ids) if !ids.is_empty() => {
