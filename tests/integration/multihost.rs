@@ -600,3 +600,70 @@ async fn a_peer_remakes_the_exports_of_a_dead_hosts_attached_volumes() {
         "host-b's log does not say why it exported"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_probation_on_one_host_rolls_the_cluster_back() {
+    let pg = PgServer::get();
+    let database = pg.database();
+    let share = tempfile::tempdir().unwrap();
+    let a = Server::start(&host_config("host-a", &database, Some(share.path())));
+    let b = Server::start(&host_config("host-b", &database, Some(share.path())));
+    let (admin_a, admin_b) = (a.client("admin:ops"), b.client("admin:ops"));
+    let before = plugin_of(&admin_a, "shared").await["version"].clone();
+
+    // A version that passes every check a swap runs, then traps on every create.
+    let flaky = format!("{}/flaky.wasm", crate::common::FIXTURES_DIR);
+    let r = swap(&admin_a, json!({"wasm": flaky, "probation_secs": 60})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for admin in [&admin_a, &admin_b] {
+        assert_eq!(plugin_of(admin, "shared").await["version"], "9.9.9");
+    }
+
+    // One create traps on whichever host runs it; that host's probation fails, and the
+    // other host, whose probation saw nothing wrong, goes back too.
+    let c = a.client("alice:proj-a");
+    let vol = c
+        .create_volume(json!({"size": 1, "volume_type": "shared"}))
+        .await;
+    assert_eq!(c.wait("volumes", &vol).await["status"], "error");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for admin in [&admin_a, &admin_b] {
+        while plugin_of(admin, "shared").await["version"] != before {
+            assert!(
+                Instant::now() < deadline,
+                "a host kept the driver that failed elsewhere"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let r = admin_b
+        .raw(
+            reqwest::Method::GET,
+            "/ashlar/v1/plugins/events?backend=shared",
+            None,
+        )
+        .await;
+    let rollbacks: Vec<String> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "rolled-back")
+        .map(|e| format!("{} {}", e["host"], e["reason"]))
+        .collect();
+    assert_eq!(
+        rollbacks.len(),
+        2,
+        "one rollback on each host: {rollbacks:?}"
+    );
+    assert!(
+        rollbacks
+            .iter()
+            .any(|r| r.contains("probation failed on host")),
+        "the other host says why it went back: {rollbacks:?}"
+    );
+    // The backend works again on both hosts.
+    let vol = c
+        .create_volume(json!({"size": 1, "volume_type": "shared"}))
+        .await;
+    c.wait_status("volumes", &vol, "available").await;
+}
