@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +24,10 @@ use ashlar::capabilities::{Grants, Manifest};
 use ashlar::config::Limits;
 use ashlar::runtime::{DriverSpec, Runtime};
 use ashlar_sdk::VolumeDriver;
+
+#[path = "support.rs"]
+mod support;
+use support::Server;
 
 fn quick() -> bool {
     std::env::var_os("ASHLAR_BENCH_QUICK").is_some()
@@ -124,18 +127,6 @@ fn trivial_call(rt: &tokio::runtime::Runtime) {
     );
 }
 
-struct Server {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(dir: &std::path::Path) -> Server {
     start_server_with(dir, None)
 }
@@ -160,28 +151,7 @@ fn start_server_with(dir: &std::path::Path, config: Option<&std::path::Path>) ->
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("bench.toml");
     std::fs::write(&config, format!("{text}{UNLIMITED_QUOTA}")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ashlar"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .arg("--config")
-        .arg(&config);
-    let mut child = cmd
-        .env("ASHLAR_LOG", "warn,ashlar::server=info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(addr) = line.split("ashlar listening on ").nth(1) {
-            break addr.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+    support::serve(&config, dir)
 }
 
 async fn wait_for(

@@ -7,30 +7,21 @@
 //! Run with `cargo bench -p ashlar --bench hosts`; `ASHLAR_BENCH_QUICK=1` shortens it,
 //! `ASHLAR_BENCH_CREATES=N` sets the creates per setup (default 600).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+
+#[path = "support.rs"]
+mod support;
+use support::Server;
 
 const POSTGRES_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
 /// Clients creating at once, spread over the hosts.
 const CLIENTS: usize = 12;
 
-struct Host {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_host(dir: &Path, config: &str) -> Host {
+fn start_host(dir: &Path, config: &str) -> Server {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("ashlar.toml");
     std::fs::write(
@@ -41,26 +32,7 @@ fn start_host(dir: &Path, config: &str) -> Host {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ashlar"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("ASHLAR_LOG", "warn,ashlar::server=info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("ashlar exited").unwrap();
-        if let Some(addr) = line.split("ashlar listening on ").nth(1) {
-            break addr.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Host { child, base }
+    support::serve(&path, &dir.join("data"))
 }
 
 fn host_config(name: &str, database: &str, share: Option<&Path>) -> String {
@@ -202,7 +174,7 @@ fn main() {
         } else {
             new_database(&format!("bench{i}"))
         };
-        let running: Vec<Host> = (1..=hosts)
+        let running: Vec<Server> = (1..=hosts)
             .map(|h| {
                 let share = (h <= 2).then_some(share.as_path());
                 start_host(
