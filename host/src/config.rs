@@ -104,6 +104,9 @@ pub struct BackupConfig {
     /// `backup_container`). Default `volumebackups`.
     #[serde(default = "default_backup_container")]
     pub container: String,
+    /// As a backend's `trusted_keys`: only components signed by one of these load.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
     #[serde(default)]
     pub grants: Grants,
     #[serde(default)]
@@ -446,6 +449,13 @@ pub struct BackendConfig {
     /// none, the backend is this host's alone (`HOST@BACKEND`).
     #[serde(default)]
     pub cluster: Option<String>,
+    /// Public ed25519 keys (base64, as `ashlar plugin keygen` prints them): when given, the
+    /// backend loads, and swaps to, only a component signed by one of them
+    /// (`ashlar plugin sign`), its volume driver and its target's alike. A bundled driver
+    /// is part of the `ashlar` binary and needs no signature. Default: none, unsigned
+    /// components load.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
     /// What the operator allows this backend's driver to touch. Default: nothing.
     #[serde(default)]
     pub grants: Grants,
@@ -756,6 +766,7 @@ impl Config {
             driver: "backup-posix".into(),
             manifest: None,
             container: default_backup_container(),
+            trusted_keys: Vec::new(),
             grants: Grants {
                 directory: vec![dir],
                 ..Grants::default()
@@ -785,6 +796,7 @@ impl Config {
             manifest: None,
             availability_zone: None,
             cluster: None,
+            trusted_keys: Vec::new(),
             grants,
             limits: Limits::default(),
             credentials: BTreeMap::new(),

@@ -182,6 +182,19 @@ enum PluginCommand {
         #[arg(long)]
         backend: Option<String>,
     },
+    /// Make a new ed25519 key for signing components: the secret goes to `--out`
+    /// (readable by its owner only), the public key, for `trusted_keys`, to stdout.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a component with a key from `ashlar plugin keygen`: writes DRIVER.wasm.sig
+    /// beside it, and prints the public key that signed it.
+    Sign {
+        wasm: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Per backend: the running driver, since when, calls, traps, latency, last swap; then
     /// the server's background workers and their state.
     List {
@@ -427,6 +440,41 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
                 "{}",
                 offline::inspect(&DriverSource::named(&wasm, manifest))?
             );
+            Ok(())
+        }
+        PluginCommand::Keygen { out } => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let secret = ashlar::plugins::signature::generate_key()?;
+            let key = ashlar::plugins::signature::read_key(&secret).map_err(anyhow::Error::msg)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot create {}: {e} (an existing key is never overwritten)",
+                        out.display()
+                    )
+                })?;
+            writeln!(f, "{secret}")?;
+            println!("{}", ashlar::plugins::signature::public_key(&key));
+            Ok(())
+        }
+        PluginCommand::Sign { wasm, key } => {
+            use ashlar::plugins::signature;
+            let text = std::fs::read_to_string(&key)
+                .map_err(|e| anyhow::anyhow!("cannot read key {}: {e}", key.display()))?;
+            let key = signature::read_key(&text)
+                .map_err(|e| anyhow::anyhow!("key {}: {e}", key.display()))?;
+            let bytes = std::fs::read(&wasm)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", wasm.display()))?;
+            let sig = signature::sign(&bytes, &key);
+            let path = signature::signature_path(&wasm);
+            std::fs::write(&path, serde_json::to_string_pretty(&sig)? + "\n")?;
+            eprintln!("wrote {}", path.display());
+            println!("{}", sig.key);
             Ok(())
         }
         PluginCommand::Validate {

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 mod cluster;
 pub mod offline;
+pub mod signature;
 pub mod source;
 
 pub use cluster::ClusterSwaps;
@@ -324,6 +325,7 @@ impl PluginManager {
             .config(&backend.name, &backend.config)
             .ok_or_else(|| SwapError::NoTarget(backend.name.clone()))?;
         let files = source.read()?;
+        config.check_signature(&files)?;
         let next = self
             .load_checked(config.spec(files, &self.host_name))
             .await?;
@@ -348,6 +350,7 @@ impl PluginManager {
             .ok_or(SwapError::NoBackupStore)?;
         let config = DriverConfig::backup(&backup.config);
         let files = source.read()?;
+        config.check_signature(&files)?;
         let next = self
             .load_checked(config.spec(files, &self.host_name))
             .await?;

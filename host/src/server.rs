@@ -33,10 +33,7 @@ pub async fn load_driver(
         return Ok(None);
     };
     let what = driver.what();
-    let files = driver
-        .source()
-        .and_then(|source| source.read())
-        .with_context(|| what.clone())?;
+    let files = driver.read().with_context(|| what.clone())?;
     let which = match part {
         Part::Volume => "driver",
         Part::Target => "target driver",
@@ -61,10 +58,7 @@ pub async fn load_backup_store(
     };
     let driver = DriverConfig::backup(backup);
     let what = driver.what();
-    let files = driver
-        .source()
-        .and_then(|source| source.read())
-        .with_context(|| what.clone())?;
+    let files = driver.read().with_context(|| what.clone())?;
     let pool = runtime
         .load(driver.spec(files, &cfg.host_name))
         .with_context(|| format!("{what}: loading its backup driver"))?;

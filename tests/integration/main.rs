@@ -32,6 +32,7 @@ mod san;
 mod scheduling;
 mod seaweedfs;
 mod services;
+mod signing;
 mod swap;
 mod transfers;
 mod types;

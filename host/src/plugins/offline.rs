@@ -41,6 +41,14 @@ pub fn inspect(source: &DriverSource) -> anyhow::Result<String> {
             }
         },
     };
+    match source.read_signature() {
+        Ok(None) => writeln!(out, "signed by:   nobody (no .sig beside the component)")?,
+        Ok(Some(sig)) => match super::signature::verify(&bytes, &sig) {
+            Ok(key) => writeln!(out, "signed by:   {key}")?,
+            Err(e) => writeln!(out, "signed by:   INVALID: {e}")?,
+        },
+        Err(e) => writeln!(out, "signed by:   INVALID: {e}")?,
+    }
     match (&manifest, &exported) {
         (Some(m), _) => {
             writeln!(out, "name:        {}", m.name)?;

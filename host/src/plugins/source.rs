@@ -39,6 +39,11 @@ pub enum SourceError {
         name: &'static str,
         error: Box<CapabilityError>,
     },
+    #[error("component {} is refused: {refusal}", path.display())]
+    Signature {
+        path: PathBuf,
+        refusal: super::signature::Refusal,
+    },
 }
 
 fn bundled_names() -> String {
@@ -67,6 +72,8 @@ pub struct DriverFiles {
     pub origin: String,
     pub wasm: Arc<[u8]>,
     pub manifest: Manifest,
+    /// A component on disk: its path, and its detached signature when it has one.
+    pub file: Option<(PathBuf, Option<super::signature::Signature>)>,
 }
 
 impl DriverSource {
@@ -159,7 +166,30 @@ impl DriverSource {
             origin: self.origin(),
             wasm: self.read_wasm()?,
             manifest: self.read_manifest()?,
+            file: match self {
+                DriverSource::Bundled(_) => None,
+                DriverSource::File { wasm, .. } => Some((wasm.clone(), self.read_signature()?)),
+            },
         })
+    }
+
+    /// A component's detached signature (`DRIVER.wasm.sig`), when it has one.
+    pub fn read_signature(&self) -> Result<Option<super::signature::Signature>, SourceError> {
+        let DriverSource::File { wasm, .. } = self else {
+            return Ok(None);
+        };
+        let path = super::signature::signature_path(wasm);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(SourceError::Read { path, error }),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| SourceError::Signature {
+                path: wasm.clone(),
+                refusal: super::signature::Refusal::Malformed(e.to_string()),
+            })
     }
 }
 
@@ -177,6 +207,8 @@ pub struct DriverConfig<'a> {
     pub limits: &'a Limits,
     /// The backend's, for its target too.
     pub exec_dirs: &'a [PathBuf],
+    /// The keys a component must be signed by; none: any component loads.
+    pub trusted_keys: &'a [String],
 }
 
 impl Part {
@@ -225,6 +257,7 @@ impl Part {
             credentials,
             limits,
             exec_dirs: &b.exec_dirs,
+            trusted_keys: &b.trusted_keys,
         })
     }
 }
@@ -243,6 +276,7 @@ impl<'a> DriverConfig<'a> {
             credentials: &b.credentials,
             limits: &b.limits,
             exec_dirs: &b.exec_dirs,
+            trusted_keys: &b.trusted_keys,
         }
     }
 }
@@ -261,6 +295,31 @@ impl DriverConfig<'_> {
     /// The driver the config names.
     pub fn source(&self) -> Result<DriverSource, SourceError> {
         DriverSource::configured(self.driver, self.manifest)
+    }
+
+    /// Refuses `files` when this config trusts only some keys and the component is not
+    /// signed by one of them, unchanged since (checked before anything compiles it). The
+    /// signer's key when it was checked.
+    pub fn check_signature(&self, files: &DriverFiles) -> Result<Option<String>, SourceError> {
+        if self.trusted_keys.is_empty() {
+            return Ok(None);
+        }
+        let Some((path, signature)) = &files.file else {
+            return Ok(None); // bundled: part of the binary
+        };
+        super::signature::check(&files.wasm, path, signature.as_ref(), self.trusted_keys)
+            .map(Some)
+            .map_err(|refusal| SourceError::Signature {
+                path: path.clone(),
+                refusal,
+            })
+    }
+
+    /// The driver the config names, read and, when it trusts only some keys, checked.
+    pub fn read(&self) -> Result<DriverFiles, SourceError> {
+        let files = self.source()?.read()?;
+        self.check_signature(&files)?;
+        Ok(files)
     }
 
     /// The spec that runs `files` as this driver, on host `host_name`.
