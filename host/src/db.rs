@@ -312,11 +312,6 @@ impl Db {
         })
     }
 
-    /// Which store this is.
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     /// The same database with the operator's quota defaults (`[quota]`) in place of
     /// Cinder's.
     pub fn with_quota_defaults(mut self, defaults: QuotaDefaults) -> Db {

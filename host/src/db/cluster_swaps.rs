@@ -72,14 +72,6 @@ impl Db {
         Ok(())
     }
 
-    pub async fn get_cluster_swap(&self, id: &str) -> Result<Option<ClusterSwap>> {
-        let row = sqlx::query("SELECT * FROM cluster_swaps WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| ClusterSwap::from_row(&r)).transpose()
-    }
-
     /// The swaps of `backends` made since `since` and not committed, oldest first: open
     /// ones to take part in, rolled-back ones to follow.
     pub async fn live_cluster_swaps(

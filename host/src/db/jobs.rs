@@ -117,19 +117,6 @@ impl Db {
         Ok(())
     }
 
-    /// Claims a pending job for `owner`; false when someone else has it.
-    pub async fn claim_job(&self, id: &str, owner: &str) -> Result<bool> {
-        let res = sqlx::query(
-            "UPDATE jobs SET state = 'running', owner = $1, attempts = attempts + 1, updated_at = $2 WHERE id = $3 AND state = 'pending'",
-        )
-        .bind(owner)
-        .bind(time::now())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
     /// Claims the oldest pending job that one of `backends`, or any host, may run, for
     /// `owner`. On PostgreSQL a row another host is claiming is skipped, not waited for.
     pub async fn claim_next_job(&self, owner: &str, backends: &[String]) -> Result<Option<JobRow>> {
@@ -265,23 +252,6 @@ impl Db {
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
         listener.listen(JOBS_CHANNEL).await?;
         Ok(Some(listener))
-    }
-
-    /// The pending jobs, oldest first (for a status page and the tests).
-    pub async fn pending_jobs(&self) -> Result<Vec<JobRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM jobs WHERE state = 'pending' ORDER BY created_at, id")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(JobRow::from_row).collect()
-    }
-
-    pub async fn get_job(&self, id: &str) -> Result<Option<JobRow>> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| JobRow::from_row(&r)).transpose()
     }
 }
 

@@ -28,6 +28,8 @@ pub struct JobRunner {
     /// Woken by other hosts' jobs (PostgreSQL's `NOTIFY`); `None` on SQLite, or until
     /// the first wait connects it.
     listener: Option<PgListener>,
+    /// When to try connecting the listener again after it failed.
+    listen_again: Instant,
     /// Whether the database may hold a job to claim.
     wanted: bool,
     /// When to look for unclaimed work regardless (a fallback for a lost notification).
@@ -56,6 +58,7 @@ impl JobRunner {
             manager,
             submitted,
             listener: None,
+            listen_again: Instant::now(),
             wanted: true,
             next_poll: Instant::now() + POLL_EVERY,
             next_reclaim: Instant::now(),
@@ -192,7 +195,9 @@ impl Worker for JobRunner {
     }
 
     async fn wait_for_work(&mut self) {
-        if self.listener.is_none() {
+        if self.listener.is_none() && Instant::now() >= self.listen_again {
+            // At most one attempt per poll interval: a database that refuses it is polled.
+            self.listen_again = Instant::now() + POLL_EVERY;
             match self.manager.db.job_listener().await {
                 Ok(l) => self.listener = l,
                 Err(e) => tracing::warn!(
