@@ -16,6 +16,7 @@ pub use input::InputLimits;
 mod list;
 mod messages;
 mod metadata;
+mod moves;
 mod openapi;
 mod policy;
 mod pools;

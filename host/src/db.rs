@@ -31,6 +31,7 @@ mod jobs;
 pub mod list;
 mod messages;
 mod metadata;
+mod moves;
 mod plugin_events;
 mod qos_specs;
 mod quotas;
@@ -66,6 +67,7 @@ pub use jobs::{JOBS_CHANNEL, JobRow};
 pub use list::{ListError, ListQuery, Listing, Page, Scope, SortDir};
 pub use messages::{MESSAGE_LIST, Message};
 pub use metadata::MetadataOf;
+pub use moves::{MigrationDone, MoveRefused};
 pub use plugin_events::PluginEvent;
 pub use qos_specs::{QosAssociated, QosConsumer, QosDeleted, QosKeysDeleted, QosSpecs};
 pub use quotas::{
@@ -123,6 +125,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0011_tokens"),
     migration!("0012_backups"),
     migration!("0013_hosts"),
+    migration!("0014_migrations"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -217,8 +220,14 @@ async fn move_status(
     from: &[&str],
     to: &str,
 ) -> Result<bool> {
+    // A volume that is moving (a migration or a retype under way) starts nothing else:
+    // the migration ends by pointing the volume at its copy.
+    let settled = match resource {
+        Resource::Volumes => format!(" AND {}", moves::SETTLED_MIGRATION),
+        Resource::Snapshots => String::new(),
+    };
     let sql = format!(
-        "UPDATE {} SET status = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status IN ({})",
+        "UPDATE {} SET status = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status IN ({}){settled}",
         resource.table(),
         in_list(4, from.len())
     );
@@ -410,6 +419,8 @@ pub(crate) mod testing {
             updated_at: None,
             launched_at: None,
             revision: 0,
+            migration_status: None,
+            name_id: None,
             metadata: Default::default(),
             admin_metadata: Default::default(),
             image_metadata: Default::default(),

@@ -12,6 +12,7 @@ pub use ashlar_capabilities as capabilities;
 pub mod config;
 pub mod data_dir;
 pub mod db;
+pub mod device;
 pub mod driver;
 pub mod http;
 pub mod plugins;

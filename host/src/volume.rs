@@ -67,6 +67,10 @@ pub enum OpError {
     /// connection asked of this host is refused.
     #[error("on backend {0}, which this host does not run")]
     Elsewhere(String),
+    /// A migration or a retype could not be done: `public` is what its requester may read
+    /// (never a host path), `detail` the whole story.
+    #[error("{detail}")]
+    Move { public: String, detail: String },
 }
 
 /// What kind of failure an operation met, for the status an API answer carries.
@@ -115,7 +119,7 @@ impl OpError {
             ) => Detail::DRIVER_NOT_INITIALIZED,
             OpError::Driver(_) => default,
             OpError::Db(_) | OpError::Gone(_) | OpError::Elsewhere(_) => Detail::UNKNOWN_ERROR,
-            OpError::Backup { .. } => default,
+            OpError::Backup { .. } | OpError::Move { .. } => default,
         }
     }
 
@@ -156,7 +160,9 @@ impl OpError {
                 ));
             }
             OpError::Db(_) | OpError::Gone(_) => return None,
-            OpError::Backup { public, .. } => return Some(public.clone()),
+            OpError::Backup { public, .. } | OpError::Move { public, .. } => {
+                return Some(public.clone());
+            }
         };
         Some(hint.to_string())
     }

@@ -21,6 +21,7 @@ mod lists;
 mod loading;
 mod lvm;
 mod messages;
+mod migrate;
 mod multihost;
 mod nfs_real;
 mod openapi;

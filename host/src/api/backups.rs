@@ -406,6 +406,8 @@ async fn new_volume(
         updated_at: Some(now),
         launched_at: None,
         revision: 0,
+        migration_status: None,
+        name_id: None,
         metadata: BTreeMap::new(),
         admin_metadata: BTreeMap::new(),
         image_metadata: BTreeMap::new(),

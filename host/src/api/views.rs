@@ -183,7 +183,7 @@ pub struct VolumeDetail<'a> {
     links: Links<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    migration_status: Option<()>,
+    migration_status: Option<Option<&'a str>>,
     #[serde(
         rename = "os-vol-tenant-attr:tenant_id",
         skip_serializing_if = "Option::is_none"
@@ -200,13 +200,13 @@ pub struct VolumeDetail<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<String>)]
-    migstat: Option<()>,
+    migstat: Option<Option<&'a str>>,
     #[serde(
         rename = "os-vol-mig-status-attr:name_id",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<String>)]
-    name_id: Option<()>,
+    name_id: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     volume_image_metadata: Option<&'a BTreeMap<String, String>>,
@@ -307,11 +307,11 @@ fn volume_view<'a>(ctx: &'a Ctx, v: &'a VolumeRow, extended: bool) -> VolumeDeta
                 .or(v.volume_type_id.as_deref())
         },
         links: resource_links(ctx, "volumes", &v.id),
-        migration_status: admin.then_some(()),
+        migration_status: admin.then_some(v.migration_status.as_deref()),
         tenant_id: extended.then_some(v.project_id.as_str()),
         host: (extended && admin).then_some(v.host.as_deref()),
-        migstat: (extended && admin).then_some(()),
-        name_id: (extended && admin).then_some(()),
+        migstat: (extended && admin).then_some(v.migration_status.as_deref()),
+        name_id: (extended && admin).then_some(v.name_id.as_deref()),
         volume_image_metadata: (extended && !v.image_metadata.is_empty())
             .then_some(&v.image_metadata),
         group_id: at(13).then_some(()),

@@ -354,6 +354,8 @@ async fn create(
         updated_at: Some(now),
         launched_at: None,
         revision: 0,
+        migration_status: None,
+        name_id: None,
         metadata,
         admin_metadata: BTreeMap::new(),
         // A clone carries its source's image metadata, as Cinder copies it.
@@ -703,18 +705,19 @@ async fn action(
             StatusCode::OK,
             json!({ "metadata": v.image_metadata }),
         )),
-        "os-reimage"
-        | "os-extend_volume_completion"
-        | "os-retype"
-        | "os-migrate_volume"
-        | "os-migrate_volume_completion"
-        | "os-volume_upload_image"
-        | "os-unmanage" => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!(
-                "{name} is not supported by Ashlar yet: images, retype, migration and unmanage are not served."
-            ),
-        )),
+        "os-reimage" | "os-extend_volume_completion" | "os-volume_upload_image" | "os-unmanage" => {
+            Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "{name} is not supported by Ashlar yet: images and unmanage are not served."
+                ),
+            ))
+        }
+        "os-migrate_volume" | "os-migrate_volume_completion" | "os-retype" => {
+            super::moves::volume_action(&state, &ctx, &v, name.as_str(), args)
+                .await
+                .expect("a move action")
+        }
         "revert" => revert(&state, &ctx, &v, args).await,
         "os-reset_status" => reset_status(&state, &ctx, &v, args).await,
         "os-force_delete" => {
@@ -727,7 +730,8 @@ async fn action(
         other => match super::attachments::volume_action(&state, &ctx, &v, other, args).await {
             Some(r) => r,
             None => Err(ApiError::bad_request(format!(
-                "There is no such action: {other} (Ashlar supports os-extend, os-set_bootable, os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata, revert, os-reset_status, os-force_delete, {}).",
+                "There is no such action: {other} (Ashlar supports os-extend, os-set_bootable, os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata, revert, os-reset_status, os-force_delete, {}, {}).",
+                super::moves::VOLUME_ACTIONS.join(", "),
                 super::attachments::VOLUME_ACTIONS.join(", ")
             ))),
         },

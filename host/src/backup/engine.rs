@@ -18,7 +18,6 @@
 //! The work runs as a pipeline with bounded memory ([`pipeline`] says the bound): one
 //! reader, `threads` workers hashing and compressing, `store_parallelism` uploads.
 
-mod io;
 mod manifest;
 mod pipeline;
 mod restore;
@@ -191,6 +190,16 @@ pub enum EngineError {
     /// The `cancel` flag was raised.
     #[error("the operation was cancelled")]
     Cancelled,
+}
+
+impl From<crate::device::DeviceError> for EngineError {
+    fn from(e: crate::device::DeviceError) -> Self {
+        EngineError::Io {
+            what: e.what,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl EngineError {

@@ -232,6 +232,27 @@ impl Db {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Ends `owner`'s running job `id` as done and inserts `next`, which carries its work
+    /// on, in one transaction (a retype that turned into a migration); false, with
+    /// nothing written, when the job is no longer `owner`'s.
+    pub async fn follow_job(&self, id: &str, owner: &str, next: &JobRow) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let res = sqlx::query(
+            "UPDATE jobs SET state = 'done', updated_at = $1 WHERE id = $2 AND owner = $3 AND state = 'running'",
+        )
+        .bind(time::now())
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        next.insert(&mut tx, self.dialect).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The jobs `owner` was running when it stopped.
     pub async fn interrupted_jobs(&self, owner: &str) -> Result<Vec<JobRow>> {
         let rows = sqlx::query(

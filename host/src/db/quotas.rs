@@ -118,7 +118,7 @@ impl QuotaKey {
         }
     }
 
-    fn of_type(resource: &str, type_id: &str) -> QuotaKey {
+    pub(super) fn of_type(resource: &str, type_id: &str) -> QuotaKey {
         QuotaKey {
             resource: resource.to_string(),
             type_id: type_id.to_string(),

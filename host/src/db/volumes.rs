@@ -39,6 +39,11 @@ pub struct VolumeRow {
     /// Changes whenever anything the volume's view shows changes (see migration 0005);
     /// 0 for a row not yet stored.
     pub revision: i64,
+    /// Cinder's `migration_status`: `None` until a migration or a retype moved it.
+    pub migration_status: Option<String>,
+    /// Cinder's `_name_id`: the id the volume's storage is named after when a migration
+    /// moved it onto storage made for another id; `None` for its own.
+    pub name_id: Option<String>,
     pub metadata: BTreeMap<String, String>,
     /// Cinder's admin metadata: `readonly` (`True`/`False`, set by
     /// `os-update_readonly_flag`) and `attached_mode` (`rw`/`ro`, while attached).
@@ -58,7 +63,8 @@ const VOLUME_JSON: &str = concat!(
     "'[' || json_array(v.id, v.project_id, v.user_id, v.name, v.description, v.size, \
      v.status, v.attach_status, v.availability_zone, v.volume_type_id, t.name, v.host, \
      v.provider_location, v.provider_auth, v.snapshot_id, v.source_volid, v.bootable, \
-     v.multiattach, v.created_at, v.updated_at, v.launched_at, v.revision) || ',' || v.metadata || ',' || \
+     v.multiattach, v.created_at, v.updated_at, v.launched_at, v.revision, \
+     v.migration_status, v.name_id) || ',' || v.metadata || ',' || \
      v.admin_metadata || ',' || v.image_metadata || ',[' || \
      COALESCE((SELECT group_concat(j, ',') FROM (SELECT ",
     attachment_json!(),
@@ -91,6 +97,8 @@ struct VolumeColumns {
     updated_at: Option<String>,
     launched_at: Option<String>,
     revision: i64,
+    migration_status: Option<String>,
+    name_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +137,8 @@ impl From<VolumeJson> for VolumeRow {
             updated_at: c.updated_at,
             launched_at: c.launched_at,
             revision: c.revision,
+            migration_status: c.migration_status,
+            name_id: c.name_id,
             metadata,
             admin_metadata,
             image_metadata,
@@ -566,6 +576,17 @@ impl Db {
         job.insert(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(Ok(()))
+    }
+
+    /// The id volume `id`'s storage is named after: its `name_id` once a migration moved
+    /// it, else its own; `None` when there is no such row.
+    pub async fn storage_id_of(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(name_id, id) FROM volumes WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Marks a live volume bootable or not (Cinder's `os-set_bootable`); false when it is

@@ -132,6 +132,23 @@ impl DriverPool {
         .map(convert::model_update)
     }
 
+    /// The driver's retype: true when it changed the volume in place to suit the new
+    /// type, false when the host must migrate it.
+    pub async fn retype(
+        self: &Arc<Self>,
+        v: &Volume,
+        new_type_name: &str,
+        new_extra_specs: &[(String, String)],
+    ) -> Result<bool, CallError> {
+        let (v, name, specs) = (
+            convert::volume(v),
+            new_type_name.to_string(),
+            new_extra_specs.to_vec(),
+        );
+        self.call("retype", move |s, d| d.retype(s, &v, &name, &specs))
+            .await
+    }
+
     pub async fn get_manageable_volumes(
         self: &Arc<Self>,
     ) -> Result<Vec<ManageableVolume>, CallError> {

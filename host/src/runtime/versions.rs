@@ -412,6 +412,19 @@ impl Driver {
             call_manage_existing(s, v, reference)
         )
     }
+    pub fn retype(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        new_type_name: &str,
+        new_extra_specs: &[(String, String)],
+    ) -> Call<bool> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_extras,
+            call_retype(s, v, new_type_name, new_extra_specs)
+        )
+    }
     pub fn get_manageable_volumes(&self, s: &mut Store<HostState>) -> Call<Vec<ManageableVolume>> {
         dispatch!(
             self,

@@ -12,6 +12,7 @@ mod backup;
 mod create;
 mod delete;
 mod extend;
+mod migrate;
 mod revert;
 mod snapshot;
 
@@ -19,6 +20,7 @@ pub(super) use backup::{create_backup, delete_backup, restore_backup, sweep_orph
 pub(super) use create::{create_volume, create_volume_job};
 pub(super) use delete::delete_volume;
 pub(super) use extend::extend_volume;
+pub(super) use migrate::{Migration, migrate_volume, migration_job, retype_volume, spec_for};
 pub(super) use revert::revert_to_snapshot;
 pub(super) use snapshot::{create_snapshot, delete_snapshot};
 
@@ -27,7 +29,10 @@ use super::message_field::{Action, Detail, Event, Resource};
 use super::status::{SnapshotStatus, VolumeStatus};
 use super::{OpError, VolumeManager};
 use crate::db::{SnapshotRow, VolumeRow};
-use crate::driver::{ModelUpdate, Snapshot, Volume};
+use crate::driver::{Connector, ModelUpdate, Snapshot, Volume};
+use std::sync::Arc;
+
+use crate::runtime::{CallError, DriverFailure, DriverPool};
 
 /// What every flow's context carries: the manager and the request the job came from.
 pub(super) struct Op<'m> {
@@ -72,6 +77,14 @@ pub(super) enum Mark {
     BackupRestore { id: String, volume_id: String },
     /// A backup's delete failed: `deleting` → `error_deleting` with its `fail_reason`.
     BackupDelete { id: String },
+    /// A migration or a retype failed: `migration_status` `error`, the volume from `held`
+    /// back to `back`, a retype's per-type usage back to the old type.
+    Move {
+        id: String,
+        held: VolumeStatus,
+        back: VolumeStatus,
+        retype_to: Option<String>,
+    },
 }
 
 /// The shared failure task.
@@ -184,6 +197,16 @@ impl MarkFailed {
                         .map(|()| true)
                 }
                 Mark::BackupDelete { id } => op.m.db.fail_delete_backup(id, &public).await,
+                Mark::Move {
+                    id,
+                    held,
+                    back,
+                    retype_to,
+                } => {
+                    op.m.db
+                        .fail_move(id, *held, *back, retype_to.as_deref())
+                        .await
+                }
             };
             if let Err(e) = moved {
                 tracing::error!(resource = %self.resource_id, "cannot record the failure: {e}");
@@ -227,7 +250,7 @@ pub(super) async fn driver_volume(m: &VolumeManager, v: &VolumeRow) -> Result<Vo
         None => Vec::new(),
     };
     Ok(Volume {
-        id: v.id.clone(),
+        id: v.name_id.clone().unwrap_or_else(|| v.id.clone()),
         display_name: v.name.clone(),
         size_gib: v.size as u64,
         provider_location: v.provider_location.clone(),
@@ -238,14 +261,23 @@ pub(super) async fn driver_volume(m: &VolumeManager, v: &VolumeRow) -> Result<Vo
     })
 }
 
-pub(super) fn driver_snapshot(s: &SnapshotRow) -> Snapshot {
-    Snapshot {
+/// A snapshot as its driver sees it: its `volume_id` is the id its volume's storage is
+/// named after (the volume's `name_id` once a migration moved it).
+pub(super) async fn driver_snapshot(
+    m: &VolumeManager,
+    s: &SnapshotRow,
+) -> Result<Snapshot, OpError> {
+    let volume_id =
+        m.db.storage_id_of(&s.volume_id)
+            .await?
+            .unwrap_or_else(|| s.volume_id.clone());
+    Ok(Snapshot {
         id: s.id.clone(),
-        volume_id: s.volume_id.clone(),
+        volume_id,
         volume_size_gib: s.volume_size as u64,
         provider_location: s.provider_location.clone(),
         display_name: s.name.clone(),
-    }
+    })
 }
 
 /// Cinder's columns hold 255 characters; a driver answering more is refused, not stored.
@@ -283,4 +315,40 @@ pub(super) async fn snapshot_in(
     status: SnapshotStatus,
 ) -> Result<Option<SnapshotRow>, OpError> {
     Ok(m.db.get_snapshot(id).await?.filter(|s| s.status == status))
+}
+
+/// Connects `vol` to this host (the local connector, as a target driver or the backup
+/// engine uses it) and answers its local device; the inner error says why the driver
+/// gives the host no local device.
+pub(super) async fn connect_local(
+    m: &VolumeManager,
+    driver: &Arc<DriverPool>,
+    vol: &Volume,
+) -> Result<Result<std::path::PathBuf, String>, OpError> {
+    let info = match driver
+        .initialize_connection(vol, &Connector::local(&m.host_name))
+        .await
+    {
+        Ok(info) => info,
+        Err(CallError::Driver(DriverFailure::NotSupported(why))) => return Ok(Err(why)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(match info.text("device_path") {
+        Some(d) if info.driver_volume_type == "local" && d.starts_with('/') => {
+            Ok(std::path::PathBuf::from(d))
+        }
+        _ => Err(format!(
+            "the driver answered a `{}` connection for the local connector",
+            info.driver_volume_type
+        )),
+    })
+}
+
+/// Ends the host's local connection to `vol`; a failure is logged, not raised.
+pub(super) async fn disconnect_local(m: &VolumeManager, driver: &Arc<DriverPool>, vol: &Volume) {
+    let local = Connector::local(&m.host_name);
+    match driver.terminate_connection(vol, Some(&local)).await {
+        Ok(()) | Err(CallError::Driver(DriverFailure::NotSupported(_))) => {}
+        Err(e) => tracing::warn!(volume_id = %vol.id, "ending the host's local connection: {e}"),
+    }
 }

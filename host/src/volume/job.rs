@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::status::VolumeStatus;
+
 /// One asynchronous operation and its arguments. The resource it acts on is the job row's
 /// `resource_id`: a volume, or a snapshot for the snapshot jobs.
 /// A create's attempt that failed on one backend: the backend (`HOST@BACKEND`) a tenant
@@ -51,6 +53,48 @@ pub enum Job {
     },
     /// Remove a backup's objects from the store, then its row.
     DeleteBackup,
+    /// Move a volume to another backend's pool (`os-migrate_volume`, a retype that needs
+    /// it, a drained backend): its copy is made there under `name_id`, the data copied
+    /// through both local devices, then the volume points at the copy and the storage it
+    /// left (`from`) is deleted. The volume keeps its id throughout.
+    MigrateVolume {
+        /// `HOST@BACKEND#POOL` (or `CLUSTER@BACKEND#POOL`).
+        dest: String,
+        /// The id the copy's storage is named after.
+        name_id: String,
+        /// The status the volume is held in while it moves, and the one it returns to.
+        held: VolumeStatus,
+        back: VolumeStatus,
+        from: MovedFrom,
+        /// A retype's new type, which the volume takes when the copy is complete.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_type_id: Option<String>,
+    },
+    /// Change a volume's type (`os-retype`): in place when its backend still suits the new
+    /// type (the driver's retype), else, when `migration_policy` is `on-demand`, by a
+    /// migration to a backend that does.
+    RetypeVolume {
+        new_type_id: String,
+        /// `never` or `on-demand`.
+        migration_policy: String,
+        /// The status it returns to (`available` or `in-use`).
+        back: VolumeStatus,
+    },
+}
+
+/// The storage a migrating volume leaves: where it was and what its driver knew of it,
+/// to delete it once the volume points at its copy (also after a restart).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovedFrom {
+    /// `HOST@BACKEND#POOL`.
+    pub host: String,
+    /// The id its storage is named after.
+    pub storage_id: String,
+    #[serde(default)]
+    pub provider_location: Option<String>,
+    #[serde(default)]
+    pub provider_auth: Option<String>,
 }
 
 /// What a job acts on.
@@ -82,6 +126,8 @@ impl Job {
         "create_backup",
         "restore_backup",
         "delete_backup",
+        "migrate_volume",
+        "retype_volume",
     ];
 
     /// The `kind` column.
@@ -96,6 +142,8 @@ impl Job {
             Job::CreateBackup => "create_backup",
             Job::RestoreBackup { .. } => "restore_backup",
             Job::DeleteBackup => "delete_backup",
+            Job::MigrateVolume { .. } => "migrate_volume",
+            Job::RetypeVolume { .. } => "retype_volume",
         }
     }
 
@@ -164,6 +212,14 @@ impl Job {
             Job::RestoreBackup { volume_id, .. } if volume_id.is_empty() => {
                 Err("volume_id is empty".into())
             }
+            Job::MigrateVolume { dest, name_id, .. } if dest.is_empty() || name_id.is_empty() => {
+                Err("dest or name_id is empty".into())
+            }
+            Job::RetypeVolume {
+                migration_policy, ..
+            } if !["never", "on-demand"].contains(&migration_policy.as_str()) => Err(format!(
+                "migration_policy {migration_policy} is neither never nor on-demand"
+            )),
             _ => Ok(()),
         }
     }
@@ -199,6 +255,24 @@ mod tests {
                 new_volume: true,
             },
             Job::DeleteBackup,
+            Job::MigrateVolume {
+                dest: "h@b#p".into(),
+                name_id: "n-1".into(),
+                held: VolumeStatus::Maintenance,
+                back: VolumeStatus::Available,
+                from: MovedFrom {
+                    host: "h@a#p".into(),
+                    storage_id: "v-1".into(),
+                    provider_location: Some("loc".into()),
+                    provider_auth: None,
+                },
+                new_type_id: Some("t-1".into()),
+            },
+            Job::RetypeVolume {
+                new_type_id: "t-2".into(),
+                migration_policy: "on-demand".into(),
+                back: VolumeStatus::InUse,
+            },
         ];
         assert_eq!(jobs.len(), Job::KINDS.len() + 1);
         for job in jobs {

@@ -58,6 +58,10 @@ impl Action {
     pub const DELETE_VOLUME: Action = Action::new("901", "delete volume");
     /// Ashlar's: Cinder records no message when a revert fails.
     pub const REVERT_TO_SNAPSHOT: Action = Action::new("902", "revert volume to snapshot");
+    /// Ashlar's: Cinder records no message when a migration fails.
+    pub const MIGRATE_VOLUME: Action = Action::new("903", "migrate volume");
+    /// Ashlar's: Cinder records no message when a retype fails.
+    pub const RETYPE_VOLUME: Action = Action::new("904", "retype volume");
 
     const fn new(id: &'static str, text: &'static str) -> Action {
         Action { id, text }
@@ -96,6 +100,15 @@ impl Detail {
         Detail::new("025", "Backup driver failed to delete backup.");
     pub const BACKUP_RESTORE_ERROR: Detail =
         Detail::new("026", "Backup driver failed to restore backup.");
+    /// Ashlar's: a migration's copy or the destination's driver failed.
+    pub const MIGRATION_FAILED: Detail = Detail::new(
+        "901",
+        "The volume could not be moved to the destination backend.",
+    );
+    /// Ashlar's: the volume's backend does not suit the new type and the retype may not
+    /// migrate it.
+    pub const RETYPE_NEEDS_MIGRATION: Detail =
+        Detail::new("902", "Retype requires migration but is not allowed.");
 
     const fn new(id: &'static str, text: &'static str) -> Detail {
         Detail { id, text }

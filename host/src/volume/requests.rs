@@ -5,12 +5,12 @@
 //! into a 400, or a 413 when it is over the project's quota (the usage is charged in the
 //! same transaction as the row, see `db/quotas.rs`).
 
-use super::VolumeManager;
 use super::job::Job;
 use super::status::{SnapshotStatus, VolumeStatus};
+use super::{OpError, VolumeManager, backend_key_of, flows};
 use crate::db::{
-    CreateRefused, DbError, DeleteRefused, ExtendRefused, JobRow, OverQuota, Reading,
-    RevertRefused, SnapshotRefused, SnapshotRow, SourceRefused, VolumeRow,
+    CreateRefused, DbError, DeleteRefused, ExtendRefused, JobRow, MoveRefused, OverQuota, Reading,
+    RevertRefused, SnapshotRefused, SnapshotRow, SourceRefused, VolumeRow, VolumeType,
 };
 
 /// Why a request was not accepted.
@@ -307,6 +307,150 @@ impl VolumeManager {
                 v.id, snapshot.id, snapshot.status
             ))),
         }
+    }
+
+    /// An administrator's `os-migrate_volume`: moves available volume `v` to `dest`
+    /// (`HOST@BACKEND#POOL`, or `HOST@BACKEND` for the scheduler to pick the pool), held
+    /// in `maintenance` when `lock`. The destination must exist, be up and pass the
+    /// volume's filters now; its capacity is taken until the migration ends.
+    pub async fn request_migrate(
+        &self,
+        v: &VolumeRow,
+        dest: &str,
+        lock: bool,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        let cannot = || {
+            format!(
+                "Invalid volume: Volume {} status must be available or in-use, must not be migrating, have snapshots, be replicated, be part of a group and destination host must be different than the current host",
+                v.id
+            )
+        };
+        let Some(host) = v.host.as_deref() else {
+            return Err(Refused::Invalid(format!(
+                "Invalid volume: volume {} is not placed on any backend; nothing to migrate.",
+                v.id
+            )));
+        };
+        let same = match dest.split_once('#') {
+            Some(_) => dest == host,
+            None => dest == backend_key_of(host),
+        };
+        if same {
+            return Err(Refused::Invalid(cannot()));
+        }
+        if v.status == VolumeStatus::InUse {
+            return Err(Refused::Invalid(format!(
+                "{}. Ashlar migrates available volumes: migrating an attached volume needs the compute service to swap it, which is not supported; detach it first.",
+                cannot()
+            )));
+        }
+        let key = backend_key_of(dest);
+        if !self.service_known(key).await? {
+            return Err(Refused::Invalid(format!(
+                "Invalid host: No available service named {key}."
+            )));
+        }
+        let (spec, _) = flows::spec_for(self, v, None, Vec::new())
+            .await
+            .map_err(|e| Refused::Invalid(e.to_string()))?;
+        let placement = match self.schedule_to(&spec, dest).await {
+            Ok(p) => p,
+            Err(OpError::NoValidBackend { public, .. }) => {
+                return Err(Refused::Invalid(format!(
+                    "No valid host was found. Cannot place volume {} on {dest}: {public}",
+                    v.id
+                )));
+            }
+            Err(OpError::Db(e)) => return Err(e.into()),
+            Err(e) => return Err(Refused::Invalid(e.to_string())),
+        };
+        let held = if lock {
+            VolumeStatus::Maintenance
+        } else {
+            VolumeStatus::Available
+        };
+        let job = flows::migration_job(
+            v,
+            &placement.name(),
+            held,
+            VolumeStatus::Available,
+            None,
+            Some(request_id),
+        );
+        let refused = match self.db.begin_migration(&v.id, lock, &job).await? {
+            Ok(()) => {
+                self.submit(&job.id);
+                return Ok(());
+            }
+            Err(r) => r,
+        };
+        self.adjust_pool(&placement.name(), -v.size).await;
+        Err(match refused {
+            MoveRefused::Busy(r) => busy(&v.id, "migrate", r),
+            MoveRefused::Quota(over) => over.into(),
+            MoveRefused::Status(None) => {
+                Refused::NotFound(format!("Volume {} could not be found.", v.id))
+            }
+            _ => Refused::Invalid(cannot()),
+        })
+    }
+
+    /// `os-retype`: volume `v` (available or in-use) to type `new_type`, in place when its
+    /// backend suits it, else — `migration_policy` `on-demand` — by a migration.
+    pub async fn request_retype(
+        &self,
+        v: &VolumeRow,
+        new_type: &VolumeType,
+        policy: &str,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        if v.volume_type_id.as_deref() == Some(new_type.id.as_str()) {
+            return Err(Refused::Invalid(format!(
+                "Invalid input received: New volume_type same as original: {}.",
+                new_type.name
+            )));
+        }
+        let cannot = "Invalid volume: Retype needs volume to be in available or in-use state, not be part of an active migration or a consistency group, requested type has to be different that the one from the volume, and for in-use volumes front-end qos specs cannot change.";
+        let back = match v.status {
+            VolumeStatus::Available | VolumeStatus::InUse => v.status,
+            _ => return Err(Refused::Invalid(cannot.into())),
+        };
+        let job = Self::job_row(
+            &Job::RetypeVolume {
+                new_type_id: new_type.id.clone(),
+                migration_policy: policy.to_string(),
+                back,
+            },
+            &v.id,
+            request_id,
+            v.host.as_deref(),
+        );
+        match self.db.begin_retype(&v.id, &new_type.id, &job).await? {
+            Ok(()) => {
+                self.submit(&job.id);
+                Ok(())
+            }
+            Err(MoveRefused::Busy(r)) => Err(busy(&v.id, "retype", r)),
+            Err(MoveRefused::Quota(over)) => Err(over.into()),
+            Err(MoveRefused::Status(None)) => Err(Refused::NotFound(format!(
+                "Volume {} could not be found.",
+                v.id
+            ))),
+            Err(_) => Err(Refused::Invalid(cannot.into())),
+        }
+    }
+
+    /// Whether a `cinder-volume` service named `key` (`HOST@BACKEND` or
+    /// `CLUSTER@BACKEND`) is known to any host.
+    async fn service_known(&self, key: &str) -> Result<bool, DbError> {
+        if self.local_keys().iter().any(|k| k == key) {
+            return Ok(true);
+        }
+        Ok(self.db.list_services().await?.into_iter().any(|s| {
+            s.binary == super::services::VOLUME_BINARY
+                && (s.host == key || s.cluster.as_deref() == Some(key))
+        }))
     }
 
     /// An administrator's `os-reset_status`: sets the status by hand (after fixing the

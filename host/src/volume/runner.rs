@@ -353,6 +353,39 @@ impl VolumeManager {
                     .await
             }
             Job::DeleteBackup => flows::delete_backup(self, id, request_id).await,
+            Job::MigrateVolume {
+                dest,
+                name_id,
+                held,
+                back,
+                from,
+                new_type_id,
+            } => {
+                let args = flows::Migration {
+                    dest,
+                    name_id,
+                    held: *held,
+                    back: *back,
+                    from,
+                    new_type_id: new_type_id.as_deref(),
+                };
+                flows::migrate_volume(self, id, args, request_id, recovering).await
+            }
+            Job::RetypeVolume {
+                new_type_id,
+                migration_policy,
+                back,
+            } => {
+                flows::retype_volume(
+                    self,
+                    job_row,
+                    new_type_id,
+                    migration_policy,
+                    *back,
+                    request_id,
+                )
+                .await
+            }
         }
     }
 

@@ -187,7 +187,48 @@ impl VolumeManager {
         local_only: bool,
     ) -> Result<scheduler::Placement, OpError> {
         let shared = self.shared_view(local_only).await?;
-        let (placement, thick) = self.place(spec, only_backend, &shared)?;
+        let (placement, thick) = self.place(spec, only_backend, None, &shared)?;
+        self.take_pool(spec, &placement, thick).await?;
+        Ok(placement)
+    }
+
+    /// Places `spec` on `dest` (`HOST@BACKEND` or `HOST@BACKEND#POOL`) if its pools pass
+    /// the filters, and takes the capacity there: a migration's destination, which the
+    /// administrator named.
+    pub async fn schedule_to(
+        &self,
+        spec: &scheduler::RequestSpec,
+        dest: &str,
+    ) -> Result<scheduler::Placement, OpError> {
+        let (backend, pool) = match dest.split_once('#') {
+            Some((b, p)) => (b, Some(p)),
+            None => (dest, None),
+        };
+        let shared = self.shared_view(false).await?;
+        let (placement, thick) = self.place(spec, Some(backend), pool, &shared)?;
+        self.take_pool(spec, &placement, thick).await?;
+        Ok(placement)
+    }
+
+    /// Whether the pool a volume is on (`HOST@BACKEND#POOL`) passes the filters for
+    /// `spec` now (a retype that may stay where it is), without taking capacity.
+    pub async fn fits(&self, spec: &scheduler::RequestSpec, host: &str) -> bool {
+        let (backend, pool) = match host.split_once('#') {
+            Some((b, p)) => (b, Some(p)),
+            None => (host, None),
+        };
+        match self.shared_view(false).await {
+            Ok(shared) => self.place(spec, Some(backend), pool, &shared).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    async fn take_pool(
+        &self,
+        spec: &scheduler::RequestSpec,
+        placement: &scheduler::Placement,
+        thick: bool,
+    ) -> Result<(), DbError> {
         let size = spec.size_gib as i64;
         self.db
             .consume_pool(
@@ -199,7 +240,7 @@ impl VolumeManager {
                 },
             )
             .await?;
-        Ok(placement)
+        Ok(())
     }
 
     /// Whether [`VolumeManager::schedule`] would find a pool now, without taking one.
@@ -210,7 +251,7 @@ impl VolumeManager {
         local_only: bool,
     ) -> bool {
         match self.shared_view(local_only).await {
-            Ok(shared) => self.place(spec, only_backend, &shared).is_ok(),
+            Ok(shared) => self.place(spec, only_backend, None, &shared).is_ok(),
             Err(_) => false,
         }
     }
@@ -269,6 +310,7 @@ impl VolumeManager {
         &self,
         spec: &scheduler::RequestSpec,
         only_backend: Option<&str>,
+        only_pool: Option<&str>,
         shared: &SharedView,
     ) -> Result<(scheduler::Placement, bool), OpError> {
         let stats = self.stats.read().expect("stats lock");
@@ -334,6 +376,9 @@ impl VolumeManager {
                 unavailable_public.push(format!("{key}: Unavailable at present"));
             }
             pools.extend(s.pools.iter().cloned());
+        }
+        if let Some(pool) = only_pool {
+            pools.retain(|p| p.pool == pool);
         }
         for p in &mut pools {
             if let Some(c) = shared.consumed.get(&(p.backend.clone(), p.pool.clone())) {

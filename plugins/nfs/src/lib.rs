@@ -817,6 +817,22 @@ impl VolumeDriver for NfsDriver {
         Ok(connection_info(self.settings()?, &volume.id, format))
     }
 
+    /// Nothing of an nfs volume depends on its type (its format and sparseness are the
+    /// backend's settings): any type whose specs the backend passes is taken in place.
+    fn retype(
+        &mut self,
+        volume: Volume,
+        new_type_name: String,
+        _new_extra_specs: Vec<(String, String)>,
+    ) -> Result<bool> {
+        check_id("volume", &volume.id)?;
+        log::info(&format!(
+            "retyped volume-{} to {new_type_name} in place",
+            volume.id
+        ));
+        Ok(true)
+    }
+
     fn revert_to_snapshot(&mut self, volume: Volume, snapshot: Snapshot) -> Result<()> {
         check_id("snapshot", &snapshot.id)?;
         check_id("volume", &volume.id)?;

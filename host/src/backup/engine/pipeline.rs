@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::io::{Volume, is_zero};
 use super::manifest::{ChunkRef, Manifest, chunk_object, hex, manifest_object};
 use super::{BackupSummary, EngineError, EngineSettings, Progress};
 use crate::backup::ObjectStore;
+use crate::device::{Volume, is_zero};
 
 /// The first failure of a pipeline, and the flag that tells every stage to stop working.
 #[derive(Default)]
@@ -153,7 +153,13 @@ pub(super) fn backup(
     progress: &(dyn Fn(Progress) + Sync),
     cancel: &AtomicBool,
 ) -> Result<BackupSummary, EngineError> {
-    let volume = Volume::source(source, size)?;
+    let volume = Volume::source(source)?;
+    if volume.len() < size {
+        return Err(EngineError::SourceTooSmall {
+            expected: size,
+            actual: volume.len(),
+        });
+    }
     let chunk = settings.chunk_bytes as u64;
     let mut manifest = Manifest::new(backup_id, parent.map(|p| p.backup_id.as_str()), size, chunk);
     let failure = Failure::default();
@@ -326,7 +332,7 @@ fn read(
         let start = match volume.next_data(pos) {
             Ok(Some(off)) if off < size => off / chunk * chunk,
             Ok(_) => size,
-            Err(e) => return failure.set(e),
+            Err(e) => return failure.set(e.into()),
         };
         if start > pos {
             let _ = done.send(Done::Hole(start - pos));
@@ -338,7 +344,7 @@ fn read(
         let Ok(mut data) = free.recv() else { return };
         data.resize(len as usize, 0);
         if let Err(e) = volume.read_at(&mut data, start) {
-            return failure.set(e);
+            return failure.set(e.into());
         }
         if plain
             .send(Plain {

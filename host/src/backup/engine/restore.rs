@@ -14,11 +14,11 @@ use std::sync::mpsc::{channel, sync_channel};
 
 use sha2::{Digest, Sha256};
 
-use super::io::Volume;
 use super::manifest::{Manifest, hex};
 use super::pipeline::{Failure, Reporter, recv};
 use super::{EngineError, EngineSettings, Progress, RestoreSummary};
 use crate::backup::ObjectStore;
+use crate::device::Volume;
 
 pub(super) fn restore(
     store: &dyn ObjectStore,
@@ -117,7 +117,9 @@ pub(super) fn restore(
                         Ok(n) if hex(&Sha256::digest(&plain[..n])) != c.sha256 => {
                             Err(corrupt("its SHA-256 does not match the manifest".into()))
                         }
-                        Ok(n) => volume.write_at(&plain[..n], c.index * chunk),
+                        Ok(n) => volume
+                            .write_at(&plain[..n], c.index * chunk)
+                            .map_err(Into::into),
                     };
                     match checked {
                         Ok(()) => {

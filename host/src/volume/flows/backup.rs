@@ -19,12 +19,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Ctx, Mark, MarkFailed, Op, driver_snapshot, driver_volume};
+use super::{Ctx, Mark, MarkFailed, Op, disconnect_local, driver_snapshot, driver_volume};
 use crate::backup::ObjectStore;
 use crate::backup::engine::{self, EngineError, Progress};
 use crate::db::{BackupRow, VolumeRow};
-use crate::driver::{Connector, Volume};
-use crate::runtime::{CallError, DriverFailure, DriverPool};
+use crate::driver::Volume;
+use crate::runtime::DriverPool;
 use crate::volume::message_field::{Action, Detail, Resource};
 use crate::volume::status::{BackupStatus, VolumeStatus};
 use crate::volume::{OpError, VolumeManager};
@@ -80,26 +80,9 @@ async fn connect_local(
     backend: &str,
     vol: &Volume,
 ) -> Result<PathBuf, OpError> {
-    let info = match driver
-        .initialize_connection(vol, &Connector::local(&m.host_name))
-        .await
-    {
-        Ok(info) => info,
-        Err(CallError::Driver(DriverFailure::NotSupported(why))) => {
-            return Err(unsupported(backend, &why));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    match info.text("device_path") {
-        Some(d) if info.driver_volume_type == "local" && d.starts_with('/') => Ok(PathBuf::from(d)),
-        _ => Err(unsupported(
-            backend,
-            &format!(
-                "the driver answered a `{}` connection for the local connector",
-                info.driver_volume_type
-            ),
-        )),
-    }
+    super::connect_local(m, driver, vol)
+        .await?
+        .map_err(|why| unsupported(backend, &why))
 }
 
 /// Ends the local connection a task made, if it made one (a connect task's revert).
@@ -108,14 +91,6 @@ async fn release_device(ctx: &mut BackupCtx<'_>) {
         (&ctx.it.driver, &ctx.it.connected, ctx.it.device.take())
     {
         disconnect_local(ctx.op.m, driver, vol).await;
-    }
-}
-
-async fn disconnect_local(m: &VolumeManager, driver: &Arc<DriverPool>, vol: &Volume) {
-    let local = Connector::local(&m.host_name);
-    match driver.terminate_connection(vol, Some(&local)).await {
-        Ok(()) | Err(CallError::Driver(DriverFailure::NotSupported(_))) => {}
-        Err(e) => tracing::warn!(volume_id = %vol.id, "ending the host's local connection: {e}"),
     }
 }
 
@@ -224,7 +199,7 @@ impl<'m> Task<BackupCtx<'m>, OpError> for PrepareSource {
             let model = match &snapshot {
                 Some(s) => {
                     driver
-                        .create_volume_from_snapshot(&temp, &driver_snapshot(s))
+                        .create_volume_from_snapshot(&temp, &driver_snapshot(m, s).await?)
                         .await?
                 }
                 None => driver.create_cloned_volume(&temp, &base).await?,
@@ -815,6 +790,8 @@ fn placeholder_volume(b: &BackupRow) -> VolumeRow {
         updated_at: None,
         launched_at: None,
         revision: 0,
+        migration_status: None,
+        name_id: None,
         metadata: Default::default(),
         admin_metadata: Default::default(),
         image_metadata: Default::default(),

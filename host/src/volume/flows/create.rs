@@ -153,7 +153,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                         .await?
                         .ok_or_else(|| OpError::Gone(format!("snapshot {snap_id} is gone")))?;
                 driver
-                    .create_volume_from_snapshot(&volume, &driver_snapshot(&snap))
+                    .create_volume_from_snapshot(&volume, &driver_snapshot(m, &snap).await?)
                     .await?
             } else if let Some(src_id) = &ctx.volume.source_volid {
                 let src =

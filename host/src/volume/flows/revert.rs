@@ -29,7 +29,7 @@ impl<'m> Task<RevertCtx<'m>, OpError> for RevertOnBackend {
             let v = driver_volume(m, volume).await?;
             backend
                 .driver()
-                .revert_to_snapshot(&v, &driver_snapshot(snapshot))
+                .revert_to_snapshot(&v, &driver_snapshot(m, snapshot).await?)
                 .await?;
             Ok(())
         })

@@ -33,7 +33,7 @@ async fn on_backend(
     Ok((
         backend.driver(),
         driver_volume(m, &volume).await?,
-        driver_snapshot(snap),
+        driver_snapshot(m, snap).await?,
     ))
 }
 
