@@ -26,6 +26,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file this config was read from, if any: what `ashlar backend add` reads a new
+    /// backend's section from.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// Address the Block Storage API listens on. Default `127.0.0.1:8776`, Cinder's port.
     #[serde(default = "default_listen")]
     pub listen: String,
@@ -690,10 +694,12 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
     }
 
     /// Fills in what depends on the data directory, and the default backend when the

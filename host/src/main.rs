@@ -41,6 +41,44 @@ enum Command {
     /// its end with a progress bar (the Block Storage API's `/backups`).
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Add, drain, remove and list a running server's backends, without a restart.
+    #[command(subcommand)]
+    Backend(BackendCommand),
+}
+
+#[derive(Subcommand)]
+enum BackendCommand {
+    /// Each backend: its driver, state (active, disabled, draining), volumes, and the
+    /// volumes a drain cannot move.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Start backend NAME from its [backends.NAME] section: in --config, or in the file
+    /// the server started from.
+    Add {
+        name: String,
+        /// A config file holding the section (read by the server).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop placing volumes on backend NAME and migrate its volumes to the others.
+    Drain {
+        name: String,
+        /// Follow the drain until the backend is empty (or nothing more can move).
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop backend NAME, which must hold no volume (drain it first).
+    Remove {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -293,6 +331,7 @@ fn run() -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin(cmd),
         Command::Token(cmd) => token(cmd),
         Command::Backup(cmd) => backup(cmd),
+        Command::Backend(cmd) => backend(cmd),
     }
 }
 
@@ -550,6 +589,96 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
                 s["from"].as_str().unwrap_or(""),
                 s["to"].as_str().unwrap_or("")
             );
+            Ok(())
+        }
+    }
+}
+
+/// One line per backend: name, key, driver, state, volumes (and moving), then what a
+/// drain cannot move.
+fn render_backend(b: &serde_json::Value) -> String {
+    let mut out = format!(
+        "{:<12} {:<28} {:<20} {:<9} {} volume(s), {} migrating",
+        b["name"].as_str().unwrap_or(""),
+        b["key"].as_str().unwrap_or(""),
+        b["driver"].as_str().unwrap_or(""),
+        b["state"].as_str().unwrap_or(""),
+        b["volumes"],
+        b["migrating"]
+    );
+    for blocked in b["blocked"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n    cannot move {}: {}",
+            blocked["volume_id"].as_str().unwrap_or(""),
+            blocked["reason"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}
+
+fn backend(cmd: BackendCommand) -> anyhow::Result<()> {
+    match cmd {
+        BackendCommand::List { server } => {
+            let out = admin_call(&server, reqwest::Method::GET, "/ashlar/v1/backends", None)?;
+            for b in out["backends"].as_array().into_iter().flatten() {
+                println!("{}", render_backend(b));
+            }
+            Ok(())
+        }
+        BackendCommand::Add {
+            name,
+            config,
+            server,
+        } => {
+            let config = config.map(|p| std::path::absolute(&p).unwrap_or(p));
+            let out = admin_call(
+                &server,
+                reqwest::Method::POST,
+                "/ashlar/v1/backends",
+                Some(serde_json::json!({ "name": name, "config": config })),
+            )?;
+            println!("{}", render_backend(&out["backend"]));
+            Ok(())
+        }
+        BackendCommand::Drain { name, wait, server } => {
+            let path = format!("/ashlar/v1/backends/{name}");
+            let out = admin_call(
+                &server,
+                reqwest::Method::POST,
+                &format!("{path}/drain"),
+                None,
+            )?;
+            println!("{}", render_backend(&out["backend"]));
+            if !wait {
+                return Ok(());
+            }
+            let total = out["backend"]["volumes"].as_u64().unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(total);
+            loop {
+                let now = admin_call(&server, reqwest::Method::GET, &path, None)?;
+                let b = &now["backend"];
+                let left = b["volumes"].as_u64().unwrap_or(0);
+                bar.set_position(total.saturating_sub(left));
+                let blocked = b["blocked"].as_array().map_or(0, Vec::len) as u64;
+                if left == 0 || (left == blocked && b["migrating"].as_u64() == Some(0)) {
+                    bar.finish_and_clear();
+                    println!("{}", render_backend(b));
+                    if left > 0 {
+                        anyhow::bail!("{left} volume(s) cannot move; see above");
+                    }
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+        BackendCommand::Remove { name, server } => {
+            let out = admin_call(
+                &server,
+                reqwest::Method::DELETE,
+                &format!("/ashlar/v1/backends/{name}"),
+                None,
+            )?;
+            println!("{}", render_backend(&out["backend"]));
             Ok(())
         }
     }

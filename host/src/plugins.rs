@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub mod backends;
 mod cluster;
 pub mod offline;
 pub mod signature;
@@ -136,6 +137,8 @@ pub struct PluginManager {
     workers: Arc<Workers>,
     host_name: String,
     default_probation: Duration,
+    /// The config the server started with.
+    config: crate::config::Config,
 }
 
 /// Makes up to two instances ahead of the switch, so the first calls after it do not
@@ -159,6 +162,24 @@ fn label(pool: &DriverPool) -> String {
     format!("{} {}", pool.identity.name, pool.identity.version)
 }
 
+/// A driver slot and what owns it: a backend (held while the slot is used, even if the
+/// backend is removed meanwhile) or the backup store.
+enum Slot<'a> {
+    Backend(Arc<Backend>, Part),
+    Backup(&'a DriverSlot),
+}
+
+impl std::ops::Deref for Slot<'_> {
+    type Target = DriverSlot;
+    fn deref(&self) -> &DriverSlot {
+        match self {
+            Slot::Backend(b, Part::Target) => b.target.as_ref().expect("checked when taken"),
+            Slot::Backend(b, _) => &b.volume,
+            Slot::Backup(s) => s,
+        }
+    }
+}
+
 impl PluginManager {
     pub fn new(
         runtime: Arc<Runtime>,
@@ -166,6 +187,7 @@ impl PluginManager {
         workers: Arc<Workers>,
         host_name: String,
         default_probation: Duration,
+        config: crate::config::Config,
     ) -> Arc<Self> {
         Arc::new(PluginManager {
             runtime,
@@ -173,30 +195,34 @@ impl PluginManager {
             workers,
             host_name,
             default_probation,
+            config,
         })
     }
 
-    fn backend(&self, name: &str) -> Result<&Backend, SwapError> {
+    fn backend(&self, name: &str) -> Result<Arc<Backend>, SwapError> {
         self.volumes
             .backends
             .get(name)
             .ok_or_else(|| SwapError::UnknownBackend(name.to_string()))
     }
 
-    /// The slot of `part` of backend `name` (the backup store's for [`Part::Backup`]).
-    fn slot(&self, name: &str, part: Part) -> Result<&DriverSlot, SwapError> {
+    /// The slot of `part` of backend `name` (the backup store's for [`Part::Backup`]),
+    /// held with its backend for as long as the caller uses it.
+    fn slot(&self, name: &str, part: Part) -> Result<Slot<'_>, SwapError> {
         match part {
-            Part::Volume => Ok(&self.backend(name)?.volume),
-            Part::Target => self
-                .backend(name)?
-                .target
-                .as_ref()
-                .ok_or_else(|| SwapError::NoTarget(name.to_string())),
+            Part::Volume => Ok(Slot::Backend(self.backend(name)?, part)),
+            Part::Target => {
+                let backend = self.backend(name)?;
+                if backend.target.is_none() {
+                    return Err(SwapError::NoTarget(name.to_string()));
+                }
+                Ok(Slot::Backend(backend, part))
+            }
             Part::Backup => self
                 .volumes
                 .backup
                 .as_ref()
-                .map(|b| &b.slot)
+                .map(|b| Slot::Backup(&b.slot))
                 .ok_or(SwapError::NoBackupStore),
         }
     }
@@ -256,7 +282,7 @@ impl PluginManager {
         let result = match part {
             Part::Backup => self.prepare_backup_store(&source).await,
             _ => {
-                self.prepare(self.backend(backend_name)?, part, &source)
+                self.prepare(&*self.backend(backend_name)?, part, &source)
                     .await
             }
         };
@@ -485,6 +511,7 @@ impl PluginManager {
     pub async fn list(&self) -> Vec<PluginStatus> {
         let mut out = Vec::new();
         for (name, backend) in &self.volumes.backends {
+            let name = name.as_str();
             let last_event = self
                 .volumes
                 .db

@@ -7,44 +7,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::api::{self, AppState};
-use crate::config::{BACKUP_STORE_NAME, BackendConfig, Config};
+use crate::config::{BACKUP_STORE_NAME, Config};
 use crate::data_dir::DataDirLock;
 use crate::db::{Db, QuotaDefaults};
 use crate::http::HttpLimits;
-use crate::plugins::Part;
+use crate::plugins::backends::{check_setup, load_backend};
 use crate::plugins::source::DriverConfig;
-use crate::runtime::{DriverPool, Runtime};
+use crate::runtime::Runtime;
 use crate::scheduler::SchedulerConfig;
 use crate::volume::{
-    self, Backend, BackupBackend, DriverSlot, ServiceHeartbeat, StatsPoller, VolumeManager,
+    self, BackupBackend, DriverSlot, ServiceHeartbeat, StatsPoller, VolumeManager,
 };
 use crate::worker::Workers;
-
-/// Loads one of a backend's drivers through the runtime (bundled, or from its files) and
-/// checks it can serve; `None` for a target the backend does not have.
-pub async fn load_driver(
-    runtime: &Arc<Runtime>,
-    cfg: &Config,
-    name: &str,
-    backend: &BackendConfig,
-    part: Part,
-) -> anyhow::Result<Option<Arc<DriverPool>>> {
-    let Some(driver) = part.config(name, backend) else {
-        return Ok(None);
-    };
-    let what = driver.what();
-    let files = driver.read().with_context(|| what.clone())?;
-    let which = match part {
-        Part::Volume => "driver",
-        Part::Target => "target driver",
-        Part::Backup => "backup driver",
-    };
-    let pool = runtime
-        .load(driver.spec(files, &cfg.host_name))
-        .with_context(|| format!("{what}: loading its {which}"))?;
-    check_setup(name, which, &pool).await;
-    Ok(Some(pool))
-}
 
 /// Loads the backup store's driver (`[backup]`, the embedded posix store by default)
 /// through the same path as a backend's, and checks it can serve; `None` when the config
@@ -67,14 +41,6 @@ pub async fn load_backup_store(
         config: backup.clone(),
         slot: DriverSlot::new(pool),
     }))
-}
-
-async fn check_setup(name: &str, which: &str, pool: &Arc<DriverPool>) {
-    if let Err(e) = pool.check_for_setup_error().await {
-        // A backend that fails its check stays configured but reports no pools, as
-        // Cinder's uninitialised drivers do; the log says why.
-        tracing::error!(backend = name, "{which} check_for_setup_error failed: {e}");
-    }
 }
 
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
@@ -127,27 +93,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let mut backends = BTreeMap::new();
     for (name, backend) in &cfg.backends {
-        let driver = load_driver(&runtime, &cfg, name, backend, Part::Volume)
-            .await?
-            .expect("every backend has a volume driver");
-        tracing::info!(backend = %name, plugin = %driver.identity.name, version = %driver.identity.version, "backend loaded");
-        let target = load_driver(&runtime, &cfg, name, backend, Part::Target).await?;
-        if let Some(t) = &target {
-            tracing::info!(backend = %name, plugin = %t.identity.name, version = %t.identity.version, "target driver loaded");
-        }
-        let availability_zone = backend
-            .availability_zone
-            .clone()
-            .unwrap_or_else(|| cfg.default_availability_zone.clone());
         backends.insert(
             name.clone(),
-            Backend::new(
-                name.clone(),
-                availability_zone,
-                backend.clone(),
-                driver,
-                target,
-            ),
+            load_backend(&runtime, &cfg, name, backend).await?,
         );
     }
 
@@ -211,6 +159,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         workers.clone(),
         cfg.host_name.clone(),
         Duration::from_secs(cfg.probation_secs),
+        cfg.clone(),
     );
     workers.spawn(crate::plugins::ClusterSwaps::new(plugins.clone()));
     let auth = crate::auth::Authenticator::new(cfg.auth.strategy, &db);

@@ -22,7 +22,7 @@ mod transfers;
 pub mod types;
 
 pub use attach::is_last_connection;
-pub use backend::{Backend, BackupBackend, DriverSlot};
+pub use backend::{Backend, Backends, BackupBackend, DriverSlot};
 pub use job::Job;
 pub use requests::Refused;
 pub use runner::JobRunner;
@@ -172,7 +172,7 @@ impl OpError {
 pub struct VolumeManager {
     pub db: Db,
     pub host_name: String,
-    pub backends: BTreeMap<String, Backend>,
+    pub backends: Backends,
     /// The backup store, when the host runs the backup service.
     pub backup: Option<BackupBackend>,
     stats: RwLock<BTreeMap<String, BackendStats>>,
@@ -207,7 +207,7 @@ impl VolumeManager {
         let m = std::sync::Arc::new(VolumeManager {
             db,
             host_name,
-            backends,
+            backends: Backends::new(backends),
             backup,
             stats: RwLock::new(BTreeMap::new()),
             disabled: RwLock::new(BTreeSet::new()),
@@ -236,14 +236,14 @@ impl VolumeManager {
         let owner = self
             .backends
             .get(name)
-            .and_then(|b| b.config.cluster.as_deref())
-            .unwrap_or(&self.host_name);
+            .and_then(|b| b.config.cluster.clone())
+            .unwrap_or_else(|| self.host_name.clone());
         format!("{owner}@{name}")
     }
 
     /// The keys ([`VolumeManager::backend_key`]) of every backend this host runs.
     pub fn local_keys(&self) -> Vec<String> {
-        self.backends.keys().map(|n| self.backend_key(n)).collect()
+        self.backends.keys().map(|n| self.backend_key(&n)).collect()
     }
 
     /// The routing key of a job on a volume placed on `host`; `None` for one not placed.
@@ -262,7 +262,7 @@ impl VolumeManager {
     }
 
     /// The backend a placed volume lives on, when this host runs it.
-    pub fn backend_of(&self, host: Option<&str>) -> Option<&Backend> {
+    pub fn backend_of(&self, host: Option<&str>) -> Option<std::sync::Arc<Backend>> {
         let key = backend_key_of(host?);
         let name = key.split_once('@')?.1;
         let backend = self.backends.get(name)?;
@@ -270,11 +270,11 @@ impl VolumeManager {
     }
 
     /// The availability zones the backends serve, sorted, without repeats.
-    pub fn availability_zones(&self) -> Vec<&str> {
-        let mut zones: Vec<&str> = self
+    pub fn availability_zones(&self) -> Vec<String> {
+        let mut zones: Vec<String> = self
             .backends
             .values()
-            .map(|b| b.availability_zone.as_str())
+            .map(|b| b.availability_zone.clone())
             .collect();
         zones.sort();
         zones.dedup();

@@ -6,6 +6,7 @@ mod common;
 
 mod api_errors;
 mod attach;
+mod backends;
 mod backup_stores;
 mod backups;
 mod bad_input;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::input::Body;
 use super::{ApiError, Ctx, State, parse_body, reply};
+use crate::plugins::backends::BackendError;
 use crate::plugins::{Part, SwapError};
 
 pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
@@ -18,6 +19,12 @@ pub fn routes() -> Router<std::sync::Arc<super::AppState>> {
         .route("/ashlar/v1/workers", get(workers))
         .route("/ashlar/v1/backends/{name}/swap", post(swap))
         .route("/ashlar/v1/backends/{name}/rollback", post(rollback))
+        .route("/ashlar/v1/backends", get(backends).post(add_backend))
+        .route(
+            "/ashlar/v1/backends/{name}",
+            get(show_backend).delete(remove_backend),
+        )
+        .route("/ashlar/v1/backends/{name}/drain", post(drain_backend))
         .route("/metrics", get(metrics))
 }
 
@@ -142,6 +149,89 @@ async fn rollback(
     };
     let outcome = state.plugins.rollback(&name, part).await?;
     Ok(reply(&ctx, StatusCode::OK, json!({ "rollback": outcome })))
+}
+
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Unknown(_) => ApiError::not_found(e.to_string()),
+            BackendError::Exists(_) | BackendError::NotEmpty { .. } => {
+                ApiError::conflict(e.to_string())
+            }
+            BackendError::Config(_) | BackendError::Load(_) => ApiError::bad_request(e.to_string()),
+            BackendError::Db(d) => d.into(),
+        }
+    }
+}
+
+/// Every backend this host runs: its driver, state, volumes, and what a drain cannot move.
+async fn backends(axum::extract::State(state): State, ctx: Ctx) -> Result<Response, ApiError> {
+    let list = state.plugins.backends().await?;
+    Ok(reply(&ctx, StatusCode::OK, json!({ "backends": list })))
+}
+
+async fn show_backend(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = state.plugins.view(&name).await?;
+    Ok(reply(&ctx, StatusCode::OK, json!({ "backend": view })))
+}
+
+/// `{"name": "NAME", "config": "/path/ashlar.toml"}`: adds backend NAME from its section
+/// in `config` (a path on the server's host; default: the server's own config file).
+async fn add_backend(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = parse_body(&body)?;
+    let name = match body.get("name") {
+        Some(Value::String(n)) if !n.is_empty() => n.clone(),
+        other => {
+            return Err(ApiError::invalid_field(
+                "name",
+                other.unwrap_or(&Value::Null),
+                "give the name of a [backends.NAME] section",
+            ));
+        }
+    };
+    let config = match body.get("config") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(std::path::PathBuf::from(p)),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "config",
+                other,
+                "it must be a path",
+            ));
+        }
+    };
+    let view = state.plugins.add_backend(&name, config).await?;
+    Ok(reply(&ctx, StatusCode::CREATED, json!({ "backend": view })))
+}
+
+async fn drain_backend(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = state.plugins.drain_backend(&name).await?;
+    Ok(reply(
+        &ctx,
+        StatusCode::ACCEPTED,
+        json!({ "backend": view }),
+    ))
+}
+
+async fn remove_backend(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = state.plugins.remove_backend(&name).await?;
+    Ok(reply(&ctx, StatusCode::OK, json!({ "backend": view })))
 }
 
 /// Prometheus text format; unauthenticated like most scrape endpoints, figures only.

@@ -374,10 +374,10 @@ async fn new_volume(
     let availability_zone = b
         .availability_zone
         .clone()
-        .filter(|z| zones.contains(&z.as_str()))
+        .filter(|z| zones.iter().any(|k| k == z))
         .or_else(|| {
             zones
-                .contains(&state.default_availability_zone.as_str())
+                .contains(&state.default_availability_zone)
                 .then(|| state.default_availability_zone.clone())
         })
         .or_else(|| zones.first().map(|z| z.to_string()))

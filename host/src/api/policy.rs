@@ -500,6 +500,15 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         "/ashlar/v1/backends/{name}/rollback",
         Rule(PLUGINS, Admin),
     ),
+    ("GET", "/ashlar/v1/backends", Rule(PLUGINS, Admin)),
+    ("POST", "/ashlar/v1/backends", Rule(PLUGINS, Admin)),
+    ("GET", "/ashlar/v1/backends/{name}", Rule(PLUGINS, Admin)),
+    ("DELETE", "/ashlar/v1/backends/{name}", Rule(PLUGINS, Admin)),
+    (
+        "POST",
+        "/ashlar/v1/backends/{name}/drain",
+        Rule(PLUGINS, Admin),
+    ),
     // Prometheus text, unauthenticated like most scrape endpoints: figures only.
     ("GET", "/metrics", Public),
 ];

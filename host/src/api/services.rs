@@ -240,7 +240,7 @@ async fn capabilities(
         .find(|name| state.manager.backend_host(name) == host)
         .ok_or_else(not_found)?;
     let stats = state.manager.stats();
-    let s = stats.get(backend).ok_or_else(not_found)?;
+    let s = stats.get(&backend).ok_or_else(not_found)?;
     if let Some(err) = &s.error {
         tracing::warn!(backend = %backend, "capabilities asked of a backend without stats: {err}");
         return Err(ApiError::new(

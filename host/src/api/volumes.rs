@@ -304,7 +304,7 @@ async fn create(
     let known_zones = state.manager.availability_zones();
     let availability_zone = match opt_string(&vol, "availability_zone")? {
         Some(az) => {
-            if !known_zones.contains(&az.as_str()) {
+            if !known_zones.contains(&az) {
                 return Err(ApiError::invalid_field(
                     "availability_zone",
                     &json!(az),
@@ -323,7 +323,7 @@ async fn create(
             .map(|v| v.availability_zone.clone())
             .or_else(|| {
                 known_zones
-                    .contains(&state.default_availability_zone.as_str())
+                    .contains(&state.default_availability_zone)
                     .then(|| state.default_availability_zone.clone())
             })
             .or_else(|| known_zones.first().map(|z| z.to_string()))

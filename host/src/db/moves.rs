@@ -294,6 +294,44 @@ impl Db {
         Ok(res.rows_affected() == 1)
     }
 
+    /// The live volumes placed on backend `key` (`HOST@BACKEND` or `CLUSTER@BACKEND`),
+    /// oldest first.
+    pub async fn volumes_on(&self, key: &str) -> Result<Vec<crate::db::VolumeRow>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM volumes WHERE deleted = 0 AND (host = $1 OR substr(host, 1, length($2)) = $2) \
+             ORDER BY created_at, id",
+        )
+        .bind(key)
+        .bind(format!("{key}#"))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = self.get_volume(&id).await? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets this host's service `host` (`HOST@BACKEND`) of a removed backend, and the
+    /// stats it wrote for `key`.
+    pub async fn forget_backend(&self, host: &str, key: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM services WHERE host = $1 AND \"binary\" = 'cinder-volume'")
+            .bind(host)
+            .execute(&mut *tx)
+            .await?;
+        let owner = host.split_once('@').map_or(host, |(h, _)| h);
+        sqlx::query("DELETE FROM backend_stats WHERE backend = $1 AND host = $2")
+            .bind(key)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// How many live snapshots volume `id` has.
     pub async fn snapshot_count(&self, id: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(

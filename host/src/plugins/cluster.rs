@@ -244,7 +244,7 @@ impl ClusterSwaps {
             .backends
             .iter()
             .filter(|(_, b)| b.config.cluster.is_some())
-            .map(|(name, _)| plugins.volumes.backend_key(name))
+            .map(|(name, _)| plugins.volumes.backend_key(&name))
             .collect();
         ClusterSwaps {
             plugins,

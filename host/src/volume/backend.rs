@@ -98,3 +98,81 @@ pub struct BackupBackend {
     pub config: BackupConfig,
     pub slot: DriverSlot,
 }
+
+/// The backends a host runs, by name: read by every call, added to and removed from at
+/// runtime (`ashlar backend add|remove`). A reader takes the backend it needs once and
+/// finishes on it, as a call does with a driver slot.
+#[derive(Default)]
+pub struct Backends(RwLock<std::collections::BTreeMap<String, Arc<Backend>>>);
+
+impl Backends {
+    pub fn new(backends: std::collections::BTreeMap<String, Backend>) -> Backends {
+        Backends(RwLock::new(
+            backends
+                .into_iter()
+                .map(|(name, b)| (name, Arc::new(b)))
+                .collect(),
+        ))
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Backend>> {
+        self.0.read().expect("backends lock").get(name).cloned()
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.0.read().expect("backends lock").contains_key(name)
+    }
+
+    /// Every backend now, by name.
+    pub fn iter(&self) -> std::vec::IntoIter<(String, Arc<Backend>)> {
+        self.0
+            .read()
+            .expect("backends lock")
+            .iter()
+            .map(|(n, b)| (n.clone(), b.clone()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    pub fn keys(&self) -> std::vec::IntoIter<String> {
+        self.0
+            .read()
+            .expect("backends lock")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    pub fn values(&self) -> std::vec::IntoIter<Arc<Backend>> {
+        self.0
+            .read()
+            .expect("backends lock")
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// Adds `backend`; false (and nothing changed) when one of its name runs already.
+    pub fn insert(&self, backend: Backend) -> bool {
+        let mut map = self.0.write().expect("backends lock");
+        if map.contains_key(&backend.name) {
+            return false;
+        }
+        map.insert(backend.name.clone(), Arc::new(backend));
+        true
+    }
+
+    pub fn remove(&self, name: &str) -> Option<Arc<Backend>> {
+        self.0.write().expect("backends lock").remove(name)
+    }
+}
+
+impl<'a> IntoIterator for &'a Backends {
+    type Item = (String, Arc<Backend>);
+    type IntoIter = std::vec::IntoIter<(String, Arc<Backend>)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}

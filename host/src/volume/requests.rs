@@ -396,6 +396,57 @@ impl VolumeManager {
         })
     }
 
+    /// Moves available volume `v` off its backend to a pool the scheduler picks among the
+    /// others (a drained backend is disabled, so passed by); answers where it goes.
+    pub async fn request_evacuate(
+        &self,
+        v: &VolumeRow,
+        request_id: &str,
+    ) -> Result<String, Refused> {
+        let here: Vec<String> = v
+            .host
+            .as_deref()
+            .map(|h| backend_key_of(h).to_string())
+            .into_iter()
+            .collect();
+        let (spec, _) = flows::spec_for(self, v, None, here)
+            .await
+            .map_err(|e| Refused::Invalid(e.to_string()))?;
+        let placement = match self.schedule(&spec, None, false).await {
+            Ok(p) => p,
+            Err(OpError::NoValidBackend { public, .. }) => {
+                return Err(Refused::Invalid(format!(
+                    "No valid host was found for volume {}: {public}",
+                    v.id
+                )));
+            }
+            Err(OpError::Db(e)) => return Err(e.into()),
+            Err(e) => return Err(Refused::Invalid(e.to_string())),
+        };
+        let dest = placement.name();
+        let job = flows::migration_job(
+            v,
+            &dest,
+            VolumeStatus::Available,
+            VolumeStatus::Available,
+            None,
+            Some(request_id),
+        );
+        match self.db.begin_migration(&v.id, false, &job).await? {
+            Ok(()) => {
+                self.submit(&job.id);
+                Ok(dest)
+            }
+            Err(r) => {
+                self.adjust_pool(&dest, -v.size).await;
+                Err(Refused::Invalid(format!(
+                    "volume {} cannot move now: {r:?}",
+                    v.id
+                )))
+            }
+        }
+    }
+
     /// `os-retype`: volume `v` (available or in-use) to type `new_type`, in place when its
     /// backend suits it, else — `migration_policy` `on-demand` — by a migration.
     pub async fn request_retype(

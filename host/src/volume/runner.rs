@@ -112,7 +112,7 @@ impl JobRunner {
             .backends
             .iter()
             .filter(|(_, b)| b.config.cluster.is_some())
-            .map(|(name, _)| m.backend_key(name))
+            .map(|(name, _)| m.backend_key(&name))
             .collect();
         match m.db.silent_cluster_services(&clusters, &down_before).await {
             Ok(silent) => {

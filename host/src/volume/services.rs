@@ -25,6 +25,7 @@ impl VolumeManager {
             .report_service(&self.host_name, SCHEDULER_BINARY, scheduler_zone, None)
             .await?;
         for (name, backend) in &self.backends {
+            let name = name.as_str();
             let cluster = backend
                 .config
                 .cluster
@@ -54,7 +55,6 @@ impl VolumeManager {
                 self.backends
                     .keys()
                     .find(|name| self.backend_host(name) == s.host)
-                    .cloned()
             })
             .collect();
         *self.disabled.write().expect("disabled lock") = disabled;

@@ -30,8 +30,9 @@ impl VolumeManager {
     /// Asks every backend for its stats once.
     pub async fn poll_stats(&self) {
         for (name, backend) in &self.backends {
+            let name = name.as_str();
             let entry = match backend.driver().get_volume_stats(true).await {
-                Ok(stats) => self.to_backend_stats(backend, stats),
+                Ok(stats) => self.to_backend_stats(&backend, stats),
                 Err(e) => {
                     tracing::warn!(backend = %name, "get_volume_stats failed: {e}");
                     BackendStats {
@@ -58,7 +59,7 @@ impl VolumeManager {
             self.stats
                 .write()
                 .expect("stats lock")
-                .insert(name.clone(), entry);
+                .insert(name.to_string(), entry);
         }
         // Other hosts' backends, for get_pools and the API's size checks.
         if let Err(e) = self.shared_view(false).await {
@@ -114,6 +115,11 @@ impl VolumeManager {
             driver_version: stats.driver_version,
             storage_protocol: stats.storage_protocol,
         }
+    }
+
+    /// Drops a removed backend's stats.
+    pub fn forget_stats(&self, name: &str) {
+        self.stats.write().expect("stats lock").remove(name);
     }
 
     /// This host's backends' last stats, by backend name.
