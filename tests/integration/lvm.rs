@@ -1020,3 +1020,89 @@ settings.device_dir = "{0}/dev"
         "names the grant: {err}"
     );
 }
+
+// RECORDED lvm2 (device nodes need device-mapper), REAL nfs share and qemu-img: a volume
+// migrates from an nfs share onto an LV, the host copying between the file and the LV's
+// device node; the LV is made under the volume's new storage id and the file goes.
+#[tokio::test]
+async fn a_volume_migrates_from_an_nfs_share_onto_an_lv() {
+    let share = tempfile::tempdir().unwrap();
+    let rec = Recorded::start(
+        100 * GIB,
+        &format!(
+            "\n[backends.nas]\ndriver = \"nfs\"\n\
+             grants.exec = [\"qemu-img\", \"rm\", \"df\", \"du\"]\n\
+             grants.block = [\"{share}\"]\nsettings.share_path = \"{share}\"\n",
+            share = share.path().display()
+        ),
+    );
+    let admin = rec.server.client("admin:proj-a");
+    let c = rec.server.client("alice:proj-a");
+    // Made on the share: the lvm backend takes no new volume meanwhile.
+    let toggle = |action: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let r = admin
+                .put(
+                    &format!("os-services/{action}"),
+                    json!({"host": "ashlar@lvm1", "binary": "cinder-volume"}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    toggle("disable").await;
+    let id = c.create_volume(json!({"size": 1})).await;
+    c.wait_status("volumes", &id, "available").await;
+    toggle("enable").await;
+    let file = share.path().join(format!("volume-{id}"));
+    assert!(file.exists());
+    let (head, tail) = (vec![0x5au8; 4096], vec![0xa5u8; 2 * MIB as usize]);
+    write_at(&file, 0, &head);
+    write_at(&file, 600 * MIB, &tail);
+    let before = std::fs::read(&file).unwrap();
+
+    let r = admin
+        .post(
+            &format!("volumes/{id}/action"),
+            json!({"os-migrate_volume": {"host": "ashlar@lvm1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let v = loop {
+        let v = admin.get(&format!("volumes/{id}")).await.body["volume"].clone();
+        if v["os-vol-mig-status-attr:migstat"] == "success" {
+            break v;
+        }
+        assert_ne!(v["os-vol-mig-status-attr:migstat"], "error", "{v}");
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(v["os-vol-host-attr:host"].as_str().unwrap().starts_with("ashlar@lvm1#"));
+    let name_id = v["os-vol-mig-status-attr:name_id"].as_str().unwrap();
+    let lv = format!("volume-{name_id}");
+    assert!(
+        rec.changes()
+            .iter()
+            .any(|l| l.starts_with("lvcreate") && l.contains(&lv)),
+        "{:?}",
+        rec.changes()
+    );
+    let device = rec.device(&lv);
+    assert_eq!(read_at(&device, 0, head.len()), head);
+    assert_eq!(read_at(&device, 600 * MIB, tail.len()), tail);
+    assert_eq!(std::fs::read(&device).unwrap().len(), before.len());
+    assert!(is_zero(&device, 4096, (600 * MIB - 4096) as usize));
+    assert!(!file.exists(), "the file the volume left is deleted");
+    // Deleting it removes the LV it moved to.
+    assert_eq!(c.delete(&format!("volumes/{id}")).await.status, 202);
+    c.wait_gone("volumes", &id).await;
+    assert!(
+        rec.changes()
+            .iter()
+            .any(|l| l.starts_with("lvremove") && l.contains(&lv)),
+        "{:?}",
+        rec.changes()
+    );
+}
