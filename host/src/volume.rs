@@ -24,7 +24,7 @@ pub mod types;
 pub use attach::is_last_connection;
 pub use backend::{Backend, BackupBackend, DriverSlot};
 pub use job::Job;
-pub use requests::Refused;
+pub use requests::{ALREADY_MANAGED, Refused};
 pub use runner::JobRunner;
 pub use services::ServiceHeartbeat;
 pub use stats::{BackendStats, StatsPoller};
@@ -67,6 +67,9 @@ pub enum OpError {
     /// connection asked of this host is refused.
     #[error("on backend {0}, which this host does not run")]
     Elsewhere(String),
+    /// Over the project's quota, in Cinder's words (which a tenant may read).
+    #[error("{0}")]
+    OverQuota(String),
 }
 
 /// What kind of failure an operation met, for the status an API answer carries.
@@ -115,6 +118,7 @@ impl OpError {
             ) => Detail::DRIVER_NOT_INITIALIZED,
             OpError::Driver(_) => default,
             OpError::Db(_) | OpError::Gone(_) | OpError::Elsewhere(_) => Detail::UNKNOWN_ERROR,
+            OpError::OverQuota(_) => Detail::QUOTA_EXCEED,
             OpError::Backup { .. } => default,
         }
     }
@@ -157,6 +161,7 @@ impl OpError {
             }
             OpError::Db(_) | OpError::Gone(_) => return None,
             OpError::Backup { public, .. } => return Some(public.clone()),
+            OpError::OverQuota(why) => return Some(why.clone()),
         };
         Some(hint.to_string())
     }

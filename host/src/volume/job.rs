@@ -51,6 +51,13 @@ pub enum Job {
     },
     /// Remove a backup's objects from the store, then its row.
     DeleteBackup,
+    /// Take existing storage into management (Cinder's `manage_existing`): the driver
+    /// sizes what `reference` names (Cinder's `ref`, as JSON text), the size is charged,
+    /// then the driver renames it to the volume's own name.
+    ManageExisting { reference: String },
+    /// Let go of a volume (Cinder's `os-unmanage`): the driver leaves its storage, the
+    /// row goes and its usage is given back.
+    UnmanageVolume,
 }
 
 /// What a job acts on.
@@ -82,6 +89,8 @@ impl Job {
         "create_backup",
         "restore_backup",
         "delete_backup",
+        "manage_existing",
+        "unmanage_volume",
     ];
 
     /// The `kind` column.
@@ -96,6 +105,8 @@ impl Job {
             Job::CreateBackup => "create_backup",
             Job::RestoreBackup { .. } => "restore_backup",
             Job::DeleteBackup => "delete_backup",
+            Job::ManageExisting { .. } => "manage_existing",
+            Job::UnmanageVolume => "unmanage_volume",
         }
     }
 
@@ -164,6 +175,9 @@ impl Job {
             Job::RestoreBackup { volume_id, .. } if volume_id.is_empty() => {
                 Err("volume_id is empty".into())
             }
+            Job::ManageExisting { reference } if reference.is_empty() => {
+                Err("reference is empty".into())
+            }
             _ => Ok(()),
         }
     }
@@ -199,6 +213,10 @@ mod tests {
                 new_volume: true,
             },
             Job::DeleteBackup,
+            Job::ManageExisting {
+                reference: r#"{"source-name":"old"}"#.into(),
+            },
+            Job::UnmanageVolume,
         ];
         assert_eq!(jobs.len(), Job::KINDS.len() + 1);
         for job in jobs {

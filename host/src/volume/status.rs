@@ -94,6 +94,8 @@ statuses!(
         Reverting => "reverting",
         Managing => "managing",
         ErrorManaging => "error_managing",
+        Unmanaging => "unmanaging",
+        ErrorUnmanaging => "error_unmanaging",
         Deleted => "deleted",
     }
 );
@@ -183,6 +185,10 @@ impl VolumeStatus {
         V::Maintenance,
     ];
 
+    /// `os-unmanage` starts from these (Cinder's `delete(unmanage_only=True)`): the
+    /// statuses a delete starts from; never attached, never with snapshots.
+    pub const UNMANAGEABLE: &'static [VolumeStatus] = V::DELETABLE;
+
     /// `os-extend` starts from these (online extend of `in-use` volumes is not served).
     pub const EXTENDABLE: &'static [VolumeStatus] = &[V::Available];
 
@@ -244,6 +250,7 @@ impl VolumeStatus {
                 | V::BackingUp
                 | V::RestoringBackup
                 | V::Managing
+                | V::Unmanaging
         )
     }
 }
