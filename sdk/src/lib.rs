@@ -50,6 +50,8 @@ pub use target::TargetDriver;
 pub mod backup;
 pub use backup::BackupDriver;
 
+pub mod manage;
+
 pub use bindings::ashlar::driver::types::{
     ConnectionInfo, Connector, DriverError, ManageableVolume, ModelUpdate, PoolStats, Snapshot,
     Value, Volume, VolumeStats,
