@@ -524,6 +524,8 @@ impl Client {
                 "backing-up",
                 "restoring-backup",
                 "restoring",
+                "managing",
+                "unmanaging",
             ];
             if !TRANSIENT.contains(&status.as_str()) {
                 return r.body[singular].clone();

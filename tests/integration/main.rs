@@ -20,6 +20,7 @@ mod limits;
 mod lists;
 mod loading;
 mod lvm;
+mod manage;
 mod messages;
 mod multihost;
 mod nfs_real;
