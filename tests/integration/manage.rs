@@ -392,3 +392,135 @@ async fn bad_manage_requests_get_cinders_errors() {
     );
     assert_eq!(admin.get(&format!("volumes/{id}")).await.body["volume"]["status"], "available");
 }
+
+// REAL: lvm2 on a loop device (metadata only, as in lvm.rs); the LV is made outside the
+// service, 1.5 GiB, and becomes a 2 GiB volume.
+#[tokio::test]
+async fn an_lv_is_managed_renamed_grown_and_unmanaged_in_place() {
+    use crate::lvm::{LVM_PROGRAMS, LoopVg, run};
+    let vg = LoopVg::new("4G");
+    run(
+        "lvcreate",
+        &["--driverloaded", "n", "--yes", "-q", "-n", "legacy", "-L", "1536m", &vg.name],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("dev")).unwrap();
+    let mut programs = LVM_PROGRAMS.to_vec();
+    programs.push("lvrename");
+    let server = Server::start_in(
+        dir.path(),
+        &format!(
+            r#"
+[backends.lvm1]
+driver = "lvm"
+grants.exec = {programs:?}
+grants.block = ["@DIR@/dev", "/dev/zero"]
+settings.volume_group = "{}"
+settings.device_dir = "@DIR@/dev"
+settings.activation = "false"
+"#,
+            vg.name
+        ),
+    );
+    let admin = server.client("admin:proj-l").with_version("3.8");
+    let host = only_pool(&admin).await;
+    assert_eq!(host, format!("ashlar@lvm1#{}", vg.name));
+
+    let list = manageable(&admin, &host).await;
+    assert_eq!(
+        list,
+        [json!({"reference": {"source-name": "legacy"}, "size": 2, "safe_to_manage": true,
+                "reason_not_safe": null, "cinder_id": null, "extra_info": null})]
+    );
+    let v = manage(&admin, &host, "legacy").await;
+    assert_eq!(v["status"], "available", "{v}");
+    assert_eq!(v["size"], 2);
+    let id = v["id"].as_str().unwrap().to_string();
+    let lv = format!("volume-{id}");
+    assert_eq!(
+        vg.lvs(),
+        std::collections::BTreeMap::from([(lv.clone(), 2 * GIB)]),
+        "renamed and grown to whole GiB"
+    );
+    let list = manageable(&admin, &host).await;
+    let e = entry(&list, &lv).unwrap();
+    assert_eq!(e["safe_to_manage"], false);
+    assert_eq!(e["reason_not_safe"], "already managed");
+    assert_eq!(e["cinder_id"], id.as_str());
+
+    unmanage(&admin, &id).await;
+    assert_eq!(
+        vg.lvs(),
+        std::collections::BTreeMap::from([(lv.clone(), 2 * GIB)]),
+        "the LV stays"
+    );
+    let list = manageable(&admin, &host).await;
+    assert_eq!(entry(&list, &lv).unwrap()["safe_to_manage"], true);
+
+    // What is not there: the volume ends `error_managing`, the volume group untouched.
+    let r = admin
+        .post(
+            "manageable_volumes",
+            json!({"volume": {"host": host, "ref": {"source-name": "nothing"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let bad = r.body["volume"]["id"].as_str().unwrap().to_string();
+    let v = admin.wait("volumes", &bad).await;
+    assert_eq!(v["status"], "error_managing", "{v}");
+    let details = admin.message_details_for(&bad).await;
+    assert!(details[0].contains("no logical volume `nothing`"), "{details:?}");
+    assert_eq!(vg.lvs().len(), 1);
+}
+
+// REAL: a backend not granted the optional rename program still serves; managing on it
+// fails with a message naming the grant, and nothing on the volume group changes.
+#[tokio::test]
+async fn without_lvrename_managing_says_which_grant_is_missing() {
+    use crate::lvm::{LVM_PROGRAMS, LoopVg, run};
+    let vg = LoopVg::new("2G");
+    run(
+        "lvcreate",
+        &["--driverloaded", "n", "--yes", "-q", "-n", "legacy", "-L", "1g", &vg.name],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("dev")).unwrap();
+    let server = Server::start_in(
+        dir.path(),
+        &format!(
+            r#"
+[backends.lvm1]
+driver = "lvm"
+grants.exec = {LVM_PROGRAMS:?}
+grants.block = ["@DIR@/dev", "/dev/zero"]
+settings.volume_group = "{}"
+settings.device_dir = "@DIR@/dev"
+settings.activation = "false"
+"#,
+            vg.name
+        ),
+    );
+    let admin = server.client("admin:proj-l").with_version("3.8");
+    let host = only_pool(&admin).await;
+    let r = admin
+        .post(
+            "manageable_volumes",
+            json!({"volume": {"host": host, "ref": {"source-name": "legacy"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    let v = admin.wait("volumes", &id).await;
+    assert_eq!(v["status"], "error_managing", "{v}");
+    let msgs = admin.messages_for(&id).await;
+    assert_eq!(
+        msgs,
+        ["manage existing volume:An unknown error occurred. The operation is not supported by the backend."]
+    );
+    let details = admin.message_details_for(&id).await;
+    assert!(details[0].contains("grants.exec"), "{details:?}");
+    assert_eq!(
+        vg.lvs(),
+        std::collections::BTreeMap::from([("legacy".to_string(), GIB)])
+    );
+}
