@@ -88,9 +88,15 @@ impl ManageableVolume {
     /// (`volume-<id>`), which is "already managed" with that `cinder-id` (the host decides
     /// whether the volume still exists).
     pub fn named(name: &str, bytes: u64) -> ManageableVolume {
-        let id = volume_id_in_name(name);
+        ManageableVolume::at(&Reference::Name(name.to_string()), name, bytes)
+    }
+
+    /// Storage `reference` names (a path, say) whose own name is `leaf`: as [`Self::named`],
+    /// the leaf telling whether it is a volume's.
+    pub fn at(reference: &Reference, leaf: &str, bytes: u64) -> ManageableVolume {
+        let id = volume_id_in_name(leaf);
         ManageableVolume {
-            reference: Reference::Name(name.to_string()).to_json(),
+            reference: reference.to_json(),
             size_gib: gib_rounded_up(bytes),
             safe_to_manage: id.is_none(),
             reason_not_safe: id.map(|_| ALREADY_MANAGED.to_string()),

@@ -524,3 +524,94 @@ settings.activation = "false"
         std::collections::BTreeMap::from([("legacy".to_string(), GIB)])
     );
 }
+
+// The array simulator (tests/array-sim) with FlexVol pools: a LUN made through the array's
+// own REST API, managed by its uuid, renamed within its FlexVol as Cinder's ONTAP driver
+// renames it, its bytes kept.
+#[tokio::test]
+async fn a_lun_is_managed_by_uuid_renamed_in_its_flexvol_and_unmanaged() {
+    use crate::san::{ArraySim, PASSWORD, by_name, san_config};
+    let sim = ArraySim::start(&["--aggregate", "aggr1:100", "--flexvol", "vol_a:aggr1:20"]);
+    let made: Value = reqwest::Client::new()
+        .post(format!("{}/api/storage/luns?return_records=true", sim.base))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({"svm": {"name": "svm0"}, "name": "/vol/vol_a/legacy", "os_type": "linux",
+                      "space": {"size": GIB + GIB / 2}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uuid = made["records"][0]["uuid"].as_str().unwrap().to_string();
+    let st = sim.state().await;
+    let file = std::path::PathBuf::from(
+        by_name(&st["luns"], "/vol/vol_a/legacy")["backing_file"]
+            .as_str()
+            .unwrap(),
+    );
+    write_at(&file, 0, PATTERN);
+    let server = Server::start(&san_config(
+        &sim,
+        PASSWORD,
+        "settings.flexvol_names = \"vol_a\"",
+    ));
+    let admin = server.client("admin:proj-s").with_version("3.8");
+    let host = only_pool(&admin).await;
+    assert_eq!(host, "ashlar@san#vol_a");
+
+    let list = manageable(&admin, &host).await;
+    assert_eq!(
+        list,
+        [json!({"reference": {"source-name": "/vol/vol_a/legacy"}, "size": 2, "safe_to_manage": true,
+                "reason_not_safe": null, "cinder_id": null, "extra_info": null})]
+    );
+    let r = admin
+        .post(
+            "manageable_volumes",
+            json!({"volume": {"host": host, "ref": {"source-id": uuid}}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    let v = admin.wait("volumes", &id).await;
+    assert_eq!(v["status"], "available", "{v}");
+    assert_eq!(v["size"], 2);
+    let path = format!("/vol/vol_a/volume-{id}");
+    let st = sim.state().await;
+    let lun = by_name(&st["luns"], &path);
+    assert_eq!(lun["uuid"], uuid.as_str(), "the same LUN, renamed");
+    assert_eq!(lun["space"]["size"], 2 * GIB, "grown to whole GiB");
+    assert_eq!(read_at(&file, 0, PATTERN.len()), PATTERN);
+    assert!(
+        !st["luns"].as_array().unwrap().iter().any(|l| l["name"] == "/vol/vol_a/legacy")
+    );
+    let list = manageable(&admin, &host).await;
+    let e = entry(&list, &path).unwrap();
+    assert_eq!(e["safe_to_manage"], false);
+    assert_eq!(e["cinder_id"], id.as_str());
+
+    // The managed LUN is a volume like any other: it grows through the API.
+    let r = admin
+        .post(&format!("volumes/{id}/action"), json!({"os-extend": {"new_size": 3}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(admin.wait("volumes", &id).await["size"], 3);
+
+    unmanage(&admin, &id).await;
+    let st = sim.state().await;
+    assert_eq!(by_name(&st["luns"], &path)["space"]["size"], 3 * GIB, "the LUN stays");
+    assert_eq!(read_at(&file, 0, PATTERN.len()), PATTERN);
+    let list = manageable(&admin, &host).await;
+    assert_eq!(entry(&list, &path).unwrap()["safe_to_manage"], true);
+
+    // A LUN outside the backend's pools is refused with the pools named (to admins).
+    let r = admin
+        .post(
+            "manageable_volumes",
+            json!({"volume": {"host": host, "ref": {"source-name": "/vol/elsewhere/x"}}}),
+        )
+        .await;
+    let bad = r.body["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(admin.wait("volumes", &bad).await["status"], "error_managing");
+}
