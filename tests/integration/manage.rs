@@ -348,11 +348,13 @@ async fn bad_manage_requests_get_cinders_errors() {
 
     // Snapshots: no driver can list them; said so, not an empty list.
     let r = admin.get(&format!("manageable_snapshots?host={}", q(&host))).await;
-    assert_eq!(r.status, 501, "{}", r.body);
-    assert!(r.body["notImplemented"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("not supported"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.error_message()
+            .contains("listing manageable snapshots is not supported"),
+        "{}",
+        r.body
+    );
 
     // A reference to nothing: accepted (the driver is asked later, as in Cinder), then
     // `error_managing` with a message that names no path; the row can be deleted.

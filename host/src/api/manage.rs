@@ -326,7 +326,7 @@ async fn manage_existing(
     ))
 }
 
-#[utoipa::path(get, path = "/v3/manageable_volumes", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 501, description = "The backend's driver does not list what it holds.")))]
+#[utoipa::path(get, path = "/v3/manageable_volumes", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 503, description = "The backend is unavailable.")))]
 async fn list(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -336,7 +336,7 @@ async fn list(
     listing(&state, &ctx, &params, false).await
 }
 
-#[utoipa::path(get, path = "/v3/manageable_volumes/detail", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 501, description = "The backend's driver does not list what it holds.")))]
+#[utoipa::path(get, path = "/v3/manageable_volumes/detail", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 503, description = "The backend is unavailable.")))]
 async fn list_detail(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -346,7 +346,7 @@ async fn list_detail(
     listing(&state, &ctx, &params, true).await
 }
 
-#[utoipa::path(get, path = "/v3/os-volume-manage", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 501, description = "The backend's driver does not list what it holds.")))]
+#[utoipa::path(get, path = "/v3/os-volume-manage", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 503, description = "The backend is unavailable.")))]
 async fn list_legacy(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -355,7 +355,7 @@ async fn list_legacy(
     listing(&state, &ctx, &params, false).await
 }
 
-#[utoipa::path(get, path = "/v3/os-volume-manage/detail", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 501, description = "The backend's driver does not list what it holds.")))]
+#[utoipa::path(get, path = "/v3/os-volume-manage/detail", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 503, description = "The backend is unavailable.")))]
 async fn list_detail_legacy(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -512,18 +512,15 @@ async fn listing(
     ))
 }
 
-/// A listing the backend could not give: 501 when its driver does not list, else what
+/// A listing the backend could not give: 400 when its driver does not list, else what
 /// kind of failure it was (the driver's words go to the log).
 fn listing_error(backend: &str, e: OpError) -> ApiError {
     use crate::volume::FailureKind;
     tracing::warn!(backend, "listing manageable volumes failed: {e}");
     match e.kind() {
-        FailureKind::Invalid => ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!(
-                "The driver of backend {backend} does not list the storage it holds (get-manageable-volumes is not supported); manage storage by its reference instead."
-            ),
-        ),
+        FailureKind::Invalid => ApiError::bad_request(format!(
+            "Invalid input received: the driver of backend {backend} does not list the storage it holds (get-manageable-volumes is not supported); manage storage by its reference instead."
+        )),
         FailureKind::Unavailable => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -542,16 +539,16 @@ fn listing_error(backend: &str, e: OpError) -> ApiError {
 }
 
 /// Snapshots: contract 0.2 has no call that lists a backend's snapshots, so no backend
-/// can answer; said as a 501 rather than an empty list that would read as "nothing".
+/// can answer; said as a refusal (400, as Cinder refuses what a driver cannot do) rather
+/// than an empty list that would read as "nothing there".
 fn snapshots_not_served(ctx: &Ctx) -> Result<Response, ApiError> {
     before_v3_resource(ctx, "GET manageable_snapshots")?;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "Listing manageable snapshots is not supported: the driver contract this service serves has no call that lists a backend's snapshots.",
+    Err(ApiError::bad_request(
+        "Invalid input received: listing manageable snapshots is not supported: the driver contract this service serves has no call that lists a backend's snapshots.",
     ))
 }
 
-#[utoipa::path(get, path = "/v3/manageable_snapshots", tag = "manage", responses((status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 501, description = "Not served: no driver can list its snapshots.")))]
+#[utoipa::path(get, path = "/v3/manageable_snapshots", tag = "manage", responses((status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 400, description = "Not supported: no driver can list its snapshots.")))]
 async fn snapshots(
     ctx: Ctx,
     Query(_params): Query<HashMap<String, String>>,
@@ -559,7 +556,7 @@ async fn snapshots(
     snapshots_not_served(&ctx)
 }
 
-#[utoipa::path(get, path = "/v3/manageable_snapshots/detail", tag = "manage", responses((status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 501, description = "Not served: no driver can list its snapshots.")))]
+#[utoipa::path(get, path = "/v3/manageable_snapshots/detail", tag = "manage", responses((status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 400, description = "Not supported: no driver can list its snapshots.")))]
 async fn snapshots_detail(
     ctx: Ctx,
     Query(_params): Query<HashMap<String, String>>,
