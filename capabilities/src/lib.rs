@@ -864,14 +864,24 @@ http = ["{management_url}"]
              [[capabilities.exec]]\nprogram = \"mv\"\nargs = [\"/s/*\", \"/s/volume-*\"]\noptional = true\n",
         );
         let without = grant(&m, "b", &config(&[]), &grants(r#"exec = ["rm"]"#)).unwrap();
-        assert!(without.exec_allows("rm", &args(&["-f", "/s/volume-1"])).is_ok());
+        assert!(
+            without
+                .exec_allows("rm", &args(&["-f", "/s/volume-1"]))
+                .is_ok()
+        );
         let e = without
             .exec_allows("mv", &args(&["/s/old", "/s/volume-1"]))
             .unwrap_err();
         assert!(e.to_string().contains("`mv` is not allowed"), "{e}");
         let with = grant(&m, "b", &config(&[]), &grants(r#"exec = ["rm", "mv"]"#)).unwrap();
-        assert!(with.exec_allows("mv", &args(&["/s/old", "/s/volume-1"])).is_ok());
-        assert!(with.exec_allows("mv", &args(&["/s/old", "/etc/x"])).is_err());
+        assert!(
+            with.exec_allows("mv", &args(&["/s/old", "/s/volume-1"]))
+                .is_ok()
+        );
+        assert!(
+            with.exec_allows("mv", &args(&["/s/old", "/etc/x"]))
+                .is_err()
+        );
         // A required program stays required.
         let e = grant(&m, "b", &config(&[]), &grants(r#"exec = ["mv"]"#)).unwrap_err();
         assert!(e.to_string().contains("`rm`"), "{e}");

@@ -39,7 +39,9 @@ impl Reference {
             match v {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-                Some(_) => Err(bad(&format!("has a `{key}` that is not a non-empty string"))),
+                Some(_) => Err(bad(&format!(
+                    "has a `{key}` that is not a non-empty string"
+                ))),
             }
         };
         match &value {

@@ -176,7 +176,8 @@ async fn delete(c: &Client, kind: &str, id: &str) {
     assert!(c.wait(kind, id).await.is_null(), "{kind}/{id} still listed");
 }
 
-pub(crate) const LVM_PROGRAMS: [&str; 6] = ["vgs", "lvs", "lvcreate", "lvextend", "lvremove", "lvchange"];
+pub(crate) const LVM_PROGRAMS: [&str; 6] =
+    ["vgs", "lvs", "lvcreate", "lvextend", "lvremove", "lvchange"];
 
 // REAL: lvm2 on a loop device; thick volumes made, grown and removed through the API, the
 // pool's numbers checked against `vgs`, and a grow past the free space failing with

@@ -131,7 +131,9 @@ async fn an_nfs_file_is_managed_renamed_and_unmanaged_in_place() {
     legacy_file(&share.join("legacy.img"));
 
     // Listed as safe, with Cinder's summary and detail shapes.
-    let r = admin.get(&format!("manageable_volumes?host={}", q(&host))).await;
+    let r = admin
+        .get(&format!("manageable_volumes?host={}", q(&host)))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let summary = &r.body["manageable-volumes"];
     let e = entry(summary.as_array().unwrap(), "legacy.img").expect("listed");
@@ -185,12 +187,17 @@ async fn an_nfs_file_is_managed_renamed_and_unmanaged_in_place() {
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(
-        r.error_message().contains("volume_extension:volume_unmanage"),
+        r.error_message()
+            .contains("volume_extension:volume_unmanage"),
         "{}",
         r.body
     );
     unmanage(&admin, &id).await;
-    assert_eq!(read_at(&file, GIB, PATTERN.len()), PATTERN, "the file stays");
+    assert_eq!(
+        read_at(&file, GIB, PATTERN.len()),
+        PATTERN,
+        "the file stays"
+    );
     assert_eq!(in_use(&admin, "volumes").await, 0);
     assert_eq!(in_use(&admin, "gigabytes").await, 0);
     let list = manageable(&admin, &host).await;
@@ -257,7 +264,8 @@ async fn bad_manage_requests_get_cinders_errors() {
         "{}",
         r.body
     );
-    let r = post(json!({"volume": {"host": "nowhere@nothing#p", "ref": {"source-name": "x"}}})).await;
+    let r =
+        post(json!({"volume": {"host": "nowhere@nothing#p", "ref": {"source-name": "x"}}})).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(
         r.error_message()
@@ -265,7 +273,9 @@ async fn bad_manage_requests_get_cinders_errors() {
         "{}",
         r.body
     );
-    let r = post(json!({"volume": {"host": host, "ref": {"source-name": "x"}, "volume_type": "nope"}})).await;
+    let r =
+        post(json!({"volume": {"host": host, "ref": {"source-name": "x"}, "volume_type": "nope"}}))
+            .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(
         r.error_message()
@@ -275,8 +285,14 @@ async fn bad_manage_requests_get_cinders_errors() {
     );
     let r = post(json!({"volume": {"host": host, "ref": 7}})).await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.error_message().contains("field/attribute ref"), "{}", r.body);
-    let r = post(json!({"volume": {"host": host, "ref": {"source-name": "x"}, "bootable": "maybe"}})).await;
+    assert!(
+        r.error_message().contains("field/attribute ref"),
+        "{}",
+        r.body
+    );
+    let r =
+        post(json!({"volume": {"host": host, "ref": {"source-name": "x"}, "bootable": "maybe"}}))
+            .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error_message().contains("bootable"), "{}", r.body);
     let r = post(json!({"host": host})).await;
@@ -301,7 +317,9 @@ async fn bad_manage_requests_get_cinders_errors() {
         r.error_message(),
         "Policy doesn't allow volume_extension:volume_manage to be performed."
     );
-    let r = member.get(&format!("manageable_volumes?host={}", q(&host))).await;
+    let r = member
+        .get(&format!("manageable_volumes?host={}", q(&host)))
+        .await;
     assert_eq!(r.status, 403, "{}", r.body);
     let r = admin
         .with_version("3.7")
@@ -314,7 +332,10 @@ async fn bad_manage_requests_get_cinders_errors() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error_message().contains("Host field is missing"));
     let r = admin
-        .get(&format!("manageable_volumes?host={}&sort=name:asc", q(&host)))
+        .get(&format!(
+            "manageable_volumes?host={}&sort=name:asc",
+            q(&host)
+        ))
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error_message().contains("Invalid sort keys passed: name"));
@@ -347,7 +368,9 @@ async fn bad_manage_requests_get_cinders_errors() {
     assert!(r.error_message().contains("marker not found"), "{}", r.body);
 
     // Snapshots: no driver can list them; said so, not an empty list.
-    let r = admin.get(&format!("manageable_snapshots?host={}", q(&host))).await;
+    let r = admin
+        .get(&format!("manageable_snapshots?host={}", q(&host)))
+        .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(
         r.error_message()
@@ -366,15 +389,15 @@ async fn bad_manage_requests_get_cinders_errors() {
     let msgs = admin.messages_for(&id).await;
     assert_eq!(
         msgs,
-        ["manage existing volume:An unknown error occurred. The backend could not find what the operation needs."],
+        [
+            "manage existing volume:An unknown error occurred. The backend could not find what the operation needs."
+        ],
     );
     assert!(!msgs[0].contains(server.share().to_str().unwrap()));
     let details = admin.message_details_for(&id).await;
     assert!(details[0].contains("missing.img"), "{details:?}");
     // Unmanaging a volume with a snapshot is refused, as Cinder refuses it.
-    let r = admin
-        .delete(&format!("volumes/{id}"))
-        .await;
+    let r = admin.delete(&format!("volumes/{id}")).await;
     assert_eq!(r.status, 202, "{}", r.body);
     admin.wait_gone("volumes", &id).await;
 
@@ -392,7 +415,10 @@ async fn bad_manage_requests_get_cinders_errors() {
         "{}",
         r.body
     );
-    assert_eq!(admin.get(&format!("volumes/{id}")).await.body["volume"]["status"], "available");
+    assert_eq!(
+        admin.get(&format!("volumes/{id}")).await.body["volume"]["status"],
+        "available"
+    );
 }
 
 // REAL: lvm2 on a loop device (metadata only, as in lvm.rs); the LV is made outside the
@@ -403,7 +429,17 @@ async fn an_lv_is_managed_renamed_grown_and_unmanaged_in_place() {
     let vg = LoopVg::new("4G");
     run(
         "lvcreate",
-        &["--driverloaded", "n", "--yes", "-q", "-n", "legacy", "-L", "1536m", &vg.name],
+        &[
+            "--driverloaded",
+            "n",
+            "--yes",
+            "-q",
+            "-n",
+            "legacy",
+            "-L",
+            "1536m",
+            &vg.name,
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("dev")).unwrap();
@@ -431,8 +467,10 @@ settings.activation = "false"
     let list = manageable(&admin, &host).await;
     assert_eq!(
         list,
-        [json!({"reference": {"source-name": "legacy"}, "size": 2, "safe_to_manage": true,
-                "reason_not_safe": null, "cinder_id": null, "extra_info": null})]
+        [
+            json!({"reference": {"source-name": "legacy"}, "size": 2, "safe_to_manage": true,
+                "reason_not_safe": null, "cinder_id": null, "extra_info": null})
+        ]
     );
     let v = manage(&admin, &host, "legacy").await;
     assert_eq!(v["status"], "available", "{v}");
@@ -471,7 +509,10 @@ settings.activation = "false"
     let v = admin.wait("volumes", &bad).await;
     assert_eq!(v["status"], "error_managing", "{v}");
     let details = admin.message_details_for(&bad).await;
-    assert!(details[0].contains("no logical volume `nothing`"), "{details:?}");
+    assert!(
+        details[0].contains("no logical volume `nothing`"),
+        "{details:?}"
+    );
     assert_eq!(vg.lvs().len(), 1);
 }
 
@@ -483,7 +524,17 @@ async fn without_lvrename_managing_says_which_grant_is_missing() {
     let vg = LoopVg::new("2G");
     run(
         "lvcreate",
-        &["--driverloaded", "n", "--yes", "-q", "-n", "legacy", "-L", "1g", &vg.name],
+        &[
+            "--driverloaded",
+            "n",
+            "--yes",
+            "-q",
+            "-n",
+            "legacy",
+            "-L",
+            "1g",
+            &vg.name,
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("dev")).unwrap();
@@ -517,7 +568,9 @@ settings.activation = "false"
     let msgs = admin.messages_for(&id).await;
     assert_eq!(
         msgs,
-        ["manage existing volume:An unknown error occurred. The operation is not supported by the backend."]
+        [
+            "manage existing volume:An unknown error occurred. The operation is not supported by the backend."
+        ]
     );
     let details = admin.message_details_for(&id).await;
     assert!(details[0].contains("grants.exec"), "{details:?}");
@@ -537,8 +590,10 @@ async fn a_lun_is_managed_by_uuid_renamed_in_its_flexvol_and_unmanaged() {
     let made: Value = reqwest::Client::new()
         .post(format!("{}/api/storage/luns?return_records=true", sim.base))
         .basic_auth("admin", Some(PASSWORD))
-        .json(&json!({"svm": {"name": "svm0"}, "name": "/vol/vol_a/legacy", "os_type": "linux",
-                      "space": {"size": GIB + GIB / 2}}))
+        .json(
+            &json!({"svm": {"name": "svm0"}, "name": "/vol/vol_a/legacy", "os_type": "linux",
+                      "space": {"size": GIB + GIB / 2}}),
+        )
         .send()
         .await
         .unwrap()
@@ -565,8 +620,10 @@ async fn a_lun_is_managed_by_uuid_renamed_in_its_flexvol_and_unmanaged() {
     let list = manageable(&admin, &host).await;
     assert_eq!(
         list,
-        [json!({"reference": {"source-name": "/vol/vol_a/legacy"}, "size": 2, "safe_to_manage": true,
-                "reason_not_safe": null, "cinder_id": null, "extra_info": null})]
+        [
+            json!({"reference": {"source-name": "/vol/vol_a/legacy"}, "size": 2, "safe_to_manage": true,
+                "reason_not_safe": null, "cinder_id": null, "extra_info": null})
+        ]
     );
     let r = admin
         .post(
@@ -586,7 +643,11 @@ async fn a_lun_is_managed_by_uuid_renamed_in_its_flexvol_and_unmanaged() {
     assert_eq!(lun["space"]["size"], 2 * GIB, "grown to whole GiB");
     assert_eq!(read_at(&file, 0, PATTERN.len()), PATTERN);
     assert!(
-        !st["luns"].as_array().unwrap().iter().any(|l| l["name"] == "/vol/vol_a/legacy")
+        !st["luns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["name"] == "/vol/vol_a/legacy")
     );
     let list = manageable(&admin, &host).await;
     let e = entry(&list, &path).unwrap();
@@ -595,14 +656,21 @@ async fn a_lun_is_managed_by_uuid_renamed_in_its_flexvol_and_unmanaged() {
 
     // The managed LUN is a volume like any other: it grows through the API.
     let r = admin
-        .post(&format!("volumes/{id}/action"), json!({"os-extend": {"new_size": 3}}))
+        .post(
+            &format!("volumes/{id}/action"),
+            json!({"os-extend": {"new_size": 3}}),
+        )
         .await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(admin.wait("volumes", &id).await["size"], 3);
 
     unmanage(&admin, &id).await;
     let st = sim.state().await;
-    assert_eq!(by_name(&st["luns"], &path)["space"]["size"], 3 * GIB, "the LUN stays");
+    assert_eq!(
+        by_name(&st["luns"], &path)["space"]["size"],
+        3 * GIB,
+        "the LUN stays"
+    );
     assert_eq!(read_at(&file, 0, PATTERN.len()), PATTERN);
     let list = manageable(&admin, &host).await;
     assert_eq!(entry(&list, &path).unwrap()["safe_to_manage"], true);
@@ -615,5 +683,8 @@ async fn a_lun_is_managed_by_uuid_renamed_in_its_flexvol_and_unmanaged() {
         )
         .await;
     let bad = r.body["volume"]["id"].as_str().unwrap().to_string();
-    assert_eq!(admin.wait("volumes", &bad).await["status"], "error_managing");
+    assert_eq!(
+        admin.wait("volumes", &bad).await["status"],
+        "error_managing"
+    );
 }

@@ -196,7 +196,9 @@ async fn manage_existing(
             return Err(ApiError::invalid_field(
                 "ref",
                 other,
-                format!("{other} is not of type 'object', 'string': give e.g. {{\"source-name\": \"NAME\"}}."),
+                format!(
+                    "{other} is not of type 'object', 'string': give e.g. {{\"source-name\": \"NAME\"}}."
+                ),
             ));
         }
     };
@@ -467,7 +469,11 @@ async fn listing(
                 "size" => a.2.size_gib.cmp(&b.2.size_gib),
                 _ => a.1.cmp(&b.1),
             };
-            let o = if *dir == SortDir::Desc { o.reverse() } else { o };
+            let o = if *dir == SortDir::Desc {
+                o.reverse()
+            } else {
+                o
+            };
             if o != std::cmp::Ordering::Equal {
                 return o;
             }
@@ -477,15 +483,9 @@ async fn listing(
     let start = match &marker {
         None => 0,
         Some(m) => {
-            entries
-                .iter()
-                .position(|(r, _, _)| r == m)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Invalid input received: marker not found: {m}."
-                    ))
-                })?
-                + 1
+            entries.iter().position(|(r, _, _)| r == m).ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid input received: marker not found: {m}."))
+            })? + 1
         }
     };
     let views: Vec<Value> = entries
@@ -597,8 +597,7 @@ mod tests {
         };
         let e = cluster_or_host(&ctx(8), None, None, 16).unwrap_err();
         assert!(e.message.contains("Host field is missing"), "{}", e.message);
-        let e = cluster_or_host(&ctx(16), Some("c@b".into()), Some("h@b".into()), 16)
-            .unwrap_err();
+        let e = cluster_or_host(&ctx(16), Some("c@b".into()), Some("h@b".into()), 16).unwrap_err();
         assert!(e.message.contains("One and only one"), "{}", e.message);
         // Before 3.16 a cluster is not read at all.
         assert_eq!(

@@ -54,7 +54,9 @@ pub enum Job {
     /// Take existing storage into management (Cinder's `manage_existing`): the driver
     /// sizes what `reference` names (Cinder's `ref`, as JSON text), the size is charged,
     /// then the driver renames it to the volume's own name.
-    ManageExisting { reference: String },
+    ManageExisting {
+        reference: String,
+    },
     /// Let go of a volume (Cinder's `os-unmanage`): the driver leaves its storage, the
     /// row goes and its usage is given back.
     UnmanageVolume,

@@ -81,8 +81,7 @@ impl Detail {
         Detail::new("002", "Driver is not initialized at present.");
     pub const NO_BACKEND_AVAILABLE: Detail =
         Detail::new("003", "Could not find any available weighted backend.");
-    pub const QUOTA_EXCEED: Detail =
-        Detail::new("006", "Not enough quota resource for operation.");
+    pub const QUOTA_EXCEED: Detail = Detail::new("006", "Not enough quota resource for operation.");
     pub const DRIVER_FAILED_EXTEND: Detail =
         Detail::new("010", "Volume Driver failed to extend volume.");
     pub const DRIVER_FAILED_CREATE: Detail =

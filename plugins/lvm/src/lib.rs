@@ -25,9 +25,8 @@ pub mod settings;
 use ashlar_sdk::block::{self, Handle, OpenMode};
 use ashlar_sdk::manage::{IN_USE, Reference};
 use ashlar_sdk::{
-    ConnectionInfo, Connector, DriverError, HealthReport, ManageableVolume, ModelUpdate,
-    PoolStats, Result, Snapshot, Value, Volume, VolumeDriver, VolumeStats, check_id, config,
-    exec, log,
+    ConnectionInfo, Connector, DriverError, HealthReport, ManageableVolume, ModelUpdate, PoolStats,
+    Result, Snapshot, Value, Volume, VolumeDriver, VolumeStats, check_id, config, exec, log,
 };
 
 use lvm::{Cmd, Commands, GIB, LvInfo, VgInfo, clone_snapshot_lv, snapshot_lv, volume_lv};
@@ -909,7 +908,11 @@ mod tests {
         let pool = lv("pool", GIB, "twi-a-tz--", "", None);
         assert!(pool.why_not_manageable().unwrap().contains("LVM's own"));
         assert!(managed_lv_name(r#"{"source-name": "legacy"}"#).is_ok());
-        for bad in [r#"{"source-name": "../x"}"#, r#"{"source-name": "-x"}"#, r#"{"source-id": "1"}"#] {
+        for bad in [
+            r#"{"source-name": "../x"}"#,
+            r#"{"source-name": "-x"}"#,
+            r#"{"source-id": "1"}"#,
+        ] {
             assert!(managed_lv_name(bad).is_err(), "{bad}");
         }
     }

@@ -997,7 +997,8 @@ impl VolumeDriver for NfsDriver {
             if locked(&String::from_utf8_lossy(&out.stderr))
                 && let Ok((_, info)) = self.info(&path)
             {
-                found.push(ManageableVolume::named(&name, info.virtual_size).unsafe_because(IN_USE));
+                found
+                    .push(ManageableVolume::named(&name, info.virtual_size).unsafe_because(IN_USE));
             }
             // Anything else (a directory) is not storage a volume can be made of.
         }

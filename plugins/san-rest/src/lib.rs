@@ -65,7 +65,11 @@ impl SanRest {
     /// The LUN a manage names, checked as Cinder's ONTAP driver checks it: on the array,
     /// in one of the backend's FlexVol pools, not a snapshot's. `Ok(None)` when it is gone
     /// and the volume's own LUN is there (a manage retried after its rename).
-    fn manageable_lun(&mut self, volume: &Volume, reference: &str) -> Result<Option<(String, String, u64)>> {
+    fn manageable_lun(
+        &mut self,
+        volume: &Volume,
+        reference: &str,
+    ) -> Result<Option<(String, String, u64)>> {
         check_id("volume", &volume.id)?;
         let reference = Reference::parse(reference)?;
         let array = self.array()?;
@@ -102,7 +106,9 @@ impl SanRest {
         let path = str_at(&lun, "/name").unwrap_or_default().to_string();
         let (fv, name) = split_path(&path)
             .map(|(v, l)| (v.to_string(), l.to_string()))
-            .ok_or_else(|| DriverError::internal(format!("the array's LUN `{path}` has no path")))?;
+            .ok_or_else(|| {
+                DriverError::internal(format!("the array's LUN `{path}` has no path"))
+            })?;
         if !pools.contains(&fv) {
             return Err(DriverError::invalid_argument(format!(
                 "LUN {path} is in FlexVol {fv}, which is not one of this backend's pools ({})",
@@ -115,7 +121,10 @@ impl SanRest {
             )));
         }
         let uuid = Array::uuid("LUN", &lun)?;
-        let size = lun.pointer("/space/size").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let size = lun
+            .pointer("/space/size")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
         Ok(Some((uuid, path, size)))
     }
 }
@@ -289,8 +298,12 @@ impl VolumeDriver for SanRest {
         };
         let mut found = Vec::new();
         for lun in array.all_luns()? {
-            let Some(path) = str_at(&lun, "/name") else { continue };
-            let Some((fv, name)) = split_path(path) else { continue };
+            let Some(path) = str_at(&lun, "/name") else {
+                continue;
+            };
+            let Some((fv, name)) = split_path(path) else {
+                continue;
+            };
             if name.starts_with("snapshot-") {
                 continue;
             }
@@ -299,12 +312,19 @@ impl VolumeDriver for SanRest {
             {
                 continue;
             }
-            let size = lun.pointer("/space/size").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let size = lun
+                .pointer("/space/size")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
             let mut m = ManageableVolume::at(&Reference::Name(path.to_string()), name, size);
             if pools.is_none() {
                 m = m.unsafe_because(AGGREGATE_POOLS);
             }
-            if lun.pointer("/status/mapped").and_then(serde_json::Value::as_bool) == Some(true) {
+            if lun
+                .pointer("/status/mapped")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+            {
                 m = m.unsafe_because(IN_USE);
             }
             found.push(m);

@@ -43,9 +43,8 @@ impl<'m> Task<ManageCtx<'m>, OpError> for SizeOnBackend {
                 .await?;
             // A file or LV smaller than 1 GiB still makes a 1 GiB volume, as Cinder's
             // drivers round up.
-            let size = i64::try_from(size.max(1)).map_err(|_| {
-                OpError::Gone(format!("the driver answered a size of {size} GiB"))
-            })?;
+            let size = i64::try_from(size.max(1))
+                .map_err(|_| OpError::Gone(format!("the driver answered a size of {size} GiB")))?;
             match m.db.size_managed_volume(&volume.id, size).await? {
                 Ok(true) => {}
                 Ok(false) => {
