@@ -688,3 +688,79 @@ async fn a_lun_is_managed_by_uuid_renamed_in_its_flexvol_and_unmanaged() {
         "error_managing"
     );
 }
+
+// REAL: the size is charged to the project's gigabytes (and its type's) once the driver has
+// measured the storage, before anything is renamed; over the quota the volume ends
+// `error_managing` with Cinder's quota words and the file keeps its name.
+#[tokio::test]
+async fn a_manage_over_the_gigabytes_quota_renames_nothing() {
+    let server = Server::start("");
+    let admin = server.client("admin:proj-q").with_version("3.8");
+    let host = only_pool(&admin).await;
+    let r = admin
+        .post("types", json!({"volume_type": {"name": "gold"}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin
+        .put(
+            "os-quota-sets/proj-q",
+            json!({"quota_set": {"gigabytes": 3}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let share = server.share();
+    legacy_file(&share.join("fits.img"));
+    std::fs::File::create(share.join("big.img"))
+        .unwrap()
+        .set_len(2 * GIB)
+        .unwrap();
+
+    // 2 GiB of a 3 GiB quota, counted for the type too.
+    let r = admin
+        .post(
+            "manageable_volumes",
+            json!({"volume": {"host": host, "ref": {"source-name": "fits.img"}, "volume_type": "gold"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["volume"]["volume_type"], "gold");
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(admin.wait("volumes", &id).await["status"], "available");
+    assert_eq!(in_use(&admin, "gigabytes").await, 2);
+    assert_eq!(in_use(&admin, "gigabytes_gold").await, 2);
+    assert_eq!(in_use(&admin, "volumes_gold").await, 1);
+
+    // Another 2 GiB is over: refused before the rename.
+    let r = admin
+        .post(
+            "manageable_volumes",
+            json!({"volume": {"host": host, "ref": {"source-name": "big.img"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let over = r.body["volume"]["id"].as_str().unwrap().to_string();
+    let v = admin.wait("volumes", &over).await;
+    assert_eq!(v["status"], "error_managing", "{v}");
+    let msgs = admin.messages_for(&over).await;
+    assert!(
+        msgs[0].starts_with(
+            "manage existing volume:Not enough quota resource for operation. VolumeSizeExceedsAvailableQuota:"
+        ),
+        "{msgs:?}"
+    );
+    assert!(share.join("big.img").exists(), "nothing was renamed");
+    assert!(!share.join(format!("volume-{over}")).exists());
+    assert_eq!(in_use(&admin, "gigabytes").await, 2);
+    // The failed volume counts one volume until it is deleted; then nothing is left of it.
+    assert_eq!(in_use(&admin, "volumes").await, 2);
+    let r = admin.delete(&format!("volumes/{over}")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    admin.wait_gone("volumes", &over).await;
+    assert_eq!(in_use(&admin, "volumes").await, 1);
+    assert!(share.join("big.img").exists(), "a delete of it touches no other file");
+
+    unmanage(&admin, &id).await;
+    assert_eq!(in_use(&admin, "gigabytes").await, 0);
+    assert_eq!(in_use(&admin, "gigabytes_gold").await, 0);
+    assert_eq!(in_use(&admin, "volumes").await, 0);
+}
