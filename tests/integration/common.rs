@@ -526,6 +526,7 @@ impl Client {
                 "restoring",
                 "managing",
                 "unmanaging",
+                "error_managing_deleting",
             ];
             if !TRANSIENT.contains(&status.as_str()) {
                 return r.body[singular].clone();

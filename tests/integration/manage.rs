@@ -396,10 +396,20 @@ async fn bad_manage_requests_get_cinders_errors() {
     assert!(!msgs[0].contains(server.share().to_str().unwrap()));
     let details = admin.message_details_for(&id).await;
     assert!(details[0].contains("missing.img"), "{details:?}");
-    // Unmanaging a volume with a snapshot is refused, as Cinder refuses it.
-    let r = admin.delete(&format!("volumes/{id}")).await;
+    // It can be unmanaged (through `error_managing_deleting`, as in Cinder).
+    let r = admin
+        .post(&format!("volumes/{id}/action"), json!({"os-unmanage": {}}))
+        .await;
     assert_eq!(r.status, 202, "{}", r.body);
+    let now = admin.get(&format!("volumes/{id}")).await;
+    assert!(
+        now.status == 404 || now.body["volume"]["status"] == "error_managing_deleting",
+        "{}",
+        now.body
+    );
     admin.wait_gone("volumes", &id).await;
+
+    // Unmanaging a volume with a snapshot is refused, as Cinder refuses it.
 
     let v = manage(&admin, &host, "a.img").await;
     let id = v["id"].as_str().unwrap().to_string();
@@ -757,7 +767,10 @@ async fn a_manage_over_the_gigabytes_quota_renames_nothing() {
     assert_eq!(r.status, 202, "{}", r.body);
     admin.wait_gone("volumes", &over).await;
     assert_eq!(in_use(&admin, "volumes").await, 1);
-    assert!(share.join("big.img").exists(), "a delete of it touches no other file");
+    assert!(
+        share.join("big.img").exists(),
+        "a delete of it touches no other file"
+    );
 
     unmanage(&admin, &id).await;
     assert_eq!(in_use(&admin, "gigabytes").await, 0);

@@ -888,7 +888,15 @@ mod tests {
         assert_eq!(used(&db, "p", "gigabytes").await, (3, 0));
         let over = db.size_managed_volume("m2", 3).await.unwrap();
         assert!(
-            matches!(over, Err(OverQuota::Gigabytes { requested: 3, quota: 5, consumed: 3, .. })),
+            matches!(
+                over,
+                Err(OverQuota::Gigabytes {
+                    requested: 3,
+                    quota: 5,
+                    consumed: 3,
+                    ..
+                })
+            ),
             "{over:?}"
         );
         assert_eq!(db.get_volume("m2").await.unwrap().unwrap().size, 0);
@@ -907,9 +915,14 @@ mod tests {
         assert_eq!(used(&db, "p", "gigabytes").await, (0, 0));
         assert!(db.quota_usage_drift().await.unwrap().is_empty());
         // Nothing to size once it left `managing`.
-        db.transition_volume("m2", &[VolumeStatus::Managing], VolumeStatus::ErrorManaging, None)
-            .await
-            .unwrap();
+        db.transition_volume(
+            "m2",
+            &[VolumeStatus::Managing],
+            VolumeStatus::ErrorManaging,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(db.size_managed_volume("m2", 1).await.unwrap(), Ok(false));
         assert_eq!(used(&db, "p", "gigabytes").await, (0, 0));
     }

@@ -782,7 +782,8 @@ impl Db {
     }
 
     /// Starts an unmanage (Cinder's `delete(unmanage_only=True)`): the volume from one of
-    /// `from` to `unmanaging` with its job, in one transaction; refused, as a delete is,
+    /// `from` to `unmanaging` (from `error_managing` to `error_managing_deleting`) with its
+    /// job, in one transaction; refused, as a delete is,
     /// while it has snapshots or something reads it.
     pub async fn begin_unmanage_volume(
         &self,
@@ -812,7 +813,28 @@ impl Db {
         if attached > 0 {
             return Ok(Err(DeleteRefused::Status));
         }
-        if !move_status(&mut tx, Resource::Volumes, id, &names(from), "unmanaging").await? {
+        // Cinder's two spellings: a volume that failed to be managed is
+        // `error_managing_deleting` on its way out, any other `unmanaging`.
+        let failed: Vec<&str> = names(from)
+            .into_iter()
+            .filter(|s| *s == "error_managing")
+            .collect();
+        let others: Vec<&str> = names(from)
+            .into_iter()
+            .filter(|s| *s != "error_managing")
+            .collect();
+        let moved = (!failed.is_empty()
+            && move_status(
+                &mut tx,
+                Resource::Volumes,
+                id,
+                &failed,
+                "error_managing_deleting",
+            )
+            .await?)
+            || (!others.is_empty()
+                && move_status(&mut tx, Resource::Volumes, id, &others, "unmanaging").await?);
+        if !moved {
             return Ok(Err(DeleteRefused::Status));
         }
         job.insert(&mut tx, self.dialect).await?;
@@ -820,7 +842,7 @@ impl Db {
         Ok(Ok(()))
     }
 
-    /// `unmanaging` → gone (soft-deleted, as a delete leaves it), with the project's
+    /// `unmanaging` or `error_managing_deleting` → gone (soft-deleted, as a delete leaves it), with the project's
     /// usage given back in the same transaction; the storage is the backend's again.
     pub async fn finish_unmanage_volume(&self, id: &str) -> Result<bool> {
         let now = time::now();
@@ -828,7 +850,7 @@ impl Db {
         let counted = quotas::volume_counted(&mut tx, id).await?;
         let res = sqlx::query(
             "UPDATE volumes SET status = 'deleted', deleted = 1, deleted_at = $1, updated_at = $1 \
-             WHERE id = $2 AND status = 'unmanaging'",
+             WHERE id = $2 AND status IN ('unmanaging', 'error_managing_deleting')",
         )
         .bind(&now)
         .bind(id)

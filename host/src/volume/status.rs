@@ -96,6 +96,7 @@ statuses!(
         ErrorManaging => "error_managing",
         Unmanaging => "unmanaging",
         ErrorUnmanaging => "error_unmanaging",
+        ErrorManagingDeleting => "error_managing_deleting",
         Deleted => "deleted",
     }
 );
@@ -186,7 +187,9 @@ impl VolumeStatus {
     ];
 
     /// `os-unmanage` starts from these (Cinder's `delete(unmanage_only=True)`): the
-    /// statuses a delete starts from; never attached, never with snapshots.
+    /// statuses a delete starts from; never attached, never with snapshots. It moves the
+    /// volume to `unmanaging`, or from `error_managing` to `error_managing_deleting`, as
+    /// Cinder does.
     pub const UNMANAGEABLE: &'static [VolumeStatus] = V::DELETABLE;
 
     /// `os-extend` starts from these (online extend of `in-use` volumes is not served).
@@ -251,6 +254,7 @@ impl VolumeStatus {
                 | V::RestoringBackup
                 | V::Managing
                 | V::Unmanaging
+                | V::ErrorManagingDeleting
         )
     }
 }

@@ -136,7 +136,7 @@ type UnmanageCtx<'m> = Ctx<'m, VolumeRow>;
 
 /// Has the driver let go of the volume; its storage stays.
 struct UnmanageOnBackend;
-/// `unmanaging` → gone, the usage given back.
+/// `unmanaging` (or `error_managing_deleting`) → gone, the usage given back.
 struct MarkUnmanaged;
 
 impl<'m> Task<UnmanageCtx<'m>, OpError> for UnmanageOnBackend {
@@ -188,14 +188,19 @@ pub(in crate::volume) async fn unmanage_volume(
     id: &str,
     request_id: Option<String>,
 ) -> Result<(), OpError> {
-    let Some(volume) = volume_in(m, id, VolumeStatus::Unmanaging).await? else {
+    let Some(volume) = m.db.get_volume(id).await?.filter(|v| {
+        matches!(
+            v.status,
+            VolumeStatus::Unmanaging | VolumeStatus::ErrorManagingDeleting
+        )
+    }) else {
         return Ok(());
     };
     let failed = MarkFailed::volume(
         &volume,
         Action::UNMANAGE_VOLUME,
         Detail::UNKNOWN_ERROR,
-        VolumeStatus::Unmanaging,
+        volume.status,
         VolumeStatus::ErrorUnmanaging,
     );
     let mut ctx = Ctx {
