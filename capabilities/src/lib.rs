@@ -140,12 +140,20 @@ pub struct RequestedCapabilities {
 
 /// `[[capabilities.exec]]`: a program and one argument shape (see [`exec`] for the pattern
 /// language). Without `args` the program may only be run with no arguments.
+///
+/// `optional = true` marks a program only an optional feature runs (the nfs driver's `mv`
+/// for managing existing files): a backend whose operator did not grant it still loads,
+/// with no rule for it, and the feature's calls are denied by name; every request for a
+/// program must then be optional. A program the operator did grant is allowed as any
+/// other.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
     pub program: String,
     #[serde(default)]
     pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 /// `[backends.NAME.grants]` in the operator's config. Everything defaults to nothing.
@@ -546,9 +554,15 @@ impl Ctx<'_> {
             }
         }
 
-        let requests = &self.manifest.capabilities.exec;
+        let all = &self.manifest.capabilities.exec;
+        // A program only optional features run may go ungranted: it gets no rule.
+        let required = |program: &str| all.iter().any(|r| r.program == program && !r.optional);
+        let requests: Vec<&ExecRequest> = all
+            .iter()
+            .filter(|r| granted.contains_key(r.program.as_str()) || required(&r.program))
+            .collect();
         let mut missing: Vec<String> = Vec::new();
-        for request in requests {
+        for request in &requests {
             if !granted.contains_key(request.program.as_str())
                 && !missing.contains(&request.program)
             {
@@ -841,6 +855,36 @@ http = ["{management_url}"]
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_optional_program_may_go_ungranted_and_is_then_denied() {
+        let m = manifest(
+            "[[capabilities.exec]]\nprogram = \"rm\"\nargs = [\"-f\", \"/s/volume-*\"]\n\
+             [[capabilities.exec]]\nprogram = \"mv\"\nargs = [\"/s/*\", \"/s/volume-*\"]\noptional = true\n",
+        );
+        let without = grant(&m, "b", &config(&[]), &grants(r#"exec = ["rm"]"#)).unwrap();
+        assert!(
+            without
+                .exec_allows("rm", &args(&["-f", "/s/volume-1"]))
+                .is_ok()
+        );
+        let e = without
+            .exec_allows("mv", &args(&["/s/old", "/s/volume-1"]))
+            .unwrap_err();
+        assert!(e.to_string().contains("`mv` is not allowed"), "{e}");
+        let with = grant(&m, "b", &config(&[]), &grants(r#"exec = ["rm", "mv"]"#)).unwrap();
+        assert!(
+            with.exec_allows("mv", &args(&["/s/old", "/s/volume-1"]))
+                .is_ok()
+        );
+        assert!(
+            with.exec_allows("mv", &args(&["/s/old", "/etc/x"]))
+                .is_err()
+        );
+        // A required program stays required.
+        let e = grant(&m, "b", &config(&[]), &grants(r#"exec = ["mv"]"#)).unwrap_err();
+        assert!(e.to_string().contains("`rm`"), "{e}");
     }
 
     fn manifest(capabilities: &str) -> Manifest {

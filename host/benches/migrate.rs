@@ -51,7 +51,11 @@ fn qemu_img_convert(src: &Path, dst: &Path) -> f64 {
         .arg(dst)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The same durability as the migration's copy, which syncs its target.
     std::fs::File::open(dst).unwrap().sync_all().unwrap();
     let secs = started.elapsed().as_secs_f64();
@@ -65,7 +69,9 @@ async fn call(
     url: String,
     body: Option<serde_json::Value>,
 ) -> serde_json::Value {
-    let mut req = http.request(method, url).header("x-auth-token", "admin:bench");
+    let mut req = http
+        .request(method, url)
+        .header("x-auth-token", "admin:bench");
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -120,7 +126,8 @@ fn main() {
         std::fs::create_dir_all(d).unwrap();
     }
     let config = dir.path().join("ashlar.toml");
-    let mut text = String::from("stats_interval_secs = 1\n[quota]\nvolumes = -1\ngigabytes = -1\n\n");
+    let mut text =
+        String::from("stats_interval_secs = 1\n[quota]\nvolumes = -1\ngigabytes = -1\n\n");
     for (name, share) in [("a", &a), ("b", &b)] {
         text.push_str(&format!(
             "[backends.{name}]\ndriver = \"nfs\"\n\
@@ -147,7 +154,10 @@ fn main() {
         "{:<22} {:>14} {:>14} {:>7}",
         "volume", "migrate MB/s", "qemu-img MB/s", "ratio"
     );
-    for (label, written) in [("written in full", size_gib * GIB), ("a quarter written", size_gib * GIB / 4)] {
+    for (label, written) in [
+        ("written in full", size_gib * GIB),
+        ("a quarter written", size_gib * GIB / 4),
+    ] {
         let id = rt.block_on(async {
             let v = call(
                 &http,

@@ -14,6 +14,7 @@ mod default_types;
 mod input;
 pub use input::InputLimits;
 mod list;
+mod manage;
 mod messages;
 mod metadata;
 mod moves;
@@ -73,6 +74,9 @@ const RESOURCES: &[&str] = &[
     "os-quota-sets",
     "os-quota-class-sets",
     "backups",
+    "manageable_volumes",
+    "manageable_snapshots",
+    "os-volume-manage",
 ];
 
 pub struct AppState {
@@ -116,6 +120,7 @@ fn documented() -> OpenApiRouter<Arc<AppState>> {
         .merge(services::routes())
         .merge(quotas::routes())
         .merge(backups::routes())
+        .merge(manage::routes())
 }
 
 /// Whether the policy table may refuse `method path` to an authenticated caller: a rule

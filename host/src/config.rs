@@ -794,7 +794,7 @@ impl Config {
         let share = data_dir.join("volumes");
         let share = share.to_string_lossy().into_owned();
         let grants: Grants = toml::from_str(&format!(
-            "exec = [\"qemu-img\", \"rm\", \"df\", \"du\"]\nblock = [{share:?}]\n"
+            "exec = [\"qemu-img\", \"rm\", \"df\", \"du\", \"mv\"]\nblock = [{share:?}]\n"
         ))
         .expect("default grants are valid");
         BackendConfig {

@@ -24,7 +24,7 @@ pub mod types;
 pub use attach::is_last_connection;
 pub use backend::{Backend, Backends, BackupBackend, DriverSlot};
 pub use job::Job;
-pub use requests::Refused;
+pub use requests::{ALREADY_MANAGED, Refused};
 pub use runner::JobRunner;
 pub use services::ServiceHeartbeat;
 pub use stats::{BackendStats, StatsPoller};
@@ -71,6 +71,9 @@ pub enum OpError {
     /// (never a host path), `detail` the whole story.
     #[error("{detail}")]
     Move { public: String, detail: String },
+    /// Over the project's quota, in Cinder's words (which a tenant may read).
+    #[error("{0}")]
+    OverQuota(String),
 }
 
 /// What kind of failure an operation met, for the status an API answer carries.
@@ -119,6 +122,7 @@ impl OpError {
             ) => Detail::DRIVER_NOT_INITIALIZED,
             OpError::Driver(_) => default,
             OpError::Db(_) | OpError::Gone(_) | OpError::Elsewhere(_) => Detail::UNKNOWN_ERROR,
+            OpError::OverQuota(_) => Detail::QUOTA_EXCEED,
             OpError::Backup { .. } | OpError::Move { .. } => default,
         }
     }
@@ -163,6 +167,7 @@ impl OpError {
             OpError::Backup { public, .. } | OpError::Move { public, .. } => {
                 return Some(public.clone());
             }
+            OpError::OverQuota(why) => return Some(why.clone()),
         };
         Some(hint.to_string())
     }

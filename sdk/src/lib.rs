@@ -50,6 +50,8 @@ pub use target::TargetDriver;
 pub mod backup;
 pub use backup::BackupDriver;
 
+pub mod manage;
+
 pub use bindings::ashlar::driver::types::{
     ConnectionInfo, Connector, DriverError, ManageableVolume, ModelUpdate, PoolStats, Snapshot,
     Value, Volume, VolumeStats,
@@ -217,15 +219,24 @@ pub trait VolumeDriver: 'static {
     fn revert_to_snapshot(&mut self, _volume: Volume, _snapshot: Snapshot) -> Result<()> {
         unsupported("reverting to a snapshot")
     }
+    /// Cinder's `manage_existing`: take over the storage `reference` names (Cinder's
+    /// `ref` as JSON text, see [`manage::Reference`]) as `volume`, usually by renaming it
+    /// to the volume's own name; `volume.size_gib` is what
+    /// [`VolumeDriver::manage_existing_get_size`] answered.
     fn manage_existing(&mut self, _volume: Volume, _reference: String) -> Result<ModelUpdate> {
         unsupported("managing existing volumes")
     }
+    /// The size in GiB, rounded up, of what `reference` names; not-found when there is
+    /// nothing such.
     fn manage_existing_get_size(&mut self, _volume: Volume, _reference: String) -> Result<u64> {
         unsupported("managing existing volumes")
     }
+    /// Cinder's `unmanage`: stop managing `volume`, leaving its storage.
     fn unmanage(&mut self, _volume: Volume) -> Result<()> {
         unsupported("unmanaging volumes")
     }
+    /// What the backend holds that could be managed, each with its reference in the
+    /// same JSON form ([`ManageableVolume::named`] builds one).
     fn get_manageable_volumes(&mut self) -> Result<Vec<ManageableVolume>> {
         unsupported("listing manageable volumes")
     }
@@ -289,6 +300,12 @@ macro_rules! register_volume_driver {
     ($driver:ty) => {
         // Exports exist only in the component; natively the driver is plain Rust that
         // tests and benchmarks call directly.
+        // A reference from the driver's own code, so the linker always takes the SDK's
+        // object that carries the contract-version section (an unreferenced object of a
+        // library is left out, and its custom sections with it).
+        #[cfg(target_arch = "wasm32")]
+        #[used]
+        static __ASHLAR_CONTRACT_VERSION_KEPT: &[u8; 5] = &$crate::CONTRACT_VERSION_SECTION;
         #[cfg(target_arch = "wasm32")]
         type __AshlarVolumeDriver = $crate::VolumeDriverAdapter<$driver>;
         #[cfg(target_arch = "wasm32")]

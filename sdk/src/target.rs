@@ -124,6 +124,12 @@ macro_rules! register_target_driver {
     ($driver:ty) => {
         // Exports exist only in the component; natively the driver is plain Rust that
         // tests call directly.
+        // A reference from the driver's own code, so the linker always takes the SDK's
+        // object that carries the contract-version section (an unreferenced object of a
+        // library is left out, and its custom sections with it).
+        #[cfg(target_arch = "wasm32")]
+        #[used]
+        static __ASHLAR_CONTRACT_VERSION_KEPT: &[u8; 5] = &$crate::CONTRACT_VERSION_SECTION;
         #[cfg(target_arch = "wasm32")]
         type __AshlarTargetDriver = $crate::target::TargetDriverAdapter<$driver>;
         #[cfg(target_arch = "wasm32")]

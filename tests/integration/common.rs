@@ -524,6 +524,9 @@ impl Client {
                 "backing-up",
                 "restoring-backup",
                 "restoring",
+                "managing",
+                "unmanaging",
+                "error_managing_deleting",
             ];
             if !TRANSIENT.contains(&status.as_str()) {
                 return r.body[singular].clone();

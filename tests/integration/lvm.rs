@@ -24,7 +24,7 @@ const MIB: u64 = 1 << 20;
 
 /// Runs a host program (lvm2, losetup, truncate) and returns its stdout; panics with its
 /// stderr when it fails.
-fn run(program: &str, args: &[&str]) -> String {
+pub(crate) fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .env("LVM_SUPPRESS_FD_WARNINGS", "1")
@@ -42,15 +42,15 @@ fn run(program: &str, args: &[&str]) -> String {
 /// A real volume group on a loop device over a sparse file, with a name no other test
 /// uses. Dropping it removes the VG, the PV label, the loop device and the file, also when
 /// the test failed half-way.
-struct LoopVg {
-    name: String,
+pub(crate) struct LoopVg {
+    pub(crate) name: String,
     device: String,
     vg_made: bool,
     _dir: tempfile::TempDir,
 }
 
 impl LoopVg {
-    fn new(size: &str) -> LoopVg {
+    pub(crate) fn new(size: &str) -> LoopVg {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pv.img");
         run("truncate", &["-s", size, file.to_str().unwrap()]);
@@ -89,7 +89,7 @@ impl LoopVg {
     }
 
     /// LV name → size in bytes, as `lvs` reports them.
-    fn lvs(&self) -> BTreeMap<String, u64> {
+    pub(crate) fn lvs(&self) -> BTreeMap<String, u64> {
         let out = run(
             "lvs",
             &[
@@ -176,7 +176,8 @@ async fn delete(c: &Client, kind: &str, id: &str) {
     assert!(c.wait(kind, id).await.is_null(), "{kind}/{id} still listed");
 }
 
-const LVM_PROGRAMS: [&str; 6] = ["vgs", "lvs", "lvcreate", "lvextend", "lvremove", "lvchange"];
+pub(crate) const LVM_PROGRAMS: [&str; 6] =
+    ["vgs", "lvs", "lvcreate", "lvextend", "lvremove", "lvchange"];
 
 // REAL: lvm2 on a loop device; thick volumes made, grown and removed through the API, the
 // pool's numbers checked against `vgs`, and a grow past the free space failing with
@@ -1079,7 +1080,12 @@ async fn a_volume_migrates_from_an_nfs_share_onto_an_lv() {
         assert!(Instant::now() < deadline, "{v}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(v["os-vol-host-attr:host"].as_str().unwrap().starts_with("ashlar@lvm1#"));
+    assert!(
+        v["os-vol-host-attr:host"]
+            .as_str()
+            .unwrap()
+            .starts_with("ashlar@lvm1#")
+    );
     let name_id = v["os-vol-mig-status-attr:name_id"].as_str().unwrap();
     let lv = format!("volume-{name_id}");
     assert!(

@@ -21,6 +21,7 @@ mod limits;
 mod lists;
 mod loading;
 mod lvm;
+mod manage;
 mod messages;
 mod migrate;
 mod multihost;

@@ -561,6 +561,36 @@ fn admin_calls(h: &Holdings) -> Vec<(&'static str, String, Option<Value>, &'stat
             "volume_extension:capabilities",
         ),
         (
+            "POST",
+            "manageable_volumes".into(),
+            Some(json!({"volume": {"host": "ashlar@local", "ref": {"source-name": "x"}}})),
+            "volume_extension:volume_manage",
+        ),
+        (
+            "POST",
+            "os-volume-manage".into(),
+            Some(json!({"volume": {"host": "ashlar@local", "ref": {"source-name": "x"}}})),
+            "volume_extension:volume_manage",
+        ),
+        (
+            "GET",
+            "manageable_volumes/detail?host=ashlar@local".into(),
+            None,
+            "volume_extension:list_manageable",
+        ),
+        (
+            "GET",
+            "os-volume-manage?host=ashlar@local".into(),
+            None,
+            "volume_extension:list_manageable",
+        ),
+        (
+            "GET",
+            "manageable_snapshots".into(),
+            None,
+            "snapshot_extension:list_manageable",
+        ),
+        (
             "GET",
             "/ashlar/v1/messages".into(),
             None,

@@ -17,7 +17,7 @@ use crate::common::{Client, Server, read_at, write_at};
 use crate::loading::serve_fails;
 
 const GIB: u64 = 1 << 30;
-const PASSWORD: &str = "Pa55\"w/rd s3cret";
+pub(crate) const PASSWORD: &str = "Pa55\"w/rd s3cret";
 
 /// The simulator's binary, built once per test process with the cargo that built the
 /// tests (it is a workspace member, but not a dependency of the `ashlar` package).
@@ -176,7 +176,7 @@ impl ArraySim {
 
 /// A backend `san` on the bundled driver, with the array's origin granted and the
 /// password as a named credential; `extra` adds settings lines.
-fn san_config(sim: &ArraySim, password: &str, extra: &str) -> String {
+pub(crate) fn san_config(sim: &ArraySim, password: &str, extra: &str) -> String {
     format!(
         r#"
 [backends.san]
@@ -194,7 +194,7 @@ credentials.array.password = {password:?}
     )
 }
 
-fn by_name<'a>(items: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn by_name<'a>(items: &'a Value, name: &str) -> &'a Value {
     items
         .as_array()
         .unwrap()

@@ -64,7 +64,7 @@ pub struct ListRequest {
     params: Vec<(String, String)>,
 }
 
-fn integer(name: &str, value: &str) -> Result<i64, ApiError> {
+pub(super) fn integer(name: &str, value: &str) -> Result<i64, ApiError> {
     value
         .trim()
         .parse::<i64>()
@@ -196,7 +196,7 @@ impl ListRequest {
 }
 
 /// Sort keys and directions from `sort=k1:d1,k2` or `sort_key`/`sort_dir`.
-fn sort_keys(
+pub(super) fn sort_keys(
     sort: Option<&String>,
     sort_key: Option<&String>,
     sort_dir: Option<&String>,

@@ -342,6 +342,76 @@ pub struct VolumeSummaryList {
     pub count: Option<i64>,
 }
 
+// ---- manage ----
+
+/// `POST /v3/manageable_volumes` (3.8) or `POST /v3/os-volume-manage`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ManageRequest {
+    pub volume: ManageVolume,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ManageVolume {
+    /// The storage on the backend, as its driver names it: `{"source-name": "…"}` or
+    /// `{"source-id": "…"}`.
+    #[schema(value_type = Object)]
+    pub r#ref: Value,
+    /// `HOST@BACKEND#POOL` holding the storage; one of `host` and `cluster`.
+    pub host: Option<String>,
+    /// 3.16: `CLUSTER@BACKEND#POOL` instead of `host`.
+    pub cluster: Option<String>,
+    #[schema(max_length = 255)]
+    pub name: Option<String>,
+    #[schema(max_length = 255)]
+    pub description: Option<String>,
+    /// A type's name or id.
+    pub volume_type: Option<String>,
+    pub availability_zone: Option<String>,
+    pub metadata: Option<StringMap>,
+    pub bootable: Option<bool>,
+}
+
+/// What a manageable listing takes.
+#[derive(Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ManageableParams {
+    /// `HOST@BACKEND[#POOL]`; one of `host` and `cluster` (3.17).
+    pub host: Option<String>,
+    pub cluster: Option<String>,
+    /// At most this many (never more than 1000).
+    pub limit: Option<i64>,
+    /// Skip this many.
+    pub offset: Option<i64>,
+    /// Start after this reference (JSON, as listed).
+    pub marker: Option<String>,
+    /// `reference` or `size`, `[:asc|desc]`; `reference:desc` by default.
+    pub sort: Option<String>,
+    pub sort_key: Option<String>,
+    pub sort_dir: Option<String>,
+}
+
+/// `GET /v3/manageable_volumes[/detail]`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ManageableList {
+    #[serde(rename = "manageable-volumes")]
+    pub manageable_volumes: Vec<Manageable>,
+}
+
+/// One piece of storage a backend holds. The detail list adds `reason_not_safe`,
+/// `cinder_id` and `extra_info`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Manageable {
+    #[schema(value_type = Object)]
+    pub reference: Value,
+    /// GiB, rounded up.
+    pub size: i64,
+    pub safe_to_manage: bool,
+    pub reason_not_safe: Option<String>,
+    pub cinder_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub extra_info: Option<Value>,
+}
+
 /// `GET /v3/volumes/summary` (3.12).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct VolumesSummary {

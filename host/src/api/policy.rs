@@ -476,6 +476,47 @@ pub const POLICY: &[(&str, &str, Need)] = &[
         "/v3/capabilities/{host}",
         Rule("volume_extension:capabilities", Admin),
     ),
+    // Managing existing storage (volume_manage.py, manageable_volumes, snapshots).
+    (
+        "POST",
+        "/v3/manageable_volumes",
+        Rule("volume_extension:volume_manage", Admin),
+    ),
+    (
+        "POST",
+        "/v3/os-volume-manage",
+        Rule("volume_extension:volume_manage", Admin),
+    ),
+    (
+        "GET",
+        "/v3/manageable_volumes",
+        Rule("volume_extension:list_manageable", Admin),
+    ),
+    (
+        "GET",
+        "/v3/manageable_volumes/detail",
+        Rule("volume_extension:list_manageable", Admin),
+    ),
+    (
+        "GET",
+        "/v3/os-volume-manage",
+        Rule("volume_extension:list_manageable", Admin),
+    ),
+    (
+        "GET",
+        "/v3/os-volume-manage/detail",
+        Rule("volume_extension:list_manageable", Admin),
+    ),
+    (
+        "GET",
+        "/v3/manageable_snapshots",
+        Rule("snapshot_extension:list_manageable", Admin),
+    ),
+    (
+        "GET",
+        "/v3/manageable_snapshots/detail",
+        Rule("snapshot_extension:list_manageable", Admin),
+    ),
     // Ashlar's own admin surface.
     (
         "GET",

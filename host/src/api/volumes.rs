@@ -705,18 +705,20 @@ async fn action(
             StatusCode::OK,
             json!({ "metadata": v.image_metadata }),
         )),
-        "os-reimage" | "os-extend_volume_completion" | "os-volume_upload_image" | "os-unmanage" => {
+        "os-reimage" | "os-extend_volume_completion" | "os-volume_upload_image" => {
             Err(ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
-                format!(
-                    "{name} is not supported by Ashlar yet: images and unmanage are not served."
-                ),
+                format!("{name} is not supported by Ashlar yet: images are not served."),
             ))
         }
         "os-migrate_volume" | "os-migrate_volume_completion" | "os-retype" => {
             super::moves::volume_action(&state, &ctx, &v, name.as_str(), args)
                 .await
                 .expect("a move action")
+        }
+        "os-unmanage" => {
+            state.manager.request_unmanage(&v, &ctx.request_id).await?;
+            Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
         "revert" => revert(&state, &ctx, &v, args).await,
         "os-reset_status" => reset_status(&state, &ctx, &v, args).await,
@@ -730,7 +732,7 @@ async fn action(
         other => match super::attachments::volume_action(&state, &ctx, &v, other, args).await {
             Some(r) => r,
             None => Err(ApiError::bad_request(format!(
-                "There is no such action: {other} (Ashlar supports os-extend, os-set_bootable, os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata, revert, os-reset_status, os-force_delete, {}, {}).",
+                "There is no such action: {other} (Ashlar supports os-extend, os-set_bootable, os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata, revert, os-reset_status, os-force_delete, os-unmanage, {}, {}).",
                 super::moves::VOLUME_ACTIONS.join(", "),
                 super::attachments::VOLUME_ACTIONS.join(", ")
             ))),

@@ -860,6 +860,73 @@ mod tests {
         assert!(db.quota_usage_drift().await.unwrap().is_empty());
     }
 
+    /// A managed volume counts one volume when accepted and its gigabytes once sized;
+    /// a size over the quota writes nothing; unmanaging gives everything back, and the
+    /// stored usage always equals the rows.
+    #[tokio::test]
+    async fn a_managed_volume_is_charged_when_sized_and_released_when_unmanaged() {
+        let (db, _dir) = db().await;
+        let db = db.with_quota_defaults(QuotaDefaults {
+            gigabytes: 5,
+            ..QuotaDefaults::default()
+        });
+        let managing = |id: &str| VolumeRow {
+            status: VolumeStatus::Managing,
+            ..volume(id, "p", 0)
+        };
+        for id in ["m1", "m2"] {
+            db.insert_volume_with_job(&managing(id), &[], &job(id))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(used(&db, "p", "volumes").await, (2, 0));
+        assert_eq!(used(&db, "p", "gigabytes").await, (0, 0));
+        assert_eq!(db.size_managed_volume("m1", 3).await.unwrap(), Ok(true));
+        // Sized again (a job run again after a crash): only the difference is charged.
+        assert_eq!(db.size_managed_volume("m1", 3).await.unwrap(), Ok(true));
+        assert_eq!(used(&db, "p", "gigabytes").await, (3, 0));
+        let over = db.size_managed_volume("m2", 3).await.unwrap();
+        assert!(
+            matches!(
+                over,
+                Err(OverQuota::Gigabytes {
+                    requested: 3,
+                    quota: 5,
+                    consumed: 3,
+                    ..
+                })
+            ),
+            "{over:?}"
+        );
+        assert_eq!(db.get_volume("m2").await.unwrap().unwrap().size, 0);
+        assert!(db.quota_usage_drift().await.unwrap().is_empty());
+
+        assert!(db.finish_manage("m1", Some("here"), None).await.unwrap());
+        assert!(!db.finish_manage("m1", None, None).await.unwrap(), "once");
+        let unmanage = JobRow::new("unmanage_volume", "m1", "{}".into());
+        db.begin_unmanage_volume("m1", VolumeStatus::UNMANAGEABLE, &unmanage)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(db.finish_unmanage_volume("m1").await.unwrap());
+        assert!(db.get_volume("m1").await.unwrap().is_none());
+        assert_eq!(used(&db, "p", "volumes").await, (1, 0));
+        assert_eq!(used(&db, "p", "gigabytes").await, (0, 0));
+        assert!(db.quota_usage_drift().await.unwrap().is_empty());
+        // Nothing to size once it left `managing`.
+        db.transition_volume(
+            "m2",
+            &[VolumeStatus::Managing],
+            VolumeStatus::ErrorManaging,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(db.size_managed_volume("m2", 1).await.unwrap(), Ok(false));
+        assert_eq!(used(&db, "p", "gigabytes").await, (0, 0));
+    }
+
     /// An extend holds its gigabytes in `reserved`; finishing commits them, failing (or
     /// a status reset) gives them back, and a refused extend writes nothing.
     #[tokio::test]

@@ -743,6 +743,168 @@ impl Db {
         Ok(Ok(()))
     }
 
+    /// Sizes a volume being managed: in one transaction, while it is still `managing`,
+    /// its `size` becomes `size` GiB and the project's `gigabytes` (and per type) take
+    /// it, within the quotas and `per_volume_gigabytes`. `Ok(false)`: the volume left
+    /// `managing` meanwhile.
+    pub async fn size_managed_volume(
+        &self,
+        id: &str,
+        size: i64,
+    ) -> Result<Result<bool, OverQuota>> {
+        let mut tx = self.write_tx().await?;
+        let Some((project, type_id, charged)) = quotas::volume_counted(&mut tx, id).await? else {
+            return Ok(Ok(false));
+        };
+        let defaults = &*self.quota_defaults;
+        if let Err(over) = quotas::check_per_volume(&mut tx, defaults, &project, size).await? {
+            return Ok(Err(over));
+        }
+        let deltas = quotas::gigabytes_deltas(type_id.as_deref(), size - charged);
+        if let Err(over) =
+            quotas::charge(&mut tx, defaults, &project, &deltas, Column::InUse).await?
+        {
+            return Ok(Err(over));
+        }
+        let res = sqlx::query(
+            "UPDATE volumes SET size = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 AND status = 'managing'",
+        )
+        .bind(size)
+        .bind(time::now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() != 1 {
+            return Ok(Ok(false));
+        }
+        tx.commit().await?;
+        Ok(Ok(true))
+    }
+
+    /// `managing` → `available` with the driver's model update.
+    pub async fn finish_manage(
+        &self,
+        id: &str,
+        provider_location: Option<&str>,
+        provider_auth: Option<&str>,
+    ) -> Result<bool> {
+        let now = time::now();
+        let res = sqlx::query(
+            "UPDATE volumes SET status = 'available', provider_location = $1, provider_auth = $2, launched_at = $3, updated_at = $3 \
+             WHERE id = $4 AND status = 'managing' AND deleted = 0",
+        )
+        .bind(provider_location)
+        .bind(provider_auth)
+        .bind(&now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Starts an unmanage (Cinder's `delete(unmanage_only=True)`): the volume from one of
+    /// `from` to `unmanaging` (from `error_managing` to `error_managing_deleting`) with its
+    /// job, in one transaction; refused, as a delete is,
+    /// while it has snapshots or something reads it.
+    pub async fn begin_unmanage_volume(
+        &self,
+        id: &str,
+        from: &[VolumeStatus],
+        job: &JobRow,
+    ) -> Result<Result<(), DeleteRefused>> {
+        let mut tx = self.write_tx().await?;
+        let snaps: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if snaps > 0 {
+            return Ok(Err(DeleteRefused::HasSnapshots(snaps)));
+        }
+        if let Some(r) = reading(&mut tx, id).await? {
+            return Ok(Err(DeleteRefused::Busy(r)));
+        }
+        let attached: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM volume_attachments WHERE volume_id = $1 AND deleted = 0",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if attached > 0 {
+            return Ok(Err(DeleteRefused::Status));
+        }
+        // Cinder's two spellings: a volume that failed to be managed is
+        // `error_managing_deleting` on its way out, any other `unmanaging`.
+        let failed: Vec<&str> = names(from)
+            .into_iter()
+            .filter(|s| *s == "error_managing")
+            .collect();
+        let others: Vec<&str> = names(from)
+            .into_iter()
+            .filter(|s| *s != "error_managing")
+            .collect();
+        let moved = (!failed.is_empty()
+            && move_status(
+                &mut tx,
+                Resource::Volumes,
+                id,
+                &failed,
+                "error_managing_deleting",
+            )
+            .await?)
+            || (!others.is_empty()
+                && move_status(&mut tx, Resource::Volumes, id, &others, "unmanaging").await?);
+        if !moved {
+            return Ok(Err(DeleteRefused::Status));
+        }
+        job.insert(&mut tx, self.dialect).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// `unmanaging` or `error_managing_deleting` → gone (soft-deleted, as a delete leaves it), with the project's
+    /// usage given back in the same transaction; the storage is the backend's again.
+    pub async fn finish_unmanage_volume(&self, id: &str) -> Result<bool> {
+        let now = time::now();
+        let mut tx = self.write_tx().await?;
+        let counted = quotas::volume_counted(&mut tx, id).await?;
+        let res = sqlx::query(
+            "UPDATE volumes SET status = 'deleted', deleted = 1, deleted_at = $1, updated_at = $1 \
+             WHERE id = $2 AND status IN ('unmanaging', 'error_managing_deleting')",
+        )
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let done = res.rows_affected() == 1;
+        if let (true, Some((project, type_id, size))) = (done, counted) {
+            let deltas = quotas::volume_deltas(type_id.as_deref(), size, -1);
+            quotas::commit(&mut tx, &project, &deltas).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// The live volumes whose storage is named after one of `ids` (as a backend names
+    /// what it holds), for the manageable listing: `(storage id, volume id)`, the storage
+    /// id a migrated volume's `name_id`.
+    pub async fn live_volume_ids(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(100) {
+            let sql = format!(
+                "SELECT COALESCE(name_id, id), id FROM volumes WHERE deleted = 0 AND COALESCE(name_id, id) IN ({})",
+                super::in_list(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            found.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(found)
+    }
+
     /// Starts a revert: the volume from one of `from` to `reverting` and its snapshot from
     /// `available` to `restoring`, with the job, in one transaction.
     pub async fn begin_revert(

@@ -132,6 +132,26 @@ impl DriverPool {
         .map(convert::model_update)
     }
 
+    /// Cinder's `manage_existing_get_size`: the size in GiB (rounded up) of what
+    /// `reference` names on the backend.
+    pub async fn manage_existing_get_size(
+        self: &Arc<Self>,
+        v: &Volume,
+        reference: &str,
+    ) -> Result<u64, CallError> {
+        let (v, reference) = (convert::volume(v), reference.to_string());
+        self.call("manage-existing-get-size", move |s, d| {
+            d.manage_existing_get_size(s, &v, &reference)
+        })
+        .await
+    }
+
+    /// Cinder's `unmanage`: the driver lets go of the volume and leaves its storage.
+    pub async fn unmanage(self: &Arc<Self>, v: &Volume) -> Result<(), CallError> {
+        let v = convert::volume(v);
+        self.call("unmanage", move |s, d| d.unmanage(s, &v)).await
+    }
+
     /// The driver's retype: true when it changed the volume in place to suit the new
     /// type, false when the host must migrate it.
     pub async fn retype(

@@ -412,6 +412,25 @@ impl Driver {
             call_manage_existing(s, v, reference)
         )
     }
+    pub fn manage_existing_get_size(
+        &self,
+        s: &mut Store<HostState>,
+        v: &Volume,
+        reference: &str,
+    ) -> Call<u64> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_extras,
+            call_manage_existing_get_size(s, v, reference)
+        )
+    }
+    pub fn unmanage(&self, s: &mut Store<HostState>, v: &Volume) -> Call<()> {
+        dispatch!(
+            self,
+            ashlar_driver_volume_driver_extras,
+            call_unmanage(s, v)
+        )
+    }
     pub fn retype(
         &self,
         s: &mut Store<HostState>,

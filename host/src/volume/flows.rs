@@ -1,6 +1,7 @@
 //! Every asynchronous operation as a flow of tasks with `execute` and `revert` (see
 //! [`super::flow`]): create (empty, from a snapshot, a clone; rescheduled on failure),
-//! delete, extend, snapshot create and delete, revert to a snapshot.
+//! delete, extend, snapshot create and delete, revert to a snapshot, manage existing
+//! storage and unmanage.
 //!
 //! Each flow starts with [`MarkFailed`], the one shared failure task: it does nothing on
 //! the way in and, when a later task fails, reverts last — after the others have undone
@@ -12,6 +13,7 @@ mod backup;
 mod create;
 mod delete;
 mod extend;
+mod manage;
 mod migrate;
 mod revert;
 mod snapshot;
@@ -20,6 +22,7 @@ pub(super) use backup::{create_backup, delete_backup, restore_backup, sweep_orph
 pub(super) use create::{create_volume, create_volume_job};
 pub(super) use delete::delete_volume;
 pub(super) use extend::extend_volume;
+pub(super) use manage::{manage_existing, unmanage_volume};
 pub(super) use migrate::{Migration, migrate_volume, migration_job, retype_volume, spec_for};
 pub(super) use revert::revert_to_snapshot;
 pub(super) use snapshot::{create_snapshot, delete_snapshot};

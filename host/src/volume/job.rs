@@ -80,6 +80,15 @@ pub enum Job {
         /// The status it returns to (`available` or `in-use`).
         back: VolumeStatus,
     },
+    /// Take existing storage into management (Cinder's `manage_existing`): the driver
+    /// sizes what `reference` names (Cinder's `ref`, as JSON text), the size is charged,
+    /// then the driver renames it to the volume's own name.
+    ManageExisting {
+        reference: String,
+    },
+    /// Let go of a volume (Cinder's `os-unmanage`): the driver leaves its storage, the
+    /// row goes and its usage is given back.
+    UnmanageVolume,
 }
 
 /// The storage a migrating volume leaves: where it was and what its driver knew of it,
@@ -128,6 +137,8 @@ impl Job {
         "delete_backup",
         "migrate_volume",
         "retype_volume",
+        "manage_existing",
+        "unmanage_volume",
     ];
 
     /// The `kind` column.
@@ -144,6 +155,8 @@ impl Job {
             Job::DeleteBackup => "delete_backup",
             Job::MigrateVolume { .. } => "migrate_volume",
             Job::RetypeVolume { .. } => "retype_volume",
+            Job::ManageExisting { .. } => "manage_existing",
+            Job::UnmanageVolume => "unmanage_volume",
         }
     }
 
@@ -220,6 +233,9 @@ impl Job {
             } if !["never", "on-demand"].contains(&migration_policy.as_str()) => Err(format!(
                 "migration_policy {migration_policy} is neither never nor on-demand"
             )),
+            Job::ManageExisting { reference } if reference.is_empty() => {
+                Err("reference is empty".into())
+            }
             _ => Ok(()),
         }
     }
@@ -273,6 +289,10 @@ mod tests {
                 migration_policy: "on-demand".into(),
                 back: VolumeStatus::InUse,
             },
+            Job::ManageExisting {
+                reference: r#"{"source-name":"old"}"#.into(),
+            },
+            Job::UnmanageVolume,
         ];
         assert_eq!(jobs.len(), Job::KINDS.len() + 1);
         for job in jobs {

@@ -58,10 +58,14 @@ impl Action {
     pub const DELETE_VOLUME: Action = Action::new("901", "delete volume");
     /// Ashlar's: Cinder records no message when a revert fails.
     pub const REVERT_TO_SNAPSHOT: Action = Action::new("902", "revert volume to snapshot");
+    /// Ashlar's: Cinder records no message when managing existing storage fails.
+    pub const MANAGE_EXISTING: Action = Action::new("903", "manage existing volume");
+    /// Ashlar's: Cinder records no message when an unmanage fails.
+    pub const UNMANAGE_VOLUME: Action = Action::new("904", "unmanage volume");
     /// Ashlar's: Cinder records no message when a migration fails.
-    pub const MIGRATE_VOLUME: Action = Action::new("903", "migrate volume");
+    pub const MIGRATE_VOLUME: Action = Action::new("905", "migrate volume");
     /// Ashlar's: Cinder records no message when a retype fails.
-    pub const RETYPE_VOLUME: Action = Action::new("904", "retype volume");
+    pub const RETYPE_VOLUME: Action = Action::new("906", "retype volume");
 
     const fn new(id: &'static str, text: &'static str) -> Action {
         Action { id, text }
@@ -81,6 +85,7 @@ impl Detail {
         Detail::new("002", "Driver is not initialized at present.");
     pub const NO_BACKEND_AVAILABLE: Detail =
         Detail::new("003", "Could not find any available weighted backend.");
+    pub const QUOTA_EXCEED: Detail = Detail::new("006", "Not enough quota resource for operation.");
     pub const DRIVER_FAILED_EXTEND: Detail =
         Detail::new("010", "Volume Driver failed to extend volume.");
     pub const DRIVER_FAILED_CREATE: Detail =

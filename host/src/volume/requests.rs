@@ -29,6 +29,11 @@ pub enum Refused {
     Db(#[from] DbError),
 }
 
+/// Cinder's reason for storage that is already a volume (its LVM driver's words); a
+/// driver says it of storage named `volume-<id>`, and the host keeps it only when the
+/// volume exists.
+pub const ALREADY_MANAGED: &str = "already managed";
+
 /// Why volume `id` cannot change now: something is reading it.
 pub(super) fn busy(id: &str, what: &str, r: Reading) -> Refused {
     Refused::Invalid(match r {
@@ -307,6 +312,97 @@ impl VolumeManager {
                 v.id, snapshot.id, snapshot.status
             ))),
         }
+    }
+
+    /// Accepts existing storage for management (Cinder's `manage_existing`): volume `v`
+    /// (status `managing`, placed on its backend, size 0 until the driver sizes it) is
+    /// recorded with the project's `volumes` charged, and its job is routed to the
+    /// backend that holds the storage `reference` names.
+    pub async fn request_manage(
+        &self,
+        v: &VolumeRow,
+        reference: &str,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        let job = Self::job_row(
+            &Job::ManageExisting {
+                reference: reference.to_string(),
+            },
+            &v.id,
+            request_id,
+            v.host.as_deref(),
+        );
+        match self.db.insert_volume_with_job(v, &[], &job).await? {
+            Ok(()) => {}
+            Err(CreateRefused::Quota(over)) => return Err(over.into()),
+            Err(CreateRefused::Source(_)) => {
+                return Err(Refused::Invalid(
+                    "Invalid volume: a managed volume has no source.".into(),
+                ));
+            }
+        }
+        self.submit(&job.id);
+        tracing::info!(volume_id = %v.id, host = ?v.host, request_id, "manage of existing storage accepted");
+        Ok(())
+    }
+
+    /// Starts an unmanage (Cinder's `os-unmanage`): from [`VolumeStatus::UNMANAGEABLE`],
+    /// never attached, never with snapshots; the volume is `unmanaging` until its driver
+    /// lets go and the row goes.
+    pub async fn request_unmanage(&self, v: &VolumeRow, request_id: &str) -> Result<(), Refused> {
+        let allowed = VolumeStatus::UNMANAGEABLE;
+        let job = Self::job_row(&Job::UnmanageVolume, &v.id, request_id, v.host.as_deref());
+        match self.db.begin_unmanage_volume(&v.id, allowed, &job).await? {
+            Ok(()) => {
+                self.submit(&job.id);
+                tracing::info!(volume_id = %v.id, request_id, "unmanage accepted");
+                Ok(())
+            }
+            Err(DeleteRefused::Busy(r)) => Err(busy(&v.id, "unmanage", r)),
+            Err(DeleteRefused::HasSnapshots(_) | DeleteRefused::Status) => {
+                Err(Refused::Invalid(format!(
+                    "Invalid volume: Volume status must be {} and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.",
+                    joined(allowed)
+                )))
+            }
+        }
+    }
+
+    /// What backend `name` (one this host runs) holds that could be managed, as its
+    /// driver lists it, with Cinder's verdicts: storage named for a volume this service
+    /// knows is not safe ("already managed", with its `cinder_id`); storage named like a
+    /// volume this service does not know (any more) is safe unless the driver says
+    /// otherwise for another reason.
+    pub async fn manageable_volumes(
+        &self,
+        name: &str,
+    ) -> Result<Vec<crate::driver::ManageableVolume>, super::OpError> {
+        let backend = self
+            .backends
+            .get(name)
+            .ok_or_else(|| super::OpError::Elsewhere(self.backend_key(name)))?;
+        let mut found = backend.driver().get_manageable_volumes().await?;
+        let named: Vec<String> = found.iter().filter_map(|m| m.cinder_id.clone()).collect();
+        let known: std::collections::BTreeMap<String, String> =
+            self.db.live_volume_ids(&named).await?.into_iter().collect();
+        for m in &mut found {
+            let Some(storage) = &m.cinder_id else {
+                continue;
+            };
+            if let Some(id) = known.get(storage) {
+                // The volume's own id, also when a migration named its storage otherwise.
+                m.cinder_id = Some(id.clone());
+                m.safe_to_manage = false;
+                m.reason_not_safe = Some(ALREADY_MANAGED.into());
+            } else {
+                m.cinder_id = None;
+                if m.reason_not_safe.as_deref() == Some(ALREADY_MANAGED) {
+                    m.safe_to_manage = true;
+                    m.reason_not_safe = None;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// An administrator's `os-migrate_volume`: moves available volume `v` to `dest`

@@ -386,6 +386,10 @@ impl VolumeManager {
                 )
                 .await
             }
+            Job::ManageExisting { reference } => {
+                flows::manage_existing(self, id, reference, request_id).await
+            }
+            Job::UnmanageVolume => flows::unmanage_volume(self, id, request_id).await,
         }
     }
 
@@ -496,6 +500,8 @@ fn action_of_job(kind: &str) -> Action {
         "create_backup" => Action::BACKUP_CREATE,
         "restore_backup" => Action::BACKUP_RESTORE,
         "delete_backup" => Action::BACKUP_DELETE,
+        "manage_existing" => Action::MANAGE_EXISTING,
+        "unmanage_volume" => Action::UNMANAGE_VOLUME,
         _ => Action::UNKNOWN,
     }
 }

@@ -94,6 +94,9 @@ statuses!(
         Reverting => "reverting",
         Managing => "managing",
         ErrorManaging => "error_managing",
+        Unmanaging => "unmanaging",
+        ErrorUnmanaging => "error_unmanaging",
+        ErrorManagingDeleting => "error_managing_deleting",
         Deleted => "deleted",
     }
 );
@@ -183,6 +186,12 @@ impl VolumeStatus {
         V::Maintenance,
     ];
 
+    /// `os-unmanage` starts from these (Cinder's `delete(unmanage_only=True)`): the
+    /// statuses a delete starts from; never attached, never with snapshots. It moves the
+    /// volume to `unmanaging`, or from `error_managing` to `error_managing_deleting`, as
+    /// Cinder does.
+    pub const UNMANAGEABLE: &'static [VolumeStatus] = V::DELETABLE;
+
     /// `os-extend` starts from these (online extend of `in-use` volumes is not served).
     pub const EXTENDABLE: &'static [VolumeStatus] = &[V::Available];
 
@@ -244,6 +253,8 @@ impl VolumeStatus {
                 | V::BackingUp
                 | V::RestoringBackup
                 | V::Managing
+                | V::Unmanaging
+                | V::ErrorManagingDeleting
         )
     }
 }

@@ -12,15 +12,21 @@
 //! - Delete zeroes a thick LV first (`volume_clear`), as Cinder does, so a new volume never
 //!   shows a deleted one's data; thin LVs are not zeroed since thin pools zero new blocks.
 //!
+//! - Managing an existing LV (`{"source-name": "LV"}`): its size rounded up to whole GiB
+//!   (the LV grown to it), renamed `volume-<id>` with `lvrename`, which the manifest asks
+//!   for as optional; snapshots, LVM's own LVs and LVs whose device is open are refused,
+//!   as Cinder refuses them. Unmanaging leaves the LV.
+//!
 //! Settings are described in `docs/drivers/lvm.md` and parsed in [`settings`].
 
 pub mod lvm;
 pub mod settings;
 
 use ashlar_sdk::block::{self, Handle, OpenMode};
+use ashlar_sdk::manage::{IN_USE, Reference};
 use ashlar_sdk::{
-    ConnectionInfo, Connector, DriverError, HealthReport, ModelUpdate, PoolStats, Result, Snapshot,
-    Value, Volume, VolumeDriver, VolumeStats, check_id, config, exec, log,
+    ConnectionInfo, Connector, DriverError, HealthReport, ManageableVolume, ModelUpdate, PoolStats,
+    Result, Snapshot, Value, Volume, VolumeDriver, VolumeStats, check_id, config, exec, log,
 };
 
 use lvm::{Cmd, Commands, GIB, LvInfo, VgInfo, clone_snapshot_lv, snapshot_lv, volume_lv};
@@ -368,6 +374,57 @@ fn clear_error(path: &str, e: DriverError) -> DriverError {
     }
 }
 
+/// The LV a reference names, checked as an LV name.
+fn managed_lv_name(reference: &str) -> Result<String> {
+    let name = match Reference::parse(reference)? {
+        Reference::Name(n) => n,
+        Reference::Id(id) => {
+            return Err(DriverError::invalid_argument(format!(
+                "the lvm driver names logical volumes, not ids (`source-id` {id}): give {{\"source-name\": \"LV\"}}"
+            )));
+        }
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 127
+        && !name.starts_with('-')
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b));
+    if !valid {
+        return Err(DriverError::invalid_argument(format!(
+            "the reference names `{name}`, which is not a logical volume name: give an LV of the volume group (GET manageable_volumes lists them)"
+        )));
+    }
+    Ok(name)
+}
+
+impl LvmDriver {
+    /// The LV a manage names, refused as Cinder refuses one; `Ok(None)` when it is gone
+    /// and the volume's own LV is there (a manage retried after its rename).
+    fn manageable_lv(&mut self, volume: &Volume, reference: &str) -> Result<Option<LvInfo>> {
+        let name = managed_lv_name(reference)?;
+        let vg = self.settings()?.volume_group;
+        let lvs = self.lvs()?;
+        let Some(lv) = lvs.iter().find(|lv| lv.name == name) else {
+            let own = volume_lv(&volume.id);
+            if lvs.iter().any(|lv| lv.name == own) {
+                return Ok(None);
+            }
+            return Err(DriverError::not_found(format!(
+                "volume group {vg} has no logical volume `{name}`: GET manageable_volumes lists the LVs it holds"
+            )));
+        };
+        if let Some(why) = lv.why_not_manageable() {
+            return Err(DriverError::invalid_argument(format!(
+                "{vg}/{name} cannot be managed: {why}"
+            )));
+        }
+        Ok(Some(lv.clone()))
+    }
+}
+
 impl VolumeDriver for LvmDriver {
     fn new() -> Self {
         LvmDriver { settings: None }
@@ -518,6 +575,83 @@ impl VolumeDriver for LvmDriver {
         }
         self.run(&Commands(&s).extend(&name, new_size_gib))?;
         Ok(())
+    }
+
+    fn manage_existing_get_size(&mut self, volume: Volume, reference: String) -> Result<u64> {
+        check_id("volume", &volume.id)?;
+        match self.manageable_lv(&volume, &reference)? {
+            Some(lv) => Ok(lv.size_gib_ceil()),
+            None => Ok(self
+                .require_lv(&volume_lv(&volume.id), &format!("volume {}", volume.id))?
+                .size_gib_ceil()),
+        }
+    }
+
+    fn manage_existing(&mut self, volume: Volume, reference: String) -> Result<ModelUpdate> {
+        check_id("volume", &volume.id)?;
+        let s = self.settings()?;
+        let name = volume_lv(&volume.id);
+        if let Some(lv) = self.manageable_lv(&volume, &reference)?
+            && lv.name != name
+        {
+            if self.find_lv(&name)?.is_some() {
+                return Err(DriverError::invalid_argument(format!(
+                    "{}/{name} exists already beside {}; nothing was renamed",
+                    s.volume_group, lv.name
+                )));
+            }
+            let cmd = Commands(&s).rename(&lv.name, &name);
+            let args: Vec<&str> = cmd.args.iter().map(String::as_str).collect();
+            let out = exec::run(cmd.program, &args).map_err(|e| match e {
+                exec::ExecError::Denied(_) => DriverError::not_supported(
+                    "managing existing LVs renames them with `lvrename`, which this backend is not granted: add \"lvrename\" to the backend's grants.exec",
+                ),
+                other => exec::from_exec_error(cmd.program, other),
+            })?;
+            if out.status != 0 {
+                return Err(command_error(
+                    &cmd,
+                    out.status,
+                    &String::from_utf8_lossy(&out.stderr),
+                    s.activation,
+                ));
+            }
+        }
+        let lv = self.require_lv(&name, &format!("volume {}", volume.id))?;
+        if lv.size < volume.size_gib * GIB {
+            // The volume is a whole number of GiB, as its size says.
+            self.run(&Commands(&s).extend(&name, volume.size_gib))?;
+        }
+        log::info(&format!(
+            "managing {}/{name} ({} GiB)",
+            s.volume_group, volume.size_gib
+        ));
+        Ok(ModelUpdate::default())
+    }
+
+    fn unmanage(&mut self, volume: Volume) -> Result<()> {
+        // Cinder's LVM driver leaves the LV, under its volume name.
+        check_id("volume", &volume.id)?;
+        log::info(&format!(
+            "volume-{} is no longer managed; its LV stays in the volume group",
+            volume.id
+        ));
+        Ok(())
+    }
+
+    fn get_manageable_volumes(&mut self) -> Result<Vec<ManageableVolume>> {
+        let mut found = Vec::new();
+        for lv in self.lvs()? {
+            match lv.why_not_manageable() {
+                None => found.push(ManageableVolume::named(&lv.name, lv.size)),
+                // Cinder lists LVs in use, as not safe; snapshots and LVM's own not at all.
+                Some(_) if lv.is_open() && !lv.is_snapshot() && !lv.is_internal() => {
+                    found.push(ManageableVolume::named(&lv.name, lv.size).unsafe_because(IN_USE));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(found)
     }
 
     fn create_snapshot(&mut self, snapshot: Snapshot, volume: Volume) -> Result<ModelUpdate> {
@@ -760,6 +894,27 @@ mod tests {
         assert!(!is_local(&conn));
         conn.extra.push(("local".into(), Value::Flag(true)));
         assert!(is_local(&conn));
+    }
+
+    #[test]
+    fn what_cinder_would_not_manage_is_refused() {
+        let plain = lv("legacy", 3 * GIB / 2, "-wi-------", "", None);
+        assert_eq!(plain.why_not_manageable(), None);
+        assert_eq!(plain.size_gib_ceil(), 2);
+        let open = lv("busy", GIB, "-wi-ao----", "", None);
+        assert!(open.why_not_manageable().unwrap().contains("in use"));
+        let snap = lv("s1", GIB, "swi-a-s---", "", None);
+        assert!(snap.why_not_manageable().unwrap().contains("snapshot"));
+        let pool = lv("pool", GIB, "twi-a-tz--", "", None);
+        assert!(pool.why_not_manageable().unwrap().contains("LVM's own"));
+        assert!(managed_lv_name(r#"{"source-name": "legacy"}"#).is_ok());
+        for bad in [
+            r#"{"source-name": "../x"}"#,
+            r#"{"source-name": "-x"}"#,
+            r#"{"source-id": "1"}"#,
+        ] {
+            assert!(managed_lv_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

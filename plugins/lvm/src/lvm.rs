@@ -148,6 +148,11 @@ impl Commands<'_> {
     pub fn remove(&self, lv: &str) -> Cmd {
         self.metadata("lvremove", &["-f", &self.lv_path(lv)])
     }
+
+    /// Renames an LV being managed to its volume's name (Cinder's `rename_volume`).
+    pub fn rename(&self, from: &str, to: &str) -> Cmd {
+        self.metadata("lvrename", &[self.vg(), from, to])
+    }
 }
 
 /// One row of `vgs`.
@@ -185,6 +190,35 @@ impl LvInfo {
     }
     pub fn size_gib_ceil(&self) -> u64 {
         self.size.div_ceil(GIB)
+    }
+    /// A snapshot, thick (`s`, `S` once invalid) or thin (a thin LV with an origin).
+    pub fn is_snapshot(&self) -> bool {
+        self.attr.starts_with('s')
+            || self.attr.starts_with('S')
+            || (self.is_thin() && !self.origin.is_empty())
+    }
+    /// Something has its device open (the sixth `lv_attr` character).
+    pub fn is_open(&self) -> bool {
+        self.attr.chars().nth(5) == Some('o')
+    }
+    /// LVM's own LVs (a thin pool's data and metadata, mirror legs): `[name]`, or a
+    /// thin pool itself.
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with('[') || self.is_thin_pool()
+    }
+    /// Why Cinder would not manage this LV, if it would not.
+    pub fn why_not_manageable(&self) -> Option<&'static str> {
+        if self.is_internal() {
+            Some("it is LVM's own (a thin pool or its parts)")
+        } else if self.is_snapshot() || self.name.starts_with("_snapshot-") {
+            Some("it is a snapshot; manage the volume it belongs to")
+        } else if self.name.starts_with("clone-snap-") {
+            Some("it is a temporary snapshot of a clone")
+        } else if self.is_open() {
+            Some("it is in use (its device is open)")
+        } else {
+            None
+        }
     }
 }
 

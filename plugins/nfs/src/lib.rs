@@ -21,10 +21,19 @@
 //! - `sparse_volumes`: `true` (default) or `false` to preallocate.
 //! - `mount_options`: passed to clients in the connection info.
 //! - `reserved_percentage` (default 0), `max_over_subscription_ratio` (default 20.0).
+//!
+//! Managing existing files (Cinder's `manage_existing`): the reference names a file in the
+//! share, `{"source-name": "FILE"}` (Cinder's own `EXPORT/FILE` form is read too); its
+//! size is its virtual size rounded up to whole GiB, and managing it renames it to
+//! `volume-<id>` with `mv` (a program the manifest asks for as optional: a backend not
+//! granted it answers not-supported) and grows it to that size. Unmanaging leaves the
+//! file as it is. The listing shows every file of the share but snapshots, unsafe when
+//! something holds it open for writing (qemu's image lock) or it is a volume's.
 
+use ashlar_sdk::manage::{IN_USE, Reference, gib_rounded_up};
 use ashlar_sdk::{
-    ConnectionInfo, Connector, DriverError, ModelUpdate, PoolStats, Result, Snapshot, Value,
-    Volume, VolumeDriver, VolumeStats, check_id, config, exec, log, parse_bool,
+    ConnectionInfo, Connector, DriverError, ManageableVolume, ModelUpdate, PoolStats, Result,
+    Snapshot, Value, Volume, VolumeDriver, VolumeStats, check_id, config, exec, log, parse_bool,
 };
 
 const GIB: u64 = 1 << 30;
@@ -554,6 +563,26 @@ impl NfsDriver {
         Ok(ModelUpdate::at(s.export))
     }
 
+    /// The file a reference names, checked: a bare name, or Cinder's `EXPORT/FILE`.
+    fn managed_file(&mut self, reference: &str) -> Result<String> {
+        let name = match Reference::parse(reference)? {
+            Reference::Name(n) => n,
+            Reference::Id(id) => {
+                return Err(DriverError::invalid_argument(format!(
+                    "the nfs driver names files, not ids (`source-id` {id}): give {{\"source-name\": \"FILE\"}}"
+                )));
+            }
+        };
+        let s = self.settings()?;
+        let name = [&s.export, &s.share_path]
+            .iter()
+            .find_map(|base| name.strip_prefix(&format!("{base}/")))
+            .unwrap_or(&name)
+            .to_string();
+        check_file_name(&name)?;
+        Ok(name)
+    }
+
     /// The share must hold a copy of an image taking `actual` bytes (and, for a thick
     /// volume, all of `size_gib`).
     fn ensure_room_for_copy(&mut self, actual: u64, size_gib: u64, what: &str) -> Result<()> {
@@ -566,6 +595,48 @@ impl NfsDriver {
         };
         self.ensure_room(&usage, need, what)
     }
+}
+
+/// A file name a reference may give: one component of the share, not a snapshot.
+pub fn check_file_name(name: &str) -> Result<()> {
+    let bad = |why: &str| {
+        DriverError::invalid_argument(format!(
+            "the reference names `{name}`, which {why}: give the name of a file directly in the share (GET manageable_volumes lists them)"
+        ))
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(bad("is not a file name"));
+    }
+    if name.contains('/') || name.contains('\0') {
+        return Err(bad("is not a single file name"));
+    }
+    if name.len() > 255 {
+        return Err(bad("is longer than a file name may be"));
+    }
+    if name.starts_with("snapshot-") {
+        return Err(bad("is a snapshot's file"));
+    }
+    Ok(())
+}
+
+/// `du -ab --max-depth=1 SHARE` output → the names directly in the share and their
+/// apparent sizes (the share itself and anything deeper left out).
+pub fn parse_du_entries(out: &str, share: &str) -> Vec<(String, u64)> {
+    let prefix = format!("{share}/");
+    out.lines()
+        .filter_map(|line| {
+            let (size, path) = line.split_once('\t')?;
+            let name = path.strip_prefix(&prefix)?;
+            (!name.is_empty() && !name.contains('/'))
+                .then(|| Some((name.to_string(), size.trim().parse().ok()?)))?
+        })
+        .collect()
+}
+
+/// Whether qemu-img refused because another process holds the image's lock.
+fn locked(stderr: &str) -> bool {
+    let e = stderr.to_ascii_lowercase();
+    e.contains("lock")
 }
 
 fn error_text(e: &DriverError) -> String {
@@ -817,6 +888,123 @@ impl VolumeDriver for NfsDriver {
         Ok(connection_info(self.settings()?, &volume.id, format))
     }
 
+    fn manage_existing_get_size(&mut self, volume: Volume, reference: String) -> Result<u64> {
+        check_id("volume", &volume.id)?;
+        self.share()?;
+        let name = self.managed_file(&reference)?;
+        let s = self.settings()?.clone();
+        match self.info(&format!("{}/{name}", s.share_path)) {
+            Ok((_, info)) => Ok(gib_rounded_up(info.virtual_size)),
+            Err(DriverError::NotFound(_)) => {
+                // Asked again after the rename (a manage interrupted before it was
+                // recorded): the file is the volume's already.
+                if let Ok((_, info)) = self.info(&s.volume_path(&volume.id)) {
+                    return Ok(gib_rounded_up(info.virtual_size));
+                }
+                Err(DriverError::not_found(format!(
+                    "the share has no file `{name}`: GET manageable_volumes lists the files it holds"
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn manage_existing(&mut self, volume: Volume, reference: String) -> Result<ModelUpdate> {
+        check_id("volume", &volume.id)?;
+        self.share()?;
+        let name = self.managed_file(&reference)?;
+        let s = self.settings()?.clone();
+        let src = format!("{}/{name}", s.share_path);
+        let dst = s.volume_path(&volume.id);
+        if src != dst {
+            let src_info = self.info(&src);
+            let dst_info = self.info(&dst);
+            match (src_info, dst_info) {
+                (Ok(_), Ok(_)) => {
+                    return Err(DriverError::invalid_argument(format!(
+                        "the share already holds volume-{} beside `{name}`; nothing was renamed",
+                        volume.id
+                    )));
+                }
+                // Renamed already by a manage interrupted before it was recorded.
+                (Err(DriverError::NotFound(_)), Ok(_)) => {}
+                (Err(e), _) => return Err(e),
+                (Ok(_), Err(_)) => {
+                    let out = exec::run("mv", &["-n", "-T", &src, &dst]).map_err(|e| match e {
+                        exec::ExecError::Denied(_) => DriverError::not_supported(
+                            "managing existing files renames them with `mv`, which this backend is not granted: add \"mv\" to the backend's grants.exec",
+                        ),
+                        other => exec::from_exec_error("mv", other),
+                    })?;
+                    if out.status != 0 {
+                        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                        return Err(self.share_error(&format!("mv {src} {dst}"), &err));
+                    }
+                    // `mv -n` does nothing when the target appeared meanwhile.
+                    if self.info(&src).is_ok() {
+                        return Err(DriverError::internal(format!(
+                            "`{name}` was not renamed to volume-{}: the target exists",
+                            volume.id
+                        )));
+                    }
+                }
+            }
+        }
+        let (format, info) = self.info(&dst)?;
+        if info.virtual_size < volume.size_gib * GIB {
+            // The volume is a whole number of GiB, as its size says.
+            self.resize(&dst, format, volume.size_gib)?;
+        }
+        log::info(&format!(
+            "managing `{name}` as volume-{} ({} GiB, {})",
+            volume.id,
+            volume.size_gib,
+            format.as_str()
+        ));
+        Ok(ModelUpdate::at(s.export))
+    }
+
+    fn unmanage(&mut self, volume: Volume) -> Result<()> {
+        // Cinder's NFS driver leaves the file where it is, under its volume name.
+        check_id("volume", &volume.id)?;
+        log::info(&format!(
+            "volume-{} is no longer managed; its file stays on the share",
+            volume.id
+        ));
+        Ok(())
+    }
+
+    fn get_manageable_volumes(&mut self) -> Result<Vec<ManageableVolume>> {
+        self.share()?;
+        let share = self.settings()?.share_path.clone();
+        let out = self.run("du", &["-ab", "--max-depth=1", &share])?;
+        let mut found = Vec::new();
+        for (name, _) in parse_du_entries(&out, &share) {
+            if check_file_name(&name).is_err() || name.starts_with('.') {
+                continue;
+            }
+            let path = format!("{share}/{name}");
+            let out = exec::run("qemu-img", &["info", "--output=json", &path])
+                .map_err(|e| exec::from_exec_error("qemu-img", e))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if out.status == 0 {
+                if let Some(info) = parse_info(&stdout) {
+                    found.push(ManageableVolume::named(&name, info.virtual_size));
+                }
+                continue;
+            }
+            // Held open for writing by another process (qemu's image lock): in use.
+            if locked(&String::from_utf8_lossy(&out.stderr))
+                && let Ok((_, info)) = self.info(&path)
+            {
+                found
+                    .push(ManageableVolume::named(&name, info.virtual_size).unsafe_because(IN_USE));
+            }
+            // Anything else (a directory) is not storage a volume can be made of.
+        }
+        Ok(found)
+    }
+
     /// Nothing of an nfs volume depends on its type (its format and sparseness are the
     /// backend's settings): any type whose specs the backend passes is taken in place.
     fn retype(
@@ -990,6 +1178,19 @@ mod tests {
         assert!(m.contains("delete volumes and snapshots"), "{m}");
         assert_eq!(human(512), "512 bytes");
         assert_eq!(human(3 * GIB / 2), "1.5 GiB");
+    }
+
+    #[test]
+    fn managed_files_are_single_names_in_the_share() {
+        assert!(check_file_name("data.img").is_ok());
+        for bad in ["", ".", "..", "a/b", "snapshot-1"] {
+            assert!(check_file_name(bad).is_err(), "{bad}");
+        }
+        let out = "4096\t/s/a b\n1073741824\t/s/vol\n8\t/s/dir/x\n2000\t/s\n";
+        assert_eq!(
+            parse_du_entries(out, "/s"),
+            vec![("a b".to_string(), 4096), ("vol".to_string(), 1073741824)]
+        );
     }
 
     #[test]

@@ -19,15 +19,23 @@
 //! `provider_location` is the LUN's path (`/vol/<flexvol>/<lun>`); a snapshot's is where
 //! its data is (`/vol/<flexvol>/.snapshot/<snapshot>/lun0`, or a LUN clone's path).
 //!
+//! Managing an existing LUN (Cinder's ONTAP `manage_existing`) needs FlexVol pools: the
+//! reference is the LUN's path, `{"source-name": "/vol/FLEXVOL/LUN"}`, or its uuid,
+//! `{"source-id": "UUID"}`; the LUN must be in one of the pools, and it is renamed
+//! `volume-<id>` within its FlexVol and grown to whole GiB. Aggregate pools keep each
+//! volume in a FlexVol of its own, so they list the SVM's LUNs as not safe and refuse to
+//! manage them. Unmanaging leaves the LUN as it is.
+//!
 //! Settings are listed on [`Settings::from_config`].
 
 pub mod ontap;
 pub mod rest;
 pub mod settings;
 
+use ashlar_sdk::manage::{IN_USE, Reference};
 use ashlar_sdk::{
-    ConnectionInfo, Connector, DriverError, HealthReport, ModelUpdate, Result, Snapshot, Value,
-    Volume, VolumeDriver, VolumeStats, check_id, config, log,
+    ConnectionInfo, Connector, DriverError, HealthReport, ManageableVolume, ModelUpdate, Result,
+    Snapshot, Value, Volume, VolumeDriver, VolumeStats, check_id, config, log,
 };
 
 use ontap::{
@@ -47,6 +55,77 @@ impl SanRest {
             self.array = Some(Array::new(Settings::from_config(config::get)?));
         }
         Ok(self.array.as_mut().expect("set above"))
+    }
+}
+
+/// Why aggregate pools do not manage existing LUNs.
+const AGGREGATE_POOLS: &str = "this backend keeps each volume in a FlexVol of its own (aggregate pools); managing an existing LUN needs FlexVol pools (flexvol_names)";
+
+impl SanRest {
+    /// The LUN a manage names, checked as Cinder's ONTAP driver checks it: on the array,
+    /// in one of the backend's FlexVol pools, not a snapshot's. `Ok(None)` when it is gone
+    /// and the volume's own LUN is there (a manage retried after its rename).
+    fn manageable_lun(
+        &mut self,
+        volume: &Volume,
+        reference: &str,
+    ) -> Result<Option<(String, String, u64)>> {
+        check_id("volume", &volume.id)?;
+        let reference = Reference::parse(reference)?;
+        let array = self.array()?;
+        let pools = match array.settings().pools.clone() {
+            Pools::FlexVols(names) => names,
+            Pools::Aggregates(_) => return Err(DriverError::not_supported(AGGREGATE_POOLS)),
+        };
+        let lun = match &reference {
+            Reference::Name(path) => {
+                if split_path(path).is_none() {
+                    return Err(DriverError::invalid_argument(format!(
+                        "`{path}` is not a LUN path: give {{\"source-name\": \"/vol/FLEXVOL/LUN\"}} (GET manageable_volumes lists them)"
+                    )));
+                }
+                array.find_lun(path)?
+            }
+            Reference::Id(uuid) => array.lun_by_uuid(uuid)?,
+        };
+        let Some(lun) = lun else {
+            for pool in &pools {
+                let own = format!("/vol/{pool}/volume-{}", volume.id);
+                if array.find_lun(&own)?.is_some() {
+                    return Ok(None);
+                }
+            }
+            let what = match reference {
+                Reference::Name(n) => n,
+                Reference::Id(i) => format!("uuid {i}"),
+            };
+            return Err(DriverError::not_found(format!(
+                "the array has no LUN {what}: GET manageable_volumes lists the LUNs of this backend's pools"
+            )));
+        };
+        let path = str_at(&lun, "/name").unwrap_or_default().to_string();
+        let (fv, name) = split_path(&path)
+            .map(|(v, l)| (v.to_string(), l.to_string()))
+            .ok_or_else(|| {
+                DriverError::internal(format!("the array's LUN `{path}` has no path"))
+            })?;
+        if !pools.contains(&fv) {
+            return Err(DriverError::invalid_argument(format!(
+                "LUN {path} is in FlexVol {fv}, which is not one of this backend's pools ({})",
+                pools.join(", ")
+            )));
+        }
+        if name.starts_with("snapshot-") {
+            return Err(DriverError::invalid_argument(format!(
+                "LUN {path} is a snapshot's; manage the volume it belongs to"
+            )));
+        }
+        let uuid = Array::uuid("LUN", &lun)?;
+        let size = lun
+            .pointer("/space/size")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        Ok(Some((uuid, path, size)))
     }
 }
 
@@ -154,6 +233,103 @@ impl VolumeDriver for SanRest {
         array.grow(&path, new_size_gib)?;
         log::info(&format!("extended LUN {path} to {new_size_gib} GiB"));
         Ok(())
+    }
+
+    fn manage_existing_get_size(&mut self, volume: Volume, reference: String) -> Result<u64> {
+        match self.manageable_lun(&volume, &reference)? {
+            Some((_, _, size)) => Ok(size.div_ceil(GIB)),
+            None => {
+                let array = self.array()?;
+                let path = array.lun_path(&volume)?;
+                let lun = array.find_lun(&path)?.ok_or_else(|| {
+                    DriverError::not_found(format!("LUN {path} is not on the array"))
+                })?;
+                Ok(lun
+                    .pointer("/space/size")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+                    .div_ceil(GIB))
+            }
+        }
+    }
+
+    fn manage_existing(&mut self, volume: Volume, reference: String) -> Result<ModelUpdate> {
+        let found = self.manageable_lun(&volume, &reference)?;
+        let array = self.array()?;
+        let path = match found {
+            Some((uuid, path, _)) => {
+                let (fv, _) = split_path(&path).expect("checked");
+                let new_path = format!("/vol/{fv}/volume-{}", volume.id);
+                if new_path != path {
+                    if array.find_lun(&new_path)?.is_some() {
+                        return Err(DriverError::invalid_argument(format!(
+                            "LUN {new_path} exists already beside {path}; nothing was renamed"
+                        )));
+                    }
+                    array.rename_lun(&uuid, &new_path)?;
+                }
+                new_path
+            }
+            None => array.lun_path(&volume)?,
+        };
+        array.grow(&path, volume.size_gib)?;
+        log::info(&format!(
+            "managing LUN {path} as volume {} ({} GiB)",
+            volume.id, volume.size_gib
+        ));
+        Ok(ModelUpdate::at(path))
+    }
+
+    fn unmanage(&mut self, volume: Volume) -> Result<()> {
+        // Cinder's ONTAP driver forgets the LUN and leaves it on the array.
+        check_id("volume", &volume.id)?;
+        log::info(&format!(
+            "volume {} is no longer managed; its LUN stays on the array",
+            volume.id
+        ));
+        Ok(())
+    }
+
+    fn get_manageable_volumes(&mut self) -> Result<Vec<ManageableVolume>> {
+        let array = self.array()?;
+        let pools = match array.settings().pools.clone() {
+            Pools::FlexVols(names) => Some(names),
+            Pools::Aggregates(_) => None,
+        };
+        let mut found = Vec::new();
+        for lun in array.all_luns()? {
+            let Some(path) = str_at(&lun, "/name") else {
+                continue;
+            };
+            let Some((fv, name)) = split_path(path) else {
+                continue;
+            };
+            if name.starts_with("snapshot-") {
+                continue;
+            }
+            if let Some(pools) = &pools
+                && !pools.iter().any(|p| p == fv)
+            {
+                continue;
+            }
+            let size = lun
+                .pointer("/space/size")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            let mut m = ManageableVolume::at(&Reference::Name(path.to_string()), name, size);
+            if pools.is_none() {
+                m = m.unsafe_because(AGGREGATE_POOLS);
+            }
+            if lun
+                .pointer("/status/mapped")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+            {
+                m = m.unsafe_because(IN_USE);
+            }
+            found.push(m);
+        }
+        Ok(found)
     }
 
     fn create_snapshot(&mut self, snapshot: Snapshot, volume: Volume) -> Result<ModelUpdate> {

@@ -178,6 +178,43 @@ impl Array {
         Ok(found.into_iter().next())
     }
 
+    /// A LUN by its uuid, `None` when the array has none such.
+    pub fn lun_by_uuid(&mut self, uuid: &str) -> Result<Option<Json>> {
+        if uuid.is_empty() || !uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(DriverError::invalid_argument(format!(
+                "`{uuid}` is not a LUN uuid: give the uuid the array shows for the LUN, or {{\"source-name\": \"/vol/FLEXVOL/LUN\"}}"
+            )));
+        }
+        match self.api.get(&format!(
+            "/api/storage/luns/{uuid}?fields=name,space.size,location,status"
+        )) {
+            Ok(lun) => Ok(Some(lun)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Every LUN of the SVM, with its size and whether it is mapped.
+    pub fn all_luns(&mut self) -> Result<Vec<Json>> {
+        let svm = self.settings.svm.clone();
+        self.get_all(&format!(
+            "/api/storage/luns?svm.name={}&fields=name,space.size,status",
+            q(&svm)
+        ))
+    }
+
+    /// Renames a LUN within its FlexVol (ONTAP's `PATCH … {"name": …}`, Cinder's
+    /// `move_lun`).
+    pub fn rename_lun(&mut self, uuid: &str, new_path: &str) -> Result<()> {
+        self.run(
+            "PATCH",
+            &format!("/api/storage/luns/{uuid}"),
+            Some(&json!({ "name": new_path })),
+        )
+        .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
     pub fn uuid(what: &str, record: &Json) -> Result<String> {
         record
             .get("uuid")
