@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const EXPECTED: &[(&str, &str, &str)] = &[];
 
 /// The domain's own types, which the store keeps in its rows: they use no other module of
-/// the host, so `db` may use them without closing a loop through the volume manager
+/// the host but each other, so `db` may use them without closing a loop through the volume manager
 /// (`volume` uses `db`).
 const DOMAIN_TYPES: &[&str] = &["volume::status", "volume::job"];
 
@@ -461,10 +461,15 @@ fn top_level_modules_form_layers() {
     let files = library();
     let uses = uses(&files);
     for leaf in DOMAIN_TYPES {
-        let out: Vec<&(String, String)> = uses.keys().filter(|(from, _)| from == leaf).collect();
+        // A job names the statuses it holds a volume in: the domain's types may use each
+        // other, never anything else.
+        let out: Vec<&(String, String)> = uses
+            .keys()
+            .filter(|(from, to)| from == leaf && !DOMAIN_TYPES.contains(&to.as_str()))
+            .collect();
         assert!(
             out.is_empty(),
-            "{leaf} must use no other module, but uses {out:?}"
+            "{leaf} must use no module but the domain's types, but uses {out:?}"
         );
     }
     let top = |m: &str| m.split("::").next().unwrap_or(m).to_string();
