@@ -394,3 +394,110 @@ async fn status_now(tx: &mut super::Tx, id: &str) -> Result<MoveRefused> {
             .await?;
     Ok(MoveRefused::Status(status))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::{db, insert_volume, volume};
+
+    fn job(id: &str) -> JobRow {
+        JobRow::new("migrate_volume", id, "{}".into())
+    }
+
+    #[tokio::test]
+    async fn a_moving_volume_starts_nothing_else_until_it_has_moved() {
+        let (db, _dir) = db().await;
+        let v = crate::db::VolumeRow {
+            status: VolumeStatus::Available,
+            host: Some("h@a#p".into()),
+            ..volume("v-1", "p")
+        };
+        insert_volume(&db, &v).await;
+        // Unlocked: it stays available, but nothing else may start.
+        db.begin_migration("v-1", false, &job("v-1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(db.is_migrating("v-1").await.unwrap());
+        let delete = JobRow::new("delete_volume", "v-1", "{}".into());
+        assert!(matches!(
+            db.begin_delete_volume("v-1", &[VolumeStatus::Available], &delete)
+                .await
+                .unwrap(),
+            Err(crate::db::DeleteRefused::Status)
+        ));
+        // Nor a second migration, nor a retype.
+        assert_eq!(
+            db.begin_migration("v-1", true, &job("v-1")).await.unwrap(),
+            Err(MoveRefused::Migrating)
+        );
+        // The copy began at this revision; an update since makes the completion refuse.
+        let revision = db
+            .set_migration_status("v-1", VolumeStatus::Available, "migrating")
+            .await
+            .unwrap()
+            .unwrap();
+        let done = MigrationDone {
+            id: "v-1",
+            revision,
+            held: VolumeStatus::Available,
+            back: VolumeStatus::Available,
+            host: "h@b#p",
+            name_id: "n-1",
+            provider_location: None,
+            provider_auth: None,
+            new_type_id: None,
+        };
+        db.set_volume_bootable("v-1", true).await.unwrap();
+        assert!(!db.complete_migration(&done).await.unwrap());
+        let now = db.get_volume("v-1").await.unwrap().unwrap();
+        assert_eq!(now.host.as_deref(), Some("h@a#p"));
+        // At the revision it has, it completes, and then it is settled once the storage
+        // it left is gone.
+        let done = MigrationDone {
+            revision: now.revision,
+            ..done
+        };
+        assert!(db.complete_migration(&done).await.unwrap());
+        let moved = db.get_volume("v-1").await.unwrap().unwrap();
+        assert_eq!(moved.host.as_deref(), Some("h@b#p"));
+        assert_eq!(moved.name_id.as_deref(), Some("n-1"));
+        assert_eq!(moved.migration_status.as_deref(), Some("completing"));
+        assert!(db.is_migrating("v-1").await.unwrap());
+        assert!(db.end_migration("v-1", "n-1").await.unwrap());
+        assert!(!db.is_migrating("v-1").await.unwrap());
+        assert_eq!(db.storage_id_of("v-1").await.unwrap().as_deref(), Some("n-1"));
+        db.begin_delete_volume("v-1", &[VolumeStatus::Available], &delete)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_move_gives_the_volume_back_as_it_was() {
+        let (db, _dir) = db().await;
+        let v = crate::db::VolumeRow {
+            status: VolumeStatus::InUse,
+            host: Some("h@a#p".into()),
+            ..volume("v-2", "p")
+        };
+        insert_volume(&db, &v).await;
+        db.begin_retype("v-2", "t-new", &job("v-2"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            db.get_volume("v-2").await.unwrap().unwrap().status,
+            VolumeStatus::Retyping
+        );
+        assert!(
+            db.fail_move("v-2", VolumeStatus::Retyping, VolumeStatus::InUse, Some("t-new"))
+                .await
+                .unwrap()
+        );
+        let back = db.get_volume("v-2").await.unwrap().unwrap();
+        assert_eq!(back.status, VolumeStatus::InUse);
+        assert_eq!(back.migration_status.as_deref(), Some("error"));
+        assert!(!db.is_migrating("v-2").await.unwrap());
+    }
+}

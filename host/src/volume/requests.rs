@@ -57,12 +57,18 @@ fn joined(statuses: &[VolumeStatus]) -> String {
 impl VolumeManager {
     /// A volume's status as a refusal reports it: read again, since the request saw an
     /// older one.
-    async fn status_now(&self, id: &str) -> Result<&'static str, DbError> {
-        Ok(self
-            .db
-            .get_volume(id)
-            .await?
-            .map_or("deleted", |v| v.status.as_str()))
+    async fn status_now(&self, id: &str) -> Result<String, DbError> {
+        let Some(v) = self.db.get_volume(id).await? else {
+            return Ok("deleted".into());
+        };
+        Ok(if self.db.is_migrating(id).await? {
+            format!(
+                "{} and migrating (a volume that is moving starts nothing else until it has moved)",
+                v.status
+            )
+        } else {
+            v.status.to_string()
+        })
     }
 
     /// A job on `resource_id` for the backend a volume placed on `host` lives on (any
