@@ -27,7 +27,7 @@ pg_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)
 postgres_start "$pg_dir" "$pg_port"
 trap 'postgres_stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
 export ASHLAR_TEST_POSTGRES_SERVER="postgres://ashlar@127.0.0.1:$pg_port/postgres"
-on_postgres='package(ashlar) & (test(/^db::/) | test(/^(volumes|attach|scheduling|conflicts|lists|quotas|types|services|manage)::/))'
+on_postgres='package(ashlar) & (test(/^db::/) | test(/^(volumes|attach|scheduling|conflicts|lists|quotas|types|services|manage|migrate|backends)::/))'
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --workspace --no-fail-fast
     ASHLAR_TEST_POSTGRES="$ASHLAR_TEST_POSTGRES_SERVER" \

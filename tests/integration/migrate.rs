@@ -452,3 +452,78 @@ async fn retype_changes_the_type_in_place_or_by_a_migration_and_moves_the_quota(
     assert_eq!(usage("volumes_on-b").await, 1);
     assert_eq!(usage("volumes").await, 1);
 }
+
+/// A host killed while it copies: on restart it finds the migration half done and undoes
+/// it (the copy deleted, the volume where it was, `migration_status` `error`) — or, if
+/// the kill came after the volume pointed at its copy, finishes it. Either way one copy
+/// of the data is left, whole, and the volume is available.
+#[tokio::test]
+async fn a_host_killed_during_a_migration_undoes_or_finishes_it_on_restart() {
+    let shares = tempfile::tempdir().unwrap();
+    let (share_a, share_b) = (shares.path().join("a"), shares.path().join("b"));
+    std::fs::create_dir_all(&share_a).unwrap();
+    std::fs::create_dir_all(&share_b).unwrap();
+    let config = two_backends(&share_a, &share_b);
+    let server = Server::start(&config);
+    let admin = server.client("admin:proj-a");
+    let id = admin
+        .create_volume(json!({"size": 1, "volume_type": "anywhere"}))
+        .await;
+    admin.wait_status("volumes", &id, "available").await;
+    let (src_share, dst_share, _, b) = placed(&admin, &id, &share_a, &share_b).await;
+    let src = volume_file(&src_share, &id);
+    // Dense data, so the copy takes a while.
+    let data = pattern(5, 512 * MIB as usize);
+    write_at(&src, 0, &data);
+    write_at(&src, 512 * MIB, &data);
+    let r = admin
+        .post(
+            &format!("volumes/{id}/action"),
+            json!({"os-migrate_volume": {"host": format!("ashlar@{b}")}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    server
+        .wait_log("migration: copy made on the destination")
+        .await;
+    let dir = server.kill9();
+
+    let server = Server::start_in(&dir, &config);
+    let admin = server.client("admin:proj-a");
+    let v = settled(&admin, &id).await;
+    assert_eq!(v["status"], "available", "{v}");
+    let files = |share: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(share)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let (on_src, on_dst) = (files(&src_share), files(&dst_share));
+    let file = match v["os-vol-mig-status-attr:migstat"].as_str() {
+        Some("error") => {
+            assert!(
+                server.log().contains("interrupted")
+                    || admin
+                        .messages_for(&id)
+                        .await
+                        .iter()
+                        .any(|m| m.contains("stopped"))
+            );
+            assert!(on_dst.is_empty(), "the copy is deleted: {on_dst:?}");
+            assert_eq!(on_src, vec![src.clone()]);
+            src
+        }
+        Some("success") => {
+            let name_id = v["os-vol-mig-status-attr:name_id"].as_str().unwrap();
+            assert!(
+                on_src.is_empty(),
+                "the storage it left is deleted: {on_src:?}"
+            );
+            assert_eq!(on_dst, vec![volume_file(&dst_share, name_id)]);
+            on_dst[0].clone()
+        }
+        other => panic!("migration ended {other:?}: {v}"),
+    };
+    assert_eq!(read_at(&file, 0, data.len()), data);
+    assert_eq!(read_at(&file, 512 * MIB, data.len()), data);
+}

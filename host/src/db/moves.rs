@@ -466,7 +466,10 @@ mod tests {
         assert!(db.is_migrating("v-1").await.unwrap());
         assert!(db.end_migration("v-1", "n-1").await.unwrap());
         assert!(!db.is_migrating("v-1").await.unwrap());
-        assert_eq!(db.storage_id_of("v-1").await.unwrap().as_deref(), Some("n-1"));
+        assert_eq!(
+            db.storage_id_of("v-1").await.unwrap().as_deref(),
+            Some("n-1")
+        );
         db.begin_delete_volume("v-1", &[VolumeStatus::Available], &delete)
             .await
             .unwrap()
@@ -491,9 +494,14 @@ mod tests {
             VolumeStatus::Retyping
         );
         assert!(
-            db.fail_move("v-2", VolumeStatus::Retyping, VolumeStatus::InUse, Some("t-new"))
-                .await
-                .unwrap()
+            db.fail_move(
+                "v-2",
+                VolumeStatus::Retyping,
+                VolumeStatus::InUse,
+                Some("t-new")
+            )
+            .await
+            .unwrap()
         );
         let back = db.get_volume("v-2").await.unwrap().unwrap();
         assert_eq!(back.status, VolumeStatus::InUse);
