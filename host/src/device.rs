@@ -81,7 +81,7 @@ impl Volume {
         Self::open(path, true, "opening the volume to write it")
     }
 
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
     }
 

@@ -169,7 +169,7 @@ impl Backends {
     }
 }
 
-impl<'a> IntoIterator for &'a Backends {
+impl IntoIterator for &Backends {
     type Item = (String, Arc<Backend>);
     type IntoIter = std::vec::IntoIter<(String, Arc<Backend>)>;
     fn into_iter(self) -> Self::IntoIter {

@@ -154,10 +154,10 @@ pub(super) fn backup(
     cancel: &AtomicBool,
 ) -> Result<BackupSummary, EngineError> {
     let volume = Volume::source(source)?;
-    if volume.len() < size {
+    if volume.size() < size {
         return Err(EngineError::SourceTooSmall {
             expected: size,
-            actual: volume.len(),
+            actual: volume.size(),
         });
     }
     let chunk = settings.chunk_bytes as u64;

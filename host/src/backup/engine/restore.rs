@@ -30,11 +30,11 @@ pub(super) fn restore(
 ) -> Result<RestoreSummary, EngineError> {
     let backup_id = manifest.backup_id.as_str();
     let volume = Volume::target(target)?;
-    if volume.len() < manifest.size_bytes {
+    if volume.size() < manifest.size_bytes {
         return Err(EngineError::TargetTooSmall {
             backup_id: backup_id.to_string(),
             needed: manifest.size_bytes,
-            actual: volume.len(),
+            actual: volume.size(),
         });
     }
     let mut reporter = Reporter::new(progress, manifest.size_bytes);
