@@ -14,6 +14,7 @@ pub mod data_dir;
 pub mod db;
 pub mod driver;
 pub mod http;
+pub mod image;
 pub mod plugins;
 pub mod runtime;
 pub mod scheduler;

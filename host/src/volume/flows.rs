@@ -12,6 +12,7 @@ mod backup;
 mod create;
 mod delete;
 mod extend;
+mod image;
 mod revert;
 mod snapshot;
 
@@ -19,6 +20,7 @@ pub(super) use backup::{create_backup, delete_backup, restore_backup, sweep_orph
 pub(super) use create::{create_volume, create_volume_job};
 pub(super) use delete::delete_volume;
 pub(super) use extend::extend_volume;
+pub(super) use image::{sweep_temp_files, sweep_unfinished_cache, upload_image};
 pub(super) use revert::revert_to_snapshot;
 pub(super) use snapshot::{create_snapshot, delete_snapshot};
 

@@ -27,6 +27,9 @@ pub enum Job {
     CreateVolume {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attempts: Vec<PriorAttempt>,
+        /// The Glance image the volume is made from (`imageRef`), when it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_id: Option<String>,
     },
     DeleteVolume,
     ExtendVolume {
@@ -51,6 +54,13 @@ pub enum Job {
     },
     /// Remove a backup's objects from the store, then its row.
     DeleteBackup,
+    /// Write the volume's data into Glance image `image_id` (already created, `queued`)
+    /// as `disk_format` (Cinder's `copy_volume_to_image`); the volume is `uploading` and
+    /// returns to its previous status.
+    UploadImage {
+        image_id: String,
+        disk_format: String,
+    },
 }
 
 /// What a job acts on.
@@ -82,6 +92,7 @@ impl Job {
         "create_backup",
         "restore_backup",
         "delete_backup",
+        "upload_image",
     ];
 
     /// The `kind` column.
@@ -96,6 +107,7 @@ impl Job {
             Job::CreateBackup => "create_backup",
             Job::RestoreBackup { .. } => "restore_backup",
             Job::DeleteBackup => "delete_backup",
+            Job::UploadImage { .. } => "upload_image",
         }
     }
 
@@ -164,6 +176,15 @@ impl Job {
             Job::RestoreBackup { volume_id, .. } if volume_id.is_empty() => {
                 Err("volume_id is empty".into())
             }
+            Job::CreateVolume {
+                image_id: Some(id), ..
+            } if id.is_empty() => Err("image_id is empty".into()),
+            Job::UploadImage { image_id, .. } if image_id.is_empty() => {
+                Err("image_id is empty".into())
+            }
+            Job::UploadImage { disk_format, .. } if !["raw", "qcow2"].contains(&disk_format.as_str()) => {
+                Err(format!("disk_format {disk_format} is not raw or qcow2"))
+            }
             _ => Ok(()),
         }
     }
@@ -178,6 +199,7 @@ mod tests {
         let jobs = [
             Job::CreateVolume {
                 attempts: Vec::new(),
+                image_id: None,
             },
             Job::CreateVolume {
                 attempts: vec![PriorAttempt {
@@ -185,6 +207,7 @@ mod tests {
                     placed: "a@nfs#p".into(),
                     error: "full".into(),
                 }],
+                image_id: Some("img-1".into()),
             },
             Job::DeleteVolume,
             Job::ExtendVolume { new_size: 5 },
@@ -199,6 +222,10 @@ mod tests {
                 new_volume: true,
             },
             Job::DeleteBackup,
+            Job::UploadImage {
+                image_id: "img-2".into(),
+                disk_format: "qcow2".into(),
+            },
         ];
         assert_eq!(jobs.len(), Job::KINDS.len() + 1);
         for job in jobs {
@@ -217,7 +244,13 @@ mod tests {
         assert_eq!(job, Job::ExtendVolume { new_size: 3 });
         assert_eq!(req.as_deref(), Some("req-x"));
         let (job, _) = Job::decode("create_volume", r#"{"request_id": "req-y"}"#).unwrap();
-        assert_eq!(job, Job::CreateVolume { attempts: vec![] });
+        assert_eq!(
+            job,
+            Job::CreateVolume {
+                attempts: vec![],
+                image_id: None
+            }
+        );
     }
 
     #[test]

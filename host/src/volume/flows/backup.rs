@@ -111,7 +111,7 @@ async fn release_device(ctx: &mut BackupCtx<'_>) {
     }
 }
 
-async fn disconnect_local(m: &VolumeManager, driver: &Arc<DriverPool>, vol: &Volume) {
+pub(super) async fn disconnect_local(m: &VolumeManager, driver: &Arc<DriverPool>, vol: &Volume) {
     let local = Connector::local(&m.host_name);
     match driver.terminate_connection(vol, Some(&local)).await {
         Ok(()) | Err(CallError::Driver(DriverFailure::NotSupported(_))) => {}
