@@ -524,6 +524,8 @@ impl Client {
                 "backing-up",
                 "restoring-backup",
                 "restoring",
+                "downloading",
+                "uploading",
             ];
             if !TRANSIENT.contains(&status.as_str()) {
                 return r.body[singular].clone();
