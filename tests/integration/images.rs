@@ -12,6 +12,7 @@ use crate::common::{Client, Server, write_at};
 use crate::glance::Glance;
 
 const MIB: u64 = 1 << 20;
+const GIB_HALF: u64 = 512 * MIB;
 
 /// Deterministic bytes that do not compress: xorshift64*.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
@@ -494,4 +495,65 @@ async fn bad_image_requests_answer_cinders_400s() {
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error_message().contains("no Image service"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_host_killed_during_a_download_or_an_upload_cleans_up_on_restart() {
+    let glance = Glance::start();
+    let cfg = config(&glance, "");
+    let server = Server::start(&cfg);
+    let c = server.client("alice:proj-a");
+    let work = tempfile::tempdir().unwrap();
+    // Large enough that the copy is still going when the host is killed.
+    let raw = work.path().join("big.raw");
+    patterned_raw(&raw, 768 * MIB, 31);
+    let image = glance
+        .image_of(&raw, json!({"name": "big", "disk_format": "raw"}))
+        .await;
+    let source = c.create_volume(json!({"size": 2})).await;
+    c.wait_status("volumes", &source, "available").await;
+    write_at(&volume_file(&server, &source), GIB_HALF, &noise(5, MIB as usize));
+
+    let id = c.create_volume(json!({"imageRef": image})).await;
+    server.wait_log("downloading image").await;
+    let dir = server.kill9();
+    let server = Server::start_in(&dir, &cfg);
+    let c = server.client("alice:proj-a");
+    let v = c.wait("volumes", &id).await;
+    assert_eq!(v["status"], "error", "{v}");
+    assert!(
+        c.messages_for(&id)
+            .await
+            .iter()
+            .any(|m| m.contains("The service stopped while the volume was being created")),
+        "no message"
+    );
+    assert!(!volume_file(&server, &id).exists(), "the half-made volume is left");
+    no_temp_files(&server);
+
+    let r = c
+        .post(
+            &format!("volumes/{source}/action"),
+            json!({"os-volume_upload_image": {"image_name": "cut", "disk_format": "qcow2"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let cut = r.body["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.wait_log("uploading volume to image").await;
+    let dir = server.kill9();
+    let server = Server::start_in(&dir, &cfg);
+    let c = server.client("alice:proj-a");
+    c.wait_status("volumes", &source, "available").await;
+    assert!(glance.wait_status(&cut, "deleted").await.is_none());
+    assert!(
+        c.messages_for(&source)
+            .await
+            .iter()
+            .any(|m| m.starts_with("copy volume to image:")),
+        "no message"
+    );
+    no_temp_files(&server);
 }

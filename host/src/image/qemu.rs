@@ -60,6 +60,26 @@ pub fn qemu_format(disk_format: &str) -> Option<&'static str> {
         .map(|(_, q)| *q)
 }
 
+/// qemu-img dies with the host: a host killed mid-conversion leaves no writer behind for
+/// the start-up sweep of the image directory to race with.
+#[allow(unsafe_code)]
+fn dies_with_host(command: &mut tokio::process::Command) {
+    let host = std::process::id();
+    // SAFETY: the closure calls only async-signal-safe functions and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The host may have died before the signal was set up.
+            if libc::getppid() as u32 != host {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 async fn run(args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, QemuError> {
     let command = format!(
         "qemu-img {}",
@@ -68,7 +88,9 @@ async fn run(args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, QemuError> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let out = tokio::process::Command::new("qemu-img")
+    let mut qemu_img = tokio::process::Command::new("qemu-img");
+    dies_with_host(&mut qemu_img);
+    let out = qemu_img
         .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true)

@@ -185,6 +185,7 @@ pub(super) async fn fetch(
 ) -> Result<Fetched, OpError> {
     let glance: &Glance = &images(m)?.glance;
     let file = TempFile::new(m, volume_id, "download")?;
+    tracing::info!(volume_id, image_id = %image.id, bytes = image.size, "downloading image");
     let started = std::time::Instant::now();
     let bytes = glance
         .download_to(image, file.path())
@@ -408,7 +409,6 @@ struct Upload {
     image_id: String,
     disk_format: String,
     driver: Option<Arc<DriverPool>>,
-    backend: String,
     vol: Option<Volume>,
     device: Option<PathBuf>,
 }
@@ -475,7 +475,6 @@ impl<'m> Task<UploadCtx<'m>, OpError> for ConnectVolume {
                 .backend_of(ctx.it.volume.host.as_deref())
                 .ok_or_else(|| OpError::Gone("the volume's backend is not configured here".into()))?;
             let driver = backend.driver();
-            ctx.it.backend = backend.name.clone();
             let vol = driver_volume(m, &ctx.it.volume).await?;
             let device = connect_local(m, &driver, &backend.name, &vol).await?;
             ctx.it.driver = Some(driver);
@@ -509,6 +508,7 @@ impl<'m> Task<UploadCtx<'m>, OpError> for SendImage {
                 .clone()
                 .ok_or_else(|| OpError::Gone("no device".into()))?;
             let id = ctx.it.image_id.clone();
+            tracing::info!(volume_id = %ctx.it.volume.id, image_id = %id, disk_format = %ctx.it.disk_format, "uploading volume to image");
             let started = std::time::Instant::now();
             // raw goes straight from the device; qcow2 is converted to a file first.
             let converted = if ctx.it.disk_format == "raw" {
@@ -598,7 +598,6 @@ pub(in crate::volume) async fn upload_image(
                 image_id: image_id.to_string(),
                 disk_format: disk_format.to_string(),
                 driver: None,
-                backend: String::new(),
                 vol: None,
                 device: None,
             },
@@ -613,7 +612,6 @@ pub(in crate::volume) async fn upload_image(
             image_id: image_id.to_string(),
             disk_format: disk_format.to_string(),
             driver: None,
-            backend: String::new(),
             vol: None,
             device: None,
         },
