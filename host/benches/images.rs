@@ -7,7 +7,8 @@
 //! a volume from it (download, `qemu-img info`, `qemu-img convert` onto the volume) and
 //! prints the MB/s of image data from the request to `available`; then the baseline, a
 //! `qemu-img convert -n` of the image file onto an existing file of the volume's size;
-//! then the volume uploaded back as `raw` (request to the image `active`). The volume is
+//! then the download from Glance alone (to a file, as the host fetches it), to show where
+//! the time goes; then the volume uploaded back as `raw` (request to the image `active`). The volume is
 //! checked to hold the image's bytes. Files go under `ASHLAR_BENCH_DIR` (default the
 //! system temp dir) and are removed at the end.
 //!
@@ -159,7 +160,10 @@ async fn bench(dir: &Path, image_bytes: u64) {
     api.wait_volume(&vol, "available").await;
     let ashlar = started.elapsed();
     let vol_file = share.join(format!("volume-{vol}"));
-    assert!(same_disk(&vol_file, &image_file), "the volume is not the image");
+    assert!(
+        same_disk(&vol_file, &image_file),
+        "the volume is not the image"
+    );
 
     // The baseline: the same conversion onto an existing file of the volume's size.
     let target = dir.join("baseline.raw");
@@ -178,6 +182,29 @@ async fn bench(dir: &Path, image_bytes: u64) {
         target.to_str().unwrap(),
     ]);
     std::fs::remove_file(&target).unwrap();
+
+    // The download alone, to a file, as the host fetches it (for where the time goes).
+    let fetched = dir.join("fetched.raw");
+    let started = Instant::now();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut resp = api
+            .http
+            .get(format!("{}/v2/images/{image_id}/file", glance.url))
+            .send()
+            .await
+            .unwrap();
+        let mut out = tokio::io::BufWriter::with_capacity(
+            4 << 20,
+            tokio::fs::File::create(&fetched).await.unwrap(),
+        );
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            out.write_all(&chunk).await.unwrap();
+        }
+        out.flush().await.unwrap();
+    }
+    let download = started.elapsed();
+    std::fs::remove_file(&fetched).unwrap();
 
     // Volume → image, for reference.
     let started = Instant::now();
@@ -223,6 +250,11 @@ async fn bench(dir: &Path, image_bytes: u64) {
     println!(
         "  ratio (ashlar MB/s ÷ qemu-img MB/s): {:.2}",
         baseline.as_secs_f64() / ashlar.as_secs_f64()
+    );
+    println!(
+        "  the download from Glance alone, to a file: {:.2} s, {:.0} MB/s",
+        download.as_secs_f64(),
+        rate(mb, download)
     );
     println!(
         "  volume → image (raw) through ashlar: {:.2} s, {:.0} MB/s of volume",

@@ -175,7 +175,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         scheduler,
     );
     if let Some(glance) = &cfg.glance {
-        let client = crate::image::Glance::new(glance).context("making the Image service client")?;
+        let client =
+            crate::image::Glance::new(glance).context("making the Image service client")?;
         manager.set_images(volume::ImageService {
             glance: client,
             tmp_dir: cfg.data_dir.join("images"),

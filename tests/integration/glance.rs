@@ -92,7 +92,14 @@ impl Glance {
             .port();
         let log = std::fs::File::create(d.join("gunicorn.log")).unwrap();
         let child = Command::new(&gunicorn)
-            .args(["-b", &format!("127.0.0.1:{port}"), "-w", "1", "--timeout", "600"])
+            .args([
+                "-b",
+                &format!("127.0.0.1:{port}"),
+                "-w",
+                "1",
+                "--timeout",
+                "600",
+            ])
             .arg("glance.wsgi.api:application")
             .env("OS_GLANCE_CONFIG_DIR", d)
             .stdin(Stdio::null())
@@ -123,7 +130,8 @@ impl Glance {
             let mut reply = String::new();
             s.write_all(req.as_bytes()).is_ok()
                 && s.read_to_string(&mut reply).is_ok()
-                && reply.starts_with("HTTP/1.") && reply.contains(" 200 ")
+                && reply.starts_with("HTTP/1.")
+                && reply.contains(" 200 ")
         };
         loop {
             if answers() {
@@ -181,6 +189,22 @@ impl Glance {
         let id = self.create(attributes).await;
         self.upload(&id, path).await;
         id
+    }
+
+    /// Sets image `id`'s property `key` (a JSON patch), which moves its `updated_at`.
+    pub async fn set_property(&self, id: &str, key: &str, value: &str) {
+        let r = self
+            .http
+            .patch(format!("{}/v2/images/{id}", self.url))
+            .header(
+                "Content-Type",
+                "application/openstack-images-v2.1-json-patch",
+            )
+            .body(json!([{"op": "add", "path": format!("/{key}"), "value": value}]).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "update image: {}", r.text().await.unwrap());
     }
 
     pub async fn show(&self, id: &str) -> Option<Value> {

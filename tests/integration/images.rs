@@ -98,6 +98,22 @@ fn no_temp_files(server: &Server) {
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }
 
+/// Waits until the server's log has `needle` exactly `n` times (the log trails the API).
+async fn logged_times(server: &Server, needle: &str, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seen = server.log().matches(needle).count();
+        if seen == n {
+            return;
+        }
+        assert!(
+            seen < n && std::time::Instant::now() < deadline,
+            "`{needle}` logged {seen} times, not {n}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn volume_from(c: &Client, body: Value) -> Value {
     let id = c.create_volume(body).await;
     let v = c.wait("volumes", &id).await;
@@ -156,7 +172,10 @@ async fn a_volume_from_a_raw_or_qcow2_image_holds_its_bytes() {
     ] {
         assert_eq!(meta[k], want, "{k} in {meta}");
     }
-    assert!(same_disk(&volume_file(&server, id), &raw), "raw image → volume");
+    assert!(
+        same_disk(&volume_file(&server, id), &raw),
+        "raw image → volume"
+    );
 
     // By name, larger than the image, from qcow2: the raw bytes, then zeros.
     let v = volume_from(&c, json!({"imageRef": "pattern-qcow2", "size": 2})).await;
@@ -165,7 +184,10 @@ async fn a_volume_from_a_raw_or_qcow2_image_holds_its_bytes() {
     assert_eq!(v["volume_image_metadata"]["disk_format"], "qcow2");
     assert_eq!(v["volume_image_metadata"]["os_distro"], "cirros");
     assert_eq!(v["volume_image_metadata"]["image_id"], json!(qcow2_image));
-    assert!(same_disk(&volume_file(&server, id), &raw), "qcow2 image → volume");
+    assert!(
+        same_disk(&volume_file(&server, id), &raw),
+        "qcow2 image → volume"
+    );
     no_temp_files(&server);
     // The host logged the download and the copy; the image's path stayed out of views.
     assert!(server.log().contains("image written onto the volume"));
@@ -190,7 +212,11 @@ async fn a_volume_uploads_as_raw_and_qcow2_and_comes_back_byte_for_byte() {
     let v = volume_from(&c, json!({"imageRef": base})).await;
     let src = v["id"].as_str().unwrap().to_string();
     // Data of the volume's own beyond the image's.
-    write_at(&volume_file(&server, &src), 700 * MIB, &noise(99, MIB as usize));
+    write_at(
+        &volume_file(&server, &src),
+        700 * MIB,
+        &noise(99, MIB as usize),
+    );
     let src_file = volume_file(&server, &src);
 
     for (disk_format, version) in [("raw", "3.0"), ("qcow2", "3.1")] {
@@ -255,7 +281,11 @@ async fn a_volume_uploads_as_raw_and_qcow2_and_comes_back_byte_for_byte() {
         assert_eq!(up["size"], 1);
         let image_id = up["image_id"].as_str().unwrap().to_string();
 
-        let back = if disk_format == "qcow2" { "in-use" } else { "available" };
+        let back = if disk_format == "qcow2" {
+            "in-use"
+        } else {
+            "available"
+        };
         c.wait_status("volumes", &src, back).await;
         let image = glance.wait_status(&image_id, "active").await.unwrap();
         assert_eq!(image["disk_format"], disk_format);
@@ -283,7 +313,10 @@ async fn a_volume_uploads_as_raw_and_qcow2_and_comes_back_byte_for_byte() {
         // And a volume from it holds the same bytes.
         let v = volume_from(&c, json!({"imageRef": image_id})).await;
         let copy = v["id"].as_str().unwrap();
-        assert!(same_disk(&volume_file(&server, copy), &src_file), "{disk_format} round trip");
+        assert!(
+            same_disk(&volume_file(&server, copy), &src_file),
+            "{disk_format} round trip"
+        );
     }
     no_temp_files(&server);
 }
@@ -324,11 +357,9 @@ async fn a_second_volume_from_a_cached_image_is_a_driver_clone() {
     // Not the tenant's: not in its list, not in its quota usage.
     let mine = c.get("volumes").await;
     assert!(!mine.body.to_string().contains(&cache_id));
-    let usage = c
-        .get("os-quota-sets/proj-a?usage=true")
-        .await
-        .body["quota_set"]["volumes"]["in_use"]
-        .clone();
+    let usage =
+        c.get("os-quota-sets/proj-a?usage=true").await.body["quota_set"]["volumes"]["in_use"]
+            .clone();
     assert_eq!(usage, 1);
 
     // The second is the driver's clone of the cached image-volume.
@@ -353,6 +384,22 @@ async fn a_second_volume_from_a_cached_image_is_a_driver_clone() {
         "the nfs driver did not clone the cached image-volume"
     );
 
+    // A changed image (its `updated_at` moved) is a miss: its entry is replaced.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    glance.set_property(&image, "hw_rng_model", "virtio").await;
+    let fourth = volume_from(&c, json!({"imageRef": image})).await;
+    assert!(same_disk(
+        &volume_file(&server, fourth["id"].as_str().unwrap()),
+        &raw
+    ));
+    assert_eq!(fourth["volume_image_metadata"]["hw_rng_model"], "virtio");
+    server.wait_log("image changed since it was cached").await;
+    assert!(
+        !volume_file(&server, &cache_id).exists(),
+        "the stale entry's volume is left"
+    );
+    logged_times(&server, "image-volume cache entry created", 2).await;
+
     // Another image: with max_count = 1 its entry takes the first one's place.
     let other = work.path().join("other.raw");
     patterned_raw(&other, 8 * MIB, 5);
@@ -365,10 +412,16 @@ async fn a_second_volume_from_a_cached_image_is_a_driver_clone() {
         &other
     ));
     // max_count = 1: the first image's entry was evicted for the second's.
-    server.wait_log("image-volume cache entry evicted").await;
+    logged_times(&server, "image-volume cache entry created", 3).await;
     let all = admin.get("volumes/detail?all_tenants=1").await;
-    assert!(!all.body.to_string().contains(&cache_id), "evicted entry still listed");
-    assert!(!volume_file(&server, &cache_id).exists());
+    let names: Vec<&str> = all.body["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .filter(|n| n.starts_with("image-"))
+        .collect();
+    assert_eq!(names, [format!("image-{image2}")], "{}", all.body);
     no_temp_files(&server);
 }
 
@@ -406,7 +459,10 @@ async fn bad_image_requests_answer_cinders_400s() {
     let raw = work.path().join("small.raw");
     patterned_raw(&raw, 4 * MIB, 3);
     let needs_3 = glance
-        .image_of(&raw, json!({"name": "min3", "disk_format": "raw", "min_disk": 3}))
+        .image_of(
+            &raw,
+            json!({"name": "min3", "disk_format": "raw", "min_disk": 3}),
+        )
         .await;
     let r = create(json!({"imageRef": needs_3, "size": 1})).await;
     assert_eq!(r.status, 400, "{}", r.body);
@@ -445,8 +501,10 @@ async fn bad_image_requests_answer_cinders_400s() {
     assert_eq!(v["status"], "error", "{v}");
     let messages = c.messages_for(&id).await;
     assert!(
-        messages.iter().any(|m| m.starts_with("copy image to volume:")
-            && m.contains("does not match the declared disk_format raw")),
+        messages
+            .iter()
+            .any(|m| m.starts_with("copy image to volume:")
+                && m.contains("does not match the declared disk_format raw")),
         "{messages:?}"
     );
     no_temp_files(&server);
@@ -466,10 +524,22 @@ async fn bad_image_requests_answer_cinders_400s() {
         }
     };
     for (args, words) in [
-        (json!({"image_name": "x", "disk_format": "vmdk"}), "Uploading a volume as vmdk is not supported"),
-        (json!({"image_name": "x", "disk_format": "foo"}), "is not one of ['raw'"),
-        (json!({"image_name": "x", "container_format": "ovf"}), "container_format"),
-        (json!({"disk_format": "raw"}), "'image_name' is a required property"),
+        (
+            json!({"image_name": "x", "disk_format": "vmdk"}),
+            "Uploading a volume as vmdk is not supported",
+        ),
+        (
+            json!({"image_name": "x", "disk_format": "foo"}),
+            "is not one of ['raw'",
+        ),
+        (
+            json!({"image_name": "x", "container_format": "ovf"}),
+            "container_format",
+        ),
+        (
+            json!({"disk_format": "raw"}),
+            "'image_name' is a required property",
+        ),
         (json!({"image_name": ""}), "image_name"),
         (json!({"image_name": "x", "force": "maybe"}), "force"),
     ] {
@@ -491,7 +561,10 @@ async fn bad_image_requests_answer_cinders_400s() {
     let plain = Server::start("");
     let pc = plain.client("alice:proj-a");
     let r = pc
-        .post("volumes", json!({"volume": {"imageRef": missing, "size": 1}}))
+        .post(
+            "volumes",
+            json!({"volume": {"imageRef": missing, "size": 1}}),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.error_message().contains("no Image service"), "{}", r.body);
@@ -512,7 +585,11 @@ async fn a_host_killed_during_a_download_or_an_upload_cleans_up_on_restart() {
         .await;
     let source = c.create_volume(json!({"size": 2})).await;
     c.wait_status("volumes", &source, "available").await;
-    write_at(&volume_file(&server, &source), GIB_HALF, &noise(5, MIB as usize));
+    write_at(
+        &volume_file(&server, &source),
+        GIB_HALF,
+        &noise(5, MIB as usize),
+    );
 
     let id = c.create_volume(json!({"imageRef": image})).await;
     server.wait_log("downloading image").await;
@@ -528,7 +605,10 @@ async fn a_host_killed_during_a_download_or_an_upload_cleans_up_on_restart() {
             .any(|m| m.contains("The service stopped while the volume was being created")),
         "no message"
     );
-    assert!(!volume_file(&server, &id).exists(), "the half-made volume is left");
+    assert!(
+        !volume_file(&server, &id).exists(),
+        "the half-made volume is left"
+    );
     no_temp_files(&server);
 
     let r = c

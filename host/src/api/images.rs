@@ -62,11 +62,7 @@ pub async fn resolve(state: &super::AppState, image_ref: &Value) -> Result<Image
     let uuid = image_ref.rsplit('/').next().unwrap_or_default();
     let mut found = None;
     if super::types::is_uuid_like(uuid) {
-        found = images
-            .glance
-            .show(uuid)
-            .await
-            .map_err(glance_unavailable)?;
+        found = images.glance.show(uuid).await.map_err(glance_unavailable)?;
     }
     if found.is_none() && !image_ref.is_empty() {
         let mut named = images
@@ -128,7 +124,12 @@ pub fn check_size(image: &Image, size: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn one_of(field: &str, args: &Map<String, Value>, default: &str, allowed: &[&str]) -> Result<String, ApiError> {
+fn one_of(
+    field: &str,
+    args: &Map<String, Value>,
+    default: &str,
+    allowed: &[&str],
+) -> Result<String, ApiError> {
     match args.get(field) {
         None | Some(Value::Null) => Ok(default.to_string()),
         Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(s.clone()),
@@ -136,7 +137,11 @@ fn one_of(field: &str, args: &Map<String, Value>, default: &str, allowed: &[&str
             field,
             other,
             format!(
-                "{other} is not one of [{}]",
+                "{} is not one of [{}]",
+                match other {
+                    Value::String(s) => format!("'{s}'"),
+                    v => v.to_string(),
+                },
                 allowed
                     .iter()
                     .map(|a| format!("'{a}'"))
@@ -155,7 +160,8 @@ pub async fn upload(
     v: &VolumeRow,
     args: &Value,
 ) -> Result<Response, ApiError> {
-    let example = "{\"os-volume_upload_image\": {\"image_name\": \"my-image\", \"disk_format\": \"raw\"}}";
+    let example =
+        "{\"os-volume_upload_image\": {\"image_name\": \"my-image\", \"disk_format\": \"raw\"}}";
     let Value::Object(args) = args else {
         return Err(ApiError::bad_request(format!(
             "os-volume_upload_image needs an object: {example}."
@@ -247,8 +253,11 @@ pub async fn upload(
     attributes.insert("name".into(), json!(image_name));
     attributes.insert("disk_format".into(), json!(disk_format));
     attributes.insert("container_format".into(), json!(container_format));
-    attributes.insert("visibility".into(), json!(visibility));
-    attributes.insert("protected".into(), json!(protected));
+    // Before 3.1 Cinder sends neither, and Glance's defaults apply.
+    if with_params {
+        attributes.insert("visibility".into(), json!(visibility));
+        attributes.insert("protected".into(), json!(protected));
+    }
     // The volume's image properties go with it, all but Glance's core ones.
     for (k, value) in &v.image_metadata {
         if !GLANCE_CORE_PROPERTIES.contains(&k.as_str()) && !attributes.contains_key(k) {

@@ -57,8 +57,13 @@ const ENTRY_COLUMNS: &str =
 impl Db {
     /// `creating` → `downloading`: the image's data is being written onto the volume.
     pub async fn start_download(&self, id: &str) -> Result<bool> {
-        self.transition_volume(id, &[VolumeStatus::Creating], VolumeStatus::Downloading, None)
-            .await
+        self.transition_volume(
+            id,
+            &[VolumeStatus::Creating],
+            VolumeStatus::Downloading,
+            None,
+        )
+        .await
     }
 
     /// `creating` or `downloading` → `available`, bootable, with the image's metadata as
@@ -89,7 +94,12 @@ impl Db {
     /// Starts an upload: the volume from one of `from` to `uploading`, remembering the
     /// status it returns to, with the job, in one transaction; false when it was in none
     /// of `from`.
-    pub async fn begin_upload(&self, id: &str, from: &[VolumeStatus], job: &JobRow) -> Result<bool> {
+    pub async fn begin_upload(
+        &self,
+        id: &str,
+        from: &[VolumeStatus],
+        job: &JobRow,
+    ) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let from = serde_json::to_string(&from).expect("strings serialise");
@@ -216,7 +226,11 @@ impl Db {
     }
 
     /// A cached image-volume the driver has made: `creating` → `available`.
-    pub async fn finish_cache_volume(&self, volume_id: &str, provider_location: Option<&str>) -> Result<bool> {
+    pub async fn finish_cache_volume(
+        &self,
+        volume_id: &str,
+        provider_location: Option<&str>,
+    ) -> Result<bool> {
         let now = time::now();
         let res = sqlx::query(
             "UPDATE volumes SET status = 'available', provider_location = $1, launched_at = $2, updated_at = $2 \

@@ -51,7 +51,9 @@ impl GlanceError {
             GlanceError::Status { status, .. } => {
                 format!("The Image service refused the request (HTTP {status}).")
             }
-            GlanceError::Malformed { .. } => "The Image service answered something unexpected.".into(),
+            GlanceError::Malformed { .. } => {
+                "The Image service answered something unexpected.".into()
+            }
             GlanceError::Stalled { .. } => "The transfer with the Image service stalled.".into(),
             GlanceError::Corrupt { image_id, algo } => {
                 format!("The data of image {image_id} does not match its {algo} checksum.")
@@ -334,9 +336,32 @@ impl Glance {
             what: format!("writing image {id}'s data"),
             source,
         };
-        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
-        let mut hash =
-            (image.os_hash_algo.as_deref() == Some("sha512")).then(Sha512::new);
+        // A few MiB per write: the network's chunks are small, and each write of a tokio
+        // file is a trip to the blocking pool.
+        let mut file = tokio::io::BufWriter::with_capacity(
+            4 << 20,
+            tokio::fs::File::create(dest).await.map_err(io)?,
+        );
+        // The hash runs on a thread of its own, beside the download: a bounded queue of
+        // the chunks (shared, not copied) keeps memory bounded.
+        let hasher = (image.os_hash_algo.as_deref() == Some("sha512")).then(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(256);
+            let thread = std::thread::spawn(move || {
+                let mut h = Sha512::new();
+                for chunk in rx {
+                    h.update(&chunk);
+                }
+                h.finalize()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            });
+            (tx, thread)
+        });
+        let (tx, thread) = match hasher {
+            Some((tx, thread)) => (Some(tx), Some(thread)),
+            None => (None, None),
+        };
         let mut written = 0u64;
         loop {
             let chunk = tokio::time::timeout(self.idle, resp.chunk())
@@ -347,20 +372,41 @@ impl Glance {
                 })?
                 .map_err(|e| self.unreachable(e))?;
             let Some(chunk) = chunk else { break };
-            if let Some(h) = hash.as_mut() {
-                h.update(&chunk);
-            }
             file.write_all(&chunk).await.map_err(io)?;
             written += chunk.len() as u64;
+            if let Some(tx) = &tx {
+                let stopped = || GlanceError::Io {
+                    what: format!("hashing image {id}'s data"),
+                    source: std::io::Error::other("the hashing thread stopped"),
+                };
+                match tx.try_send(chunk) {
+                    Ok(()) => {}
+                    // A full queue is waited on in the blocking pool, not on the runtime.
+                    Err(std::sync::mpsc::TrySendError::Full(chunk)) => {
+                        let tx = tx.clone();
+                        tokio::task::spawn_blocking(move || tx.send(chunk))
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .ok_or_else(stopped)?;
+                    }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
+                }
+            }
         }
+        // Not synced: the file is temporary (a crash's leftovers are swept at start-up)
+        // and qemu-img reads it next, from the page cache.
         file.flush().await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        if let (Some(h), Some(want)) = (hash, &image.os_hash_value) {
-            let got: String = h
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+        drop(tx);
+        if let (Some(thread), Some(want)) = (thread, &image.os_hash_value) {
+            let got = tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| GlanceError::Io {
+                    what: format!("hashing image {id}'s data"),
+                    source: std::io::Error::other("the hashing thread failed"),
+                })?;
             if !got.eq_ignore_ascii_case(want) {
                 return Err(GlanceError::Corrupt {
                     image_id: id.clone(),

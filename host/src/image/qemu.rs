@@ -132,12 +132,7 @@ pub async fn check_image(
                 .join(", ")
         )));
     };
-    let out = run(&[
-        "info".as_ref(),
-        "--output=json".as_ref(),
-        path.as_os_str(),
-    ])
-    .await?;
+    let out = run(&["info".as_ref(), "--output=json".as_ref(), path.as_os_str()]).await?;
     let info: Value = serde_json::from_slice(&out).map_err(|e| QemuError::Failed {
         command: "qemu-img info".into(),
         detail: format!("its output is not JSON: {e}"),
@@ -149,9 +144,7 @@ pub async fn check_image(
         )));
     }
     if let Some(backing) = info.get("backing-filename").and_then(Value::as_str) {
-        return Err(unacceptable(format!(
-            "fmt={found} backed by: {backing}"
-        )));
+        return Err(unacceptable(format!("fmt={found} backed by: {backing}")));
     }
     let data = info.pointer("/format-specific/data");
     if data
@@ -266,13 +259,31 @@ mod tests {
         let e = check_image("i", &p("base.qcow2"), Some("qcow2"), Some(1))
             .await
             .unwrap_err();
-        assert!(matches!(e, QemuError::TooBig { image_gib: 2, volume_gib: 1, .. }), "{e}");
-        assert!(e.to_string().contains("doesn't fit in a volume of size 1GB"), "{e}");
+        assert!(
+            matches!(
+                e,
+                QemuError::TooBig {
+                    image_gib: 2,
+                    volume_gib: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("doesn't fit in a volume of size 1GB"),
+            "{e}"
+        );
 
         let e = check_image("i", &p("base.qcow2"), Some("raw"), None)
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("does not match the declared disk_format raw"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("does not match the declared disk_format raw"),
+            "{e}"
+        );
 
         let e = check_image("i", &p("child.qcow2"), Some("qcow2"), None)
             .await
@@ -282,7 +293,10 @@ mod tests {
         let e = check_image("i", &p("plain.raw"), Some("iso"), None)
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("disk_format iso is not supported"), "{e}");
+        assert!(
+            e.to_string().contains("disk_format iso is not supported"),
+            "{e}"
+        );
 
         assert!(
             check_image("i", &p("plain.raw"), Some("raw"), Some(1))

@@ -182,7 +182,9 @@ impl Job {
             Job::UploadImage { image_id, .. } if image_id.is_empty() => {
                 Err("image_id is empty".into())
             }
-            Job::UploadImage { disk_format, .. } if !["raw", "qcow2"].contains(&disk_format.as_str()) => {
+            Job::UploadImage { disk_format, .. }
+                if !["raw", "qcow2"].contains(&disk_format.as_str()) =>
+            {
                 Err(format!("disk_format {disk_format} is not raw or qcow2"))
             }
             _ => Ok(()),

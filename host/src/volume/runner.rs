@@ -370,9 +370,7 @@ impl VolumeManager {
             Job::UploadImage {
                 image_id,
                 disk_format,
-            } => {
-                flows::upload_image(self, id, image_id, disk_format, request_id, recovering).await
-            }
+            } => flows::upload_image(self, id, image_id, disk_format, request_id, recovering).await,
         }
     }
 

@@ -11,8 +11,8 @@ use super::super::flow::{self, BoxFuture, Task};
 use super::image;
 use super::{MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, volume_in};
 use crate::db::{CacheEntry, JobRow, VolumeRow};
-use crate::image::Image;
 use crate::driver::ModelUpdate;
+use crate::image::Image;
 use crate::runtime::CallError;
 use crate::scheduler::RequestSpec;
 use crate::volume::job::{Job, PriorAttempt};
@@ -306,9 +306,8 @@ impl<'m> Task<CreateCtx<'m>, OpError> for FetchImage {
             ctx.cache_new = false;
             ctx.initial_size = None;
             let m = ctx.op.m;
-            if let Err(e) = m
-                .db
-                .transition_volume(
+            if let Err(e) =
+                m.db.transition_volume(
                     &ctx.volume.id,
                     &[VolumeStatus::Downloading],
                     VolumeStatus::Creating,
@@ -419,8 +418,13 @@ async fn create(
 ) -> Result<(), OpError> {
     if recovering {
         // A volume left `downloading` is a create that was writing its image.
-        m.db.transition_volume(id, &[VolumeStatus::Downloading], VolumeStatus::Creating, None)
-            .await?;
+        m.db.transition_volume(
+            id,
+            &[VolumeStatus::Downloading],
+            VolumeStatus::Creating,
+            None,
+        )
+        .await?;
     }
     let Some(volume) = volume_in(m, id, VolumeStatus::Creating).await? else {
         return Ok(());

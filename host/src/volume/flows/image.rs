@@ -262,7 +262,9 @@ pub(super) async fn evict(m: &VolumeManager, backend: &Backend, entry: &CacheEnt
         return;
     }
     match m.db.remove_cache_entry(&entry.id, &entry.volume_id).await {
-        Ok(()) => tracing::info!(image_id = %entry.image_id, volume_id = %entry.volume_id, size = entry.size, "image-volume cache entry evicted"),
+        Ok(()) => {
+            tracing::info!(image_id = %entry.image_id, volume_id = %entry.volume_id, size = entry.size, "image-volume cache entry evicted")
+        }
         Err(e) => tracing::warn!(image_id = %entry.image_id, "removing a cache entry: {e}"),
     }
 }
@@ -366,10 +368,9 @@ pub(super) async fn add_to_cache(
     .await;
     match made {
         Ok(model) => {
-            if let Err(e) = m
-                .db
-                .finish_cache_volume(&id, model.provider_location.as_deref())
-                .await
+            if let Err(e) =
+                m.db.finish_cache_volume(&id, model.provider_location.as_deref())
+                    .await
             {
                 tracing::warn!(image_id = %image.id, "recording a cached image-volume: {e}");
             }
@@ -457,7 +458,11 @@ async fn abandon_upload(m: &VolumeManager, volume_id: &str, image_id: &str) {
     if let Some(images) = m.images()
         && let Err(e) = images.glance.delete(image_id).await
     {
-        tracing::warn!(volume_id, image_id, "deleting the image of a failed upload: {e}");
+        tracing::warn!(
+            volume_id,
+            image_id,
+            "deleting the image of a failed upload: {e}"
+        );
     }
     if let Err(e) = m.db.finish_upload(volume_id).await {
         tracing::error!(volume_id, "cannot return the volume to its status: {e}");
@@ -471,9 +476,9 @@ impl<'m> Task<UploadCtx<'m>, OpError> for ConnectVolume {
     fn execute<'a>(&'a self, ctx: &'a mut UploadCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let m = ctx.op.m;
-            let backend = m
-                .backend_of(ctx.it.volume.host.as_deref())
-                .ok_or_else(|| OpError::Gone("the volume's backend is not configured here".into()))?;
+            let backend = m.backend_of(ctx.it.volume.host.as_deref()).ok_or_else(|| {
+                OpError::Gone("the volume's backend is not configured here".into())
+            })?;
             let driver = backend.driver();
             let vol = driver_volume(m, &ctx.it.volume).await?;
             let device = connect_local(m, &driver, &backend.name, &vol).await?;
