@@ -127,6 +127,12 @@ pub struct GlanceSection {
     /// appear in no tenant's lists. Default `ashlar-internal`.
     #[serde(default = "default_internal_project_id")]
     pub internal_project_id: String,
+    /// Where images are downloaded and converted while they are copied to or from a
+    /// volume (Cinder's `image_conversion_dir`); emptied at start-up, so give the host a
+    /// directory of its own. A faster disk or a tmpfs large enough for the largest image
+    /// speeds copies up. Default `<data_dir>/images`.
+    #[serde(default)]
+    pub image_conversion_dir: Option<PathBuf>,
 }
 
 fn default_glance_connect_timeout_secs() -> u64 {

@@ -179,7 +179,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             crate::image::Glance::new(glance).context("making the Image service client")?;
         manager.set_images(volume::ImageService {
             glance: client,
-            tmp_dir: cfg.data_dir.join("images"),
+            tmp_dir: glance
+                .image_conversion_dir
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("images")),
             enable_force_upload: glance.enable_force_upload,
             internal_project_id: glance.internal_project_id.clone(),
         });

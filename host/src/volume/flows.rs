@@ -1,6 +1,7 @@
 //! Every asynchronous operation as a flow of tasks with `execute` and `revert` (see
-//! [`super::flow`]): create (empty, from a snapshot, a clone; rescheduled on failure),
-//! delete, extend, snapshot create and delete, revert to a snapshot.
+//! [`super::flow`]): create (empty, from a snapshot, a clone, an image; rescheduled on
+//! failure), delete, extend, snapshot create and delete, revert to a snapshot, backups,
+//! and uploads to images.
 //!
 //! Each flow starts with [`MarkFailed`], the one shared failure task: it does nothing on
 //! the way in and, when a later task fails, reverts last — after the others have undone

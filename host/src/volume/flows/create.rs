@@ -6,6 +6,13 @@
 //! message's internal detail say why; a volume made from a snapshot or another volume must
 //! stay beside its source and is not rescheduled. The shared failure task runs once the
 //! create gives up, with every attempt in its message.
+//!
+//! A volume from an image adds two tasks (see [`super::image`]): `FetchImage` after the
+//! placement (the backend's image-volume cache entry, or the image downloaded and
+//! checked while the volume is `downloading`) and `CopyImage` after the driver's create
+//! (the image written onto the volume, the cache entry made, the volume extended to its
+//! size); an image that cannot be used fails with Cinder's `copy image to volume` action
+//! and is not rescheduled.
 
 use super::super::flow::{self, BoxFuture, Task};
 use super::image;
