@@ -18,15 +18,19 @@ impl Drop for Server {
     }
 }
 
-/// Starts the release `ashlar serve` with `config` on `data_dir`, logging warnings only,
-/// and waits until it listens.
+/// Starts the release `ashlar serve` with `config` on `data_dir`, logging warnings only
+/// (or, with `ASHLAR_BENCH_LOG` set, at that filter — which must keep `ashlar::server`'s
+/// info line — its lines passed on to stderr), and waits until it listens.
 pub fn serve(config: &Path, data_dir: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ashlar"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .arg("--config")
         .arg(config)
-        .env("ASHLAR_LOG", "warn,ashlar::server=info")
+        .env(
+            "ASHLAR_LOG",
+            std::env::var("ASHLAR_BENCH_LOG").unwrap_or_else(|_| "warn,ashlar::server=info".into()),
+        )
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -39,6 +43,13 @@ pub fn serve(config: &Path, data_dir: &Path) -> Server {
             break addr.trim().to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    let echo = std::env::var_os("ASHLAR_BENCH_LOG").is_some();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if echo {
+                eprintln!("{line}");
+            }
+        }
+    });
     Server { child, base }
 }

@@ -11,6 +11,7 @@ mod admin;
 mod attachments;
 mod backups;
 mod default_types;
+mod images;
 mod input;
 pub use input::InputLimits;
 mod list;

@@ -93,6 +93,90 @@ pub struct Config {
     /// grants and settings. Default: the bundled posix store under the data directory.
     #[serde(default)]
     pub backup: Option<BackupConfig>,
+    /// The image service volumes are made from and uploaded to (Cinder's `glance_*`
+    /// options). Default: none, and a volume from `imageRef` or `os-volume_upload_image`
+    /// answers that images are not configured.
+    #[serde(default)]
+    pub glance: Option<GlanceSection>,
+}
+
+/// `[glance]`: the Image service v2 endpoint the host downloads images from and uploads
+/// volumes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlanceSection {
+    /// The Image service's base URL, e.g. `http://127.0.0.1:9292` (Cinder's
+    /// `glance_api_servers`); `/v2/images` is appended. Only `http://` is served.
+    pub endpoint: String,
+    /// A token sent as `X-Auth-Token` with every request; none for a Glance without
+    /// Keystone. Default: none.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Seconds to wait to connect to the Image service. Default 10.
+    #[serde(default = "default_glance_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Seconds an API call (show, create, delete) may take. Default 60 (Cinder's
+    /// `glance_request_timeout` has none).
+    #[serde(default = "default_glance_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Seconds a download or an upload may stall without a byte moving. Default 300.
+    #[serde(default = "default_glance_transfer_idle_secs")]
+    pub transfer_idle_secs: u64,
+    /// Whether `os-volume_upload_image` with `force` may upload an `in-use` volume
+    /// (Cinder's `enable_force_upload`). Default false: `force` is ignored, as in Cinder.
+    #[serde(default)]
+    pub enable_force_upload: bool,
+    /// The project that owns the image-volume cache's volumes (Cinder's
+    /// `cinder_internal_tenant_project_id`); they count against no tenant's quota and
+    /// appear in no tenant's lists. Default `ashlar-internal`.
+    #[serde(default = "default_internal_project_id")]
+    pub internal_project_id: String,
+    /// Where images are downloaded and converted while they are copied to or from a
+    /// volume (Cinder's `image_conversion_dir`); emptied at start-up, so give the host a
+    /// directory of its own. A faster disk or a tmpfs large enough for the largest image
+    /// speeds copies up. Default `<data_dir>/images`.
+    #[serde(default)]
+    pub image_conversion_dir: Option<PathBuf>,
+}
+
+fn default_glance_connect_timeout_secs() -> u64 {
+    10
+}
+fn default_glance_request_timeout_secs() -> u64 {
+    60
+}
+fn default_glance_transfer_idle_secs() -> u64 {
+    300
+}
+fn default_internal_project_id() -> String {
+    "ashlar-internal".into()
+}
+
+impl GlanceSection {
+    fn check(&self) -> Result<(), ConfigError> {
+        let rest = self.endpoint.strip_prefix("http://").ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "[glance] endpoint `{}` must be an http:// URL (https is not served)",
+                self.endpoint
+            ))
+        })?;
+        if rest.trim_end_matches('/').is_empty() {
+            return Err(ConfigError::Invalid(
+                "[glance] endpoint names no host".into(),
+            ));
+        }
+        if self.request_timeout_secs == 0 || self.transfer_idle_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "[glance] request_timeout_secs and transfer_idle_secs must be above 0".into(),
+            ));
+        }
+        if self.internal_project_id.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[glance] internal_project_id must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The backup service's store and how the host's engine writes to it.
@@ -483,6 +567,19 @@ pub struct BackendConfig {
     /// own (LVM with tgt, for one).
     #[serde(default)]
     pub target: Option<TargetConfig>,
+    /// Whether volumes made from an image on this backend keep a cached image-volume, so
+    /// the next volume from the same image is a driver clone instead of a download
+    /// (Cinder's `image_volume_cache_enabled`). Default false.
+    #[serde(default)]
+    pub image_volume_cache_enabled: bool,
+    /// The most GiB the backend's cached image-volumes may take; the least recently used
+    /// are evicted first (Cinder's `image_volume_cache_max_size_gb`). Default 0, no limit.
+    #[serde(default)]
+    pub image_volume_cache_max_size_gb: u64,
+    /// The most cached image-volumes the backend keeps, least recently used evicted first
+    /// (Cinder's `image_volume_cache_max_count`). Default 0, no limit.
+    #[serde(default)]
+    pub image_volume_cache_max_count: u64,
 }
 
 /// A `target-driver` component paired with a backend. It runs in its own sandbox with its
@@ -760,6 +857,9 @@ impl Config {
             .backup
             .get_or_insert_with(|| Config::default_backup(&self.data_dir));
         backup.check()?;
+        if let Some(glance) = &self.glance {
+            glance.check()?;
+        }
         Ok(())
     }
 
@@ -808,6 +908,9 @@ impl Config {
             credentials: BTreeMap::new(),
             exec_dirs: default_exec_dirs(),
             target: None,
+            image_volume_cache_enabled: false,
+            image_volume_cache_max_size_gb: 0,
+            image_volume_cache_max_count: 0,
             settings: BTreeMap::from([
                 ("share_path".to_string(), share),
                 ("volume_format".to_string(), "raw".to_string()),

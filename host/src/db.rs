@@ -27,6 +27,7 @@ mod backend_stats;
 mod backups;
 mod cluster_swaps;
 mod dialect;
+mod images;
 mod jobs;
 pub mod list;
 mod messages;
@@ -49,6 +50,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 pub use dialect::{Dialect, redact};
+pub use images::CacheEntry;
 
 /// A row as either store returns it.
 pub type DbRow = sqlx::any::AnyRow;
@@ -126,6 +128,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0012_backups"),
     migration!("0013_hosts"),
     migration!("0014_migrations"),
+    migration!("0015_images"),
 ];
 
 #[derive(Debug, thiserror::Error)]

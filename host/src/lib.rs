@@ -15,6 +15,7 @@ pub mod db;
 pub mod device;
 pub mod driver;
 pub mod http;
+pub mod image;
 pub mod plugins;
 pub mod runtime;
 pub mod scheduler;

@@ -122,6 +122,20 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         backup,
         scheduler,
     );
+    if let Some(glance) = &cfg.glance {
+        let client =
+            crate::image::Glance::new(glance).context("making the Image service client")?;
+        manager.set_images(volume::ImageService {
+            glance: client,
+            tmp_dir: glance
+                .image_conversion_dir
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("images")),
+            enable_force_upload: glance.enable_force_upload,
+            internal_project_id: glance.internal_project_id.clone(),
+        });
+        tracing::info!(endpoint = %glance.endpoint, "image service configured");
+    }
     manager.poll_stats().await;
     tracing::info!("backend stats collected");
     // A heartbeat before recovery: a peer must not take this host's interrupted jobs

@@ -62,6 +62,16 @@ pub enum OpError {
     /// names a backup's object or what to do, never a host path), `detail` the whole story.
     #[error("{detail}")]
     Backup { public: String, detail: String },
+    /// The Image service or an image failed a copy between an image and a volume:
+    /// `public` is what a tenant may read (Cinder's wording, never a host path or an
+    /// endpoint), `detail` the whole story; `too_big` when the image does not fit the
+    /// volume (Cinder's `ImageTooBig`).
+    #[error("{detail}")]
+    Image {
+        public: String,
+        detail: String,
+        too_big: bool,
+    },
     /// The volume is on a backend this host does not run (`HOST@BACKEND` or
     /// `CLUSTER@BACKEND`): a create placed there is handed on (nothing failed); a
     /// connection asked of this host is refused.
@@ -124,6 +134,8 @@ impl OpError {
             OpError::Db(_) | OpError::Gone(_) | OpError::Elsewhere(_) => Detail::UNKNOWN_ERROR,
             OpError::OverQuota(_) => Detail::QUOTA_EXCEED,
             OpError::Backup { .. } | OpError::Move { .. } => default,
+            OpError::Image { too_big: true, .. } => Detail::NOT_ENOUGH_SPACE_FOR_IMAGE,
+            OpError::Image { .. } => default,
         }
     }
 
@@ -164,7 +176,9 @@ impl OpError {
                 ));
             }
             OpError::Db(_) | OpError::Gone(_) => return None,
-            OpError::Backup { public, .. } | OpError::Move { public, .. } => {
+            OpError::Backup { public, .. }
+            | OpError::Move { public, .. }
+            | OpError::Image { public, .. } => {
                 return Some(public.clone());
             }
             OpError::OverQuota(why) => return Some(why.clone()),
@@ -191,6 +205,21 @@ pub struct VolumeManager {
     remote_stats: RwLock<BTreeMap<String, BackendStats>>,
     /// Woken when a job this host may run was committed here.
     jobs_waiting: std::sync::Arc<Notify>,
+    /// The Image service and what the image flows need, when `[glance]` is configured.
+    images: std::sync::OnceLock<ImageService>,
+}
+
+/// What volumes made from images and uploads to images need (`[glance]`).
+#[derive(Debug)]
+pub struct ImageService {
+    pub glance: crate::image::Glance,
+    /// Where downloaded and converted images are kept while they are copied (under the
+    /// data directory); emptied at start-up.
+    pub tmp_dir: std::path::PathBuf,
+    /// Cinder's `enable_force_upload`.
+    pub enable_force_upload: bool,
+    /// The project that owns cached image-volumes.
+    pub internal_project_id: String,
 }
 
 /// The backend part of a volume's host: `HOST@BACKEND#POOL` → `HOST@BACKEND` (or
@@ -220,9 +249,22 @@ impl VolumeManager {
             scheduler,
             remote_stats: RwLock::new(BTreeMap::new()),
             jobs_waiting: jobs_waiting.clone(),
+            images: std::sync::OnceLock::new(),
         });
         let runner = JobRunner::new(m.clone(), jobs_waiting);
         (m, runner)
+    }
+
+    /// Gives the manager the Image service (at start-up, once).
+    pub fn set_images(&self, images: ImageService) {
+        if self.images.set(images).is_err() {
+            tracing::warn!("the Image service was already set; keeping the first");
+        }
+    }
+
+    /// The Image service, when `[glance]` is configured.
+    pub fn images(&self) -> Option<&ImageService> {
+        self.images.get()
     }
 
     /// Cinder's `service_down_time`: how long a host may be silent before it is down.

@@ -527,6 +527,8 @@ impl Client {
                 "managing",
                 "unmanaging",
                 "error_managing_deleting",
+                "downloading",
+                "uploading",
             ];
             if !TRANSIENT.contains(&status.as_str()) {
                 return r.body[singular].clone();

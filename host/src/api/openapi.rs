@@ -300,6 +300,10 @@ pub struct VolumeCreate {
     pub availability_zone: Option<String>,
     pub snapshot_id: Option<String>,
     pub source_volid: Option<String>,
+    /// A Glance image (id, a URL ending in one, or a name) to make the volume from; it
+    /// must be `active`. Needs `[glance]`.
+    #[serde(rename = "imageRef")]
+    pub image_ref: Option<String>,
     pub metadata: Option<StringMap>,
     pub multiattach: Option<bool>,
 }

@@ -157,7 +157,7 @@ async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let vol = body_element(&body, "volume")?;
-    for unsupported in ["imageRef", "backup_id", "consistencygroup_id", "group_id"] {
+    for unsupported in ["backup_id", "consistencygroup_id", "group_id"] {
         if vol.get(unsupported).is_some_and(|v| !v.is_null()) {
             return Err(ApiError::bad_request(format!(
                 "Invalid input for field/attribute {unsupported}: creating a volume from it is not supported by Ashlar yet."
@@ -234,27 +234,38 @@ async fn create(
             Some(v)
         }
     };
-    if snapshot.is_some() && source.is_some() {
+    let image_ref = vol.get("imageRef").filter(|v| !v.is_null());
+    let sources = [snapshot.is_some(), source.is_some(), image_ref.is_some()];
+    if sources.iter().filter(|s| **s).count() > 1 {
         return Err(ApiError::bad_request(
-            "Give at most one of snapshot_id and source_volid.",
+            "Give at most one of snapshot_id, source_volid and imageRef.",
         ));
     }
+    let image = match image_ref {
+        Some(r) => Some(super::images::resolve(&state, r).await?),
+        None => None,
+    };
     let source_size = snapshot
         .as_ref()
         .map(|s| s.volume_size)
-        .or(source.as_ref().map(|v| v.size));
+        .or(source.as_ref().map(|v| v.size))
+        .or(image.as_ref().map(super::images::default_size));
     let size = match vol.get("size") {
         None | Some(Value::Null) => source_size.ok_or_else(|| {
             ApiError::invalid_field(
                 "size",
                 &Value::Null,
-                "size is required unless the volume is made from a snapshot or another volume.",
+                "size is required unless the volume is made from a snapshot, another volume or an image.",
             )
         })?,
         Some(v) => parse_size("size", v)?,
     };
     check_fits_pools(&state, "size", size, None)?;
+    if let Some(image) = &image {
+        super::images::check_size(image, size)?;
+    }
     if let Some(min) = source_size
+        && image.is_none()
         && size < min
     {
         return Err(ApiError::invalid_field(
@@ -365,7 +376,15 @@ async fn create(
             .unwrap_or_default(),
         attachments: Vec::new(),
     };
-    state.manager.request_create(&row, &ctx.request_id).await?;
+    match &image {
+        Some(image) => {
+            state
+                .manager
+                .request_create_from_image(&row, &image.id, &ctx.request_id)
+                .await?
+        }
+        None => state.manager.request_create(&row, &ctx.request_id).await?,
+    }
     let view = views::volume_created(&ctx, &row);
     Ok(reply(&ctx, StatusCode::ACCEPTED, json!({ "volume": view })))
 }
@@ -705,12 +724,10 @@ async fn action(
             StatusCode::OK,
             json!({ "metadata": v.image_metadata }),
         )),
-        "os-reimage" | "os-extend_volume_completion" | "os-volume_upload_image" => {
-            Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                format!("{name} is not supported by Ashlar yet: images are not served."),
-            ))
-        }
+        "os-reimage" | "os-extend_volume_completion" => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{name} is not supported by Ashlar yet."),
+        )),
         "os-migrate_volume" | "os-migrate_volume_completion" | "os-retype" => {
             super::moves::volume_action(&state, &ctx, &v, name.as_str(), args)
                 .await
@@ -720,6 +737,7 @@ async fn action(
             state.manager.request_unmanage(&v, &ctx.request_id).await?;
             Ok(reply(&ctx, StatusCode::ACCEPTED, Value::Null))
         }
+        "os-volume_upload_image" => super::images::upload(&state, &ctx, &v, args).await,
         "revert" => revert(&state, &ctx, &v, args).await,
         "os-reset_status" => reset_status(&state, &ctx, &v, args).await,
         "os-force_delete" => {
@@ -732,7 +750,7 @@ async fn action(
         other => match super::attachments::volume_action(&state, &ctx, &v, other, args).await {
             Some(r) => r,
             None => Err(ApiError::bad_request(format!(
-                "There is no such action: {other} (Ashlar supports os-extend, os-set_bootable, os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata, revert, os-reset_status, os-force_delete, os-unmanage, {}, {}).",
+                "There is no such action: {other} (Ashlar supports os-extend, os-volume_upload_image, os-set_bootable, os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata, revert, os-reset_status, os-force_delete, os-unmanage, {}, {}).",
                 super::moves::VOLUME_ACTIONS.join(", "),
                 super::attachments::VOLUME_ACTIONS.join(", ")
             ))),

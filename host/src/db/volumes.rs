@@ -147,7 +147,7 @@ impl From<VolumeJson> for VolumeRow {
     }
 }
 
-fn metadata_json(m: &BTreeMap<String, String>) -> String {
+pub(super) fn metadata_json(m: &BTreeMap<String, String>) -> String {
     serde_json::to_string(m).expect("string map serialises")
 }
 

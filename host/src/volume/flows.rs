@@ -1,7 +1,7 @@
 //! Every asynchronous operation as a flow of tasks with `execute` and `revert` (see
-//! [`super::flow`]): create (empty, from a snapshot, a clone; rescheduled on failure),
-//! delete, extend, snapshot create and delete, revert to a snapshot, manage existing
-//! storage and unmanage.
+//! [`super::flow`]): create (empty, from a snapshot, a clone, an image; rescheduled on
+//! failure), delete, extend, snapshot create and delete, revert to a snapshot, backups,
+//! uploads to images, manage existing storage and unmanage, migrate and retype.
 //!
 //! Each flow starts with [`MarkFailed`], the one shared failure task: it does nothing on
 //! the way in and, when a later task fails, reverts last — after the others have undone
@@ -13,6 +13,7 @@ mod backup;
 mod create;
 mod delete;
 mod extend;
+mod image;
 mod manage;
 mod migrate;
 mod revert;
@@ -22,6 +23,7 @@ pub(super) use backup::{create_backup, delete_backup, restore_backup, sweep_orph
 pub(super) use create::{create_volume, create_volume_job};
 pub(super) use delete::delete_volume;
 pub(super) use extend::extend_volume;
+pub(super) use image::{sweep_temp_files, sweep_unfinished_cache, upload_image};
 pub(super) use manage::{manage_existing, unmanage_volume};
 pub(super) use migrate::{Migration, migrate_volume, migration_job, retype_volume, spec_for};
 pub(super) use revert::revert_to_snapshot;

@@ -29,6 +29,9 @@ pub enum Job {
     CreateVolume {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attempts: Vec<PriorAttempt>,
+        /// The Glance image the volume is made from (`imageRef`), when it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_id: Option<String>,
     },
     DeleteVolume,
     ExtendVolume {
@@ -89,6 +92,13 @@ pub enum Job {
     /// Let go of a volume (Cinder's `os-unmanage`): the driver leaves its storage, the
     /// row goes and its usage is given back.
     UnmanageVolume,
+    /// Write the volume's data into Glance image `image_id` (already created, `queued`)
+    /// as `disk_format` (Cinder's `copy_volume_to_image`); the volume is `uploading` and
+    /// returns to its previous status.
+    UploadImage {
+        image_id: String,
+        disk_format: String,
+    },
 }
 
 /// The storage a migrating volume leaves: where it was and what its driver knew of it,
@@ -139,6 +149,7 @@ impl Job {
         "retype_volume",
         "manage_existing",
         "unmanage_volume",
+        "upload_image",
     ];
 
     /// The `kind` column.
@@ -157,6 +168,7 @@ impl Job {
             Job::RetypeVolume { .. } => "retype_volume",
             Job::ManageExisting { .. } => "manage_existing",
             Job::UnmanageVolume => "unmanage_volume",
+            Job::UploadImage { .. } => "upload_image",
         }
     }
 
@@ -236,6 +248,17 @@ impl Job {
             Job::ManageExisting { reference } if reference.is_empty() => {
                 Err("reference is empty".into())
             }
+            Job::CreateVolume {
+                image_id: Some(id), ..
+            } if id.is_empty() => Err("image_id is empty".into()),
+            Job::UploadImage { image_id, .. } if image_id.is_empty() => {
+                Err("image_id is empty".into())
+            }
+            Job::UploadImage { disk_format, .. }
+                if !["raw", "qcow2"].contains(&disk_format.as_str()) =>
+            {
+                Err(format!("disk_format {disk_format} is not raw or qcow2"))
+            }
             _ => Ok(()),
         }
     }
@@ -250,6 +273,7 @@ mod tests {
         let jobs = [
             Job::CreateVolume {
                 attempts: Vec::new(),
+                image_id: None,
             },
             Job::CreateVolume {
                 attempts: vec![PriorAttempt {
@@ -257,6 +281,7 @@ mod tests {
                     placed: "a@nfs#p".into(),
                     error: "full".into(),
                 }],
+                image_id: Some("img-1".into()),
             },
             Job::DeleteVolume,
             Job::ExtendVolume { new_size: 5 },
@@ -293,6 +318,10 @@ mod tests {
                 reference: r#"{"source-name":"old"}"#.into(),
             },
             Job::UnmanageVolume,
+            Job::UploadImage {
+                image_id: "img-2".into(),
+                disk_format: "qcow2".into(),
+            },
         ];
         assert_eq!(jobs.len(), Job::KINDS.len() + 1);
         for job in jobs {
@@ -311,7 +340,13 @@ mod tests {
         assert_eq!(job, Job::ExtendVolume { new_size: 3 });
         assert_eq!(req.as_deref(), Some("req-x"));
         let (job, _) = Job::decode("create_volume", r#"{"request_id": "req-y"}"#).unwrap();
-        assert_eq!(job, Job::CreateVolume { attempts: vec![] });
+        assert_eq!(
+            job,
+            Job::CreateVolume {
+                attempts: vec![],
+                image_id: None
+            }
+        );
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Action {
 impl Action {
     pub const SCHEDULE_ALLOCATE_VOLUME: Action = Action::new("001", "schedule allocate volume");
     pub const ATTACH_VOLUME: Action = Action::new("002", "attach volume");
+    pub const COPY_VOLUME_TO_IMAGE: Action = Action::new("003", "copy volume to image");
+    pub const COPY_IMAGE_TO_VOLUME: Action = Action::new("005", "copy image to volume");
     pub const EXTEND_VOLUME: Action = Action::new("007", "extend volume");
     pub const CREATE_VOLUME_FROM_BACKEND: Action =
         Action::new("008", "create volume from backend storage");
@@ -86,6 +88,12 @@ impl Detail {
     pub const NO_BACKEND_AVAILABLE: Detail =
         Detail::new("003", "Could not find any available weighted backend.");
     pub const QUOTA_EXCEED: Detail = Detail::new("006", "Not enough quota resource for operation.");
+    pub const FAILED_TO_UPLOAD_VOLUME: Detail =
+        Detail::new("004", "Failed to upload volume to image at backend.");
+    pub const NOT_ENOUGH_SPACE_FOR_IMAGE: Detail = Detail::new(
+        "007",
+        "Image used for creating volume exceeds available space.",
+    );
     pub const DRIVER_FAILED_EXTEND: Detail =
         Detail::new("010", "Volume Driver failed to extend volume.");
     pub const DRIVER_FAILED_CREATE: Detail =

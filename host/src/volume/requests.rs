@@ -82,9 +82,31 @@ impl VolumeManager {
     /// a snapshot or a volume is accepted only if its source, read again as the volume is
     /// recorded, is still usable and no larger.
     pub async fn request_create(&self, v: &VolumeRow, request_id: &str) -> Result<(), Refused> {
+        self.request_create_from(v, None, request_id).await
+    }
+
+    /// Accepts a new volume made from Glance image `image_id` (checked by the caller to
+    /// be `active` and to fit) and starts its create.
+    pub async fn request_create_from_image(
+        &self,
+        v: &VolumeRow,
+        image_id: &str,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        self.request_create_from(v, Some(image_id), request_id)
+            .await
+    }
+
+    async fn request_create_from(
+        &self,
+        v: &VolumeRow,
+        image_id: Option<&str>,
+        request_id: &str,
+    ) -> Result<(), Refused> {
         let job = Self::job_row(
             &Job::CreateVolume {
                 attempts: Vec::new(),
+                image_id: image_id.map(str::to_string),
             },
             &v.id,
             request_id,
@@ -604,6 +626,50 @@ impl VolumeManager {
             s.binary == super::services::VOLUME_BINARY
                 && (s.host == key || s.cluster.as_deref() == Some(key))
         }))
+    }
+
+    /// Starts an upload of `v` into Glance image `image_id` (created by the caller,
+    /// `queued`): the volume from `available` (or, when `force` is honoured, `in-use`) to
+    /// `uploading` with the job, in one transaction. Cinder's words when it cannot.
+    pub async fn request_upload(
+        &self,
+        v: &VolumeRow,
+        image_id: &str,
+        disk_format: &str,
+        force: bool,
+        request_id: &str,
+    ) -> Result<(), Refused> {
+        let allowed = Self::uploadable(force);
+        let job = Self::job_row(
+            &Job::UploadImage {
+                image_id: image_id.to_string(),
+                disk_format: disk_format.to_string(),
+            },
+            &v.id,
+            request_id,
+            v.host.as_deref(),
+        );
+        if !self.db.begin_upload(&v.id, allowed, &job).await? {
+            return Err(Refused::Invalid(format!(
+                "Invalid volume: Volume {} status must be {}, but current status is: {}.",
+                v.id,
+                joined(allowed),
+                self.status_now(&v.id).await?
+            )));
+        }
+        self.submit(&job.id);
+        tracing::info!(volume_id = %v.id, image_id, disk_format, request_id, "upload to image accepted");
+        Ok(())
+    }
+
+    /// The statuses an upload may start from: `in-use` only with `force`, and only when
+    /// the operator allows forced uploads (Cinder ignores `force` otherwise).
+    pub fn uploadable(force: bool) -> &'static [VolumeStatus] {
+        if force {
+            VolumeStatus::UPLOADABLE_FORCED
+        } else {
+            VolumeStatus::UPLOADABLE
+        }
     }
 
     /// An administrator's `os-reset_status`: sets the status by hand (after fixing the

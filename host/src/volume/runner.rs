@@ -263,6 +263,11 @@ impl VolumeManager {
     /// (deletes, extends, reverts) or reverted (creates). Pending jobs are claimed by the
     /// job runner as any host's are.
     pub async fn recover(&self) -> Result<usize, DbError> {
+        // No image flow runs yet: whatever they left in the image directory goes.
+        let swept = flows::sweep_temp_files(self);
+        if swept > 0 {
+            tracing::info!(files = swept, "removed temporary image files");
+        }
         let jobs = self.db.interrupted_jobs(&self.host_name).await?;
         let n = jobs.len();
         for row in jobs {
@@ -270,6 +275,7 @@ impl VolumeManager {
             self.execute(&row, true).await;
         }
         self.jobs_waiting.notify_one();
+        flows::sweep_unfinished_cache(self).await;
         // Objects in the backup store that no live backup owns: removed when this
         // database deleted their backup, reported otherwise (see `sweep_orphans`).
         if self.backup.is_some() {
@@ -332,8 +338,16 @@ impl VolumeManager {
     ) -> Result<(), OpError> {
         let id = job_row.resource_id.as_str();
         match job {
-            Job::CreateVolume { attempts } => {
-                flows::create_volume_job(self, job_row, attempts, request_id, recovering).await
+            Job::CreateVolume { attempts, image_id } => {
+                flows::create_volume_job(
+                    self,
+                    job_row,
+                    attempts,
+                    image_id.as_deref(),
+                    request_id,
+                    recovering,
+                )
+                .await
             }
             Job::DeleteVolume => flows::delete_volume(self, id, request_id).await,
             Job::ExtendVolume { new_size } => {
@@ -390,6 +404,10 @@ impl VolumeManager {
                 flows::manage_existing(self, id, reference, request_id).await
             }
             Job::UnmanageVolume => flows::unmanage_volume(self, id, request_id).await,
+            Job::UploadImage {
+                image_id,
+                disk_format,
+            } => flows::upload_image(self, id, image_id, disk_format, request_id, recovering).await,
         }
     }
 
@@ -502,6 +520,7 @@ fn action_of_job(kind: &str) -> Action {
         "delete_backup" => Action::BACKUP_DELETE,
         "manage_existing" => Action::MANAGE_EXISTING,
         "unmanage_volume" => Action::UNMANAGE_VOLUME,
+        "upload_image" => Action::COPY_VOLUME_TO_IMAGE,
         _ => Action::UNKNOWN,
     }
 }

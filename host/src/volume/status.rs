@@ -216,6 +216,12 @@ impl VolumeStatus {
     /// restored to must be available").
     pub const RESTORABLE_ONTO: &'static [VolumeStatus] = &[V::Available];
 
+    /// `os-volume_upload_image` starts from these (Cinder's `copy_volume_to_image`).
+    pub const UPLOADABLE: &'static [VolumeStatus] = &[V::Available];
+
+    /// … and from these with `force`, when the operator enables forced uploads.
+    pub const UPLOADABLE_FORCED: &'static [VolumeStatus] = &[V::Available, V::InUse];
+
     /// A connection may be made or ended in these.
     pub const CONNECTABLE: &'static [VolumeStatus] = &[
         V::Available,

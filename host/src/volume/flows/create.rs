@@ -6,11 +6,20 @@
 //! message's internal detail say why; a volume made from a snapshot or another volume must
 //! stay beside its source and is not rescheduled. The shared failure task runs once the
 //! create gives up, with every attempt in its message.
+//!
+//! A volume from an image adds two tasks (see [`super::image`]): `FetchImage` after the
+//! placement (the backend's image-volume cache entry, or the image downloaded and
+//! checked while the volume is `downloading`) and `CopyImage` after the driver's create
+//! (the image written onto the volume, the cache entry made, the volume extended to its
+//! size); an image that cannot be used fails with Cinder's `copy image to volume` action
+//! and is not rescheduled.
 
 use super::super::flow::{self, BoxFuture, Task};
+use super::image;
 use super::{MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, volume_in};
-use crate::db::{JobRow, VolumeRow};
+use crate::db::{CacheEntry, JobRow, VolumeRow};
 use crate::driver::ModelUpdate;
+use crate::image::Image;
 use crate::runtime::CallError;
 use crate::scheduler::RequestSpec;
 use crate::volume::job::{Job, PriorAttempt};
@@ -32,6 +41,19 @@ struct CreateCtx<'m> {
     /// volume).
     local_only: bool,
     model: Option<ModelUpdate>,
+    /// The Glance image the volume is made from, by id, and as Glance showed it when the
+    /// job read it.
+    image_id: Option<String>,
+    image: Option<Image>,
+    /// The image's data, downloaded and checked (not when the volume is a cache clone).
+    fetched: Option<image::Fetched>,
+    /// The cache entry (and its volume) the volume is cloned from.
+    cache_hit: Option<(CacheEntry, VolumeRow)>,
+    /// Whether this volume's data also makes the backend's cache entry of the image.
+    cache_new: bool,
+    /// GiB the driver makes the volume at before the image is written, when below the
+    /// volume's size: the image's, so that the cache entry cloned from it is no larger.
+    initial_size: Option<i64>,
 }
 
 impl<'m> OpContext<'m> for CreateCtx<'m> {
@@ -47,6 +69,12 @@ struct Schedule;
 struct CreateOnBackend;
 /// `creating` → `available`.
 struct MarkAvailable;
+/// A volume from an image: reads the image from Glance, and finds the backend's cached
+/// image-volume of it or downloads and checks its data (`downloading`).
+struct FetchImage;
+/// Writes the downloaded image onto the volume, makes the cache entry, extends the
+/// volume to its size.
+struct CopyImage;
 
 /// What scheduling the volume asks for, and the backend it must stay on when it is made
 /// from a snapshot or another volume.
@@ -145,9 +173,15 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
             let backend = m
                 .backend_of(ctx.volume.host.as_deref())
                 .ok_or_else(|| OpError::Gone("backend is not configured here".into()))?;
-            let volume = driver_volume(m, &ctx.volume).await?;
+            let mut volume = driver_volume(m, &ctx.volume).await?;
             let driver = backend.driver();
-            let model = if let Some(snap_id) = &ctx.volume.snapshot_id {
+            let model = if let Some((entry, cached)) = &ctx.cache_hit {
+                let source = driver_volume(m, cached).await?;
+                let model = driver.create_cloned_volume(&volume, &source).await?;
+                tracing::info!(volume_id = %volume.id, image_id = %entry.image_id, cache_volume_id = %cached.id,
+                    "image-volume cache hit: volume cloned from the cached image-volume");
+                model
+            } else if let Some(snap_id) = &ctx.volume.snapshot_id {
                 let snap =
                     m.db.get_snapshot(snap_id)
                         .await?
@@ -163,6 +197,9 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CreateOnBackend {
                 let source = driver_volume(m, &src).await?;
                 driver.create_cloned_volume(&volume, &source).await?
             } else {
+                if let Some(initial) = ctx.initial_size {
+                    volume.size_gib = initial as u64;
+                }
                 driver.create_volume(&volume).await?
             };
             check_model(&model)?;
@@ -195,16 +232,26 @@ impl<'m> Task<CreateCtx<'m>, OpError> for MarkAvailable {
     fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
         Box::pin(async move {
             let model = ctx.model.take().unwrap_or_default();
-            let done = ctx
-                .op
-                .m
-                .db
-                .finish_create(
-                    &ctx.volume.id,
-                    model.provider_location.as_deref(),
-                    model.provider_auth.as_deref(),
-                )
-                .await?;
+            let db = &ctx.op.m.db;
+            let done = match &ctx.image {
+                Some(image) => {
+                    db.finish_create_from_image(
+                        &ctx.volume.id,
+                        model.provider_location.as_deref(),
+                        model.provider_auth.as_deref(),
+                        &image.volume_image_metadata(),
+                    )
+                    .await?
+                }
+                None => {
+                    db.finish_create(
+                        &ctx.volume.id,
+                        model.provider_location.as_deref(),
+                        model.provider_auth.as_deref(),
+                    )
+                    .await?
+                }
+            };
             if !done {
                 return Err(OpError::Gone(format!(
                     "volume {} left `creating` while the driver worked",
@@ -212,6 +259,111 @@ impl<'m> Task<CreateCtx<'m>, OpError> for MarkAvailable {
                 )));
             }
             tracing::info!(volume_id = %ctx.volume.id, "volume available");
+            Ok(())
+        })
+    }
+}
+
+impl<'m> Task<CreateCtx<'m>, OpError> for FetchImage {
+    fn name(&self) -> &'static str {
+        "fetch-image"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let Some(image_id) = ctx.image_id.clone() else {
+                return Ok(());
+            };
+            let m = ctx.op.m;
+            let image = image::show_active(m, &image_id).await?;
+            let backend = m
+                .backend_of(ctx.volume.host.as_deref())
+                .ok_or_else(|| OpError::Gone("backend is not configured here".into()))?;
+            let size = ctx.volume.size;
+            let caching = backend.config.image_volume_cache_enabled;
+            if caching && let Some(hit) = image::cache_lookup(m, &backend, &image, size).await? {
+                ctx.cache_hit = Some(hit);
+                ctx.image = Some(image);
+                return Ok(());
+            }
+            if !m.db.start_download(&ctx.volume.id).await? {
+                return Err(OpError::Gone(format!(
+                    "volume {} left `creating` before its image was downloaded",
+                    ctx.volume.id
+                )));
+            }
+            let fetched = image::fetch(m, &image, &ctx.volume.id, size as u64).await?;
+            if caching {
+                ctx.cache_new = true;
+                let cache_size = image::cache_size(&fetched.check, image.min_disk);
+                if cache_size < size {
+                    ctx.initial_size = Some(cache_size);
+                }
+            }
+            ctx.fetched = Some(fetched);
+            ctx.image = Some(image);
+            Ok(())
+        })
+    }
+    fn revert<'a>(&'a self, ctx: &'a mut CreateCtx<'m>, _e: &'a OpError) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // The temporary file goes with its guard; the volume back to `creating`, for
+            // a reschedule or the failure task.
+            ctx.fetched = None;
+            ctx.cache_hit = None;
+            ctx.cache_new = false;
+            ctx.initial_size = None;
+            let m = ctx.op.m;
+            if let Err(e) =
+                m.db.transition_volume(
+                    &ctx.volume.id,
+                    &[VolumeStatus::Downloading],
+                    VolumeStatus::Creating,
+                    None,
+                )
+                .await
+            {
+                tracing::warn!(volume_id = %ctx.volume.id, "cannot leave `downloading`: {e}");
+            }
+        })
+    }
+}
+
+impl<'m> Task<CreateCtx<'m>, OpError> for CopyImage {
+    fn name(&self) -> &'static str {
+        "copy-image"
+    }
+    fn execute<'a>(&'a self, ctx: &'a mut CreateCtx<'m>) -> BoxFuture<'a, Result<(), OpError>> {
+        Box::pin(async move {
+            let m = ctx.op.m;
+            if let Some((entry, _)) = &ctx.cache_hit {
+                m.db.touch_cache_entry(&entry.id).await?;
+                return Ok(());
+            }
+            let (Some(fetched), Some(image)) = (ctx.fetched.take(), ctx.image.clone()) else {
+                return Ok(());
+            };
+            let backend = m
+                .backend_of(ctx.volume.host.as_deref())
+                .ok_or_else(|| OpError::Gone("backend is not configured here".into()))?;
+            let mut vol = driver_volume(m, &ctx.volume).await?;
+            if let Some(model) = &ctx.model {
+                vol.provider_location = model.provider_location.clone();
+                vol.provider_auth = model.provider_auth.clone();
+            }
+            if let Some(initial) = ctx.initial_size {
+                vol.size_gib = initial as u64;
+            }
+            image::write_onto(m, &backend, &vol, &fetched).await?;
+            drop(fetched);
+            if ctx.cache_new {
+                image::add_to_cache(m, &backend, &image, &ctx.volume, &vol).await;
+            }
+            if ctx.initial_size.is_some() {
+                backend
+                    .driver()
+                    .extend_volume(&vol, ctx.volume.size as u64)
+                    .await?;
+            }
             Ok(())
         })
     }
@@ -236,6 +388,7 @@ pub(in crate::volume) async fn create_volume_job(
     m: &VolumeManager,
     job: &JobRow,
     prior: &[PriorAttempt],
+    image_id: Option<&str>,
     request_id: Option<String>,
     recovering: bool,
 ) -> Result<(), OpError> {
@@ -244,6 +397,7 @@ pub(in crate::volume) async fn create_volume_job(
         &job.resource_id,
         Some(job),
         prior,
+        image_id.map(str::to_string),
         request_id,
         recovering,
     )
@@ -257,7 +411,7 @@ pub(in crate::volume) async fn create_volume(
     request_id: Option<String>,
     recovering: bool,
 ) -> Result<(), OpError> {
-    create(m, id, None, &[], request_id, recovering).await
+    create(m, id, None, &[], None, request_id, recovering).await
 }
 
 async fn create(
@@ -265,9 +419,20 @@ async fn create(
     id: &str,
     job: Option<&JobRow>,
     prior: &[PriorAttempt],
+    image_id: Option<String>,
     request_id: Option<String>,
     recovering: bool,
 ) -> Result<(), OpError> {
+    if recovering {
+        // A volume left `downloading` is a create that was writing its image.
+        m.db.transition_volume(
+            id,
+            &[VolumeStatus::Downloading],
+            VolumeStatus::Creating,
+            None,
+        )
+        .await?;
+    }
     let Some(volume) = volume_in(m, id, VolumeStatus::Creating).await? else {
         return Ok(());
     };
@@ -322,19 +487,35 @@ async fn create(
         handed_on,
         local_only: job.is_none(),
         model: None,
+        image_id: image_id.clone(),
+        image: None,
+        fetched: None,
+        cache_hit: None,
+        cache_new: false,
+        initial_size: None,
     };
     loop {
-        let result = flow::run(
-            "create-volume",
-            &[&Schedule, &CreateOnBackend, &MarkAvailable],
-            &mut ctx,
-        )
-        .await;
+        let tasks: &[&dyn Task<CreateCtx<'_>, OpError>] = if image_id.is_some() {
+            &[
+                &Schedule,
+                &FetchImage,
+                &CreateOnBackend,
+                &CopyImage,
+                &MarkAvailable,
+            ]
+        } else {
+            &[&Schedule, &CreateOnBackend, &MarkAvailable]
+        };
+        let result = flow::run("create-volume", tasks, &mut ctx).await;
         let e = match result {
             Ok(()) => return Ok(()),
             Err(OpError::Elsewhere(backend)) => {
                 let job = job.expect("only a job's create places on other hosts");
-                let payload = Job::CreateVolume { attempts }.payload(ctx.op.request_id.as_deref());
+                let payload = Job::CreateVolume {
+                    attempts,
+                    image_id: image_id.clone(),
+                }
+                .payload(ctx.op.request_id.as_deref());
                 if m.db
                     .hand_off_job(&job.id, &m.host_name, &backend, &payload)
                     .await?
@@ -434,10 +615,12 @@ async fn create(
             ctx.tried = tried;
             continue;
         }
-        let failed = failed(
-            Action::CREATE_VOLUME_FROM_BACKEND,
-            Detail::DRIVER_FAILED_CREATE,
-        );
+        let action = if matches!(e, OpError::Image { .. }) {
+            Action::COPY_IMAGE_TO_VOLUME
+        } else {
+            Action::CREATE_VOLUME_FROM_BACKEND
+        };
+        let failed = failed(action, Detail::DRIVER_FAILED_CREATE);
         if attempts.len() == 1 {
             failed.fail(&ctx.op, &e).await;
         } else {
