@@ -36,6 +36,15 @@ fn two_backends(share_a: &Path, share_b: &Path) -> String {
     config
 }
 
+/// A temporary directory holding the two backends' shares, `a` and `b`.
+fn shares() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    (dir, a, b)
+}
+
 /// Waits until a migration or a retype of `id` settles (`migration_status` `success` or
 /// `error`, the volume out of `maintenance` and `retyping`); the admin view.
 async fn settled(admin: &Client, id: &str) -> Value {
@@ -92,10 +101,7 @@ fn volume_file(share: &Path, storage_id: &str) -> PathBuf {
 
 #[tokio::test]
 async fn a_volume_migrates_to_another_backend_keeping_its_id_its_bytes_and_its_holes() {
-    let shares = tempfile::tempdir().unwrap();
-    let (share_a, share_b) = (shares.path().join("a"), shares.path().join("b"));
-    std::fs::create_dir_all(&share_a).unwrap();
-    std::fs::create_dir_all(&share_b).unwrap();
+    let (_shares, share_a, share_b) = shares();
     let server = Server::start(&two_backends(&share_a, &share_b));
     let admin = server.client("admin:proj-a");
     let c = server.client("alice:proj-a");
@@ -245,10 +251,7 @@ async fn a_volume_migrates_to_another_backend_keeping_its_id_its_bytes_and_its_h
 
 #[tokio::test]
 async fn a_migration_that_fails_half_way_leaves_the_source_available_and_intact() {
-    let shares = tempfile::tempdir().unwrap();
-    let (share_a, share_b) = (shares.path().join("a"), shares.path().join("b"));
-    std::fs::create_dir_all(&share_a).unwrap();
-    std::fs::create_dir_all(&share_b).unwrap();
+    let (_shares, share_a, share_b) = shares();
     // The destination is a 32 MiB file system: the copy fills it up.
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs"])
@@ -328,10 +331,7 @@ async fn a_migration_that_fails_half_way_leaves_the_source_available_and_intact(
 
 #[tokio::test]
 async fn retype_changes_the_type_in_place_or_by_a_migration_and_moves_the_quota() {
-    let shares = tempfile::tempdir().unwrap();
-    let (share_a, share_b) = (shares.path().join("a"), shares.path().join("b"));
-    std::fs::create_dir_all(&share_a).unwrap();
-    std::fs::create_dir_all(&share_b).unwrap();
+    let (_shares, share_a, share_b) = shares();
     let server = Server::start(&two_backends(&share_a, &share_b));
     let admin = server.client("admin:proj-a");
     let c = server.client("alice:proj-a");
@@ -459,10 +459,7 @@ async fn retype_changes_the_type_in_place_or_by_a_migration_and_moves_the_quota(
 /// of the data is left, whole, and the volume is available.
 #[tokio::test]
 async fn a_host_killed_during_a_migration_undoes_or_finishes_it_on_restart() {
-    let shares = tempfile::tempdir().unwrap();
-    let (share_a, share_b) = (shares.path().join("a"), shares.path().join("b"));
-    std::fs::create_dir_all(&share_a).unwrap();
-    std::fs::create_dir_all(&share_b).unwrap();
+    let (_shares, share_a, share_b) = shares();
     let config = two_backends(&share_a, &share_b);
     let server = Server::start(&config);
     let admin = server.client("admin:proj-a");

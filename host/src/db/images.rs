@@ -247,6 +247,16 @@ impl Db {
     /// Removes a cache entry and soft-deletes its volume row (no quota was charged for
     /// it, so none is given back), in one transaction. The caller has the driver delete
     /// the volume first.
+    /// Removes a cache entry and leaves its volume (one that moved to a backend this host
+    /// does not run).
+    pub async fn forget_cache_entry(&self, entry_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM image_volume_cache_entries WHERE id = $1")
+            .bind(entry_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn remove_cache_entry(&self, entry_id: &str, volume_id: &str) -> Result<()> {
         let now = time::now();
         let mut tx = self.write_tx().await?;

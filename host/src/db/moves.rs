@@ -121,7 +121,23 @@ impl Db {
         let Some((project, from, size)) = quotas::volume_counted(&mut *c, id).await? else {
             return Ok(Ok(()));
         };
-        if from.as_deref() == to {
+        self.shift_type_usage(c, &project, size, from.as_deref(), to, true)
+            .await
+    }
+
+    /// Moves one volume of `size` GiB in `project` from type `from` to type `to`
+    /// (`volumes_T` and `gigabytes_T`), `to`'s limits checked when `checked` (a usage
+    /// given back is not).
+    async fn shift_type_usage(
+        &self,
+        c: &mut super::Conn,
+        project: &str,
+        size: i64,
+        from: Option<&str>,
+        to: Option<&str>,
+        checked: bool,
+    ) -> Result<std::result::Result<(), OverQuota>> {
+        if from == to {
             return Ok(Ok(()));
         }
         let per_type = |t: &str, sign: i64| {
@@ -130,20 +146,25 @@ impl Db {
                 (QuotaKey::of_type("gigabytes", t), sign * size),
             ]
         };
-        if let Some(t) = to
-            && let Err(over) = quotas::charge(
-                &mut *c,
-                &self.quota_defaults,
-                &project,
-                &per_type(t, 1),
-                Column::InUse,
-            )
-            .await?
-        {
-            return Ok(Err(over));
+        if let Some(t) = to {
+            if checked {
+                let charged = quotas::charge(
+                    &mut *c,
+                    &self.quota_defaults,
+                    project,
+                    &per_type(t, 1),
+                    Column::InUse,
+                )
+                .await?;
+                if let Err(over) = charged {
+                    return Ok(Err(over));
+                }
+            } else {
+                quotas::commit(&mut *c, project, &per_type(t, 1)).await?;
+            }
         }
-        if let Some(f) = from.as_deref() {
-            quotas::commit(&mut *c, &project, &per_type(f, -1)).await?;
+        if let Some(f) = from {
+            quotas::commit(&mut *c, project, &per_type(f, -1)).await?;
         }
         Ok(Ok(()))
     }
@@ -271,24 +292,20 @@ impl Db {
         .await?;
         if let Some(new_type) = retype_to
             && res.rows_affected() == 1
+            && let Some((project, old, size)) = quotas::volume_counted(&mut tx, id).await?
         {
             // The usage went to the new type when the retype began; the row still names
             // the old one, which takes it back.
-            let Some((project, old, size)) = quotas::volume_counted(&mut tx, id).await? else {
-                tx.commit().await?;
-                return Ok(true);
-            };
-            if old.as_deref() != Some(new_type) {
-                let mut d = vec![
-                    (QuotaKey::of_type("volumes", new_type), -1),
-                    (QuotaKey::of_type("gigabytes", new_type), -size),
-                ];
-                if let Some(o) = old.as_deref() {
-                    d.push((QuotaKey::of_type("volumes", o), 1));
-                    d.push((QuotaKey::of_type("gigabytes", o), size));
-                }
-                quotas::commit(&mut tx, &project, &d).await?;
-            }
+            self.shift_type_usage(
+                &mut tx,
+                &project,
+                size,
+                Some(new_type),
+                old.as_deref(),
+                false,
+            )
+            .await?
+            .ok();
         }
         tx.commit().await?;
         Ok(res.rows_affected() == 1)

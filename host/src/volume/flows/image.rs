@@ -222,7 +222,17 @@ pub(super) async fn cache_lookup(
     };
     let row = m.db.get_volume(&entry.volume_id).await?;
     let fresh = entry.image_updated_at == image.updated_at && entry.checksum == image.checksum;
+    let here = row
+        .as_ref()
+        .and_then(|r| r.host.as_deref())
+        .is_some_and(|h| crate::volume::backend_key_of(h) == key);
     match row {
+        // Migrated away (a drained backend): no longer a clone source here.
+        Some(_) if !here => {
+            tracing::info!(image_id = %image.id, backend = %key, "cached image-volume moved to another backend; evicting the entry");
+            evict(m, backend, &entry).await;
+            Ok(None)
+        }
         Some(row) if fresh && row.status == VolumeStatus::Available => {
             if entry.size > size {
                 tracing::info!(image_id = %image.id, entry = entry.size, size, "image-volume cache entry larger than the volume; downloading");
@@ -242,12 +252,26 @@ pub(super) async fn cache_lookup(
 
 /// Deletes a cache entry's volume on the backend, then the entry.
 pub(super) async fn evict(m: &VolumeManager, backend: &Backend, entry: &CacheEntry) {
-    if let Ok(Some(row)) = m.db.get_volume(&entry.volume_id).await
-        && let Ok(vol) = driver_volume(m, &row).await
-        && let Err(e) = backend.driver().delete_volume(&vol).await
-    {
-        tracing::warn!(image_id = %entry.image_id, volume_id = %entry.volume_id, "evicting a cached image-volume: {e}");
-        return;
+    // Through the backend the volume lives on now (a migration may have moved it).
+    if let Ok(Some(row)) = m.db.get_volume(&entry.volume_id).await {
+        let driver = match row.host.as_deref() {
+            None => Some(backend.driver()),
+            Some(h) => m.backend_of(Some(h)).map(|b| b.driver()),
+        };
+        let Some(driver) = driver else {
+            // On a backend this host does not run: the entry goes, the volume stays, an
+            // administrator's to delete.
+            if let Err(e) = m.db.forget_cache_entry(&entry.id).await {
+                tracing::warn!(image_id = %entry.image_id, "removing a cache entry: {e}");
+            }
+            return;
+        };
+        if let Ok(vol) = driver_volume(m, &row).await
+            && let Err(e) = driver.delete_volume(&vol).await
+        {
+            tracing::warn!(image_id = %entry.image_id, volume_id = %entry.volume_id, "evicting a cached image-volume: {e}");
+            return;
+        }
     }
     match m.db.remove_cache_entry(&entry.id, &entry.volume_id).await {
         Ok(()) => {

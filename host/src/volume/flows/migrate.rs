@@ -70,6 +70,18 @@ fn left_volume(base: &Volume, from: &MovedFrom) -> Volume {
     }
 }
 
+/// The volume's copy as its destination's driver sees it: on `dest`, under `name_id`,
+/// with nothing the source's driver recorded.
+fn copy_row(v: &VolumeRow, dest: &str, name_id: &str) -> VolumeRow {
+    VolumeRow {
+        name_id: Some(name_id.to_string()),
+        host: Some(dest.to_string()),
+        provider_location: None,
+        provider_auth: None,
+        ..v.clone()
+    }
+}
+
 /// Both backends, both drivers' views, and `migration_status` `migrating`.
 struct Prepare;
 /// The copy on the destination; reverted by deleting it.
@@ -114,11 +126,7 @@ impl<'m> Task<MigrateCtx<'m>, OpError> for Prepare {
                 row.volume_type_id = Some(ty.id);
                 row.volume_type_name = Some(ty.name);
             }
-            row.name_id = Some(w.name_id.clone());
-            row.host = Some(w.dest.clone());
-            row.provider_location = None;
-            row.provider_auth = None;
-            let dst = driver_volume(m, &row).await?;
+            let dst = driver_volume(m, &copy_row(&row, &w.dest, &w.name_id)).await?;
             w.source = Some((source.driver(), src));
             w.target = Some((dest.driver(), dst));
             w.revision =
@@ -374,11 +382,7 @@ pub(in crate::volume) async fn migrate_volume(
         // Stopped half-way: whatever the copy became is deleted, and the volume stays
         // where it was.
         if let Some(dest) = m.backend_of(Some(args.dest)) {
-            let mut row = volume.clone();
-            row.name_id = Some(args.name_id.to_string());
-            row.host = Some(args.dest.to_string());
-            row.provider_location = None;
-            let copy = driver_volume(m, &row).await?;
+            let copy = driver_volume(m, &copy_row(&volume, args.dest, args.name_id)).await?;
             disconnect_local(m, &dest.driver(), &copy).await;
             if let Some(source) = m.backend_of(volume.host.as_deref()) {
                 let mut src = driver_volume(m, &volume).await?;
