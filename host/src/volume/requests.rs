@@ -563,8 +563,16 @@ impl VolumeManager {
             }
             Err(r) => {
                 self.adjust_pool(&dest, -v.size).await;
+                let why = match r {
+                    MoveRefused::Status(Some(s)) => format!("it is {s}"),
+                    MoveRefused::Status(None) => "it is gone".into(),
+                    MoveRefused::Migrating => "it is moving already".into(),
+                    MoveRefused::HasSnapshots(n) => format!("it has {n} snapshot(s)"),
+                    MoveRefused::Busy(r) => return Err(busy(&v.id, "migrate", r)),
+                    MoveRefused::Quota(over) => return Err(over.into()),
+                };
                 Err(Refused::Invalid(format!(
-                    "volume {} cannot move now: {r:?}",
+                    "Invalid volume: volume {} cannot move now: {why}.",
                     v.id
                 )))
             }
