@@ -5,7 +5,7 @@
 //! the volume while it was copied.
 
 use super::quotas::{self, Column, OverQuota, QuotaKey};
-use super::volumes::reading;
+use super::volumes::{SNAPSHOTS_OF, reading, snapshots_of};
 use super::{Db, JobRow, Reading, Result, time};
 use crate::volume::status::VolumeStatus;
 
@@ -351,12 +351,10 @@ impl Db {
 
     /// How many live snapshots volume `id` has.
     pub async fn snapshot_count(&self, id: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
-        )
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(SNAPSHOTS_OF)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Whether volume `id` is moving (a migration or a retype under way).
@@ -390,12 +388,7 @@ async fn move_blockers(
         _ => {}
     }
     if no_snapshots {
-        let snaps: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
-        )
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
+        let snaps = snapshots_of(tx, id).await?;
         if snaps > 0 {
             return Ok(Some(MoveRefused::HasSnapshots(snaps)));
         }

@@ -236,6 +236,18 @@ pub enum CreateRefused {
     Quota(OverQuota),
 }
 
+/// Counts a volume's live snapshots.
+pub(super) const SNAPSHOTS_OF: &str =
+    "SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0";
+
+/// How many live snapshots volume `id` has, read in the caller's transaction.
+pub(super) async fn snapshots_of(tx: &mut crate::db::Tx, id: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(SNAPSHOTS_OF)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
 /// What of [`Reading`] is under way on volume `id`, read in the transaction that is about
 /// to change it.
 pub(super) async fn reading(tx: &mut crate::db::Tx, id: &str) -> Result<Option<Reading>> {
@@ -514,15 +526,29 @@ impl Db {
         provider_location: Option<&str>,
         provider_auth: Option<&str>,
     ) -> Result<bool> {
+        self.made_available(id, "creating", provider_location, provider_auth)
+            .await
+    }
+
+    /// `from` (`creating`, `managing`) → `available`, launched now, with the driver's
+    /// model update.
+    async fn made_available(
+        &self,
+        id: &str,
+        from: &str,
+        provider_location: Option<&str>,
+        provider_auth: Option<&str>,
+    ) -> Result<bool> {
         let now = time::now();
         let res = sqlx::query(
             "UPDATE volumes SET status = 'available', provider_location = $1, provider_auth = $2, launched_at = $3, updated_at = $3 \
-             WHERE id = $4 AND status = 'creating' AND deleted = 0",
+             WHERE id = $4 AND status = $5 AND deleted = 0",
         )
         .bind(provider_location)
         .bind(provider_auth)
         .bind(&now)
         .bind(id)
+        .bind(from)
         .execute(&self.pool)
         .await?;
         Ok(res.rows_affected() == 1)
@@ -723,12 +749,7 @@ impl Db {
         job: &JobRow,
     ) -> Result<Result<(), DeleteRefused>> {
         let mut tx = self.write_tx().await?;
-        let snaps: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let snaps = snapshots_of(&mut tx, id).await?;
         if snaps > 0 {
             return Ok(Err(DeleteRefused::HasSnapshots(snaps)));
         }
@@ -788,18 +809,8 @@ impl Db {
         provider_location: Option<&str>,
         provider_auth: Option<&str>,
     ) -> Result<bool> {
-        let now = time::now();
-        let res = sqlx::query(
-            "UPDATE volumes SET status = 'available', provider_location = $1, provider_auth = $2, launched_at = $3, updated_at = $3 \
-             WHERE id = $4 AND status = 'managing' AND deleted = 0",
-        )
-        .bind(provider_location)
-        .bind(provider_auth)
-        .bind(&now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
+        self.made_available(id, "managing", provider_location, provider_auth)
+            .await
     }
 
     /// Starts an unmanage (Cinder's `delete(unmanage_only=True)`): the volume from one of
@@ -813,12 +824,7 @@ impl Db {
         job: &JobRow,
     ) -> Result<Result<(), DeleteRefused>> {
         let mut tx = self.write_tx().await?;
-        let snaps: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM snapshots WHERE volume_id = $1 AND deleted = 0",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let snaps = snapshots_of(&mut tx, id).await?;
         if snaps > 0 {
             return Ok(Err(DeleteRefused::HasSnapshots(snaps)));
         }
