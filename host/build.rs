@@ -21,6 +21,10 @@ const COMPONENTS: &[(&str, &str)] = &[
         "ashlar-fixture-contract-v0-1",
         "tests/fixtures/contract-v0-1",
     ),
+    (
+        "ashlar-fixture-contract-v0-2",
+        "tests/fixtures/contract-v0-2",
+    ),
     ("ashlar-fixture-redirect", "tests/fixtures/redirect"),
     (
         "ashlar-fixture-broken-target",

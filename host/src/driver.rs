@@ -22,6 +22,8 @@ pub enum Value {
     Number(f64),
     Text(String),
     Texts(Vec<String>),
+    /// Contract 0.3.0 on; an older driver receives them as texts.
+    Integers(Vec<i64>),
 }
 
 impl Value {
@@ -42,6 +44,9 @@ impl Value {
                 None => Value::Number(n.as_f64().unwrap_or(0.0)),
             },
             J::String(s) => Value::Text(s),
+            J::Array(items) if !items.is_empty() && items.iter().all(J::is_i64) => {
+                Value::Integers(items.iter().filter_map(J::as_i64).collect())
+            }
             J::Array(items) if items.iter().all(J::is_string) => Value::Texts(
                 items
                     .into_iter()
@@ -81,6 +86,8 @@ pub struct Volume {
     pub extra_specs: Vec<(String, String)>,
     /// The pool the scheduler placed the volume in (the part after `#`).
     pub pool: Option<String>,
+    /// The back-end QoS specs of its type (consumer `back-end` or `both`).
+    pub qos_specs: Vec<(String, String)>,
 }
 
 /// A snapshot as a driver sees it.
@@ -94,13 +101,62 @@ pub struct Snapshot {
     pub display_name: Option<String>,
 }
 
+/// What a model update does to one recorded field.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum FieldUpdate {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    Set(String),
+    /// Forget it.
+    Clear,
+}
+
+impl FieldUpdate {
+    /// The field's value after the update, given its value before.
+    pub fn apply(&self, current: Option<&str>) -> Option<String> {
+        match self {
+            FieldUpdate::Keep => current.map(str::to_string),
+            FieldUpdate::Set(v) => Some(v.clone()),
+            FieldUpdate::Clear => None,
+        }
+    }
+
+    /// The value set, if any.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            FieldUpdate::Set(v) => Some(v),
+            FieldUpdate::Keep | FieldUpdate::Clear => None,
+        }
+    }
+}
+
 /// What a driver wants recorded about a volume or snapshot after an operation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelUpdate {
-    pub provider_location: Option<String>,
-    pub provider_auth: Option<String>,
+    pub provider_location: FieldUpdate,
+    pub provider_auth: FieldUpdate,
     /// Admin metadata to merge (Cinder's `admin_metadata`).
     pub metadata: Vec<(String, String)>,
+    /// Admin metadata keys to delete.
+    pub metadata_removed: Vec<String>,
+    /// The pool of the same backend the volume now lives in.
+    pub pool: Option<String>,
+}
+
+impl ModelUpdate {
+    /// A model update that records where the volume or snapshot lives.
+    pub fn at(location: impl Into<String>) -> Self {
+        ModelUpdate {
+            provider_location: FieldUpdate::Set(location.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Whether it changes a volume's admin metadata or pool (beyond its provider fields).
+    pub fn has_extras(&self) -> bool {
+        !self.metadata.is_empty() || !self.metadata_removed.is_empty() || self.pool.is_some()
+    }
 }
 
 /// The host that wants to attach a volume (Cinder's connector properties). Its serde form
@@ -262,6 +318,18 @@ pub struct ManageableVolume {
     pub safe_to_manage: bool,
     pub reason_not_safe: Option<String>,
     pub cinder_id: Option<String>,
+}
+
+/// A snapshot found on the backend that Ashlar does not manage yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManageableSnapshot {
+    pub reference: String,
+    pub size_gib: u64,
+    pub safe_to_manage: bool,
+    pub reason_not_safe: Option<String>,
+    pub cinder_id: Option<String>,
+    /// The reference of the volume it is a snapshot of.
+    pub source_reference: String,
 }
 
 /// A driver's answer to the optional health probe.

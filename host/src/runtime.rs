@@ -16,10 +16,12 @@
 //! `resources` (which uses no bindings, so bindings and host calls do not use each other).
 
 mod cache;
+mod compat;
 mod component;
 mod convert;
 mod engine;
 mod error;
+mod forward;
 mod health;
 pub mod host_calls;
 mod load;
@@ -28,10 +30,11 @@ mod pool;
 pub mod resources;
 pub mod since_v0_1_0;
 pub mod since_v0_2_0;
+pub mod since_v0_3_0;
 pub mod versions;
 
 /// The newest contract version; the rest of the host speaks its types.
-pub use since_v0_2_0 as latest;
+pub use since_v0_3_0 as latest;
 
 pub use component::{CONTRACT_SECTION, contract_version, export_names, world_of_exports};
 pub use engine::Runtime;

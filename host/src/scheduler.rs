@@ -35,6 +35,7 @@ pub enum CapValue {
     Number(f64),
     Flag(bool),
     Texts(Vec<String>),
+    Integers(Vec<i64>),
 }
 
 impl CapValue {
@@ -50,6 +51,10 @@ impl CapValue {
             CapValue::Texts(items) => {
                 let quoted: Vec<String> = items.iter().map(|item| format!("'{item}'")).collect();
                 format!("[{}]", quoted.join(", "))
+            }
+            CapValue::Integers(items) => {
+                let items: Vec<String> = items.iter().map(i64::to_string).collect();
+                format!("[{}]", items.join(", "))
             }
         }
     }
@@ -753,6 +758,7 @@ mod tests {
         assert_eq!(CapValue::Number(0.0001).to_python_str(), "0.0001");
         assert_eq!(CapValue::Number(-2.5).to_python_str(), "-2.5");
         assert_eq!(CapValue::Integer(-7).to_python_str(), "-7");
+        assert_eq!(CapValue::Integers(vec![1, -2]).to_python_str(), "[1, -2]");
         assert_eq!(
             CapValue::Texts(vec!["a".into(), "b".into()]).to_python_str(),
             "['a', 'b']"

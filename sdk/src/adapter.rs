@@ -1,7 +1,8 @@
 //! Forwards the generated component exports to the registered [`VolumeDriver`].
 
 use crate::bindings::ashlar::driver::types::{
-    ConnectionInfo, Connector, ManageableVolume, ModelUpdate, Snapshot, Volume, VolumeStats,
+    ConnectionInfo, Connector, HealthReport, ManageableSnapshot, ManageableVolume, ModelUpdate,
+    Snapshot, Volume, VolumeStats,
 };
 use crate::bindings::exports::ashlar::driver::{
     volume_driver_core, volume_driver_extras, volume_driver_health,
@@ -75,13 +76,16 @@ impl<T: VolumeDriver> volume_driver_extras::Guest for VolumeDriverAdapter<T> {
         volume: Volume,
         new_type_name: String,
         new_extra_specs: Vec<(String, String)>,
-    ) -> R<bool> {
+    ) -> R<Option<ModelUpdate>> {
         with_driver::<T, _>(|d| d.retype(volume, new_type_name, new_extra_specs))
+    }
+    fn get_manageable_snapshots() -> R<Vec<ManageableSnapshot>> {
+        with_driver::<T, _>(|d| d.get_manageable_snapshots())
     }
 }
 
 impl<T: VolumeDriver> volume_driver_health::Guest for VolumeDriverAdapter<T> {
-    fn health() -> R<volume_driver_health::HealthReport> {
+    fn health() -> R<HealthReport> {
         with_driver::<T, _>(|d| d.health())
     }
 }

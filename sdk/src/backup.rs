@@ -12,23 +12,23 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::Result;
+use crate::{HealthReport, Result};
 
 #[doc(hidden)]
 pub mod backup_bindings {
     wit_bindgen::generate!({
-        path: "../wit/since_v0.2.0",
+        path: "../wit/since_v0.3.0",
         world: "backup-driver",
         // The host imports and shared types are the volume world's, so one set of helpers
         // serves every kind of driver.
         with: {
-            "ashlar:driver/types@0.2.0": crate::bindings::ashlar::driver::types,
-            "ashlar:driver/exec@0.2.0": crate::bindings::ashlar::driver::exec,
-            "ashlar:driver/block@0.2.0": crate::bindings::ashlar::driver::block,
-            "ashlar:driver/http@0.2.0": crate::bindings::ashlar::driver::http,
-            "ashlar:driver/log@0.2.0": crate::bindings::ashlar::driver::log,
-            "ashlar:driver/config@0.2.0": crate::bindings::ashlar::driver::config,
-            "ashlar:driver/clock@0.2.0": crate::bindings::ashlar::driver::clock,
+            "ashlar:driver/types@0.3.0": crate::bindings::ashlar::driver::types,
+            "ashlar:driver/exec@0.3.0": crate::bindings::ashlar::driver::exec,
+            "ashlar:driver/block@0.3.0": crate::bindings::ashlar::driver::block,
+            "ashlar:driver/http@0.3.0": crate::bindings::ashlar::driver::http,
+            "ashlar:driver/log@0.3.0": crate::bindings::ashlar::driver::log,
+            "ashlar:driver/config@0.3.0": crate::bindings::ashlar::driver::config,
+            "ashlar:driver/clock@0.3.0": crate::bindings::ashlar::driver::clock,
         },
         export_macro_name: "__export_backup_driver",
         pub_export_macro: true,
@@ -55,6 +55,11 @@ pub trait BackupDriver: 'static {
     /// Fails with a message an operator can act on when the store is unusable.
     fn check_for_setup_error(&mut self) -> Result<()> {
         Ok(())
+    }
+    /// The health probe (contract 0.3.0); the default answers with
+    /// [`BackupDriver::check_for_setup_error`].
+    fn health(&mut self) -> Result<HealthReport> {
+        Ok(HealthReport::of(self.check_for_setup_error()))
     }
     /// Creates `container` if it is missing; an existing one is fine.
     fn put_container(&mut self, container: String) -> Result<()>;
@@ -104,6 +109,9 @@ impl<T: BackupDriver> backup_bindings::exports::ashlar::driver::backup_driver_co
     }
     fn check_for_setup_error() -> Result<()> {
         with_backup::<T, _>(|d| d.check_for_setup_error())
+    }
+    fn health() -> Result<HealthReport> {
+        with_backup::<T, _>(|d| d.health())
     }
     fn put_container(container: String) -> Result<()> {
         with_backup::<T, _>(|d| d.put_container(container))

@@ -10,23 +10,23 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::{ConnectionInfo, Connector, ModelUpdate, Result, Volume};
+use crate::{ConnectionInfo, Connector, HealthReport, ModelUpdate, Result, Volume};
 
 #[doc(hidden)]
 pub mod target_bindings {
     wit_bindgen::generate!({
-        path: "../wit/since_v0.2.0",
+        path: "../wit/since_v0.3.0",
         world: "target-driver",
         // The host imports and shared types are the volume world's, so one set of helpers
         // serves both kinds of driver.
         with: {
-            "ashlar:driver/types@0.2.0": crate::bindings::ashlar::driver::types,
-            "ashlar:driver/exec@0.2.0": crate::bindings::ashlar::driver::exec,
-            "ashlar:driver/block@0.2.0": crate::bindings::ashlar::driver::block,
-            "ashlar:driver/http@0.2.0": crate::bindings::ashlar::driver::http,
-            "ashlar:driver/log@0.2.0": crate::bindings::ashlar::driver::log,
-            "ashlar:driver/config@0.2.0": crate::bindings::ashlar::driver::config,
-            "ashlar:driver/clock@0.2.0": crate::bindings::ashlar::driver::clock,
+            "ashlar:driver/types@0.3.0": crate::bindings::ashlar::driver::types,
+            "ashlar:driver/exec@0.3.0": crate::bindings::ashlar::driver::exec,
+            "ashlar:driver/block@0.3.0": crate::bindings::ashlar::driver::block,
+            "ashlar:driver/http@0.3.0": crate::bindings::ashlar::driver::http,
+            "ashlar:driver/log@0.3.0": crate::bindings::ashlar::driver::log,
+            "ashlar:driver/config@0.3.0": crate::bindings::ashlar::driver::config,
+            "ashlar:driver/clock@0.3.0": crate::bindings::ashlar::driver::clock,
         },
         export_macro_name: "__export_target_driver",
         pub_export_macro: true,
@@ -53,6 +53,11 @@ pub trait TargetDriver: 'static {
     /// Fails with a message an operator can act on when the target is unusable.
     fn check_for_setup_error(&mut self) -> Result<()> {
         Ok(())
+    }
+    /// The health probe (contract 0.3.0); the default answers with
+    /// [`TargetDriver::check_for_setup_error`].
+    fn health(&mut self) -> Result<HealthReport> {
+        Ok(HealthReport::of(self.check_for_setup_error()))
     }
     /// Exports `device_path` (the block device or file backing `volume`). Exporting a
     /// volume that is already exported returns the same model update.
@@ -97,6 +102,9 @@ impl<T: TargetDriver> target_bindings::exports::ashlar::driver::target_driver_co
     }
     fn check_for_setup_error() -> Result<()> {
         with_target::<T, _>(|d| d.check_for_setup_error())
+    }
+    fn health() -> Result<HealthReport> {
+        with_target::<T, _>(|d| d.health())
     }
     fn create_export(volume: Volume, device_path: String) -> Result<ModelUpdate> {
         with_target::<T, _>(|d| d.create_export(volume, device_path))

@@ -548,7 +548,7 @@ fn plugin_inspect_and_validate_know_backup_drivers() {
     assert!(out.contains("world:       backup-driver"), "{out}");
     assert!(out.contains("http  {endpoint}"), "{out}");
     assert!(
-        out.contains("ashlar:driver/backup-driver-core@0.2.0"),
+        out.contains("ashlar:driver/backup-driver-core@0.3.0"),
         "{out}"
     );
     let (ok, out) = ashlar(&["plugin", "inspect", "backup-posix"]);

@@ -126,12 +126,12 @@ fn plugin_inspect_and_validate_answer_offline() {
     for want in [
         "name:        misbehave",
         "world:       volume-driver",
-        "contract:    0.2.0 (served here)",
+        "contract:    0.3.0 (served here)",
         "exec  cat /dev/zero",
         "block {share_path}",
-        "ashlar:driver/volume-driver-core@0.2.0",
-        "ashlar:driver/volume-driver-health@0.2.0",
-        "ashlar:driver/exec@0.2.0",
+        "ashlar:driver/volume-driver-core@0.3.0",
+        "ashlar:driver/volume-driver-health@0.3.0",
+        "ashlar:driver/exec@0.3.0",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
@@ -198,7 +198,7 @@ driver = "@FIXTURES@/contract-v0-1.wasm"
             .clone()
     };
     assert_eq!(contract("old"), "0.1.0");
-    assert_eq!(contract("local"), "0.2.0");
+    assert_eq!(contract("local"), "0.3.0");
 
     let c = server.client("alice:proj-a");
     let old = c
@@ -280,10 +280,10 @@ fn plugin_inspect_of_a_bare_component_says_what_the_component_says() {
     for want in [
         format!("manifest:    MISSING: no plugin.toml at {}", toml.display()),
         "world:       volume-driver".into(),
-        "contract:    0.2.0 (served here)".into(),
+        "contract:    0.3.0 (served here)".into(),
         "size:        ".into(),
-        "ashlar:driver/volume-driver-core@0.2.0".into(),
-        "ashlar:driver/exec@0.2.0".into(),
+        "ashlar:driver/volume-driver-core@0.3.0".into(),
+        "ashlar:driver/exec@0.3.0".into(),
     ] {
         assert!(out.contains(&want), "missing `{want}` in:\n{out}");
     }
@@ -297,7 +297,7 @@ fn plugin_inspect_of_a_bare_component_says_what_the_component_says() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("world:       target-driver"), "{out}");
     assert!(
-        out.contains("ashlar:driver/target-driver-core@0.2.0"),
+        out.contains("ashlar:driver/target-driver-core@0.3.0"),
         "{out}"
     );
 

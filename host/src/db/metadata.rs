@@ -103,6 +103,46 @@ impl Db {
         Ok(metadata)
     }
 
+    /// What a driver's model update asks of a volume beyond its provider fields: admin
+    /// metadata merged and removed, and a new pool of the same backend (the part of its
+    /// host after `#`).
+    pub async fn record_model_extras(
+        &self,
+        id: &str,
+        set: &[(String, String)],
+        removed: &[String],
+        pool: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        if !set.is_empty() || !removed.is_empty() {
+            let of = MetadataOf::VolumeAdmin;
+            let mut metadata = self.metadata_in(&mut tx, of, id).await?.unwrap_or_default();
+            metadata.extend(set.iter().cloned());
+            for key in removed {
+                metadata.remove(key);
+            }
+            self.write_metadata(&mut tx, of, id, &metadata).await?;
+        }
+        if let Some(pool) = pool {
+            let host: Option<Option<String>> =
+                sqlx::query_scalar("SELECT host FROM volumes WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(Some(host)) = host {
+                let backend = host.split('#').next().unwrap_or(&host);
+                sqlx::query("UPDATE volumes SET host = $1, updated_at = $2 WHERE id = $3")
+                    .bind(format!("{backend}#{pool}"))
+                    .bind(time::now())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Removes one key; false when the row had no such key.
     pub async fn delete_metadata(&self, of: MetadataOf, id: &str, key: &str) -> Result<bool> {
         let mut tx = self.write_tx().await?;

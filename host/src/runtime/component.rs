@@ -70,7 +70,7 @@ mod tests {
         let nfs = crate::bundled::find("nfs").unwrap();
         assert_eq!(
             contract_version(nfs.wasm).unwrap(),
-            Some(semver::Version::new(0, 2, 0))
+            Some(semver::Version::new(0, 3, 0))
         );
         assert_eq!(contract_version(b"\0asm\x01\0\0\0").unwrap(), None);
         assert!(contract_version(b"not wasm").is_err());
@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(world("iscsi-tgt"), Some(World::TargetDriver));
         let nfs = export_names(crate::bundled::find("nfs").unwrap().wasm).unwrap();
         assert!(
-            nfs.contains(&"ashlar:driver/volume-driver-core@0.2.0".to_string()),
+            nfs.contains(&"ashlar:driver/volume-driver-core@0.3.0".to_string()),
             "{nfs:?}"
         );
         assert_eq!(

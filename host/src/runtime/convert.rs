@@ -1,15 +1,11 @@
-//! The host's driver types ([`crate::driver`]) to and from the latest bindings' types. Older
-//! contract versions map their `types` onto the latest ones (see `since_v0_1_0`), so this
-//! is the only place the two worlds meet.
-//!
-//! The contract has no field for QoS specs: a volume's back-end QoS specs reach its driver
-//! inside `extra_specs` as `qos:KEY` entries (Cinder's scope for them, filled in by
-//! `volume/flows.rs`). Contract 0.3 may carry them natively.
+//! The host's driver types ([`crate::driver`]) to and from the latest bindings' types.
+//! Calls to drivers built for older contract versions convert the latest types once more
+//! (`compat`), so this is the only place the host's types and the bindings meet.
 
 use super::latest::ashlar::driver::types as wit;
 use super::latest::backup::exports::ashlar::driver::backup_driver_core::ObjectInfo as WitObject;
-use super::latest::exports::ashlar::driver::volume_driver_health::HealthReport as WitHealth;
 use crate::driver;
+use wit::HealthReport as WitHealth;
 
 fn value_to_wit(v: &driver::Value) -> wit::Value {
     match v {
@@ -18,6 +14,7 @@ fn value_to_wit(v: &driver::Value) -> wit::Value {
         driver::Value::Number(n) => wit::Value::Number(*n),
         driver::Value::Flag(b) => wit::Value::Flag(*b),
         driver::Value::Texts(t) => wit::Value::Texts(t.clone()),
+        driver::Value::Integers(i) => wit::Value::Integers(i.clone()),
     }
 }
 
@@ -28,6 +25,7 @@ fn value_from_wit(v: wit::Value) -> driver::Value {
         wit::Value::Number(n) => driver::Value::Number(n),
         wit::Value::Flag(b) => driver::Value::Flag(b),
         wit::Value::Texts(t) => driver::Value::Texts(t),
+        wit::Value::Integers(i) => driver::Value::Integers(i),
     }
 }
 
@@ -52,6 +50,7 @@ pub(super) fn volume(v: &driver::Volume) -> wit::Volume {
         volume_type_name: v.volume_type_name.clone(),
         extra_specs: v.extra_specs.clone(),
         pool: v.pool.clone(),
+        qos_specs: v.qos_specs.clone(),
     }
 }
 
@@ -77,11 +76,21 @@ pub(super) fn connector(c: &driver::Connector) -> wit::Connector {
     }
 }
 
+fn field_update(f: wit::FieldUpdate) -> driver::FieldUpdate {
+    match f {
+        wit::FieldUpdate::Keep => driver::FieldUpdate::Keep,
+        wit::FieldUpdate::Set(v) => driver::FieldUpdate::Set(v),
+        wit::FieldUpdate::Clear => driver::FieldUpdate::Clear,
+    }
+}
+
 pub(super) fn model_update(m: wit::ModelUpdate) -> driver::ModelUpdate {
     driver::ModelUpdate {
-        provider_location: m.provider_location,
-        provider_auth: m.provider_auth,
+        provider_location: field_update(m.provider_location),
+        provider_auth: field_update(m.provider_auth),
         metadata: m.metadata,
+        metadata_removed: m.metadata_removed,
+        pool: m.pool,
     }
 }
 
@@ -129,6 +138,17 @@ pub(super) fn manageable_volume(m: wit::ManageableVolume) -> driver::ManageableV
     }
 }
 
+pub(super) fn manageable_snapshot(m: wit::ManageableSnapshot) -> driver::ManageableSnapshot {
+    driver::ManageableSnapshot {
+        reference: m.reference,
+        size_gib: m.size_gib,
+        safe_to_manage: m.safe_to_manage,
+        reason_not_safe: m.reason_not_safe,
+        cinder_id: m.cinder_id,
+        source_reference: m.source_reference,
+    }
+}
+
 pub(super) fn health_report(h: WitHealth) -> driver::HealthReport {
     driver::HealthReport {
         healthy: h.healthy,
@@ -155,6 +175,7 @@ mod tests {
             driver::Value::Number(1.5),
             driver::Value::Flag(true),
             driver::Value::Texts(vec!["a".into(), "b".into()]),
+            driver::Value::Integers(vec![7, -1]),
         ] {
             assert_eq!(value_from_wit(value_to_wit(&v)), v);
         }

@@ -12,7 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::cache::{self, ComponentCache};
 use super::error::LoadError;
 use super::host_calls::HostState;
-use super::{latest, since_v0_1_0};
+use super::{latest, since_v0_1_0, since_v0_2_0};
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -54,6 +54,11 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
         since_v0_1_0::VolumeDriver::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| LoadError::Engine(e.to_string()))?;
+        since_v0_2_0::VolumeDriver::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,
         )

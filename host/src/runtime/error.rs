@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::component::CONTRACT_SECTION;
 use super::host_calls::PluginIdentity;
-use super::since_v0_2_0::ashlar::driver::types::DriverError;
+use super::latest::ashlar::driver::types::DriverError;
 use crate::capabilities::CapabilityError;
 
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use super::since_v0_2_0::ashlar::driver::types;
+use super::latest::ashlar::driver::types;
 use crate::capabilities::EffectiveCapabilities;
 use crate::config::{Credential, Limits};
 

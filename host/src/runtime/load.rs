@@ -206,8 +206,8 @@ mod tests {
         let runtime = Runtime::new(None).unwrap();
         let newer = patch(
             nfs_bytes(),
-            b"ashlar:contract-version0.2.0",
-            b"0.2.0",
+            b"ashlar:contract-version0.3.0",
+            b"0.3.0",
             b"0.9.0",
         );
         let err = runtime
@@ -216,7 +216,7 @@ mod tests {
             .expect("refused")
             .to_string();
         assert!(err.contains("built against contract 0.9.0"), "{err}");
-        assert!(err.contains("this host serves 0.1, 0.2"), "{err}");
+        assert!(err.contains("this host serves 0.1, 0.2, 0.3"), "{err}");
         assert!(err.contains("plugin nfs 0.1.0"), "{err}");
 
         let unstamped = patch(
@@ -268,13 +268,20 @@ mod contract_versions {
     }
 
     #[tokio::test]
-    async fn drivers_of_both_contracts_are_served_side_by_side() {
+    async fn drivers_of_every_served_contract_are_served_side_by_side() {
         let runtime = Runtime::new(None).unwrap();
         let dir = std::path::Path::new(crate::bundled::FIXTURES_DIR);
         let old = runtime
             .load(spec_for(
                 std::fs::read(dir.join("contract-v0-1.wasm")).unwrap(),
                 &std::fs::read_to_string(dir.join("contract-v0-1.toml")).unwrap(),
+                "",
+            ))
+            .unwrap();
+        let middle = runtime
+            .load(spec_for(
+                std::fs::read(dir.join("contract-v0-2.wasm")).unwrap(),
+                &std::fs::read_to_string(dir.join("contract-v0-2.toml")).unwrap(),
                 "",
             ))
             .unwrap();
@@ -287,7 +294,8 @@ mod contract_versions {
             ))
             .unwrap();
         assert_eq!(old.contract, semver::Version::new(0, 1, 0));
-        assert_eq!(new.contract, semver::Version::new(0, 2, 0));
+        assert_eq!(middle.contract, semver::Version::new(0, 2, 0));
+        assert_eq!(new.contract, semver::Version::new(0, 3, 0));
 
         // The same call, the same types, through either version's bindings.
         let stats = old
@@ -307,10 +315,38 @@ mod contract_versions {
             .await
             .unwrap();
         assert!(!health, "a 0.1.0 driver has no health export");
-        let report = new
-            .call("health", |s, d| d.health(s).expect("0.2.0 has health"))
-            .await
-            .unwrap();
-        assert!(report.healthy, "{report:?}");
+        for pool in [&middle, &new] {
+            let report = pool
+                .call("health", |s, d| d.health(s).expect("0.2.0 on have health"))
+                .await
+                .unwrap();
+            assert!(report.healthy, "{report:?}");
+        }
+
+        // 0.3.0's answers from a 0.2.0 driver: its retype's true is "in place, nothing to
+        // record", its model update's location a `set`, its manageable snapshots none.
+        let volume = crate::driver::Volume {
+            id: "5f0c2c1e-0000-4000-8000-000000000001".into(),
+            display_name: None,
+            size_gib: 1,
+            provider_location: None,
+            provider_auth: None,
+            volume_type_name: None,
+            extra_specs: Vec::new(),
+            pool: None,
+            qos_specs: vec![("iops".into(), "9".into())],
+        };
+        let model = middle.create_volume(&volume).await.unwrap();
+        assert_eq!(
+            model.provider_location,
+            crate::driver::FieldUpdate::Set(format!("old:{}", volume.id))
+        );
+        assert_eq!(model.provider_auth, crate::driver::FieldUpdate::Keep);
+        let retyped = middle.retype(&volume, "gold", &[]).await.unwrap();
+        assert_eq!(retyped, Some(crate::driver::ModelUpdate::default()));
+        let err = middle.get_manageable_snapshots().await.unwrap_err();
+        assert!(err.to_string().contains("contract 0.2"), "{err}");
+        let none = old.retype(&volume, "gold", &[]).await.unwrap();
+        assert_eq!(none, None, "the 0.1.0 fixture's retype answers false");
     }
 }

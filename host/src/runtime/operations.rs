@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::latest::ashlar::driver::types::DriverError;
 use super::{CallError, DriverPool, convert};
 use crate::driver::{
-    ConnectionInfo, Connector, HealthReport, ManageableVolume, ModelUpdate, Snapshot, StoredObject,
-    Volume, VolumeStats,
+    ConnectionInfo, Connector, HealthReport, ManageableSnapshot, ManageableVolume, ModelUpdate,
+    Snapshot, StoredObject, Volume, VolumeStats,
 };
 
 impl DriverPool {
@@ -152,14 +152,14 @@ impl DriverPool {
         self.call("unmanage", move |s, d| d.unmanage(s, &v)).await
     }
 
-    /// The driver's retype: true when it changed the volume in place to suit the new
-    /// type, false when the host must migrate it.
+    /// The driver's retype: the model update of a volume it changed in place to suit the
+    /// new type, or `None` when the host must migrate it.
     pub async fn retype(
         self: &Arc<Self>,
         v: &Volume,
         new_type_name: &str,
         new_extra_specs: &[(String, String)],
-    ) -> Result<bool, CallError> {
+    ) -> Result<Option<ModelUpdate>, CallError> {
         let (v, name, specs) = (
             convert::volume(v),
             new_type_name.to_string(),
@@ -167,6 +167,7 @@ impl DriverPool {
         );
         self.call("retype", move |s, d| d.retype(s, &v, &name, &specs))
             .await
+            .map(|m| m.map(convert::model_update))
     }
 
     pub async fn get_manageable_volumes(
@@ -175,6 +176,17 @@ impl DriverPool {
         self.call("get-manageable-volumes", |s, d| d.get_manageable_volumes(s))
             .await
             .map(|l| l.into_iter().map(convert::manageable_volume).collect())
+    }
+
+    /// What snapshots the backend holds that could be managed (contract 0.3).
+    pub async fn get_manageable_snapshots(
+        self: &Arc<Self>,
+    ) -> Result<Vec<ManageableSnapshot>, CallError> {
+        self.call("get-manageable-snapshots", |s, d| {
+            d.get_manageable_snapshots(s)
+        })
+        .await
+        .map(|l| l.into_iter().map(convert::manageable_snapshot).collect())
     }
 
     /// A volume driver's own export (drivers without a target).

@@ -12,7 +12,7 @@ use super::engine::EPOCH_TICK;
 use super::error::{CallError, DriverFailure, SandboxFailure};
 use super::health::{self, Health};
 use super::host_calls::{self, BackendContext, HostState, PluginIdentity};
-use super::since_v0_2_0::ashlar::driver::types::DriverError;
+use super::latest::ashlar::driver::types::DriverError;
 use super::versions;
 use crate::capabilities::World;
 

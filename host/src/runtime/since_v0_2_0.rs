@@ -1,6 +1,7 @@
-//! Bindings for contract `ashlar:driver@0.2.0` (the latest): 0.1.0 plus the optional
+//! Bindings for contract `ashlar:driver@0.2.0`: 0.1.0 plus the optional
 //! `volume-driver-health` export, and the `target-driver` and `backup-driver` worlds.
-//! Frozen with the WIT it is generated from.
+//! Frozen with the WIT it is generated from. Its types differ from 0.3.0's; `compat`
+//! converts between them. Its host interfaces forward to the latest implementation.
 
 wasmtime::component::bindgen!({
     path: "../wit/since_v0.2.0",
@@ -16,6 +17,11 @@ wasmtime::component::bindgen!({
 
 /// The contract version these bindings serve.
 pub const VERSION: semver::Version = semver::Version::new(0, 2, 0);
+
+super::forward::forward_host_calls!(crate::runtime::since_v0_2_0::ashlar::driver);
+
+// 0.2.0's (and so 0.1.0's) `types` interface: only types, no functions.
+impl ashlar::driver::types::Host for super::host_calls::HostState {}
 
 /// The `target-driver` world of the same contract. Its host imports are the volume
 /// world's, so one linker and one set of host-call implementations serve both.

@@ -358,6 +358,7 @@ fn equals(value: &CapValue, wanted: &str) -> bool {
 fn contains(value: &CapValue, needle: &str) -> bool {
     match value {
         CapValue::Texts(items) => items.iter().any(|item| item == needle),
+        CapValue::Integers(items) => items.iter().any(|item| item.to_string() == needle),
         other => other.to_python_str().contains(needle),
     }
 }

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use super::flows::{check_model, driver_volume};
+use super::flows::{check_model, driver_volume, record_model_extras};
 use super::{OpError, VolumeManager};
 use crate::db::{AttachmentRow, VolumeRow};
 use crate::driver::{ConnectionInfo, Connector, ModelUpdate, Value, Volume};
@@ -68,7 +68,7 @@ impl VolumeManager {
         let mut info = match backend.target() {
             None => {
                 let model = driver.create_export(&vol, Some(connector)).await?;
-                self.record_export(&mut vol, model).await?;
+                self.record_export(&v.id, &mut vol, model).await?;
                 driver.initialize_connection(&vol, connector).await?
             }
             Some(target) => {
@@ -77,7 +77,7 @@ impl VolumeManager {
                     .await?;
                 let device = local_device(&backend.name, &info)?;
                 let model = target.target_create_export(&vol, &device).await?;
-                self.record_export(&mut vol, model).await?;
+                self.record_export(&v.id, &mut vol, model).await?;
                 target.target_initialize_connection(&vol, connector).await?
             }
         };
@@ -139,20 +139,28 @@ impl VolumeManager {
         Ok(())
     }
 
-    /// Keeps what an export answered (provider location and auth) on the volume, and in
-    /// `vol` for the calls that follow.
-    async fn record_export(&self, vol: &mut Volume, model: ModelUpdate) -> Result<(), OpError> {
+    /// Keeps what an export answered (provider location and auth, admin metadata) on volume
+    /// `id`, and in `vol` (its driver's view, whose id is the storage's) for the calls that
+    /// follow.
+    async fn record_export(
+        &self,
+        id: &str,
+        vol: &mut Volume,
+        model: ModelUpdate,
+    ) -> Result<(), OpError> {
         check_model(&model)?;
-        let location = model.provider_location.or(vol.provider_location.clone());
-        let auth = model.provider_auth.or(vol.provider_auth.clone());
+        let location = model
+            .provider_location
+            .apply(vol.provider_location.as_deref());
+        let auth = model.provider_auth.apply(vol.provider_auth.as_deref());
         if location != vol.provider_location || auth != vol.provider_auth {
             self.db
-                .set_volume_provider(&vol.id, location.as_deref(), auth.as_deref())
+                .set_volume_provider(id, location.as_deref(), auth.as_deref())
                 .await?;
             vol.provider_location = location;
             vol.provider_auth = auth;
         }
-        Ok(())
+        record_model_extras(self, id, &model).await
     }
 
     /// Re-makes the exports and connections of attached volumes on backends with a target

@@ -232,27 +232,20 @@ impl<'m, C: OpContext<'m>> Task<C, OpError> for MarkFailed {
     }
 }
 
-/// A volume as its driver sees it: the row plus its type's name and extra specs. The
-/// back-end (or both) QoS specs of its type come with the extra specs as `qos:KEY`
-/// entries, the scope Cinder's drivers read QoS from, replacing a type's own `qos:KEY`
-/// spec of the same key (contract 0.2 has no field for them; contract 0.3 may carry them
-/// natively).
+/// A volume as its driver sees it: the row plus its type's name, extra specs and back-end
+/// (or both) QoS specs. A driver built before contract 0.3 gets the QoS specs among the
+/// extra specs as `qos:KEY` entries, the scope Cinder's drivers read them from (the
+/// runtime's `compat` does that).
 pub(super) async fn driver_volume(m: &VolumeManager, v: &VolumeRow) -> Result<Volume, OpError> {
-    let extra_specs = match &v.volume_type_id {
+    let (extra_specs, qos_specs) = match &v.volume_type_id {
         Some(id) => {
-            let mut specs = m.db.extra_specs(id).await?;
-            if let Some(qos) = m.db.qos_specs_of_type(id).await?
-                && qos.consumer.back_end()
-            {
-                for (k, value) in qos.specs {
-                    let key = format!("qos:{k}");
-                    specs.retain(|(existing, _)| *existing != key);
-                    specs.push((key, value));
-                }
-            }
-            specs
+            let qos = match m.db.qos_specs_of_type(id).await? {
+                Some(qos) if qos.consumer.back_end() => qos.specs.into_iter().collect(),
+                _ => Vec::new(),
+            };
+            (m.db.extra_specs(id).await?, qos)
         }
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     Ok(Volume {
         id: v.name_id.clone().unwrap_or_else(|| v.id.clone()),
@@ -263,6 +256,7 @@ pub(super) async fn driver_volume(m: &VolumeManager, v: &VolumeRow) -> Result<Vo
         volume_type_name: v.volume_type_name.clone(),
         extra_specs,
         pool: v.pool().map(str::to_string),
+        qos_specs,
     })
 }
 
@@ -291,7 +285,7 @@ pub(super) fn check_model(model: &ModelUpdate) -> Result<(), OpError> {
         ("provider_location", &model.provider_location),
         ("provider_auth", &model.provider_auth),
     ] {
-        if let Some(v) = value
+        if let Some(v) = value.value()
             && v.len() > 255
         {
             return Err(OpError::Gone(format!(
@@ -300,6 +294,33 @@ pub(super) fn check_model(model: &ModelUpdate) -> Result<(), OpError> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Records what a volume's model update asks beyond its provider fields: admin metadata
+/// merged and removed, and the pool of the same backend it now lives in.
+pub(super) async fn record_model_extras(
+    m: &VolumeManager,
+    volume_id: &str,
+    model: &ModelUpdate,
+) -> Result<(), OpError> {
+    if !model.has_extras() {
+        return Ok(());
+    }
+    if let Some(pool) = &model.pool
+        && (pool.is_empty() || pool.contains(['#', '@']))
+    {
+        return Err(OpError::Gone(format!(
+            "the driver moved volume {volume_id} to pool `{pool}`, which is not a pool name"
+        )));
+    }
+    m.db.record_model_extras(
+        volume_id,
+        &model.metadata,
+        &model.metadata_removed,
+        model.pool.as_deref(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -473,6 +473,7 @@ fn cap_value(v: driver::Value) -> CapValue {
         driver::Value::Number(n) => CapValue::Number(n),
         driver::Value::Flag(b) => CapValue::Flag(b),
         driver::Value::Texts(t) => CapValue::Texts(t),
+        driver::Value::Integers(i) => CapValue::Integers(i),
     }
 }
 

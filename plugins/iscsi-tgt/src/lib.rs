@@ -769,9 +769,9 @@ impl TargetDriver for TgtDriver {
     }
     fn create_export(&mut self, volume: Volume, device_path: String) -> Result<ModelUpdate> {
         let provider_auth = self.target()?.create_export(&volume, &device_path)?;
-        Ok(ModelUpdate {
-            provider_auth,
-            ..ModelUpdate::default()
+        Ok(match provider_auth {
+            Some(auth) => ModelUpdate::default().with_auth(auth),
+            None => ModelUpdate::default(),
         })
     }
     fn remove_export(&mut self, volume: Volume) -> Result<()> {

@@ -262,6 +262,7 @@ fn volume(id: &str, provider_auth: Option<String>) -> Volume {
         volume_type_name: None,
         extra_specs: vec![],
         pool: None,
+        qos_specs: vec![],
     }
 }
 

@@ -1012,13 +1012,13 @@ impl VolumeDriver for NfsDriver {
         volume: Volume,
         new_type_name: String,
         _new_extra_specs: Vec<(String, String)>,
-    ) -> Result<bool> {
+    ) -> Result<Option<ModelUpdate>> {
         check_id("volume", &volume.id)?;
         log::info(&format!(
             "retyped volume-{} to {new_type_name} in place",
             volume.id
         ));
-        Ok(true)
+        Ok(Some(ModelUpdate::default()))
     }
 
     fn revert_to_snapshot(&mut self, volume: Volume, snapshot: Snapshot) -> Result<()> {

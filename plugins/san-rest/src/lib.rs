@@ -583,6 +583,7 @@ mod tests {
             volume_type_name: None,
             extra_specs: vec![],
             pool: None,
+            qos_specs: vec![],
         };
         let local = Connector {
             host: "ashlar".into(),

@@ -8,8 +8,8 @@ use std::time::Instant;
 use wasmtime::component::Resource;
 
 use super::HostState;
+use crate::runtime::latest::ashlar::driver::block;
 use crate::runtime::resources::BlockHandle;
-use crate::runtime::since_v0_2_0::ashlar::driver::block;
 
 /// Largest single read a driver may ask for; bulk moves use `block.copy`.
 const MAX_READ: u32 = 16 << 20;

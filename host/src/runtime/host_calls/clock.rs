@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::HostState;
-use crate::runtime::since_v0_2_0::ashlar::driver::clock;
+use crate::runtime::latest::ashlar::driver::clock;
 
 /// Raised when a driver sleeps past its call's deadline.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! `config`: the backend's own settings (with the manifest's defaults), and its name.
 
 use super::HostState;
-use crate::runtime::since_v0_2_0::ashlar::driver::config;
+use crate::runtime::latest::ashlar::driver::config;
 
 impl config::Host for HostState {
     fn get(&mut self, key: String) -> Option<String> {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::HostState;
-use crate::runtime::since_v0_2_0::ashlar::driver::exec;
+use crate::runtime::latest::ashlar::driver::exec;
 
 /// How long the output of a program that has exited may stay open.
 const OUTPUT_GRACE: Duration = Duration::from_millis(500);

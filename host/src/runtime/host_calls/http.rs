@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::HostState;
 use crate::capabilities::http::Redactor;
 use crate::config::Credential;
-use crate::runtime::since_v0_2_0::ashlar::driver::http;
+use crate::runtime::latest::ashlar::driver::http;
 
 impl http::Host for HostState {
     fn send(&mut self, req: http::Request) -> Result<http::Response, http::HttpError> {

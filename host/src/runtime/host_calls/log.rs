@@ -2,7 +2,7 @@
 //! in number per call.
 
 use super::HostState;
-use crate::runtime::since_v0_2_0::ashlar::driver::log;
+use crate::runtime::latest::ashlar::driver::log;
 
 /// Longest log line kept from a driver.
 const MAX_LOG_LINE: usize = 4096;

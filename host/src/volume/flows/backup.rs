@@ -204,8 +204,8 @@ impl<'m> Task<BackupCtx<'m>, OpError> for PrepareSource {
                 }
                 None => driver.create_cloned_volume(&temp, &base).await?,
             };
-            temp.provider_location = model.provider_location;
-            temp.provider_auth = model.provider_auth;
+            temp.provider_location = model.provider_location.value().map(str::to_string);
+            temp.provider_auth = model.provider_auth.value().map(str::to_string);
             ctx.it.temp = Some(temp.clone());
             ctx.it.connected = Some(temp);
             Ok(())

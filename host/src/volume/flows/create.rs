@@ -16,7 +16,10 @@
 
 use super::super::flow::{self, BoxFuture, Task};
 use super::image;
-use super::{MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, volume_in};
+use super::{
+    MarkFailed, Op, OpContext, check_model, driver_snapshot, driver_volume, record_model_extras,
+    volume_in,
+};
 use crate::db::{CacheEntry, JobRow, VolumeRow};
 use crate::driver::ModelUpdate;
 use crate::image::Image;
@@ -237,8 +240,8 @@ impl<'m> Task<CreateCtx<'m>, OpError> for MarkAvailable {
                 Some(image) => {
                     db.finish_create_from_image(
                         &ctx.volume.id,
-                        model.provider_location.as_deref(),
-                        model.provider_auth.as_deref(),
+                        model.provider_location.value(),
+                        model.provider_auth.value(),
                         &image.volume_image_metadata(),
                     )
                     .await?
@@ -246,8 +249,8 @@ impl<'m> Task<CreateCtx<'m>, OpError> for MarkAvailable {
                 None => {
                     db.finish_create(
                         &ctx.volume.id,
-                        model.provider_location.as_deref(),
-                        model.provider_auth.as_deref(),
+                        model.provider_location.value(),
+                        model.provider_auth.value(),
                     )
                     .await?
                 }
@@ -258,6 +261,7 @@ impl<'m> Task<CreateCtx<'m>, OpError> for MarkAvailable {
                     ctx.volume.id
                 )));
             }
+            record_model_extras(ctx.op.m, &ctx.volume.id, &model).await?;
             tracing::info!(volume_id = %ctx.volume.id, "volume available");
             Ok(())
         })
@@ -347,8 +351,8 @@ impl<'m> Task<CreateCtx<'m>, OpError> for CopyImage {
                 .ok_or_else(|| OpError::Gone("backend is not configured here".into()))?;
             let mut vol = driver_volume(m, &ctx.volume).await?;
             if let Some(model) = &ctx.model {
-                vol.provider_location = model.provider_location.clone();
-                vol.provider_auth = model.provider_auth.clone();
+                vol.provider_location = model.provider_location.value().map(str::to_string);
+                vol.provider_auth = model.provider_auth.value().map(str::to_string);
             }
             if let Some(initial) = ctx.initial_size {
                 vol.size_gib = initial as u64;

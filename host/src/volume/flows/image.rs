@@ -381,7 +381,7 @@ pub(super) async fn add_to_cache(
     match made {
         Ok(model) => {
             if let Err(e) =
-                m.db.finish_cache_volume(&id, model.provider_location.as_deref())
+                m.db.finish_cache_volume(&id, model.provider_location.value())
                     .await
             {
                 tracing::warn!(image_id = %image.id, "recording a cached image-volume: {e}");

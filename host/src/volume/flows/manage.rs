@@ -12,7 +12,7 @@
 //! given back. A failure leaves `error_unmanaging`.
 
 use super::super::flow::{self, BoxFuture, Task};
-use super::{Ctx, MarkFailed, Op, check_model, driver_volume, volume_in};
+use super::{Ctx, MarkFailed, Op, check_model, driver_volume, record_model_extras, volume_in};
 use crate::db::VolumeRow;
 use crate::volume::message_field::{Action, Detail};
 use crate::volume::status::VolumeStatus;
@@ -84,8 +84,8 @@ impl<'m> Task<ManageCtx<'m>, OpError> for ManageOnBackend {
                 .db
                 .finish_manage(
                     &volume.id,
-                    model.provider_location.as_deref(),
-                    model.provider_auth.as_deref(),
+                    model.provider_location.value(),
+                    model.provider_auth.value(),
                 )
                 .await?
             {
@@ -94,6 +94,7 @@ impl<'m> Task<ManageCtx<'m>, OpError> for ManageOnBackend {
                     volume.id
                 )));
             }
+            record_model_extras(m, &volume.id, &model).await?;
             if let Some(host) = &volume.host {
                 m.adjust_pool(host, volume.size).await;
             }

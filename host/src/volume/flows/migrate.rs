@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use super::super::flow::{self, BoxFuture, Task};
 use super::{
     Ctx, Mark, MarkFailed, Op, check_model, connect_local, disconnect_local, driver_volume,
-    volume_in,
+    record_model_extras, volume_in,
 };
 use crate::db::{JobRow, MigrationDone, VolumeRow};
-use crate::driver::Volume;
+use crate::driver::{ModelUpdate, Volume};
 use crate::runtime::{CallError, DriverFailure, DriverPool};
 use crate::scheduler::RequestSpec;
 use crate::volume::job::{Job, MovedFrom};
@@ -155,8 +155,8 @@ impl<'m> Task<MigrateCtx<'m>, OpError> for MakeCopy {
             w.made = true;
             let model = driver.create_volume(dst).await?;
             check_model(&model)?;
-            dst.provider_location = model.provider_location;
-            dst.provider_auth = model.provider_auth;
+            dst.provider_location = model.provider_location.value().map(str::to_string);
+            dst.provider_auth = model.provider_auth.value().map(str::to_string);
             tracing::info!(volume_id = %w.volume.id, dest = %w.dest, name_id = %w.name_id, "migration: copy made on the destination");
             Ok(())
         })
@@ -525,7 +525,11 @@ pub(in crate::volume) async fn retype_volume(
         request_id: request_id.clone(),
     };
     match retype_in_place(m, &volume, new_type_id).await {
-        Ok(true) => {
+        Ok(Some(model)) => {
+            if let Err(e) = record_retype(m, &volume, &model).await {
+                failed.fail(&op, &e).await;
+                return Err(e);
+            }
             if !m.db.finish_retype(&volume.id, new_type_id, back).await? {
                 return Err(OpError::Gone(format!(
                     "volume {} left `retyping` while it was retyped",
@@ -535,7 +539,7 @@ pub(in crate::volume) async fn retype_volume(
             tracing::info!(volume_id = %volume.id, new_type_id, "volume retyped in place");
             return Ok(());
         }
-        Ok(false) => {}
+        Ok(None) => {}
         Err(e) => {
             failed.fail(&op, &e).await;
             return Err(e);
@@ -607,21 +611,40 @@ pub(in crate::volume) async fn retype_volume(
     Ok(())
 }
 
+/// Records what a driver's in-place retype answered: its provider fields, admin metadata
+/// and the pool it moved the volume to.
+async fn record_retype(
+    m: &VolumeManager,
+    v: &VolumeRow,
+    model: &ModelUpdate,
+) -> Result<(), OpError> {
+    check_model(model)?;
+    let location = model
+        .provider_location
+        .apply(v.provider_location.as_deref());
+    let auth = model.provider_auth.apply(v.provider_auth.as_deref());
+    if location != v.provider_location || auth != v.provider_auth {
+        m.db.set_volume_provider(&v.id, location.as_deref(), auth.as_deref())
+            .await?;
+    }
+    record_model_extras(m, &v.id, model).await
+}
+
 /// Retypes `v` where it is, if it may stay: its pool passes the new type's filters, and
 /// either the new type asks nothing of the backend that the old one did not, or the
-/// driver's retype changed the volume. False: it must move.
+/// driver's retype changed the volume (answering what to record). `None`: it must move.
 async fn retype_in_place(
     m: &VolumeManager,
     v: &VolumeRow,
     new_type_id: &str,
-) -> Result<bool, OpError> {
+) -> Result<Option<ModelUpdate>, OpError> {
     let Some(host) = v.host.as_deref() else {
         // Never placed (an `error` volume has no storage): nothing on a backend to change.
-        return Ok(true);
+        return Ok(Some(ModelUpdate::default()));
     };
     let (spec, new_name) = spec_for(m, v, Some(new_type_id), Vec::new()).await?;
     if !m.fits(&spec, host).await {
-        return Ok(false);
+        return Ok(None);
     }
     let current = driver_volume(m, v).await?;
     let mut old: Vec<(String, String)> = current.extra_specs.clone();
@@ -629,7 +652,7 @@ async fn retype_in_place(
     old.sort();
     new.sort();
     if old == new {
-        return Ok(true);
+        return Ok(Some(ModelUpdate::default()));
     }
     let backend = m
         .backend_of(Some(host))
@@ -640,7 +663,7 @@ async fn retype_in_place(
         .await
     {
         Ok(changed) => Ok(changed),
-        Err(CallError::Driver(DriverFailure::NotSupported(_))) => Ok(false),
+        Err(CallError::Driver(DriverFailure::NotSupported(_))) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

@@ -53,7 +53,7 @@ impl<'m> Task<SnapshotCtx<'m>, OpError> for CreateSnapshotOnBackend {
             let (driver, v, s) = on_backend(ctx.op.m, &ctx.it.row).await?;
             let model = driver.create_snapshot(&s, &v).await?;
             check_model(&model)?;
-            ctx.it.provider_location = model.provider_location;
+            ctx.it.provider_location = model.provider_location.value().map(str::to_string);
             Ok(())
         })
     }
