@@ -35,6 +35,10 @@ const COMPONENTS: &[(&str, &str)] = &[
         "tests/fixtures/credential-probe",
     ),
     ("ashlar-fixture-backup-flaky", "tests/fixtures/backup-flaky"),
+    (
+        "ashlar-fixture-model-updates",
+        "tests/fixtures/model-updates",
+    ),
 ];
 
 fn main() {

@@ -529,6 +529,7 @@ impl Client {
                 "error_managing_deleting",
                 "downloading",
                 "uploading",
+                "retyping",
             ];
             if !TRANSIENT.contains(&status.as_str()) {
                 return r.body[singular].clone();

@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use crate::common::{FIXTURES_DIR, Server};
+use serde_json::{Value, json};
+
+use crate::common::{FIXTURES_DIR, Server, plugin_of};
 
 /// Runs `ashlar serve` with `config` and returns its failure output (it must fail).
 pub fn serve_fails(config: &str) -> String {
@@ -171,7 +173,7 @@ fn plugin_inspect_and_validate_answer_offline() {
 }
 
 #[tokio::test]
-async fn a_backend_on_contract_0_1_serves_beside_one_on_0_2() {
+async fn a_backend_on_contract_0_1_serves_beside_one_on_0_3() {
     let server = Server::start(
         r#"
 [volume_types.old]
@@ -220,6 +222,184 @@ driver = "@FIXTURES@/contract-v0-1.wasm"
     let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
     assert_eq!(c.wait("snapshots", &snap).await["status"], "error");
     assert!(c.messages_for(&snap).await[0].contains("not supported"));
+}
+
+#[tokio::test]
+async fn drivers_on_contracts_0_2_and_0_3_serve_side_by_side_in_one_host() {
+    let server = Server::start(
+        r#"
+[backends.local]
+driver = "nfs"
+grants.exec = ["qemu-img", "rm", "df", "du"]
+settings.share_path = "@DIR@/data/volumes"
+
+[backends.mid]
+driver = "@FIXTURES@/contract-v0-2.wasm"
+"#,
+    );
+    let admin = server.client("admin:ops");
+    assert_eq!(plugin_of(&admin, "mid").await["contract"], "0.2.0");
+    assert_eq!(plugin_of(&admin, "local").await["contract"], "0.3.0");
+
+    // One type per backend; the 0.2.0 one with back-end QoS specs, which 0.3.0 carries
+    // in a field of its own and a 0.2.0 driver finds among the extra specs.
+    let on_mid = admin
+        .create_type(
+            "on-mid",
+            json!({"volume_backend_name": "mid", "vendor:k": "v"}),
+        )
+        .await;
+    let also_mid = admin
+        .create_type(
+            "also-mid",
+            json!({"volume_backend_name": "mid", "vendor:k": "w"}),
+        )
+        .await;
+    admin
+        .create_type("on-local", json!({"volume_backend_name": "local"}))
+        .await;
+    let r = admin
+        .post(
+            "qos-specs",
+            json!({"qos_specs": {"name": "fast", "consumer": "back-end", "iops": "500"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let qos = r.body["qos_specs"]["id"].as_str().unwrap().to_string();
+    let r = admin
+        .get(&format!("qos-specs/{qos}/associate?vol_type_id={on_mid}"))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    let c = server.client("alice:proj-a");
+    let mid = c
+        .create_volume(json!({"size": 1, "volume_type": "on-mid"}))
+        .await;
+    let local = c
+        .create_volume(json!({"size": 1, "volume_type": "on-local"}))
+        .await;
+    c.wait_status("volumes", &mid, "available").await;
+    c.wait_status("volumes", &local, "available").await;
+    server.wait_log(&format!("0.2.0 driver made {mid}")).await;
+    let made = server
+        .log()
+        .lines()
+        .find(|l| l.contains(&format!("0.2.0 driver made {mid}")))
+        .unwrap()
+        .to_string();
+    assert!(made.contains(r#"("vendor:k", "v")"#), "{made}");
+    assert!(made.contains(r#"("qos:iops", "500")"#), "{made}");
+
+    // A 0.2.0 retype's `true` is "changed in place": the type changes, the volume stays.
+    let r = c
+        .post(
+            &format!("volumes/{mid}/action"),
+            json!({"os-retype": {"new_type": "also-mid"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    server
+        .wait_log(&format!("0.2.0 driver retypes {mid} to also-mid"))
+        .await;
+    let v = c.wait_status("volumes", &mid, "available").await;
+    assert_eq!(v["volume_type"], "also-mid");
+    let shown = admin.get(&format!("volumes/{mid}")).await.body["volume"].clone();
+    assert_eq!(shown["os-vol-host-attr:host"], "ashlar@mid#old");
+    let _ = also_mid;
+
+    // Manageable snapshots: the 0.2.0 driver cannot list them, so none are listed; the
+    // 0.3.0 nfs driver answers not-supported, listed as none as well.
+    for backend in ["mid", "local"] {
+        let r = admin
+            .with_version("3.8")
+            .get(&format!("manageable_snapshots?host=ashlar@{backend}"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["manageable-snapshots"], json!([]));
+    }
+
+    // Both volumes go the same way.
+    for id in [&mid, &local] {
+        assert_eq!(c.delete(&format!("volumes/{id}")).await.status, 202);
+        c.wait_gone("volumes", id).await;
+    }
+}
+
+/// A volume's row as the store holds it: provider location and auth, admin metadata, host.
+async fn stored(
+    dir: &std::path::Path,
+    id: &str,
+) -> (Option<String>, Option<String>, Value, String) {
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&Server::database_url(dir))
+        .await
+        .unwrap();
+    let (location, auth, metadata, host): (Option<String>, Option<String>, String, String) =
+        sqlx::query_as(
+            "SELECT provider_location, provider_auth, admin_metadata, host FROM volumes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    (
+        location,
+        auth,
+        serde_json::from_str(&metadata).unwrap(),
+        host,
+    )
+}
+
+#[tokio::test]
+async fn a_0_3_model_update_sets_clears_removes_metadata_and_moves_pools() {
+    let server = Server::start(
+        r#"
+[backends.mu]
+driver = "@FIXTURES@/model-updates.wasm"
+"#,
+    );
+    let admin = server.client("admin:ops");
+    admin
+        .create_type("one", json!({"volume_backend_name": "mu", "vendor:x": "1"}))
+        .await;
+    admin
+        .create_type("two", json!({"volume_backend_name": "mu", "vendor:x": "2"}))
+        .await;
+    let c = server.client("alice:proj-a");
+    let id = c
+        .create_volume(json!({"size": 1, "volume_type": "one"}))
+        .await;
+    c.wait_status("volumes", &id, "available").await;
+    let (location, auth, metadata, host) = stored(&server.dir, &id).await;
+    assert_eq!(location.as_deref(), Some(format!("loc-{id}").as_str()));
+    assert_eq!(auth.as_deref(), Some(format!("auth-{id}").as_str()));
+    assert_eq!(metadata, json!({"made": "yes"}));
+    assert_eq!(host, "ashlar@mu#p1");
+
+    let r = c
+        .post(
+            &format!("volumes/{id}/action"),
+            json!({"os-retype": {"new_type": "two"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let v = c.wait_status("volumes", &id, "available").await;
+    assert_eq!(v["volume_type"], "two");
+    let (location, auth, metadata, host) = stored(&server.dir, &id).await;
+    assert_eq!((location, auth), (None, None), "cleared");
+    assert_eq!(metadata, json!({"retyped": "two"}));
+    assert_eq!(host, "ashlar@mu#p2");
+    let shown = admin.get(&format!("volumes/{id}")).await.body["volume"].clone();
+    assert_eq!(shown["os-vol-host-attr:host"], "ashlar@mu#p2");
+
+    // An integer list among a pool's capabilities is a JSON list of numbers.
+    let r = admin.get("scheduler-stats/get_pools?detail=true").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let pools = r.body["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 2, "{}", r.body);
+    for p in pools {
+        assert_eq!(p["capabilities"]["lun_ids"], json!([0, 7]), "{p}");
+    }
 }
 
 /// Runs `ashlar plugin ARGS…`; returns whether it succeeded, its stdout and its stderr.

@@ -1,8 +1,9 @@
 //! Managing existing storage (Cinder's `volume_manage` extension and its v3 resource):
 //! `POST /manageable_volumes` (3.8) and the older `POST /os-volume-manage` take storage a
 //! backend already holds into a new volume; `GET /manageable_volumes[/detail]` (3.8) and
-//! `GET /os-volume-manage[/detail]` list what a backend holds; `GET
-//! /manageable_snapshots[/detail]` says that listing snapshots is not served. Unmanage is
+//! `GET /os-volume-manage[/detail]` list what a backend holds, and `GET
+//! /manageable_snapshots[/detail]` (3.8) the snapshots it holds (none from a driver that
+//! does not list them, as in Cinder). Unmanage is
 //! the `os-unmanage` volume action (`api/volumes.rs`). Administrators only, by Cinder's
 //! default policy.
 //!
@@ -10,7 +11,7 @@
 //! gave it (`{"source-name": "…"}` or `{"source-id": "…"}`); a driver's listing answers
 //! its references in the same form.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::extract::Query;
 use axum::http::StatusCode;
@@ -22,7 +23,7 @@ use super::input::{Body, Keys, string_map};
 use super::list::{MAX_LIMIT, integer, sort_keys};
 use super::{ApiError, Ctx, State, body_element, opt_string, parse_bool, reply};
 use crate::db::{SortDir, VolumeRow, time};
-use crate::driver::ManageableVolume;
+use crate::driver::{ManageableSnapshot, ManageableVolume};
 use crate::volume::{AttachStatus, OpError, VolumeStatus};
 
 pub fn routes() -> OpenApiRouter<std::sync::Arc<super::AppState>> {
@@ -337,7 +338,7 @@ async fn list(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     before_v3_resource(&ctx, "GET manageable_volumes")?;
-    listing(&state, &ctx, &params, false).await
+    listing(&state, &ctx, &params, Of::Volumes, false).await
 }
 
 #[utoipa::path(get, path = "/v3/manageable_volumes/detail", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 503, description = "The backend is unavailable.")))]
@@ -347,7 +348,7 @@ async fn list_detail(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     before_v3_resource(&ctx, "GET manageable_volumes/detail")?;
-    listing(&state, &ctx, &params, true).await
+    listing(&state, &ctx, &params, Of::Volumes, true).await
 }
 
 #[utoipa::path(get, path = "/v3/os-volume-manage", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 503, description = "The backend is unavailable.")))]
@@ -356,7 +357,7 @@ async fn list_legacy(
     ctx: Ctx,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    listing(&state, &ctx, &params, false).await
+    listing(&state, &ctx, &params, Of::Volumes, false).await
 }
 
 #[utoipa::path(get, path = "/v3/os-volume-manage/detail", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 503, description = "The backend is unavailable.")))]
@@ -365,7 +366,7 @@ async fn list_detail_legacy(
     ctx: Ctx,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    listing(&state, &ctx, &params, true).await
+    listing(&state, &ctx, &params, Of::Volumes, true).await
 }
 
 /// A driver's reference as the view shows it: the JSON object it wrote (Cinder's
@@ -378,6 +379,50 @@ fn reference_value(text: &str) -> Value {
     }
 }
 
+/// What a listing lists.
+#[derive(Clone, Copy, PartialEq)]
+enum Of {
+    Volumes,
+    Snapshots,
+}
+
+/// One entry of either listing.
+struct Entry {
+    reference: String,
+    size_gib: u64,
+    safe_to_manage: bool,
+    reason_not_safe: Option<String>,
+    cinder_id: Option<String>,
+    /// A snapshot's volume.
+    source_reference: Option<String>,
+}
+
+impl From<ManageableVolume> for Entry {
+    fn from(m: ManageableVolume) -> Entry {
+        Entry {
+            reference: m.reference,
+            size_gib: m.size_gib,
+            safe_to_manage: m.safe_to_manage,
+            reason_not_safe: m.reason_not_safe,
+            cinder_id: m.cinder_id,
+            source_reference: None,
+        }
+    }
+}
+
+impl From<ManageableSnapshot> for Entry {
+    fn from(m: ManageableSnapshot) -> Entry {
+        Entry {
+            reference: m.reference,
+            size_gib: m.size_gib,
+            safe_to_manage: m.safe_to_manage,
+            reason_not_safe: m.reason_not_safe,
+            cinder_id: m.cinder_id,
+            source_reference: Some(m.source_reference),
+        }
+    }
+}
+
 /// Cinder's `get_manageable_resources` with its `paginate_entries_list`: sorted by
 /// `reference` or `size` (default `reference`, descending), then `marker` (a reference,
 /// as JSON), `offset` and `limit`.
@@ -385,6 +430,7 @@ async fn listing(
     state: &super::AppState,
     ctx: &Ctx,
     params: &[(String, String)],
+    of: Of,
     detail: bool,
 ) -> Result<Response, ApiError> {
     let get = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v);
@@ -450,13 +496,21 @@ async fn listing(
             target.key
         )));
     };
-    let found = state
-        .manager
-        .manageable_volumes(&backend)
-        .await
-        .map_err(|e| listing_error(&target.key, e))?;
+    let found: Vec<Entry> = match of {
+        Of::Volumes => state
+            .manager
+            .manageable_volumes(&backend)
+            .await
+            .map(|f| f.into_iter().map(Entry::from).collect()),
+        Of::Snapshots => state
+            .manager
+            .manageable_snapshots(&backend)
+            .await
+            .map(|f| f.into_iter().map(Entry::from).collect()),
+    }
+    .map_err(|e| listing_error(&target.key, e))?;
 
-    let mut entries: Vec<(Value, String, ManageableVolume)> = found
+    let mut entries: Vec<(Value, String, Entry)> = found
         .into_iter()
         .map(|m| {
             let reference = reference_value(&m.reference);
@@ -498,6 +552,9 @@ async fn listing(
             view.insert("reference".into(), reference);
             view.insert("size".into(), json!(m.size_gib));
             view.insert("safe_to_manage".into(), json!(m.safe_to_manage));
+            if let Some(source) = &m.source_reference {
+                view.insert("source_reference".into(), reference_value(source));
+            }
             if detail {
                 view.insert("reason_not_safe".into(), json!(m.reason_not_safe));
                 view.insert("cinder_id".into(), json!(m.cinder_id));
@@ -506,11 +563,11 @@ async fn listing(
             Value::Object(view)
         })
         .collect();
-    Ok(reply(
-        ctx,
-        StatusCode::OK,
-        json!({ "manageable-volumes": views }),
-    ))
+    let key = match of {
+        Of::Volumes => "manageable-volumes",
+        Of::Snapshots => "manageable-snapshots",
+    };
+    Ok(reply(ctx, StatusCode::OK, json!({ key: views })))
 }
 
 /// A listing the backend could not give: 400 when its driver does not list, else what
@@ -539,30 +596,24 @@ fn listing_error(backend: &str, e: OpError) -> ApiError {
     }
 }
 
-/// Snapshots: contract 0.2 has no call that lists a backend's snapshots, so no backend
-/// can answer; said as a refusal (400, as Cinder refuses what a driver cannot do) rather
-/// than an empty list that would read as "nothing there".
-fn snapshots_not_served(ctx: &Ctx) -> Result<Response, ApiError> {
-    before_v3_resource(ctx, "GET manageable_snapshots")?;
-    Err(ApiError::bad_request(
-        "Invalid input received: listing manageable snapshots is not supported: the driver contract this service serves has no call that lists a backend's snapshots.",
-    ))
-}
-
-#[utoipa::path(get, path = "/v3/manageable_snapshots", tag = "manage", responses((status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 400, description = "Not supported: no driver can list its snapshots.")))]
+#[utoipa::path(get, path = "/v3/manageable_snapshots", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableSnapshotList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 503, description = "The backend is unavailable.")))]
 async fn snapshots(
+    axum::extract::State(state): State,
     ctx: Ctx,
-    Query(_params): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    snapshots_not_served(&ctx)
+    before_v3_resource(&ctx, "GET manageable_snapshots")?;
+    listing(&state, &ctx, &params, Of::Snapshots, false).await
 }
 
-#[utoipa::path(get, path = "/v3/manageable_snapshots/detail", tag = "manage", responses((status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 400, description = "Not supported: no driver can list its snapshots.")))]
+#[utoipa::path(get, path = "/v3/manageable_snapshots/detail", tag = "manage", params(super::openapi::ManageableParams), responses((status = 200, description = "OK.", body = super::openapi::ManageableSnapshotList), (status = 400, description = "Bad input: no host, an unknown host, a bad sort or page."), (status = 403, description = "Policy does not allow it to the caller."), (status = 404, description = "Below microversion 3.8."), (status = 503, description = "The backend is unavailable.")))]
 async fn snapshots_detail(
+    axum::extract::State(state): State,
     ctx: Ctx,
-    Query(_params): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    snapshots_not_served(&ctx)
+    before_v3_resource(&ctx, "GET manageable_snapshots/detail")?;
+    listing(&state, &ctx, &params, Of::Snapshots, true).await
 }
 
 #[cfg(test)]

@@ -416,6 +416,29 @@ pub struct Manageable {
     pub extra_info: Option<Value>,
 }
 
+/// `GET /v3/manageable_snapshots[/detail]`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ManageableSnapshotList {
+    #[serde(rename = "manageable-snapshots")]
+    pub manageable_snapshots: Vec<ManageableSnapshot>,
+}
+
+/// One snapshot a backend holds: as [`Manageable`], with the reference of its volume.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ManageableSnapshot {
+    #[schema(value_type = Object)]
+    pub reference: Value,
+    #[schema(value_type = Object)]
+    pub source_reference: Value,
+    /// GiB, rounded up.
+    pub size: i64,
+    pub safe_to_manage: bool,
+    pub reason_not_safe: Option<String>,
+    pub cinder_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub extra_info: Option<Value>,
+}
+
 /// `GET /v3/volumes/summary` (3.12).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct VolumesSummary {

@@ -911,6 +911,23 @@ impl Db {
         Ok(found)
     }
 
+    /// Which of `ids` are live snapshots.
+    pub async fn live_snapshot_ids(&self, ids: &[String]) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(100) {
+            let sql = format!(
+                "SELECT id FROM snapshots WHERE deleted = 0 AND id IN ({})",
+                super::in_list(1, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            found.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(found)
+    }
+
     /// Starts a revert: the volume from one of `from` to `reverting` and its snapshot from
     /// `available` to `restoring`, with the job, in one transaction.
     pub async fn begin_revert(

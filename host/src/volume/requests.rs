@@ -433,6 +433,50 @@ impl VolumeManager {
         Ok(found)
     }
 
+    /// What snapshots backend `name` holds that could be managed (contract 0.3), with the
+    /// same verdicts as [`Self::manageable_volumes`]. A driver that does not list its
+    /// snapshots (one built for an older contract among them) lists none, as Cinder's
+    /// base driver does.
+    pub async fn manageable_snapshots(
+        &self,
+        name: &str,
+    ) -> Result<Vec<crate::driver::ManageableSnapshot>, super::OpError> {
+        let backend = self
+            .backends
+            .get(name)
+            .ok_or_else(|| super::OpError::Elsewhere(self.backend_key(name)))?;
+        let mut found = match backend.driver().get_manageable_snapshots().await {
+            Ok(found) => found,
+            Err(crate::runtime::CallError::Driver(
+                crate::runtime::DriverFailure::NotSupported(_),
+            )) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let named: Vec<String> = found.iter().filter_map(|m| m.cinder_id.clone()).collect();
+        let known: std::collections::BTreeSet<String> = self
+            .db
+            .live_snapshot_ids(&named)
+            .await?
+            .into_iter()
+            .collect();
+        for m in &mut found {
+            let Some(id) = &m.cinder_id else {
+                continue;
+            };
+            if known.contains(id) {
+                m.safe_to_manage = false;
+                m.reason_not_safe = Some(ALREADY_MANAGED.into());
+            } else {
+                m.cinder_id = None;
+                if m.reason_not_safe.as_deref() == Some(ALREADY_MANAGED) {
+                    m.safe_to_manage = true;
+                    m.reason_not_safe = None;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// An administrator's `os-migrate_volume`: moves available volume `v` to `dest`
     /// (`HOST@BACKEND#POOL`, or `HOST@BACKEND` for the scheduler to pick the pool), held
     /// in `maintenance` when `lock`. The destination must exist, be up and pass the
