@@ -776,11 +776,13 @@ async fn front_end_qos_specs_reach_the_connection_info() {
 }
 
 #[tokio::test]
-async fn back_end_qos_specs_reach_the_driver_as_qos_extra_specs() {
+async fn back_end_qos_specs_reach_the_driver_as_its_qos_specs() {
     let server = Server::start(&config_with_fixture(30_000, 64));
     let admin = server.client("admin:admin");
     let c = server.client("alice:proj-a");
-    // A type's own `qos:` spec gives way to its QoS spec's key of the same name.
+    // A contract 0.3 driver gets them beside the type's own extra specs (a 0.2 driver
+    // finds them among the extra specs as `qos:KEY`, replacing a spec of the same key:
+    // `loading::drivers_on_contracts_0_2_and_0_3…` and the runtime's `compat` check that).
     let be = admin
         .create_type(
             "be",
@@ -808,8 +810,10 @@ async fn back_end_qos_specs_reach_the_driver_as_qos_extra_specs() {
             .log()
             .lines()
             .filter_map(|l| {
-                let seen = l.split("specs-seen: [").nth(1)?;
-                Some(seen.split(']').next()?.to_string())
+                // `[extra specs] qos-seen: [qos specs]`, without what the log line adds.
+                let seen = l.split("specs-seen: ").nth(1)?;
+                let end = seen.match_indices(']').nth(1)?.0;
+                Some(seen[..=end].to_string())
             })
             .collect()
     };
@@ -818,20 +822,20 @@ async fn back_end_qos_specs_reach_the_driver_as_qos_extra_specs() {
         .await;
     c.wait_status("volumes", &vol, "available").await;
     server
-        .wait_log("specs-seen: [qos:total_iops_sec=900; qos:write_bytes_sec=2048; volume_backend_name=bad]")
+        .wait_log("specs-seen: [qos:total_iops_sec=1; volume_backend_name=bad] qos-seen: [total_iops_sec=900; write_bytes_sec=2048]")
         .await;
     let vol = c
         .create_volume(json!({"size": 1, "name": "specs", "volume_type": "fe"}))
         .await;
     c.wait_status("volumes", &vol, "available").await;
     server
-        .wait_log("specs-seen: [volume_backend_name=bad]")
+        .wait_log("specs-seen: [volume_backend_name=bad] qos-seen: []")
         .await;
     assert_eq!(
         specs_logged(&server),
         [
-            "qos:total_iops_sec=900; qos:write_bytes_sec=2048; volume_backend_name=bad",
-            "volume_backend_name=bad",
+            "[qos:total_iops_sec=1; volume_backend_name=bad] qos-seen: [total_iops_sec=900; write_bytes_sec=2048]",
+            "[volume_backend_name=bad] qos-seen: []",
         ],
         "front-end specs are not the driver's"
     );
