@@ -220,6 +220,15 @@ enum PluginCommand {
         #[arg(long)]
         backend: Option<String>,
     },
+    /// Record the contract version a component was built against in its
+    /// `ashlar:contract-version` section, for components built without the Rust SDK
+    /// (componentize-py, for one). Rewrites DRIVER.wasm in place.
+    Stamp {
+        wasm: PathBuf,
+        /// The contract version its WIT was (`wit/since_vX.Y.Z`), e.g. 0.2.0.
+        #[arg(long)]
+        contract: String,
+    },
     /// Make a new ed25519 key for signing components: the secret goes to `--out`
     /// (readable by its owner only), the public key, for `trusted_keys`, to stdout.
     Keygen {
@@ -479,6 +488,28 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
                 "{}",
                 offline::inspect(&DriverSource::named(&wasm, manifest))?
             );
+            Ok(())
+        }
+        PluginCommand::Stamp { wasm, contract } => {
+            use ashlar::plugins::stamp::{Stamped, stamp};
+            let bytes = std::fs::read(&wasm)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", wasm.display()))?;
+            match stamp(&bytes, &contract)
+                .map_err(|e| anyhow::anyhow!("cannot stamp {}: {e}", wasm.display()))?
+            {
+                Stamped::Already => {
+                    eprintln!("{} carries contract {contract} already", wasm.display())
+                }
+                Stamped::Now(out) => {
+                    // Beside the original, then renamed over it: never half a component.
+                    let tmp = wasm.with_extension("wasm.stamping");
+                    std::fs::write(&tmp, out)
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+                    std::fs::rename(&tmp, &wasm)
+                        .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", wasm.display()))?;
+                    eprintln!("stamped {} with contract {contract}", wasm.display());
+                }
+            }
             Ok(())
         }
         PluginCommand::Keygen { out } => {

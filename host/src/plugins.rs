@@ -21,6 +21,7 @@ mod cluster;
 pub mod offline;
 pub mod signature;
 pub mod source;
+pub mod stamp;
 
 pub use cluster::ClusterSwaps;
 
