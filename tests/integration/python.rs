@@ -314,3 +314,108 @@ fn a_python_component_is_stamped_once_and_only_with_what_it_was_built_for() {
         "untouched"
     );
 }
+
+const WORLDS: [&str; 3] = ["volume", "target", "backup"];
+
+/// `ashlar plugin new NAME --world WORLD --lang LANG` into `dir`.
+pub fn plugin_new(name: &str, world: &str, lang: &str, dir: &Path) {
+    let out = Command::new(ASHLAR)
+        .args([
+            "plugin", "new", name, "--world", world, "--lang", lang, "--dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "plugin new {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What `inspect` says of a scaffold's component: its world and contract.
+fn assert_inspected(wasm: &Path, manifest: &Path, world: &str) {
+    let out = Command::new(ASHLAR)
+        .args(["plugin", "inspect"])
+        .arg(wasm)
+        .arg("--manifest")
+        .arg(manifest)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("world:       {world}-driver\n")),
+        "{text}"
+    );
+    assert!(!text.contains("warning:"), "{text}");
+    assert!(text.contains("(served here)"), "{text}");
+    assert!(text.contains("exports:"), "it compiles: {text}");
+}
+
+/// A new Rust project of each world builds as it is (with the shared target directory)
+/// and is a component of that world and a served contract.
+#[test]
+fn a_new_rust_driver_of_every_world_builds_and_inspects() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The target directory this test binary was built in, shared with the projects.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    for world in WORLDS {
+        let name = format!("scaffold-{world}-rust");
+        let dir = tmp.path().join(&name);
+        plugin_new(&name, world, "rust", &dir);
+        let out = Command::new("cargo")
+            .args(["build", "--target", "wasm32-wasip2", "--release", "--quiet"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", target)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: cargo build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let wasm = target.join(format!(
+            "wasm32-wasip2/release/{}.wasm",
+            name.replace('-', "_")
+        ));
+        assert_inspected(&wasm, &dir.join("plugin.toml"), world);
+    }
+    // Once made, a project is never written over.
+    let out = Command::new(ASHLAR)
+        .args(["plugin", "new", "again", "--world", "volume", "--dir"])
+        .arg(tmp.path().join("scaffold-volume-rust"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A new Python project of each world builds with its own build.sh (componentize-py, then
+/// the stamp) and is a component of that world and a served contract.
+#[test]
+fn a_new_python_driver_of_every_world_builds_and_inspects() {
+    let cpy = componentize_py();
+    let tmp = tempfile::tempdir().unwrap();
+    for world in WORLDS {
+        let name = format!("scaffold-{world}-python");
+        let dir = tmp.path().join(&name);
+        plugin_new(&name, world, "python", &dir);
+        let out = Command::new(dir.join("build.sh"))
+            .env("COMPONENTIZE_PY", &cpy)
+            .env("ASHLAR", ASHLAR)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: build.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let wasm = dir.join(format!("build/{name}.wasm"));
+        assert_inspected(&wasm, &dir.join("plugin.toml"), world);
+    }
+}
