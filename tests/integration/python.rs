@@ -419,3 +419,53 @@ fn a_new_python_driver_of_every_world_builds_and_inspects() {
         assert_inspected(&wasm, &dir.join("plugin.toml"), world);
     }
 }
+
+/// The Python SDK's own tests (sdk/python/tests), outside a component, against the
+/// bindings of every contract folder it serves (0.2.0 on): one SDK builds drivers for each.
+#[test]
+fn the_python_sdk_passes_its_tests_under_every_contract() {
+    let cpy = componentize_py();
+    let root = Path::new(ROOT);
+    let mut contracts: Vec<String> = std::fs::read_dir(root.join("wit"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_prefix("since_v").map(str::to_string)
+        })
+        .filter(|v| v != "0.1.0")
+        .collect();
+    contracts.sort();
+    assert!(contracts.len() >= 2, "{contracts:?}");
+    for contract in contracts {
+        let bindings = tempfile::tempdir().unwrap();
+        let out = Command::new(&cpy)
+            .arg("-d")
+            .arg(root.join(format!("wit/since_v{contract}")))
+            .args(["-w", "volume-driver", "bindings"])
+            .arg(bindings.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bindings of {contract}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = std::env::join_paths([
+            bindings.path().to_path_buf(),
+            root.join("sdk/python"),
+            root.join("plugins/py-example"),
+        ])
+        .unwrap();
+        let out = Command::new("python3")
+            .arg(root.join("sdk/python/tests/test_sdk.py"))
+            .env("PYTHONPATH", path)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the Python SDK's tests under contract {contract}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
