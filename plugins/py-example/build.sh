@@ -18,8 +18,14 @@ componentize_py="${COMPONENTIZE_PY:-${ASHLAR_COMPONENTIZE_PY:-componentize-py}}"
 ashlar="${ASHLAR:-ashlar}"
 out="${OUT:-$here/build/py-example.wasm}"
 mkdir -p "$(dirname "$out")"
+# componentize-py writes __pycache__ beside the sources it reads: give it copies, so the
+# checkout stays as it is.
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+cp "$here/app.py" "$stage/"
+cp -r "$root/sdk/python/ashlar_sdk" "$stage/"
 "$componentize_py" -q -d "$root/wit/since_v$CONTRACT" -w volume-driver componentize \
-    -p "$here" -p "$root/sdk/python" app -o "$out.$$.tmp"
+    -p "$stage" app -o "$out.$$.tmp"
 "$ashlar" plugin stamp "$out.$$.tmp" --contract "$CONTRACT"
 mv "$out.$$.tmp" "$out"
 cp "$here/plugin.toml" "${out%.wasm}.toml"

@@ -21,8 +21,13 @@ componentize_py="${COMPONENTIZE_PY:-${ASHLAR_COMPONENTIZE_PY:-componentize-py}}"
 ashlar="${ASHLAR:-$(command -v ashlar || echo "{{ashlar}}")}"
 out="${OUT:-$here/build/{{name}}.wasm}"
 mkdir -p "$(dirname "$out")"
+# componentize-py writes __pycache__ beside the sources it reads: it reads a copy of the
+# SDK, so the Ashlar checkout stays as it is.
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+cp -r "$sdk/python/ashlar_sdk" "$stage/"
 "$componentize_py" -q -d "$sdk/../wit/since_v$CONTRACT" -w {{world}} componentize \
-    -p "$here" -p "$sdk/python" app -o "$out.$$.tmp"
+    -p "$here" -p "$stage" app -o "$out.$$.tmp"
 "$ashlar" plugin stamp "$out.$$.tmp" --contract "$CONTRACT"
 mv "$out.$$.tmp" "$out"
 echo "built $out (contract $CONTRACT)" >&2
