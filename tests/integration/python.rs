@@ -84,6 +84,19 @@ pub fn inputs_hash(paths: &[PathBuf], extra: &str) -> String {
 
 static BUILD: Mutex<()> = Mutex::new(());
 
+/// The contract plugins/py-example is built against: `CONTRACT` in its build.sh, the one
+/// place that names it.
+pub fn py_example_contract() -> String {
+    let script =
+        std::fs::read_to_string(Path::new(ROOT).join("plugins/py-example/build.sh")).unwrap();
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("CONTRACT=\"${CONTRACT:-"))
+        .and_then(|rest| rest.strip_suffix("}\""))
+        .expect("build.sh sets CONTRACT=\"${CONTRACT:-X.Y.Z}\"")
+        .to_string()
+}
+
 /// plugins/py-example built and stamped (with its plugin.toml beside it, same stem).
 pub fn py_example() -> PathBuf {
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,13 +275,18 @@ fn a_python_component_is_stamped_once_and_only_with_what_it_was_built_for() {
     let stamped = tmp.path().join("py.wasm");
     std::fs::copy(&built, &stamped).unwrap();
     std::fs::copy(built.with_extension("toml"), stamped.with_extension("toml")).unwrap();
+    let contract = py_example_contract();
     let text = inspect(&stamped);
-    assert!(text.contains("contract:    0.2.0 (served here)"), "{text}");
+    assert!(
+        text.contains(&format!("contract:    {contract} (served here)")),
+        "{text}"
+    );
     assert!(text.contains("world:       volume-driver"), "{text}");
 
     // What componentize-py made, before the stamp: the stamp is the last section.
     let bytes = std::fs::read(&stamped).unwrap();
-    let section = b"ashlar:contract-version0.2.0";
+    let section = format!("ashlar:contract-version{contract}");
+    let section = section.as_bytes();
     assert!(bytes.ends_with(section), "the stamp is appended at the end");
     let unstamped = tmp.path().join("unstamped.wasm");
     std::fs::write(&unstamped, &bytes[..bytes.len() - section.len() - 3]).unwrap();
@@ -284,7 +302,7 @@ fn a_python_component_is_stamped_once_and_only_with_what_it_was_built_for() {
     assert!(err.contains("ashlar plugin stamp"), "{err}");
 
     // Stamped again, it is the same component as the build's.
-    let out = stamp(&unstamped, "0.2.0");
+    let out = stamp(&unstamped, &contract);
     assert!(
         out.status.success(),
         "{}",
@@ -296,11 +314,17 @@ fn a_python_component_is_stamped_once_and_only_with_what_it_was_built_for() {
     let out = stamp(&stamped, "0.1.0");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("stamped with contract 0.2.0 already"), "{err}");
+    assert!(
+        err.contains(&format!("stamped with contract {contract} already")),
+        "{err}"
+    );
     std::fs::write(&unstamped, &bytes[..bytes.len() - section.len() - 3]).unwrap();
     let out = stamp(&unstamped, "0.1.0");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("built against contract 0.2.0"), "{err}");
+    assert!(
+        err.contains(&format!("built against contract {contract}")),
+        "{err}"
+    );
     let out = stamp(&unstamped, "7.0.0");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
