@@ -79,9 +79,22 @@ pub fn python_contract() -> String {
         .to_string()
 }
 
-/// The SDK of the checkout this binary was built from, when it is still there.
+/// The SDK of the checkout this binary was built from, looked for when the command runs:
+/// where the checkout was at build time, else a checkout the binary sits in (an
+/// `sdk/` beside one of its ancestors).
 pub fn default_sdk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk")
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+    if built_from.join("Cargo.toml").is_file() {
+        return built_from;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .map(|dir| dir.join("sdk"))
+                .find(|sdk| sdk.join("Cargo.toml").is_file())
+        })
+        .unwrap_or(built_from)
 }
 
 const RESERVED: &[&str] = &[
