@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, unit tests of every crate, and the
 # integration tests that start real `ashlar` processes against real peers (qemu-img, tgtd,
-# nfs-ganesha, lvm2 on a loop device, the array simulator, PostgreSQL, Glance); then the store's
-# tests and the API's modules once more on PostgreSQL.
+# nfs-ganesha, lvm2 on a loop device, the array simulator, PostgreSQL, Glance, componentize-py
+# for the Python drivers); then the store's tests and the API's modules once more on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 source scripts/setup-peers.sh
 source scripts/setup-clients.sh
 source scripts/setup-glance.sh
+source scripts/setup-python-sdk.sh
 source scripts/postgres.sh
 
 cargo fmt --all -- --check

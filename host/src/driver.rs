@@ -72,7 +72,7 @@ impl<'de> Deserialize<'de> for Value {
 pub type Properties = BTreeMap<String, Value>;
 
 /// A volume as a driver sees it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Volume {
     /// The volume's UUID; drivers name their storage after it (`volume-<id>`).
     pub id: String,

@@ -190,6 +190,17 @@ struct StoreArgs {
     data_dir: Option<PathBuf>,
 }
 
+fn parse_world(name: &str) -> Result<ashlar::capabilities::World, String> {
+    ashlar::plugins::scaffold::parse_world(name)
+        .ok_or_else(|| format!("`{name}` is not a world: use volume, target or backup"))
+}
+
+fn parse_lang(name: &str) -> Result<ashlar::plugins::scaffold::Lang, String> {
+    ashlar::plugins::scaffold::Lang::parse(name).ok_or_else(|| {
+        format!("`{name}` is not a language drivers are written in: use rust or python")
+    })
+}
+
 fn parse_role(name: &str) -> Result<ashlar::auth::Role, String> {
     ashlar::auth::Role::parse(name)
         .ok_or_else(|| format!("`{name}` is not a role: use admin, member or reader"))
@@ -219,6 +230,36 @@ enum PluginCommand {
         /// Only this backend (default: every backend in the config).
         #[arg(long)]
         backend: Option<String>,
+    },
+    /// Make a new driver project that builds as it is: a cargo project (Rust) or an app
+    /// with a build script (Python, componentize-py), its plugin.toml, an example backend
+    /// (backend.toml) and a README with the build and check commands. Every method
+    /// answers "not supported" until it is written.
+    New {
+        /// The driver's name: lowercase letters, digits and dashes.
+        name: String,
+        /// volume, target or backup.
+        #[arg(long, value_parser = parse_world)]
+        world: ashlar::capabilities::World,
+        /// rust or python.
+        #[arg(long, default_value = "rust", value_parser = parse_lang)]
+        lang: ashlar::plugins::scaffold::Lang,
+        /// Where the project goes (default: ./NAME); must be missing or empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The sdk/ directory of an Ashlar checkout (default: the checkout this binary was
+        /// built from).
+        #[arg(long, env = "ASHLAR_SDK")]
+        sdk: Option<PathBuf>,
+    },
+    /// Record the contract version a component was built against in its
+    /// `ashlar:contract-version` section, for components built without the Rust SDK
+    /// (componentize-py, for one). Rewrites DRIVER.wasm in place.
+    Stamp {
+        wasm: PathBuf,
+        /// The contract version its WIT was (`wit/since_vX.Y.Z`), e.g. 0.2.0.
+        #[arg(long)]
+        contract: String,
     },
     /// Make a new ed25519 key for signing components: the secret goes to `--out`
     /// (readable by its owner only), the public key, for `trusted_keys`, to stdout.
@@ -479,6 +520,65 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
                 "{}",
                 offline::inspect(&DriverSource::named(&wasm, manifest))?
             );
+            Ok(())
+        }
+        PluginCommand::New {
+            name,
+            world,
+            lang,
+            dir,
+            sdk,
+        } => {
+            use ashlar::plugins::scaffold;
+            scaffold::check_name(&name)?;
+            let sdk = scaffold::check_sdk(&sdk.unwrap_or_else(scaffold::default_sdk), lang)?;
+            let new = scaffold::NewDriver {
+                name: name.clone(),
+                world,
+                lang,
+                sdk,
+                ashlar: std::env::current_exe().unwrap_or_else(|_| "ashlar".into()),
+            };
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let written = scaffold::create(&new, &dir)?;
+            for path in &written {
+                eprintln!("wrote {}", path.display());
+            }
+            let build = match lang {
+                scaffold::Lang::Rust => "cargo build --target wasm32-wasip2 --release",
+                scaffold::Lang::Python => "./build.sh",
+            };
+            println!(
+                "{name}: a {world} in {}. Next:\n  cd {}\n  {build}\n  ashlar conformance {} --config backend.toml",
+                match lang {
+                    scaffold::Lang::Rust => "Rust",
+                    scaffold::Lang::Python => "Python",
+                },
+                dir.display(),
+                scaffold::wasm_path(&new),
+            );
+            Ok(())
+        }
+        PluginCommand::Stamp { wasm, contract } => {
+            use ashlar::plugins::stamp::{Stamped, stamp};
+            let bytes = std::fs::read(&wasm)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", wasm.display()))?;
+            match stamp(&bytes, &contract)
+                .map_err(|e| anyhow::anyhow!("cannot stamp {}: {e}", wasm.display()))?
+            {
+                Stamped::Already => {
+                    eprintln!("{} carries contract {contract} already", wasm.display())
+                }
+                Stamped::Now(out) => {
+                    // Beside the original, then renamed over it: never half a component.
+                    let tmp = wasm.with_extension("wasm.stamping");
+                    std::fs::write(&tmp, out)
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+                    std::fs::rename(&tmp, &wasm)
+                        .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", wasm.display()))?;
+                    eprintln!("stamped {} with contract {contract}", wasm.display());
+                }
+            }
             Ok(())
         }
         PluginCommand::Keygen { out } => {

@@ -19,8 +19,10 @@ use serde::Serialize;
 pub mod backends;
 mod cluster;
 pub mod offline;
+pub mod scaffold;
 pub mod signature;
 pub mod source;
+pub mod stamp;
 
 pub use cluster::ClusterSwaps;
 

@@ -31,6 +31,7 @@ mod nfs_real;
 mod openapi;
 mod ownership;
 mod policy;
+mod python;
 mod quotas;
 mod real_clients;
 mod san;

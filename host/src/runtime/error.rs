@@ -15,7 +15,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     #[error(
-        "{what} carries no `{CONTRACT_SECTION}` section, so it was not built with the Ashlar SDK; rebuild it against ashlar-sdk"
+        "{what} carries no `{CONTRACT_SECTION}` section, so it was not built with the Ashlar SDK; rebuild it against ashlar-sdk, or, built by another toolchain (componentize-py), stamp it with `ashlar plugin stamp DRIVER.wasm --contract X.Y.Z`"
     )]
     NoContractVersion { what: String },
     #[error(

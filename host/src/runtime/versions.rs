@@ -73,7 +73,9 @@ impl std::fmt::Display for Contract {
             Contract::NotServed(v) => {
                 write!(f, "{v} (NOT served: this host serves {})", served_list())
             }
-            Contract::Unstamped => f.write_str("none: not built with the Ashlar SDK"),
+            Contract::Unstamped => f.write_str(
+                "none: not built with the Ashlar SDK (a component built otherwise is stamped with `ashlar plugin stamp`)",
+            ),
             Contract::Unreadable(e) => write!(f, "unreadable: {e}"),
         }
     }
