@@ -12,7 +12,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
 # The contract this driver is built against: the WIT folder and the stamped version.
-CONTRACT="${CONTRACT:-0.2.0}"
+CONTRACT="${CONTRACT:-0.3.0}"
 
 componentize_py="${COMPONENTIZE_PY:-${ASHLAR_COMPONENTIZE_PY:-componentize-py}}"
 ashlar="${ASHLAR:-ashlar}"
