@@ -2,7 +2,7 @@
 volume driver provides over a protocol (Cinder's target helpers).
 
 The four methods below are what every target driver must answer; until they are written
-they answer "not supported". The guide, section by section, is docs/drivers/writing.md
+they answer "not supported". The guide, section by section, is docs/driver-guide.md
 in Ashlar's source.
 """
 
@@ -12,7 +12,7 @@ from ashlar_sdk import TargetDriver, config, log, not_supported, target_exports
 def not_written(method: str):
     """What a stub answers until it is written."""
     return not_supported(
-        f'{{name}} does not implement {method} yet (docs/drivers/writing.md, "{method}")'
+        f'{{name}} does not implement {method} yet (docs/driver-guide.md, "{method}")'
     )
 
 
@@ -27,21 +27,21 @@ class {{type}}(TargetDriver):
 
     def create_export(self, volume, device_path):
         """Required: export ``device_path`` for the volume; answer what to record with
-        ``model_update(...)`` (docs/drivers/writing.md, "create-export")."""
+        ``model_update(...)`` (docs/driver-guide.md, "create-export")."""
         raise not_written("create-export")
 
     def remove_export(self, volume):
         """Required: remove the export; one already gone is removed
-        (docs/drivers/writing.md, "remove-export")."""
+        (docs/driver-guide.md, "remove-export")."""
         raise not_written("remove-export")
 
     def initialize_connection(self, volume, connector):
         """Required: the connection info a host uses to reach the export
-        (docs/drivers/writing.md, "initialize-connection")."""
+        (docs/driver-guide.md, "initialize-connection")."""
         raise not_written("initialize-connection")
 
     def terminate_connection(self, volume, connector):
-        """Required: forget that host (docs/drivers/writing.md, "terminate-connection")."""
+        """Required: forget that host (docs/driver-guide.md, "terminate-connection")."""
         raise not_written("terminate-connection")
 
 

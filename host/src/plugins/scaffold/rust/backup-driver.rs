@@ -4,7 +4,7 @@
 //!
 //! The methods below are what every backup driver must answer; until they are written
 //! they answer "not supported". The guide, section by section, is
-//! docs/drivers/writing.md in Ashlar's source.
+//! docs/driver-guide.md in Ashlar's source.
 
 use ashlar_sdk::backup::ObjectInfo;
 use ashlar_sdk::{BackupDriver, DriverError, Result, config, log};
@@ -17,7 +17,7 @@ pub struct {{type}} {
 /// What a stub answers until it is written.
 fn not_written(method: &str) -> DriverError {
     DriverError::not_supported(format!(
-        "{{name}} does not implement {method} yet (docs/drivers/writing.md, \"{method}\")"
+        "{{name}} does not implement {method} yet (docs/driver-guide.md, \"{method}\")"
     ))
 }
 
@@ -38,30 +38,30 @@ impl BackupDriver for {{type}} {
         Ok(())
     }
 
-    /// Required: create the container if missing (docs/drivers/writing.md, "put-container").
+    /// Required: create the container if missing (docs/driver-guide.md, "put-container").
     fn put_container(&mut self, _container: String) -> Result<()> {
         Err(not_written("put-container"))
     }
 
     /// Required: store `data` as `name`, durable when it returns
-    /// (docs/drivers/writing.md, "put-object").
+    /// (docs/driver-guide.md, "put-object").
     fn put_object(&mut self, _container: String, _name: String, _data: Vec<u8>) -> Result<()> {
         Err(not_written("put-object"))
     }
 
     /// Required: the whole object, not-found when missing
-    /// (docs/drivers/writing.md, "get-object").
+    /// (docs/driver-guide.md, "get-object").
     fn get_object(&mut self, _container: String, _name: String) -> Result<Vec<u8>> {
         Err(not_written("get-object"))
     }
 
-    /// Required: remove it; a missing one is removed (docs/drivers/writing.md, "delete-object").
+    /// Required: remove it; a missing one is removed (docs/driver-guide.md, "delete-object").
     fn delete_object(&mut self, _container: String, _name: String) -> Result<()> {
         Err(not_written("delete-object"))
     }
 
     /// Required: up to `limit` objects named `prefix…` after `marker`, in byte order
-    /// (docs/drivers/writing.md, "list-objects").
+    /// (docs/driver-guide.md, "list-objects").
     fn list_objects(
         &mut self,
         _container: String,

@@ -3,7 +3,7 @@
 //!
 //! The four methods below are what every target driver must answer; until they are
 //! written they answer "not supported". The guide, section by section, is
-//! docs/drivers/writing.md in Ashlar's source.
+//! docs/driver-guide.md in Ashlar's source.
 
 use ashlar_sdk::{
     ConnectionInfo, Connector, DriverError, ModelUpdate, Result, TargetDriver, Volume, config,
@@ -18,7 +18,7 @@ pub struct {{type}} {
 /// What a stub answers until it is written.
 fn not_written(method: &str) -> DriverError {
     DriverError::not_supported(format!(
-        "{{name}} does not implement {method} yet (docs/drivers/writing.md, \"{method}\")"
+        "{{name}} does not implement {method} yet (docs/driver-guide.md, \"{method}\")"
     ))
 }
 
@@ -41,19 +41,19 @@ impl TargetDriver for {{type}} {
 
     /// Required: export `device_path` for the volume; answer what to record with
     /// `ModelUpdate::at(..)` or `ModelUpdate::default()`
-    /// (docs/drivers/writing.md, "create-export").
+    /// (docs/driver-guide.md, "create-export").
     fn create_export(&mut self, _volume: Volume, _device_path: String) -> Result<ModelUpdate> {
         Err(not_written("create-export"))
     }
 
     /// Required: remove the export; one already gone is removed
-    /// (docs/drivers/writing.md, "remove-export").
+    /// (docs/driver-guide.md, "remove-export").
     fn remove_export(&mut self, _volume: Volume) -> Result<()> {
         Err(not_written("remove-export"))
     }
 
     /// Required: the connection info a host uses to reach the export
-    /// (docs/drivers/writing.md, "initialize-connection").
+    /// (docs/driver-guide.md, "initialize-connection").
     fn initialize_connection(
         &mut self,
         _volume: Volume,
@@ -62,7 +62,7 @@ impl TargetDriver for {{type}} {
         Err(not_written("initialize-connection"))
     }
 
-    /// Required: forget that host (docs/drivers/writing.md, "terminate-connection").
+    /// Required: forget that host (docs/driver-guide.md, "terminate-connection").
     fn terminate_connection(
         &mut self,
         _volume: Volume,

@@ -4,7 +4,7 @@
 //! written they answer "not supported". Every optional feature (extend, snapshots, clones,
 //! revert, manage, retype, …) answers "not supported" too until you override it: see the
 //! `VolumeDriver` trait of `ashlar-sdk` for the full list. The guide, section by section,
-//! is docs/drivers/writing.md in Ashlar's source.
+//! is docs/driver-guide.md in Ashlar's source.
 
 use ashlar_sdk::{
     ConnectionInfo, Connector, DriverError, ModelUpdate, Result, Volume, VolumeDriver,
@@ -19,7 +19,7 @@ pub struct {{type}} {
 /// What a stub answers until it is written.
 fn not_written(method: &str) -> DriverError {
     DriverError::not_supported(format!(
-        "{{name}} does not implement {method} yet (docs/drivers/writing.md, \"{method}\")"
+        "{{name}} does not implement {method} yet (docs/driver-guide.md, \"{method}\")"
     ))
 }
 
@@ -41,26 +41,26 @@ impl VolumeDriver for {{type}} {
     }
 
     /// Required: capacity and capabilities of each pool, in Cinder's stats keys
-    /// (docs/drivers/writing.md, "get-volume-stats").
+    /// (docs/driver-guide.md, "get-volume-stats").
     fn get_volume_stats(&mut self, _refresh: bool) -> Result<VolumeStats> {
         Err(not_written("get-volume-stats"))
     }
 
     /// Required: make the volume's storage; answer where it lives with
-    /// `ModelUpdate::at(location)` (docs/drivers/writing.md, "create-volume").
+    /// `ModelUpdate::at(location)` (docs/driver-guide.md, "create-volume").
     fn create_volume(&mut self, _volume: Volume) -> Result<ModelUpdate> {
         Err(not_written("create-volume"))
     }
 
     /// Required: remove it; a volume already gone is deleted
-    /// (docs/drivers/writing.md, "delete-volume").
+    /// (docs/driver-guide.md, "delete-volume").
     fn delete_volume(&mut self, _volume: Volume) -> Result<()> {
         Err(not_written("delete-volume"))
     }
 
     /// Required: how a host reaches the volume (Cinder's connection info); asked with
     /// `local = true` in the connector, the volume's local device for a target driver
-    /// (docs/drivers/writing.md, "initialize-connection").
+    /// (docs/driver-guide.md, "initialize-connection").
     fn initialize_connection(
         &mut self,
         _volume: Volume,
