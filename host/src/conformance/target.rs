@@ -384,15 +384,17 @@ pub async fn run(s: &Subject, r: &mut Runner) {
         .await;
         made.push(e);
         r.run("target.two_volumes", Target, true, async {
-            let second = match device(s, &tmp_path).await {
+            let mut second = match device(s, &tmp_path).await {
                 Ok(x) => x,
                 Err(err) => return Outcome::fail(err),
             };
-            let (first_volume, first_device) = (made[0].volume.clone(), made[0].device.clone());
+            let (mut first_volume, first_device) = (made[0].volume.clone(), made[0].device.clone());
             let a = t.target_create_export(&first_volume, &first_device).await;
             let b = t.target_create_export(&second.volume, &second.device).await;
             let out = match (a, b) {
-                (Ok(_), Ok(_)) => {
+                (Ok(ua), Ok(ub)) => {
+                    apply_to_volume(&mut first_volume, &ua);
+                    apply_to_volume(&mut second.volume, &ub);
                     let ia = t.target_initialize_connection(&first_volume, &c).await;
                     let ib = t.target_initialize_connection(&second.volume, &c).await;
                     match (ia, ib) {
@@ -409,7 +411,11 @@ pub async fn run(s: &Subject, r: &mut Runner) {
                         )),
                     }
                 }
-                (x, y) => Outcome::fail(format!("create_export: {:?} / {:?}", x.err(), y.err())),
+                (x, y) => Outcome::fail(format!(
+                    "create_export: {} / {}",
+                    x.err().map_or("ok".into(), |e| e.to_string()),
+                    y.err().map_or("ok".into(), |e| e.to_string())
+                )),
             };
             for v in [&first_volume, &second.volume] {
                 let _ = t.target_terminate_connection(v, None).await;

@@ -2105,7 +2105,11 @@ async fn active_active(
                     format!("pools {:?} and {:?}", names(&x), names(&y)),
                 )
             }
-            (x, y) => Outcome::fail(format!("stats: {:?} / {:?}", x.err(), y.err())),
+            (x, y) => Outcome::fail(format!(
+                "stats: {} / {}",
+                x.err().map_or("ok".into(), |e| e.to_string()),
+                y.err().map_or("ok".into(), |e| e.to_string())
+            )),
         }
     })
     .await;
