@@ -103,10 +103,22 @@ impl Run {
             "{}",
             self.stdout
         );
+        let mut slowest: Vec<(u64, &str)> = checks
+            .iter()
+            .map(|c| {
+                (
+                    c["duration_ms"].as_u64().unwrap(),
+                    c["id"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        slowest.sort_unstable_by(|a, b| b.cmp(a));
         println!(
-            "{name}: {} checks, {} ms",
+            "{name}: {} checks, {} ms, active-active {}; slowest {:?}",
             checks.len(),
-            cert["duration_ms"]
+            cert["duration_ms"],
+            cert["active_active"],
+            &slowest[..3]
         );
     }
 }
