@@ -1169,9 +1169,18 @@ async fn expand(
         for id in ["volume.extend", "volume.extend.then_snapshot"] {
             r.not_run(id, Expand, true, "volume.create failed");
         }
-        for id in ["volume.extend.same_size", "capacity.reflects_extend"] {
-            r.not_run(id, Expand, false, "volume.create failed");
-        }
+        r.not_run(
+            "volume.extend.same_size",
+            Expand,
+            false,
+            "volume.create failed",
+        );
+        r.not_run(
+            "capacity.reflects_extend",
+            Capacity,
+            false,
+            "volume.create failed",
+        );
         r.run("volume.extend.missing", Expand, false, async {
             refused(
                 "extend_volume of a volume that does not exist",
