@@ -315,3 +315,75 @@ fn ungranted(
         Ok(_) => Err("loaded although the operator granted nothing it asks for".into()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        let mut cfg: Config = toml::from_str(toml).unwrap();
+        cfg.finish().unwrap();
+        cfg
+    }
+
+    #[test]
+    fn the_backend_is_the_one_named_or_the_only_one_that_fits() {
+        let cfg = config(
+            r#"
+[backends.a]
+driver = "nfs"
+settings.share_path = "/tmp"
+
+[backends.b]
+driver = "lvm"
+[backends.b.target]
+driver = "iscsi-tgt"
+"#,
+        );
+        let any = |_: &crate::config::BackendConfig| true;
+        let target = |b: &crate::config::BackendConfig| b.target.is_some();
+        assert_eq!(backend_for(&cfg, Some("a"), any, "backend").unwrap(), "a");
+        assert_eq!(backend_for(&cfg, None, target, "target").unwrap(), "b");
+        let err = backend_for(&cfg, None, any, "backend")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "the config has several: a, b; choose one with --backend"
+        );
+        let err = backend_for(&cfg, Some("a"), target, "backend with a target")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "backend `a` is not a backend with a target");
+        let err = backend_for(&cfg, Some("z"), any, "backend")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "the config has no backend `z`");
+    }
+
+    #[test]
+    fn the_component_takes_the_configs_place() {
+        let mut cfg = config(
+            r#"
+[backends.b]
+driver = "lvm"
+[backends.b.target]
+driver = "iscsi-tgt"
+"#,
+        );
+        set_driver(
+            &mut cfg,
+            "b",
+            Part::Target,
+            "/x/t.wasm",
+            Some(Path::new("/x/t.toml")),
+        );
+        let t = cfg.backends["b"].target.as_ref().unwrap();
+        assert_eq!(t.driver, "/x/t.wasm");
+        assert_eq!(t.manifest.as_deref(), Some(Path::new("/x/t.toml")));
+        assert_eq!(cfg.backends["b"].driver, "lvm");
+        set_driver(&mut cfg, "b", Part::Volume, "nfs", None);
+        assert_eq!(cfg.backends["b"].driver, "nfs");
+        assert!(cfg.backends["b"].manifest.is_none());
+    }
+}

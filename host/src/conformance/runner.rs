@@ -208,6 +208,16 @@ pub fn apply_to_snapshot(s: &mut Snapshot, update: &ModelUpdate) {
     }
 }
 
+/// The outcome of a retype: done in place, or left to the host to migrate. The one place
+/// that reads the driver's answer to a retype.
+pub fn retyped(r: Result<bool, CallError>) -> Outcome {
+    match r {
+        Ok(true) => Outcome::pass("retyped in place"),
+        Ok(false) => Outcome::pass("asks the host to migrate (not in place)"),
+        Err(e) => optional("retype", &Err::<(), _>(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::report::{ActiveActive as AaVerdict, Category, Outcome, Verdict};
 use super::runner::{
     Runner, apply_to_snapshot, apply_to_volume, join_all, not_found, optional, refused,
-    repeated_delete, required, trapped, unsupported,
+    repeated_delete, required, retyped, trapped, unsupported,
 };
 use crate::driver::{ConnectionInfo, Connector, ManageableVolume, Snapshot, Volume, VolumeStats};
 use crate::runtime::{CallError, DriverPool};
@@ -1696,14 +1696,7 @@ async fn optional_features(r: &mut Runner, d: &Arc<DriverPool>, ops: &Ops, v1: O
             .await;
             r.run("optional.retype", Optional, false, async {
                 let specs = vec![("conformance:key".to_string(), "value".to_string())];
-                match d.retype(v1, "conformance-other", &specs).await {
-                    Ok(in_place) => Outcome::pass(if in_place {
-                        "retyped in place"
-                    } else {
-                        "asks the host to migrate (not in place)"
-                    }),
-                    Err(e) => optional("retype", &Err::<(), _>(e)),
-                }
+                retyped(d.retype(v1, "conformance-other", &specs).await)
             })
             .await;
         }
