@@ -502,11 +502,11 @@ fn stats_checks(r: &mut Runner, d: &Arc<DriverPool>, stats: Option<&VolumeStats>
             "stats.free_capacity_gb",
             "stats.reserved_percentage",
             "stats.max_over_subscription_ratio",
-            "stats.provisioning_support",
         ] {
             r.not_run(id, Capabilities, true, "stats.get_volume_stats failed");
         }
         for id in [
+            "stats.provisioning_support",
             "stats.provisioned_capacity_gb",
             "stats.allocated_capacity_gb",
             "stats.backend_name_matches",
@@ -620,16 +620,20 @@ fn stats_checks(r: &mut Runner, d: &Arc<DriverPool>, stats: Option<&VolumeStats>
     r.record(
         "stats.provisioning_support",
         Capabilities,
-        true,
-        Outcome::check(
-            each(&|p| p.thin_provisioning_support || p.thick_provisioning_support),
-            list(&|p| {
+        false,
+        Outcome {
+            verdict: if each(&|p| p.thin_provisioning_support || p.thick_provisioning_support) {
+                Verdict::Pass
+            } else {
+                Verdict::Warn
+            },
+            message: list(&|p| {
                 format!(
                     "{}: thin {}, thick {}",
                     p.pool_name, p.thin_provisioning_support, p.thick_provisioning_support
                 )
             }),
-        ),
+        },
         now(),
     );
     for (id, get) in [
