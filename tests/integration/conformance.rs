@@ -319,14 +319,10 @@ fn san_rest_against_the_array_simulator_conforms() {
     let tmp = tempfile::tempdir().unwrap();
     let run = conformance(tmp.path(), "san-rest", &san_config(&sim, PASSWORD, ""), &[]);
     run.assert_certified(bundled("san-rest"), "san-rest", "volume-driver", 90);
-    // Whether two hosts may run it is the certificate's finding, with its reasons.
-    let aa = &run.cert()["active_active"];
-    assert!(aa["safe"].is_boolean(), "{aa}");
-    assert_eq!(
-        aa["safe"] == false,
-        !aa["reasons"].as_array().unwrap().is_empty(),
-        "{aa}"
-    );
+    // Two hosts deleting one LUN at once: the loser's array job fails, and the driver
+    // finds the LUN gone, so both deletes succeed.
+    assert_eq!(run.cert()["summary"]["failed"], 0, "{}", run.stdout);
+    assert_eq!(run.cert()["active_active"]["safe"], true, "{}", run.stdout);
     assert_eq!(run.check("connection.initialize.keys")["result"], "pass");
     assert!(
         run.check("connection.initialize.keys")["message"]
