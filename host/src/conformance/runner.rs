@@ -190,8 +190,8 @@ pub fn refused<T>(what: &str, r: &Result<T, CallError>) -> Outcome {
     }
 }
 
-/// Records what a model update asks the host to keep about a volume or snapshot. This is
-/// the one place that reads a `ModelUpdate`'s fields.
+/// Records what a model update asks the host to keep about a volume or snapshot. These
+/// three functions are the only readers of a `ModelUpdate`'s fields.
 pub fn apply_to_volume(v: &mut Volume, update: &ModelUpdate) {
     if let Some(p) = &update.provider_location {
         v.provider_location = Some(p.clone());
@@ -199,6 +199,11 @@ pub fn apply_to_volume(v: &mut Volume, update: &ModelUpdate) {
     if let Some(a) = &update.provider_auth {
         v.provider_auth = Some(a.clone());
     }
+}
+
+/// Whether `update` would replace the credentials `v` has.
+pub fn changes_auth(v: &Volume, update: &ModelUpdate) -> bool {
+    update.provider_auth.is_some() && update.provider_auth != v.provider_auth
 }
 
 /// As [`apply_to_volume`], for a snapshot.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::report::{Category, Outcome, Verdict};
-use super::runner::{Runner, apply_to_volume, refused, repeated_delete, required, trapped};
+use super::runner::{
+    Runner, apply_to_volume, changes_auth, refused, repeated_delete, required, trapped,
+};
 use super::volume::keys_outcome;
 use crate::driver::{ConnectionInfo, Connector, Volume};
 use crate::runtime::{CallError, DriverPool};
@@ -236,7 +238,7 @@ pub async fn run(s: &Subject, r: &mut Runner) {
         r.run("target.create_export.idempotent", Target, true, async {
             match t.target_create_export(&e.volume, &e.device).await {
                 Ok(u) => {
-                    let changed = u.provider_auth.is_some() && u.provider_auth != e.volume.provider_auth;
+                    let changed = changes_auth(&e.volume, &u);
                     if changed {
                         Outcome::warn("a repeated create_export succeeds but changes the credentials")
                     } else {
