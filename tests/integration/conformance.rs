@@ -218,17 +218,40 @@ fn nfs_on_a_local_share_conforms_and_is_safe_active_active() {
         .collect();
     assert!(left.is_empty(), "left on the share: {left:?}");
 
-    // --json prints the same certificate.
+    // --json prints the same certificate. Without the optional `mv` granted, managing is
+    // not supported, and the call the driver tried is refused and reported.
+    let without_mv = nfs_config(&share).replace(", \"mv\"", "");
+    assert_ne!(without_mv, nfs_config(&share));
     let json = conformance(
         tmp.path(),
         "nfs",
-        &nfs_config(&share),
+        &without_mv,
         &["--json", "--no-active-active"],
     );
     assert_eq!(json.code, 0, "{}", json.stderr);
     let printed: Value = serde_json::from_str(&json.stdout).expect("--json prints JSON");
     assert_eq!(printed["component"]["digest"], cert["component"]["digest"]);
     assert!(printed["active_active"]["safe"].is_null());
+    assert_eq!(printed, json.certificate.unwrap());
+    let check = |id: &str| {
+        printed["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(check("optional.manage_existing")["result"], "skip");
+    let denials = check("sandbox.no_denials");
+    assert_eq!(denials["result"], "warn", "{denials}");
+    assert!(
+        denials["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not grant"),
+        "{denials}"
+    );
 }
 
 #[test]

@@ -490,7 +490,7 @@ pub async fn run(s: &Subject, r: &mut Runner) {
             Outcome::pass("every host call the driver made was granted")
         } else {
             Outcome::warn(format!(
-                "{denials} host call(s) of its everyday operations were refused (see the log)"
+                "{denials} host call(s) of its everyday operations were refused (see the log): it asks for what the operator did not grant"
             ))
         },
         Instant::now(),

@@ -399,7 +399,7 @@ pub async fn run(s: &Subject, r: &mut Runner) -> AaVerdict {
             Outcome::pass("every host call the driver made was granted")
         } else {
             Outcome::warn(format!(
-                "{denials} host call(s) of the driver's everyday operations were refused (see the log): it asks for more than its manifest requests"
+                "{denials} host call(s) of the driver's everyday operations were refused (see the log): it asks for what the operator did not grant (an optional capability left out, or more than its manifest requests)"
             ))
         },
         Instant::now(),
