@@ -71,23 +71,6 @@ impl Made {
             .expect("made lock")
             .retain(|(x, _)| x.id != id);
     }
-    fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .volumes
-            .lock()
-            .expect("made lock")
-            .iter()
-            .map(|v| v.id.clone())
-            .collect();
-        ids.extend(
-            self.snapshots
-                .lock()
-                .expect("made lock")
-                .iter()
-                .map(|(s, _)| s.id.clone()),
-        );
-        ids
-    }
 }
 
 /// The calls every check makes, tracking what they create.
@@ -321,12 +304,10 @@ pub async fn run(s: &Subject, r: &mut Runner) -> AaVerdict {
         )),
         started,
     );
-    let setup_ok = r
-        .run("setup.check_for_setup_error", Capabilities, true, async {
-            required("check_for_setup_error", &d.check_for_setup_error().await)
-        })
-        .await;
-    let _ = setup_ok;
+    r.run("setup.check_for_setup_error", Capabilities, true, async {
+        required("check_for_setup_error", &d.check_for_setup_error().await)
+    })
+    .await;
     r.run("setup.instances", Capabilities, true, async {
         let pool = d.clone();
         match tokio::task::spawn_blocking(move || pool.prewarm(2)).await {
@@ -346,15 +327,13 @@ pub async fn run(s: &Subject, r: &mut Runner) -> AaVerdict {
         o
     })
     .await;
-    let cached = r
-        .run("stats.get_volume_stats.cached", Capabilities, true, async {
-            required(
-                "get_volume_stats(refresh=false)",
-                &d.get_volume_stats(false).await,
-            )
-        })
-        .await;
-    let _ = cached;
+    r.run("stats.get_volume_stats.cached", Capabilities, true, async {
+        required(
+            "get_volume_stats(refresh=false)",
+            &d.get_volume_stats(false).await,
+        )
+    })
+    .await;
     stats_checks(r, d, stats.as_ref());
     let pool = stats
         .as_ref()
@@ -372,7 +351,7 @@ pub async fn run(s: &Subject, r: &mut Runner) -> AaVerdict {
     let v1 = create_delete(r, d, &ops, stats.as_ref()).await;
     let v1 = snapshots_and_copies(r, d, &ops, v1).await;
     let v1 = expand(r, d, &ops, v1).await;
-    publish(r, s, &ops, v1.as_ref()).await;
+    publish(r, s, v1.as_ref()).await;
     optional_features(r, d, &ops, v1.as_ref()).await;
 
     // The sandbox, after the everyday operations: nothing they did trapped or was refused.
@@ -429,7 +408,6 @@ pub async fn run(s: &Subject, r: &mut Runner) -> AaVerdict {
         },
         started,
     );
-    let _ = ops.made.ids();
     r.run("cleanup.no_leftovers", Cleanup, false, async {
         match (listing_before, d.get_manageable_volumes().await) {
             (Some(before), Ok(after)) => {
@@ -1287,7 +1265,7 @@ async fn expand(
 }
 
 /// Exports and connections: the volume driver's own, and through the paired target.
-async fn publish(r: &mut Runner, s: &Subject, ops: &Ops, v1: Option<&Volume>) {
+async fn publish(r: &mut Runner, s: &Subject, v1: Option<&Volume>) {
     let d = &s.driver;
     let Some(v1) = v1 else {
         for id in [
@@ -1319,7 +1297,6 @@ async fn publish(r: &mut Runner, s: &Subject, ops: &Ops, v1: Option<&Volume>) {
         ] {
             r.not_run(id, PublishUnpublish, false, "volume.create failed");
         }
-        let _ = ops;
         return;
     };
     let mut v = v1.clone();
