@@ -10,6 +10,7 @@ pub mod bundled;
 pub mod client;
 pub use ashlar_capabilities as capabilities;
 pub mod config;
+pub mod conformance;
 pub mod data_dir;
 pub mod db;
 pub mod device;

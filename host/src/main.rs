@@ -44,6 +44,36 @@ enum Command {
     /// Add, drain, remove and list a running server's backends, without a restart.
     #[command(subcommand)]
     Backend(BackendCommand),
+    /// Certify a driver component on a real backend: load it as `serve` would, run
+    /// Cinder's minimum driver features (each repeated to prove idempotency), the optional
+    /// ones, the sandbox's rules and two instances racing on the backend; print a table and
+    /// write a certificate. Exits 1 when a required check fails, 2 when nothing could run.
+    Conformance(ConformanceArgs),
+}
+
+#[derive(clap::Args)]
+struct ConformanceArgs {
+    /// A .wasm component, or the name of a bundled driver.
+    wasm: PathBuf,
+    /// Its plugin.toml (default: beside the .wasm, same stem).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// An ashlar.toml with the backend to run on ([backends.NAME]; its target section for
+    /// a target driver; [backup] for a backup driver).
+    #[arg(long)]
+    config: PathBuf,
+    /// The backend, when the config has several.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Write the certificate (JSON) here.
+    #[arg(long)]
+    certificate: Option<PathBuf>,
+    /// Print the certificate as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Skip the checks that race a second instance against the first.
+    #[arg(long)]
+    no_active_active: bool,
 }
 
 #[derive(Subcommand)]
@@ -322,7 +352,7 @@ struct ServerArgs {
 
 fn main() -> std::process::ExitCode {
     match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // The whole chain, without a backtrace: each layer says what it was doing.
             eprintln!("ashlar: {e:#}");
@@ -331,11 +361,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
+fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     // The token commands print what they did; the store's start-up lines would bury it.
+    // Conformance prints its table; the drivers' own lines stay below warnings.
     let default_level = match cli.command {
-        Command::Token(_) => "warn",
+        Command::Token(_) | Command::Conformance(_) => "warn",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -367,13 +398,63 @@ fn run() -> anyhow::Result<()> {
             // Driver calls still running on blocking threads past the grace period must
             // not hold the exit: their jobs are left for recovery.
             rt.shutdown_timeout(std::time::Duration::from_millis(100));
-            served
+            served.map(|()| std::process::ExitCode::SUCCESS)
         }
-        Command::Plugin(cmd) => plugin(cmd),
-        Command::Token(cmd) => token(cmd),
-        Command::Backup(cmd) => backup(cmd),
-        Command::Backend(cmd) => backend(cmd),
+        Command::Plugin(cmd) => plugin(cmd).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Token(cmd) => token(cmd).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Backup(cmd) => backup(cmd).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Backend(cmd) => backend(cmd).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Conformance(args) => Ok(conformance(args)),
     }
+}
+
+/// `ashlar conformance`: the table (or the certificate as JSON) on stdout, the certificate
+/// to a file; exit 0, 1 when a required check failed, 2 when nothing could run.
+fn conformance(args: ConformanceArgs) -> std::process::ExitCode {
+    use ashlar::conformance::{self, Options, SetupError};
+    let opts = Options {
+        wasm: args.wasm,
+        manifest: args.manifest,
+        config: args.config,
+        backend: args.backend,
+        active_active: !args.no_active_active,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ashlar: starting the async runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let certified = rt.block_on(conformance::certify(&opts));
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    let cert = match certified {
+        Ok(c) => c,
+        Err(e) => {
+            let kind = match e {
+                SetupError::Usage(_) => "usage",
+                SetupError::Load(_) => "load",
+            };
+            eprintln!("ashlar conformance: {kind}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let json = serde_json::to_string_pretty(&cert).expect("a certificate serialises");
+    if let Some(path) = &args.certificate
+        && let Err(e) = std::fs::write(path, format!("{json}\n"))
+    {
+        eprintln!("ashlar conformance: cannot write {}: {e}", path.display());
+        return std::process::ExitCode::from(2);
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", cert.table());
+    }
+    std::process::ExitCode::from(cert.summary.exit_code())
 }
 
 fn backup(cmd: BackupCommand) -> anyhow::Result<()> {

@@ -309,7 +309,7 @@ settings.activation = "false"
 
 /// A stand-in for the lvm2 programs (see the module comment). One script serves every
 /// program name; `standin.env` beside it says where its state lives.
-const STANDIN: &str = r#"#!/bin/sh
+pub(crate) const STANDIN: &str = r#"#!/bin/sh
 # Recording stand-in for lvm2: logs its command line, then emulates the effect. An LV is
 # a record `size attr pool origin` in $STATE/lvs and, while active, a regular file as its
 # device node under $DEVDIR/$VG.

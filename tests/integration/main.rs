@@ -12,6 +12,7 @@ mod backups;
 mod bad_input;
 mod clients;
 mod conflicts;
+mod conformance;
 mod crash;
 mod fidelity;
 mod glance;

@@ -58,6 +58,9 @@ pub struct BackendContext {
     pub limits: Limits,
     pub http: reqwest::Client,
     pub runtime: tokio::runtime::Handle,
+    /// Host calls refused since the driver was loaded, on any of its instances: a driver
+    /// whose everyday operations ask for what it was not granted shows here.
+    pub denials: std::sync::atomic::AtomicU64,
 }
 
 /// The data of one instance's store.
@@ -110,6 +113,9 @@ impl HostState {
     }
 
     fn denied(&self, what: &str, message: &str) {
+        self.ctx
+            .denials
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(plugin = %self.ctx.identity.name, version = %self.ctx.identity.version,
             backend = %self.ctx.identity.backend, "{what} refused: {message}");
     }

@@ -151,6 +151,7 @@ impl Runtime {
             http: self.http.clone(),
             runtime: tokio::runtime::Handle::try_current()
                 .map_err(|_| LoadError::Engine("the runtime must be loaded inside tokio".into()))?,
+            denials: Default::default(),
         });
         Ok(Arc::new(DriverPool::new(
             ctx,

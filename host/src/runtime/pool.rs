@@ -270,6 +270,11 @@ impl DriverPool {
         }
     }
 
+    /// Host calls this driver's instances were refused since it was loaded.
+    pub fn denials(&self) -> u64 {
+        self.ctx.denials.load(Ordering::Relaxed)
+    }
+
     /// How much longer the backend is quarantined, if it is.
     pub fn quarantined_for(&self) -> Option<Duration> {
         self.health.quarantined_for()

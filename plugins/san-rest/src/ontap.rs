@@ -376,6 +376,14 @@ impl Array {
         match self.run("DELETE", &format!("/api/storage/volumes/{uuid}"), None) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            // Another host running the backend may have deleted it since the lookup: its
+            // job fails, and the FlexVol is gone all the same.
+            Err(e @ RestError::JobFailed { .. }) if self.find_flexvol(name)?.is_none() => {
+                log::info(&format!(
+                    "FlexVol {name} went while it was being deleted ({e:?})"
+                ));
+                Ok(())
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -512,6 +520,13 @@ impl Array {
         match self.run("DELETE", &format!("/api/storage/luns/{uuid}"), None) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            // As for a FlexVol: another host may have deleted it since the lookup.
+            Err(e @ RestError::JobFailed { .. }) if self.find_lun(path)?.is_none() => {
+                log::info(&format!(
+                    "LUN {path} went while it was being deleted ({e:?})"
+                ));
+                Ok(())
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
