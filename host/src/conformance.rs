@@ -79,7 +79,13 @@ pub async fn certify(opts: &Options) -> Result<Certificate, SetupError> {
     let mut runner = runner::Runner::default();
     let (section, active_active, contract) = match world {
         World::VolumeDriver => {
-            let name = backend_for(&cfg, opts.backend.as_deref(), |_| true, "backend")?;
+            let name = backend_for(
+                &cfg,
+                opts.backend.as_deref(),
+                |_| true,
+                |b| b.driver == driver,
+                "backend",
+            )?;
             set_driver(&mut cfg, &name, Part::Volume, &driver, manifest.as_deref());
             let backend = cfg.backends[&name].clone();
             let pool = load_driver(&runtime, &cfg, &name, &backend, Part::Volume)
@@ -122,6 +128,7 @@ pub async fn certify(opts: &Options) -> Result<Certificate, SetupError> {
                 &cfg,
                 opts.backend.as_deref(),
                 |b| b.target.is_some(),
+                |b| b.target.as_ref().is_some_and(|t| t.driver == driver),
                 "backend with a [backends.NAME.target] section",
             )?;
             set_driver(&mut cfg, &name, Part::Target, &driver, manifest.as_deref());
@@ -216,11 +223,13 @@ pub async fn certify(opts: &Options) -> Result<Certificate, SetupError> {
     })
 }
 
-/// The backend to run on: the one named, or the config's only one that fits.
+/// The backend to run on: the one named, or the config's only one that fits, or among
+/// several the only one that runs this very driver (`runs`).
 fn backend_for(
     cfg: &Config,
     named: Option<&str>,
     fits: impl Fn(&crate::config::BackendConfig) -> bool,
+    runs: impl Fn(&crate::config::BackendConfig) -> bool,
     what: &str,
 ) -> Result<String, SetupError> {
     if let Some(n) = named {
@@ -238,6 +247,14 @@ fn backend_for(
         .filter(|(_, b)| fits(b))
         .map(|(n, _)| n)
         .collect();
+    let running: Vec<&String> = fitting
+        .iter()
+        .copied()
+        .filter(|n| runs(&cfg.backends[n.as_str()]))
+        .collect();
+    if let [one] = running.as_slice() {
+        return Ok(one.to_string());
+    }
     match fitting.as_slice() {
         [one] => Ok(one.to_string()),
         [] => Err(SetupError::Usage(format!("the config has no {what}"))),
@@ -341,21 +358,31 @@ driver = "iscsi-tgt"
 "#,
         );
         let any = |_: &crate::config::BackendConfig| true;
+        let none = |_: &crate::config::BackendConfig| false;
         let target = |b: &crate::config::BackendConfig| b.target.is_some();
-        assert_eq!(backend_for(&cfg, Some("a"), any, "backend").unwrap(), "a");
-        assert_eq!(backend_for(&cfg, None, target, "target").unwrap(), "b");
-        let err = backend_for(&cfg, None, any, "backend")
+        let lvm = |b: &crate::config::BackendConfig| b.driver == "lvm";
+        assert_eq!(
+            backend_for(&cfg, Some("a"), any, none, "backend").unwrap(),
+            "a"
+        );
+        assert_eq!(
+            backend_for(&cfg, None, target, none, "target").unwrap(),
+            "b"
+        );
+        // Among several, the one that runs the driver under test.
+        assert_eq!(backend_for(&cfg, None, any, lvm, "backend").unwrap(), "b");
+        let err = backend_for(&cfg, None, any, none, "backend")
             .unwrap_err()
             .to_string();
         assert_eq!(
             err,
             "the config has several: a, b; choose one with --backend"
         );
-        let err = backend_for(&cfg, Some("a"), target, "backend with a target")
+        let err = backend_for(&cfg, Some("a"), target, none, "backend with a target")
             .unwrap_err()
             .to_string();
         assert_eq!(err, "backend `a` is not a backend with a target");
-        let err = backend_for(&cfg, Some("z"), any, "backend")
+        let err = backend_for(&cfg, Some("z"), any, none, "backend")
             .unwrap_err()
             .to_string();
         assert_eq!(err, "the config has no backend `z`");
