@@ -193,32 +193,33 @@ pub fn refused<T>(what: &str, r: &Result<T, CallError>) -> Outcome {
 /// Records what a model update asks the host to keep about a volume or snapshot. These
 /// three functions are the only readers of a `ModelUpdate`'s fields.
 pub fn apply_to_volume(v: &mut Volume, update: &ModelUpdate) {
-    if let Some(p) = &update.provider_location {
-        v.provider_location = Some(p.clone());
-    }
-    if let Some(a) = &update.provider_auth {
-        v.provider_auth = Some(a.clone());
+    v.provider_location = update
+        .provider_location
+        .apply(v.provider_location.as_deref());
+    v.provider_auth = update.provider_auth.apply(v.provider_auth.as_deref());
+    if let Some(pool) = &update.pool {
+        v.pool = Some(pool.clone());
     }
 }
 
 /// Whether `update` would replace the credentials `v` has.
 pub fn changes_auth(v: &Volume, update: &ModelUpdate) -> bool {
-    update.provider_auth.is_some() && update.provider_auth != v.provider_auth
+    update.provider_auth.apply(v.provider_auth.as_deref()) != v.provider_auth
 }
 
 /// As [`apply_to_volume`], for a snapshot.
 pub fn apply_to_snapshot(s: &mut Snapshot, update: &ModelUpdate) {
-    if let Some(p) = &update.provider_location {
-        s.provider_location = Some(p.clone());
-    }
+    s.provider_location = update
+        .provider_location
+        .apply(s.provider_location.as_deref());
 }
 
 /// The outcome of a retype: done in place, or left to the host to migrate. The one place
 /// that reads the driver's answer to a retype.
-pub fn retyped(r: Result<bool, CallError>) -> Outcome {
+pub fn retyped(r: Result<Option<ModelUpdate>, CallError>) -> Outcome {
     match r {
-        Ok(true) => Outcome::pass("retyped in place"),
-        Ok(false) => Outcome::pass("asks the host to migrate (not in place)"),
+        Ok(Some(_)) => Outcome::pass("retyped in place"),
+        Ok(None) => Outcome::pass("asks the host to migrate (not in place)"),
         Err(e) => optional("retype", &Err::<(), _>(e)),
     }
 }

@@ -59,6 +59,7 @@ fn new_volume() -> Volume {
         volume_type_name: None,
         extra_specs: Vec::new(),
         pool: None,
+        qos_specs: Vec::new(),
     }
 }
 

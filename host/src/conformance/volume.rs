@@ -94,6 +94,7 @@ impl Ops {
             volume_type_name: None,
             extra_specs: Vec::new(),
             pool: self.pool.clone(),
+            qos_specs: Vec::new(),
         }
     }
 
