@@ -57,7 +57,13 @@ pub async fn certify(opts: &Options) -> Result<Certificate, SetupError> {
         .map_err(|e| SetupError::Usage(format!("{}: {e}", opts.config.display())))?;
     cfg.finish()
         .map_err(|e| SetupError::Usage(format!("{}: {e}", opts.config.display())))?;
-    let source = DriverSource::named(&opts.wasm, opts.manifest.clone());
+    // As `serve` reads it: the manifest a section of the config gives this component, if
+    // the command line names none.
+    let manifest = opts
+        .manifest
+        .clone()
+        .or_else(|| manifest_in_config(&cfg, &opts.wasm));
+    let source = DriverSource::named(&opts.wasm, manifest);
     let files = source.read().map_err(|e| SetupError::Load(e.into()))?;
     let (driver, manifest) = match &source {
         DriverSource::Bundled(b) => (b.name.to_string(), None),
@@ -266,6 +272,22 @@ fn backend_for(
                 .join(", ")
         ))),
     }
+}
+
+/// The `manifest` of a section of `cfg` whose `driver` is the component at `wasm`.
+fn manifest_in_config(cfg: &Config, wasm: &Path) -> Option<PathBuf> {
+    let wanted = std::fs::canonicalize(wasm).ok()?;
+    let sections = cfg
+        .backends
+        .values()
+        .flat_map(|b| {
+            std::iter::once((&b.driver, &b.manifest))
+                .chain(b.target.iter().map(|t| (&t.driver, &t.manifest)))
+        })
+        .chain(cfg.backup.iter().map(|b| (&b.driver, &b.manifest)));
+    sections
+        .filter(|(driver, _)| std::fs::canonicalize(driver).ok().as_ref() == Some(&wanted))
+        .find_map(|(_, manifest)| manifest.clone())
 }
 
 /// Puts the component under test in the config's place for backend `name`.

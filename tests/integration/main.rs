@@ -14,6 +14,7 @@ mod clients;
 mod conflicts;
 mod conformance;
 mod crash;
+mod driver_guide;
 mod fidelity;
 mod glance;
 mod hostile;

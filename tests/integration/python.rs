@@ -1,8 +1,9 @@
 //! Drivers written in Python: plugins/py-example built with the real componentize-py
 //! (scripts/setup-python-sdk.sh installs it; `ASHLAR_COMPONENTIZE_PY` names it) and
-//! stamped with `ashlar plugin stamp`, serving a volume's whole life through the API; the
-//! stamp's refusals; and `ashlar plugin new` projects in every world and language, built
-//! as they are and accepted by `ashlar plugin inspect`.
+//! stamped with `ashlar plugin stamp`, serving a volume's whole life through the API and
+//! passing `ashlar conformance`; the stamp's refusals; the Python SDK's own tests. (`ashlar
+//! plugin new` projects of every world and language are built and certified in
+//! `driver_guide`.)
 //!
 //! Built components are cached under the target directory by a hash of everything that
 //! goes into them, so a rerun takes a cached one.
@@ -339,8 +340,6 @@ fn a_python_component_is_stamped_once_and_only_with_what_it_was_built_for() {
     );
 }
 
-const WORLDS: [&str; 3] = ["volume", "target", "backup"];
-
 /// `ashlar plugin new NAME --world WORLD --lang LANG` into `dir`.
 pub fn plugin_new(name: &str, world: &str, lang: &str, dir: &Path) {
     let out = Command::new(ASHLAR)
@@ -358,7 +357,7 @@ pub fn plugin_new(name: &str, world: &str, lang: &str, dir: &Path) {
 }
 
 /// What `inspect` says of a scaffold's component: its world and contract.
-fn assert_inspected(wasm: &Path, manifest: &Path, world: &str) {
+pub fn assert_inspected(wasm: &Path, manifest: &Path, world: &str) {
     let out = Command::new(ASHLAR)
         .args(["plugin", "inspect"])
         .arg(wasm)
@@ -377,71 +376,41 @@ fn assert_inspected(wasm: &Path, manifest: &Path, world: &str) {
     assert!(text.contains("exports:"), "it compiles: {text}");
 }
 
-/// A new Rust project of each world builds as it is (with the shared target directory)
-/// and is a component of that world and a served contract.
+/// plugins/py-example certified by `ashlar conformance` on a directory, as `serve` runs it.
 #[test]
-fn a_new_rust_driver_of_every_world_builds_and_inspects() {
+fn the_python_example_passes_conformance() {
+    let wasm = py_example();
     let tmp = tempfile::tempdir().unwrap();
-    // The target directory this test binary was built in, shared with the projects.
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-    for world in WORLDS {
-        let name = format!("scaffold-{world}-rust");
-        let dir = tmp.path().join(&name);
-        plugin_new(&name, world, "rust", &dir);
-        let out = Command::new("cargo")
-            .args(["build", "--target", "wasm32-wasip2", "--release", "--quiet"])
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", target)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: cargo build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let wasm = target.join(format!(
-            "wasm32-wasip2/release/{}.wasm",
-            name.replace('-', "_")
-        ));
-        assert_inspected(&wasm, &dir.join("plugin.toml"), world);
-    }
-    // Once made, a project is never written over.
+    std::fs::create_dir_all(tmp.path().join("share")).unwrap();
+    let config = tmp.path().join("backend.toml");
+    std::fs::write(
+        &config,
+        backend_config(&wasm).replace("@DIR@", &tmp.path().display().to_string()),
+    )
+    .unwrap();
+    let cert = tmp.path().join("certificate.json");
     let out = Command::new(ASHLAR)
-        .args(["plugin", "new", "again", "--world", "volume", "--dir"])
-        .arg(tmp.path().join("scaffold-volume-rust"))
+        .arg("conformance")
+        .arg(&wasm)
+        .arg("--config")
+        .arg(&config)
+        .arg("--certificate")
+        .arg(&cert)
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is not empty"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    let cert: Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    assert_eq!(
+        cert["component"]["digest"],
+        format!("sha256:{:x}", Sha256::digest(std::fs::read(&wasm).unwrap())).as_str()
     );
-}
-
-/// A new Python project of each world builds with its own build.sh (componentize-py, then
-/// the stamp) and is a component of that world and a served contract.
-#[test]
-fn a_new_python_driver_of_every_world_builds_and_inspects() {
-    let cpy = componentize_py();
-    let tmp = tempfile::tempdir().unwrap();
-    for world in WORLDS {
-        let name = format!("scaffold-{world}-python");
-        let dir = tmp.path().join(&name);
-        plugin_new(&name, world, "python", &dir);
-        let out = Command::new(dir.join("build.sh"))
-            .env("COMPONENTIZE_PY", &cpy)
-            .env("ASHLAR", ASHLAR)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: build.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let wasm = dir.join(format!("build/{name}.wasm"));
-        assert_inspected(&wasm, &dir.join("plugin.toml"), world);
-    }
+    assert_eq!(
+        cert["component"]["contract"],
+        py_example_contract().as_str()
+    );
+    assert!(cert["checks"].as_array().unwrap().len() >= 100);
+    assert_eq!(cert["summary"]["required_failed"], 0, "{table}");
 }
 
 /// The Python SDK's own tests (sdk/python/tests), outside a component, against the
