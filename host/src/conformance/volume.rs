@@ -1709,6 +1709,29 @@ async fn optional_features(r: &mut Runner, d: &Arc<DriverPool>, ops: &Ops, v1: O
         o
     })
     .await;
+    // Contract 0.3: each listed snapshot names the volume it belongs to.
+    r.run(
+        "optional.get_manageable_snapshots",
+        Optional,
+        false,
+        async {
+            match d.get_manageable_snapshots().await {
+                Ok(l) if l.iter().any(|m| m.source_reference.is_empty()) => Outcome::fail(
+                    "a listed snapshot has no source_reference (the volume it belongs to)",
+                ),
+                Ok(l) => Outcome::pass(format!(
+                    "{} snapshot(s) listed, {} safe to manage",
+                    l.len(),
+                    l.iter().filter(|m| m.safe_to_manage).count()
+                )),
+                Err(e) => optional(
+                    "get_manageable_snapshots",
+                    &Err::<(), _>(e.to_string_error()),
+                ),
+            }
+        },
+    )
+    .await;
     let mut unmanaged: Option<Volume> = None;
     r.run("optional.unmanage", Optional, false, async {
         let v = match ops.create(d, ops.new_volume(1)).await {
