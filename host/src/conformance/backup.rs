@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::report::{Category, Outcome};
-use super::runner::{Runner, not_found, required, trapped};
+use super::runner::{
+    Runner, health_check, not_found, required, sandbox_records, setup_checks, trapped,
+};
 use crate::driver::StoredObject;
 use crate::runtime::{CallError, DriverPool};
 
-use Category::{Capabilities, Cleanup, Objects, Sandbox};
+use Category::{Cleanup, Objects, Sandbox};
 
 pub struct Subject {
     pub driver: Arc<DriverPool>,
@@ -121,38 +123,8 @@ async fn round_trip(st: &Store<'_>, n: &str, data: Vec<u8>) -> Outcome {
 
 pub async fn run(s: &Subject, r: &mut Runner) {
     let d = &s.driver;
-    r.record(
-        "load.component",
-        Capabilities,
-        true,
-        Outcome::pass(format!(
-            "{} {} loaded as {} (contract {}), grants admitted",
-            d.identity.name, d.identity.version, d.world, d.contract
-        )),
-        Instant::now(),
-    );
-    r.run("setup.check_for_setup_error", Capabilities, true, async {
-        required("check_for_setup_error", &d.check_for_setup_error().await)
-    })
-    .await;
-    r.run("setup.instances", Capabilities, true, async {
-        let pool = d.clone();
-        match tokio::task::spawn_blocking(move || pool.prewarm(2)).await {
-            Ok(Ok(())) => Outcome::pass("two more instances made, do_setup ran on each"),
-            Ok(Err(e)) => Outcome::fail(format!("do_setup on a new instance: {e}")),
-            Err(e) => Outcome::fail(format!("prewarm: {e}")),
-        }
-    })
-    .await;
-    r.run("objects.health", Capabilities, false, async {
-        match d.health().await {
-            Ok(Some(h)) if h.healthy => Outcome::pass("healthy"),
-            Ok(Some(h)) => Outcome::fail(format!("reports itself unhealthy: {}", h.detail)),
-            Ok(None) => Outcome::skip("its contract has no health export for a backup driver"),
-            Err(e) => Outcome::fail(format!("health: {e}")),
-        }
-    })
-    .await;
+    setup_checks(r, d, Instant::now()).await;
+    health_check(r, "objects.health", d).await;
     let container = s.container.clone();
     r.run("objects.put_container", Objects, true, async {
         let c = container.clone();
@@ -432,45 +404,7 @@ pub async fn run(s: &Subject, r: &mut Runner) {
     .await;
 
     // The sandbox.
-    let traps = d
-        .metrics
-        .sandbox_failures
-        .load(std::sync::atomic::Ordering::Relaxed);
-    r.record(
-        "sandbox.no_traps",
-        Sandbox,
-        true,
-        Outcome::check(
-            traps == 0,
-            format!("{traps} trap(s) in the run's operations"),
-        ),
-        Instant::now(),
-    );
-    let denials = d.denials();
-    r.record(
-        "sandbox.no_denials",
-        Sandbox,
-        false,
-        if denials == 0 {
-            Outcome::pass("every host call the driver made was granted")
-        } else {
-            Outcome::warn(format!(
-                "{denials} host call(s) of its everyday operations were refused (see the log): it asks for what the operator did not grant"
-            ))
-        },
-        Instant::now(),
-    );
-    r.record(
-        "sandbox.ungranted_load_refused",
-        Sandbox,
-        true,
-        match &s.ungranted_refused {
-            Some(Ok(m)) => Outcome::pass(m.clone()),
-            Some(Err(m)) => Outcome::fail(m.clone()),
-            None => Outcome::skip("the manifest asks for no capability"),
-        },
-        Instant::now(),
-    );
+    sandbox_records(r, d, s.ungranted_refused.as_ref()).await;
     match &s.unprivileged {
         Ok(u) => {
             let (c, n) = (container.clone(), st.name("unprivileged"));

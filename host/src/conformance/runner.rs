@@ -3,11 +3,12 @@
 //! (a failure when it is required, so a broken driver cannot pass by skipping).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::report::{Category, CheckResult, Outcome, Verdict};
 use crate::driver::{ModelUpdate, Snapshot, Volume};
-use crate::runtime::{CallError, DriverFailure, SandboxFailure};
+use crate::runtime::{CallError, DriverFailure, DriverPool, SandboxFailure};
 
 /// The checks recorded so far.
 #[derive(Default)]
@@ -188,6 +189,103 @@ pub fn refused<T>(what: &str, r: &Result<T, CallError>) -> Outcome {
         Err(e) if trapped(e) => Outcome::fail(format!("{what}: the driver trapped: {e}")),
         Err(e) => Outcome::pass(format!("{what} is refused: {e}")),
     }
+}
+
+/// The checks every world starts with: the component loaded (at `started`), its setup
+/// check, and two more instances set up as a pool makes them.
+pub async fn setup_checks(r: &mut Runner, d: &Arc<DriverPool>, started: Instant) {
+    use Category::Capabilities;
+    r.record(
+        "load.component",
+        Capabilities,
+        true,
+        Outcome::pass(format!(
+            "{} {} loaded as {} (contract {}), grants admitted",
+            d.identity.name, d.identity.version, d.world, d.contract
+        )),
+        started,
+    );
+    r.run("setup.check_for_setup_error", Capabilities, true, async {
+        required("check_for_setup_error", &d.check_for_setup_error().await)
+    })
+    .await;
+    r.run("setup.instances", Capabilities, true, async {
+        let pool = d.clone();
+        match tokio::task::spawn_blocking(move || pool.prewarm(2)).await {
+            Ok(Ok(())) => Outcome::pass("two more instances made, do_setup ran on each"),
+            Ok(Err(e)) => Outcome::fail(format!("do_setup on a new instance: {e}")),
+            Err(e) => Outcome::fail(format!("prewarm: {e}")),
+        }
+    })
+    .await;
+}
+
+/// A target's or a backup store's health probe (check `id`), skipped when the contract
+/// the component was built for has none (before 0.3).
+pub async fn health_check(r: &mut Runner, id: &str, d: &Arc<DriverPool>) {
+    r.run(id, Category::Capabilities, false, async {
+        match d.health().await {
+            Ok(Some(h)) if h.healthy => Outcome::pass("healthy"),
+            Ok(Some(h)) => Outcome::fail(format!("reports itself unhealthy: {}", h.detail)),
+            Ok(None) => Outcome::skip(format!(
+                "contract {} has no health export for a {}",
+                d.contract, d.world
+            )),
+            Err(e) => Outcome::fail(format!("health: {e}")),
+        }
+    })
+    .await;
+}
+
+/// The sandbox checks every world ends with: nothing the run did trapped (or missed its
+/// deadline, or ran out of memory), no host call of its everyday operations was refused,
+/// and a load granting nothing of what the manifest asks was refused (`ungranted`: the
+/// load's verdict, none when the manifest asks for nothing).
+pub async fn sandbox_records(
+    r: &mut Runner,
+    d: &Arc<DriverPool>,
+    ungranted: Option<&Result<String, String>>,
+) {
+    use Category::Sandbox;
+    let traps = d
+        .metrics
+        .sandbox_failures
+        .load(std::sync::atomic::Ordering::Relaxed);
+    r.record(
+        "sandbox.no_traps",
+        Sandbox,
+        true,
+        Outcome::check(
+            traps == 0,
+            format!("{traps} trap(s), deadline(s) or out-of-memory in the run's operations"),
+        ),
+        Instant::now(),
+    );
+    let denials = d.denials();
+    r.record(
+        "sandbox.no_denials",
+        Sandbox,
+        false,
+        if denials == 0 {
+            Outcome::pass("every host call the driver made was granted")
+        } else {
+            Outcome::warn(format!(
+                "{denials} host call(s) of the driver's everyday operations were refused (see the log): it asks for what the operator did not grant (an optional capability left out, or more than its manifest requests)"
+            ))
+        },
+        Instant::now(),
+    );
+    r.record(
+        "sandbox.ungranted_load_refused",
+        Sandbox,
+        true,
+        match ungranted {
+            Some(Ok(m)) => Outcome::pass(m.clone()),
+            Some(Err(m)) => Outcome::fail(m.clone()),
+            None => Outcome::skip("the manifest asks for no capability"),
+        },
+        Instant::now(),
+    );
 }
 
 /// Records what a model update asks the host to keep about a volume or snapshot. These

@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use super::report::{Category, Outcome};
 use super::runner::{
-    Runner, apply_to_volume, changes_auth, refused, repeated_delete, required, trapped,
+    Runner, apply_to_volume, changes_auth, health_check, refused, repeated_delete, required,
+    sandbox_records, setup_checks, trapped,
 };
 use super::volume::keys_outcome;
 use crate::driver::{ConnectionInfo, Connector, Volume};
 use crate::runtime::{CallError, DriverPool};
 
-use Category::{Capabilities, Cleanup, Sandbox, Target};
+use Category::{Cleanup, Sandbox, Target};
 
 /// What a target driver's run is given.
 pub struct Subject {
@@ -134,38 +135,8 @@ fn same(a: &ConnectionInfo, b: &ConnectionInfo) -> bool {
 
 pub async fn run(s: &Subject, r: &mut Runner) {
     let t = &s.target;
-    r.record(
-        "load.component",
-        Capabilities,
-        true,
-        Outcome::pass(format!(
-            "{} {} loaded as {} (contract {}), grants admitted",
-            t.identity.name, t.identity.version, t.world, t.contract
-        )),
-        Instant::now(),
-    );
-    r.run("setup.check_for_setup_error", Capabilities, true, async {
-        required("check_for_setup_error", &t.check_for_setup_error().await)
-    })
-    .await;
-    r.run("setup.instances", Capabilities, true, async {
-        let pool = t.clone();
-        match tokio::task::spawn_blocking(move || pool.prewarm(2)).await {
-            Ok(Ok(())) => Outcome::pass("two more instances made, do_setup ran on each"),
-            Ok(Err(e)) => Outcome::fail(format!("do_setup on a new instance: {e}")),
-            Err(e) => Outcome::fail(format!("prewarm: {e}")),
-        }
-    })
-    .await;
-    r.run("target.health", Capabilities, false, async {
-        match t.health().await {
-            Ok(Some(h)) if h.healthy => Outcome::pass("healthy"),
-            Ok(Some(h)) => Outcome::fail(format!("reports itself unhealthy: {}", h.detail)),
-            Ok(None) => Outcome::skip("its contract predates the health export"),
-            Err(e) => Outcome::fail(format!("health: {e}")),
-        }
-    })
-    .await;
+    setup_checks(r, t, Instant::now()).await;
+    health_check(r, "target.health", t).await;
 
     let tmp = super::runner::ScratchDir::new("devices").ok();
     let tmp_path = tmp
@@ -468,45 +439,7 @@ pub async fn run(s: &Subject, r: &mut Runner) {
     .await;
 
     // The sandbox.
-    let traps = t
-        .metrics
-        .sandbox_failures
-        .load(std::sync::atomic::Ordering::Relaxed);
-    r.record(
-        "sandbox.no_traps",
-        Sandbox,
-        true,
-        Outcome::check(
-            traps == 0,
-            format!("{traps} trap(s) in the run's operations"),
-        ),
-        Instant::now(),
-    );
-    let denials = t.denials();
-    r.record(
-        "sandbox.no_denials",
-        Sandbox,
-        false,
-        if denials == 0 {
-            Outcome::pass("every host call the driver made was granted")
-        } else {
-            Outcome::warn(format!(
-                "{denials} host call(s) of its everyday operations were refused (see the log): it asks for what the operator did not grant"
-            ))
-        },
-        Instant::now(),
-    );
-    r.record(
-        "sandbox.ungranted_load_refused",
-        Sandbox,
-        true,
-        match &s.ungranted_refused {
-            Some(Ok(m)) => Outcome::pass(m.clone()),
-            Some(Err(m)) => Outcome::fail(m.clone()),
-            None => Outcome::skip("the manifest asks for no capability"),
-        },
-        Instant::now(),
-    );
+    sandbox_records(r, t, s.ungranted_refused.as_ref()).await;
     match &s.unprivileged {
         Ok(u) => {
             let dev = tmp_path.join("volume-unprivileged");

@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::report::{ActiveActive as AaVerdict, Category, Outcome, Verdict};
 use super::runner::{
     Runner, apply_to_snapshot, apply_to_volume, join_all, not_found, optional, refused,
-    repeated_delete, required, retyped, trapped, unsupported,
+    repeated_delete, required, retyped, sandbox_records, setup_checks, trapped, unsupported,
 };
 use crate::driver::{ConnectionInfo, Connector, ManageableVolume, Snapshot, Volume, VolumeStats};
 use crate::runtime::{CallError, DriverPool};
@@ -295,29 +295,7 @@ fn mentions(m: &ManageableVolume, ids: &[String]) -> bool {
 pub async fn run(s: &Subject, r: &mut Runner) -> AaVerdict {
     let d = &s.driver;
     let started = Instant::now();
-    r.record(
-        "load.component",
-        Capabilities,
-        true,
-        Outcome::pass(format!(
-            "{} {} loaded as {} (contract {}), grants admitted",
-            d.identity.name, d.identity.version, d.world, d.contract
-        )),
-        started,
-    );
-    r.run("setup.check_for_setup_error", Capabilities, true, async {
-        required("check_for_setup_error", &d.check_for_setup_error().await)
-    })
-    .await;
-    r.run("setup.instances", Capabilities, true, async {
-        let pool = d.clone();
-        match tokio::task::spawn_blocking(move || pool.prewarm(2)).await {
-            Ok(Ok(())) => Outcome::pass("two more instances made, do_setup ran on each"),
-            Ok(Err(e)) => Outcome::fail(format!("do_setup on a new instance: {e}")),
-            Err(e) => Outcome::fail(format!("prewarm: {e}")),
-        }
-    })
-    .await;
+    setup_checks(r, d, started).await;
 
     // Stats: Cinder's required keys, per backend and per pool.
     let mut stats = None;
@@ -356,34 +334,7 @@ pub async fn run(s: &Subject, r: &mut Runner) -> AaVerdict {
     optional_features(r, d, &ops, v1.as_ref()).await;
 
     // The sandbox, after the everyday operations: nothing they did trapped or was refused.
-    let traps = d
-        .metrics
-        .sandbox_failures
-        .load(std::sync::atomic::Ordering::Relaxed);
-    r.record(
-        "sandbox.no_traps",
-        Sandbox,
-        true,
-        Outcome::check(
-            traps == 0,
-            format!("{traps} trap(s), deadline(s) or out-of-memory in the run's operations"),
-        ),
-        Instant::now(),
-    );
-    let denials = d.denials();
-    r.record(
-        "sandbox.no_denials",
-        Sandbox,
-        false,
-        if denials == 0 {
-            Outcome::pass("every host call the driver made was granted")
-        } else {
-            Outcome::warn(format!(
-                "{denials} host call(s) of the driver's everyday operations were refused (see the log): it asks for what the operator did not grant (an optional capability left out, or more than its manifest requests)"
-            ))
-        },
-        Instant::now(),
-    );
+    sandbox_records(r, d, s.ungranted_refused.as_ref()).await;
     sandbox(r, s, &ops).await;
 
     let active_active = match &s.peer {
@@ -1884,29 +1835,6 @@ impl ToStringError for CallError {
 /// The same component with no capability at all: every operation that needs the outside
 /// world fails as a driver error, never a success and never a trap.
 async fn sandbox(r: &mut Runner, s: &Subject, ops: &Ops) {
-    match &s.ungranted_refused {
-        Some(Ok(msg)) => r.record(
-            "sandbox.ungranted_load_refused",
-            Sandbox,
-            true,
-            Outcome::pass(msg.clone()),
-            Instant::now(),
-        ),
-        Some(Err(msg)) => r.record(
-            "sandbox.ungranted_load_refused",
-            Sandbox,
-            true,
-            Outcome::fail(msg.clone()),
-            Instant::now(),
-        ),
-        None => r.record(
-            "sandbox.ungranted_load_refused",
-            Sandbox,
-            true,
-            Outcome::skip("the manifest asks for no capability"),
-            Instant::now(),
-        ),
-    };
     let u = match &s.unprivileged {
         Ok(u) => u.clone(),
         Err(e) => {
