@@ -16,7 +16,9 @@ use super::runner::{
     Runner, apply_to_snapshot, apply_to_volume, join_all, not_found, optional, refused,
     repeated_delete, required, retyped, sandbox_records, setup_checks, trapped, unsupported,
 };
-use crate::driver::{ConnectionInfo, Connector, ManageableVolume, Snapshot, Volume, VolumeStats};
+use crate::driver::{
+    ConnectionInfo, Connector, ManageableVolume, ModelUpdate, Snapshot, Volume, VolumeStats,
+};
 use crate::runtime::{CallError, DriverPool};
 
 use Category::*;
@@ -110,9 +112,19 @@ impl Ops {
         }
     }
 
-    async fn create(&self, d: &Arc<DriverPool>, mut v: Volume) -> Result<Volume, CallError> {
+    async fn create(&self, d: &Arc<DriverPool>, v: Volume) -> Result<Volume, CallError> {
+        self.made_by(v, async |v| d.create_volume(v).await).await
+    }
+
+    /// Records `v` as made before `make` runs (so cleanup finds what a half-done call
+    /// left), then keeps what its model update says.
+    async fn made_by(
+        &self,
+        mut v: Volume,
+        make: impl AsyncFnOnce(&Volume) -> Result<ModelUpdate, CallError>,
+    ) -> Result<Volume, CallError> {
         self.made.volume(&v);
-        let u = d.create_volume(&v).await?;
+        let u = make(&v).await?;
         apply_to_volume(&mut v, &u);
         self.made.volume(&v);
         Ok(v)
@@ -160,12 +172,10 @@ impl Ops {
         size: u64,
         s: &Snapshot,
     ) -> Result<Volume, CallError> {
-        let mut v = self.new_volume(size);
-        self.made.volume(&v);
-        let u = d.create_volume_from_snapshot(&v, s).await?;
-        apply_to_volume(&mut v, &u);
-        self.made.volume(&v);
-        Ok(v)
+        self.made_by(self.new_volume(size), async |v| {
+            d.create_volume_from_snapshot(v, s).await
+        })
+        .await
     }
 
     async fn clone_of(
@@ -174,12 +184,10 @@ impl Ops {
         size: u64,
         source: &Volume,
     ) -> Result<Volume, CallError> {
-        let mut v = self.new_volume(size);
-        self.made.volume(&v);
-        let u = d.create_cloned_volume(&v, source).await?;
-        apply_to_volume(&mut v, &u);
-        self.made.volume(&v);
-        Ok(v)
+        self.made_by(self.new_volume(size), async |v| {
+            d.create_cloned_volume(v, source).await
+        })
+        .await
     }
 
     /// Deletes everything still recorded as made, snapshots first; what could not be
